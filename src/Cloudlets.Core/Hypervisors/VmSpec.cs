@@ -1,0 +1,48 @@
+namespace Cloudlets.Core.Hypervisors;
+
+/// <summary>
+/// What it takes to create a VM (what virt-install did in the original demonstration):
+/// a name, memory, vCPUs, how it boots, and an optional bridged NIC.
+/// </summary>
+public sealed record VmSpec
+{
+    /// <summary>The VM name: 1 to 64 characters of letters, digits, '-', '_' and '.'.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Memory in MiB. Must be at least 1. The default is 256 MiB.</summary>
+    public int MemoryMiB { get; init; } = 256;
+
+    /// <summary>Virtual CPUs. Must be at least 1. The default is 1.</summary>
+    public int VCpus { get; init; } = 1;
+
+    /// <summary>How the VM boots: a kernel and initrd, or a disk image.</summary>
+    public required VmBoot Boot { get; init; }
+
+    /// <summary>A NIC bridged onto the named host bridge, or <see langword="null"/> for none.</summary>
+    public BridgedNic? Nic { get; init; }
+
+    /// <summary>
+    /// The virtualization type: <c>kvm</c> for hardware virtualization, <c>qemu</c> for software
+    /// emulation (TCG). The default is <c>kvm</c>.
+    /// </summary>
+    public string DomainType { get; init; } = "kvm";
+}
+
+/// <summary>How a VM boots.</summary>
+public abstract record VmBoot;
+
+/// <summary>Direct kernel boot: a kernel image, an initrd and a command line, all paths on the host.</summary>
+/// <param name="KernelPath">The kernel image path on the host.</param>
+/// <param name="InitrdPath">The initrd path on the host, or <see langword="null"/>.</param>
+/// <param name="CommandLine">The kernel command line.</param>
+public sealed record KernelBoot(string KernelPath, string? InitrdPath, string CommandLine) : VmBoot;
+
+/// <summary>Boot from a disk image on the host.</summary>
+/// <param name="ImagePath">The disk image path on the host.</param>
+/// <param name="Format">The image format (<c>qcow2</c> or <c>raw</c>).</param>
+public sealed record DiskBoot(string ImagePath, string Format = "qcow2") : VmBoot;
+
+/// <summary>A virtio NIC bridged onto a host bridge.</summary>
+/// <param name="Bridge">The host bridge name.</param>
+/// <param name="MacAddress">A fixed MAC address (<c>52:54:00:xx:xx:xx</c>), or <see langword="null"/> for one chosen by the host.</param>
+public sealed record BridgedNic(string Bridge, string? MacAddress = null);
