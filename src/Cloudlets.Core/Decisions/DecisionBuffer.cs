@@ -1,0 +1,189 @@
+using System.Globalization;
+
+namespace Cloudlets.Core.Decisions;
+
+/// <summary>
+/// The results of one evaluation, one entry per VM of a <see cref="FleetSnapshot"/>, plus the scratch
+/// space a policy needs. Created once for a snapshot's layout and reused for every evaluation, so the
+/// evaluation path allocates nothing; <see cref="ToDecision"/> turns an entry into an explained
+/// <see cref="MigrationDecision"/> (that allocates).
+/// </summary>
+public sealed class DecisionBuffer
+{
+    internal readonly DecisionKind[] Kind;
+    internal readonly DecisionReason[] Reason;
+    internal readonly int[] Target;
+    internal readonly double[] CurrentScore;
+    internal readonly double[] TargetScore;
+    internal readonly double[] Detail1;
+    internal readonly double[] Detail2;
+    internal readonly int[] NextPendingHost;
+    internal readonly int[] NextPendingWindows;
+
+    // Per VM × host candidate records, only when recording candidates.
+    internal readonly CandidateStatus[]? CandidateStatuses;
+    internal readonly double[]? CandidateScores;
+
+    // Scratch, reused by every evaluation.
+    internal readonly double[] CellValue;      // [vantage * H + host]: the user's latency, +inf = unreachable
+    internal readonly CandidateStatus[] CellStatus; // Eligible, Stale or Unreachable
+    internal readonly long[] ReservedMemory;
+    internal readonly int[] ReservedVCpus;
+    internal readonly double[] UserValues;
+    internal readonly double[] UserWeights;
+
+    /// <summary>Creates a buffer for a snapshot's layout.</summary>
+    /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
+    /// <param name="recordCandidates">Whether every candidate's status and score is kept (needed for <see cref="MigrationDecision.Candidates"/>; costs VMs × hosts memory).</param>
+    public DecisionBuffer(FleetSnapshot layout, bool recordCandidates = true)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        VmCount = layout.VmCount;
+        HostCount = layout.HostCount;
+        var v = layout.VmCount;
+        Kind = new DecisionKind[v];
+        Reason = new DecisionReason[v];
+        Target = new int[v];
+        CurrentScore = new double[v];
+        TargetScore = new double[v];
+        Detail1 = new double[v];
+        Detail2 = new double[v];
+        NextPendingHost = new int[v];
+        NextPendingWindows = new int[v];
+        RecordsCandidates = recordCandidates;
+        if (recordCandidates)
+        {
+            CandidateStatuses = new CandidateStatus[v * layout.HostCount];
+            CandidateScores = new double[v * layout.HostCount];
+        }
+
+        CellValue = new double[layout.VantagePointCount * layout.HostCount];
+        CellStatus = new CandidateStatus[CellValue.Length];
+        ReservedMemory = new long[layout.HostCount];
+        ReservedVCpus = new int[layout.HostCount];
+        var maxUsers = 1;
+        foreach (var c in layout.UserCount)
+        {
+            maxUsers = Math.Max(maxUsers, c);
+        }
+
+        UserValues = new double[maxUsers];
+        UserWeights = new double[maxUsers];
+    }
+
+    /// <summary>The number of VM entries.</summary>
+    public int VmCount { get; }
+
+    /// <summary>The number of hosts of the layout.</summary>
+    public int HostCount { get; }
+
+    /// <summary>Whether every candidate's status and score is kept.</summary>
+    public bool RecordsCandidates { get; }
+
+    /// <summary>The evaluation time of the last evaluation.</summary>
+    public DateTimeOffset EvaluatedAt { get; internal set; }
+
+    /// <summary>The number of moves in the last evaluation.</summary>
+    public int MoveCount { get; internal set; }
+
+    /// <summary>The confirmation windows the policy requires (for explanations).</summary>
+    internal int RequiredWindows { get; set; }
+
+    /// <summary>What the last evaluation concluded for a VM.</summary>
+    public DecisionKind KindOf(int vm) => Kind[vm];
+
+    /// <summary>Why.</summary>
+    public DecisionReason ReasonOf(int vm) => Reason[vm];
+
+    /// <summary>The target host index (a move's destination, a held-back move's best host), or -1.</summary>
+    public int TargetOf(int vm) => Target[vm];
+
+    /// <summary>The VM's score on its current host in ms, or NaN when not scored.</summary>
+    public double CurrentScoreOf(int vm) => CurrentScore[vm];
+
+    /// <summary>The VM's score on the target host in ms, or NaN.</summary>
+    public double TargetScoreOf(int vm) => TargetScore[vm];
+
+    /// <summary>
+    /// Turns a move into a held-back stay (for example when the executor's limits refuse it), and
+    /// keeps its confirmation so that it is retried in the next window.
+    /// </summary>
+    public void HoldBack(int vm, DecisionReason reason)
+    {
+        if (Kind[vm] != DecisionKind.Move)
+        {
+            return;
+        }
+
+        Kind[vm] = DecisionKind.Stay;
+        Reason[vm] = reason;
+        NextPendingHost[vm] = Target[vm];
+        NextPendingWindows[vm] = Math.Max(RequiredWindows - 1, 0);
+        MoveCount--;
+    }
+
+    /// <summary>Turns one entry into an explained decision, with every candidate when they were recorded.</summary>
+    public MigrationDecision ToDecision(FleetSnapshot snapshot, int vm)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var current = snapshot.CurrentHost[vm];
+        var target = Target[vm];
+        CandidateScore[] candidates = [];
+        if (RecordsCandidates)
+        {
+            candidates = new CandidateScore[HostCount];
+            for (var h = 0; h < HostCount; h++)
+            {
+                var i = (vm * HostCount) + h;
+                var score = CandidateScores![i];
+                candidates[h] = new CandidateScore(snapshot.HostName(h), CandidateStatuses![i], double.IsNaN(score) ? null : score, h == current);
+            }
+        }
+
+        var windows = Kind[vm] == DecisionKind.Move ? RequiredWindows : NextPendingWindows[vm];
+        return new MigrationDecision(
+            snapshot.VmName(vm),
+            EvaluatedAt,
+            Kind[vm],
+            Reason[vm],
+            current >= 0 ? snapshot.HostName(current) : null,
+            target >= 0 ? snapshot.HostName(target) : null,
+            double.IsNaN(CurrentScore[vm]) ? null : CurrentScore[vm],
+            double.IsNaN(TargetScore[vm]) || target < 0 ? null : TargetScore[vm],
+            windows,
+            candidates,
+            Explain(snapshot, vm, current, target, windows));
+    }
+
+    private string Explain(FleetSnapshot snapshot, int vm, int current, int target, int windows)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var cur = current >= 0 ? snapshot.HostName(current) : "?";
+        var tgt = target >= 0 ? snapshot.HostName(target) : "?";
+        var cs = Ms(CurrentScore[vm]);
+        var ts = Ms(TargetScore[vm]);
+        return Reason[vm] switch
+        {
+            DecisionReason.Move => string.Format(c, "Move from {0} ({1}) to {2} ({3}): the gain held for {4} windows and outweighs the migration cost.", cur, cs, tgt, ts, windows),
+            DecisionReason.AlreadyBest => string.Format(c, "Stay on {0} ({1}): no candidate scores lower.", cur, cs),
+            DecisionReason.Tie => string.Format(c, "Stay on {0} ({1}): {2} ({3}) is no better within the tie tolerance; ties keep the VM.", cur, cs, tgt, ts),
+            DecisionReason.NoCandidates => string.Format(c, "Stay on {0} ({1}): no other host is a candidate (down, backed off, unreachable or full).", cur, cs),
+            DecisionReason.BelowAbsoluteGain => string.Format(c, "Stay on {0} ({1}): {2} ({3}) gains less than the minimum {4}.", cur, cs, tgt, ts, Ms(Detail1[vm])),
+            DecisionReason.BelowRelativeGain => string.Format(c, "Stay on {0} ({1}): {2} ({3}) gains less than the minimum {4:0.#} %.", cur, cs, tgt, ts, Detail1[vm] * 100),
+            DecisionReason.CostExceedsGain => double.IsPositiveInfinity(Detail1[vm])
+                ? string.Format(c, "Stay on {0} ({1}): a migration to {2} ({3}) would not converge (the dirty rate reaches the bandwidth).", cur, cs, tgt, ts)
+                : string.Format(c, "Stay on {0} ({1}): moving to {2} ({3}) costs {4:0} ms·s, more than the expected gain of {5:0} ms·s over the expected stay.", cur, cs, tgt, ts, Detail1[vm], Detail2[vm]),
+            DecisionReason.Cooldown => string.Format(c, "Stay on {0} ({1}): {2} ({3}) is better, but the VM moved recently; the cooldown ends in {4:0.#} s.", cur, cs, tgt, ts, Detail1[vm]),
+            DecisionReason.AwaitingConfirmation => string.Format(c, "Stay on {0} ({1}) for now: {2} ({3}) is better in {4} of {5} consecutive windows.", cur, cs, tgt, ts, windows, RequiredWindows),
+            DecisionReason.MigrationLimitReached => string.Format(c, "Stay on {0} ({1}) for now: the move to {2} ({3}) is due, but the executor's limits or a host backoff hold it back.", cur, cs, tgt, ts),
+            DecisionReason.StaleData => string.Format(c, "No decision for VM on {0}: the latency data is older than the staleness bound.", cur),
+            DecisionReason.CurrentHostDown => string.Format(c, "No decision: the current host {0} does not answer.", cur),
+            DecisionReason.PlacementUnknown => "No decision: the VM was not found running on exactly one known host.",
+            DecisionReason.MigrationInProgress => string.Format(c, "No decision: the VM is being migrated from {0}.", cur),
+            DecisionReason.NoUsers => "No decision: the VM has no users.",
+            _ => Reason[vm].ToString(),
+        };
+
+        string Ms(double value) => double.IsNaN(value) ? "n/a" : double.IsPositiveInfinity(value) ? "unreachable" : value.ToString("0.0", c) + " ms";
+    }
+}

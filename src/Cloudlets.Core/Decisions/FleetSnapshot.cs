@@ -1,0 +1,273 @@
+using Cloudlets.Core.Probing;
+
+namespace Cloudlets.Core.Decisions;
+
+/// <summary>
+/// What a policy knows at one evaluation: per host its availability and free capacity; per vantage
+/// point and host a latency summary; per VM its users (with weights), placement, size, dirty rate and
+/// migration history. The layout (which hosts, VMs and vantage points, in which order) is fixed when
+/// the snapshot is created; values are updated in place between evaluations, so a caller that
+/// evaluates every window allocates nothing. Not thread-safe: one writer, then one evaluation.
+/// </summary>
+/// <remarks>
+/// Data is stored in flat arrays indexed by host, vantage point and VM index (see <c>IndexOf…</c>)
+/// so that one evaluation over a large fleet touches contiguous memory.
+/// </remarks>
+public sealed class FleetSnapshot
+{
+    private readonly string[] _hosts;
+    private readonly string[] _vantagePoints;
+    private readonly string[] _vms;
+    private readonly Dictionary<string, int> _hostIndex;
+    private readonly Dictionary<string, int> _vantageIndex;
+    private readonly Dictionary<string, int> _vmIndex;
+
+    // Hosts.
+    internal readonly HostAvailability[] Availability;
+    internal readonly long[] FreeMemoryBytes;
+    internal readonly int[] FreeVCpus;
+    internal readonly double[] Bandwidth; // [source * H + destination], NaN = unknown
+
+    // Latency cells, [vantage * H + host].
+    internal readonly LatencyCell[] Cells;
+
+    // VMs: users in CSR layout.
+    internal readonly int[] UserStart;
+    internal readonly int[] UserCount;
+    internal readonly int[] UserVantage;
+    internal readonly double[] UserWeight;
+    internal readonly double[] TotalWeight;
+    internal readonly int[] CurrentHost;
+    internal readonly long[] VmMemoryBytes;
+    internal readonly int[] VmVCpus;
+    internal readonly double[] DirtyRate;
+    internal readonly long[] LastMoveTicks; // UTC ticks, long.MinValue = never
+    internal readonly bool[] InFlight;
+    internal readonly int[] PendingHost;
+    internal readonly int[] PendingWindows;
+
+    /// <summary>Creates a snapshot for a fixed set of hosts and VMs; the vantage points are the VMs' users, in order of first appearance.</summary>
+    /// <param name="hosts">Host names, unique.</param>
+    /// <param name="vms">VMs with their users; names unique, each user with a finite weight greater than 0.</param>
+    /// <exception cref="ArgumentException">A name is repeated or empty, or a weight is invalid.</exception>
+    public FleetSnapshot(IReadOnlyList<string> hosts, IReadOnlyList<VmDefinition> vms)
+    {
+        ArgumentNullException.ThrowIfNull(hosts);
+        ArgumentNullException.ThrowIfNull(vms);
+        _hosts = [.. hosts];
+        _hostIndex = IndexNames(_hosts, "host");
+        _vms = new string[vms.Count];
+        for (var i = 0; i < vms.Count; i++)
+        {
+            _vms[i] = vms[i]?.Name ?? throw new ArgumentException($"VM {i} is null.", nameof(vms));
+        }
+
+        _vmIndex = IndexNames(_vms, "VM");
+
+        var vantage = new List<string>();
+        _vantageIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+        var users = 0;
+        foreach (var vm in vms)
+        {
+            users += vm.Users?.Count ?? throw new ArgumentException($"VM '{vm.Name}' has no user list.", nameof(vms));
+        }
+
+        var v = vms.Count;
+        var h = _hosts.Length;
+        UserStart = new int[v];
+        UserCount = new int[v];
+        UserVantage = new int[users];
+        UserWeight = new double[users];
+        TotalWeight = new double[v];
+        var next = 0;
+        for (var i = 0; i < v; i++)
+        {
+            UserStart[i] = next;
+            UserCount[i] = vms[i].Users.Count;
+            foreach (var user in vms[i].Users)
+            {
+                if (string.IsNullOrEmpty(user.VantagePoint))
+                {
+                    throw new ArgumentException($"VM '{_vms[i]}' has a user without a vantage point.", nameof(vms));
+                }
+
+                if (!double.IsFinite(user.Weight) || user.Weight <= 0)
+                {
+                    throw new ArgumentException($"VM '{_vms[i]}': user '{user.VantagePoint}' has weight {user.Weight}; a weight must be finite and greater than 0.", nameof(vms));
+                }
+
+                if (!_vantageIndex.TryGetValue(user.VantagePoint, out var vp))
+                {
+                    vp = vantage.Count;
+                    vantage.Add(user.VantagePoint);
+                    _vantageIndex.Add(user.VantagePoint, vp);
+                }
+
+                UserVantage[next] = vp;
+                UserWeight[next] = user.Weight;
+                TotalWeight[i] += user.Weight;
+                next++;
+            }
+        }
+
+        _vantagePoints = [.. vantage];
+        Availability = new HostAvailability[h];
+        FreeMemoryBytes = new long[h];
+        FreeVCpus = new int[h];
+        Bandwidth = new double[h * h];
+        Array.Fill(Bandwidth, double.NaN);
+        Cells = new LatencyCell[_vantagePoints.Length * h];
+        CurrentHost = new int[v];
+        Array.Fill(CurrentHost, -1);
+        VmMemoryBytes = new long[v];
+        VmVCpus = new int[v];
+        DirtyRate = new double[v];
+        Array.Fill(DirtyRate, double.NaN);
+        LastMoveTicks = new long[v];
+        Array.Fill(LastMoveTicks, long.MinValue);
+        InFlight = new bool[v];
+        PendingHost = new int[v];
+        Array.Fill(PendingHost, -1);
+        PendingWindows = new int[v];
+    }
+
+    /// <summary>The evaluation time; every age and cooldown is measured against it.</summary>
+    public DateTimeOffset Now { get; set; }
+
+    /// <summary>The number of hosts.</summary>
+    public int HostCount => _hosts.Length;
+
+    /// <summary>The number of VMs.</summary>
+    public int VmCount => _vms.Length;
+
+    /// <summary>The number of vantage points (distinct users).</summary>
+    public int VantagePointCount => _vantagePoints.Length;
+
+    /// <summary>The host at an index.</summary>
+    public string HostName(int host) => _hosts[host];
+
+    /// <summary>The VM at an index.</summary>
+    public string VmName(int vm) => _vms[vm];
+
+    /// <summary>The vantage point at an index.</summary>
+    public string VantagePointName(int vantagePoint) => _vantagePoints[vantagePoint];
+
+    /// <summary>The index of a host, or -1.</summary>
+    public int IndexOfHost(string name) => name is not null && _hostIndex.TryGetValue(name, out var i) ? i : -1;
+
+    /// <summary>The index of a VM, or -1.</summary>
+    public int IndexOfVm(string name) => name is not null && _vmIndex.TryGetValue(name, out var i) ? i : -1;
+
+    /// <summary>The index of a vantage point, or -1.</summary>
+    public int IndexOfVantagePoint(string name) => name is not null && _vantageIndex.TryGetValue(name, out var i) ? i : -1;
+
+    /// <summary>The VM's current host index, or -1 when unknown.</summary>
+    public int PlacementOf(int vm) => CurrentHost[vm];
+
+    /// <summary>Sets a host's availability and free capacity.</summary>
+    /// <param name="host">The host index.</param>
+    /// <param name="availability">Whether it answers, or is backed off.</param>
+    /// <param name="freeMemoryBytes">Free memory in bytes.</param>
+    /// <param name="freeVCpus">vCPUs it can still give to VMs.</param>
+    public void SetHost(int host, HostAvailability availability, long freeMemoryBytes, int freeVCpus)
+    {
+        Availability[host] = availability;
+        FreeMemoryBytes[host] = freeMemoryBytes;
+        FreeVCpus[host] = freeVCpus;
+    }
+
+    /// <summary>Sets the measured bandwidth for migrations from one host to another (bytes per second; NaN for unknown).</summary>
+    public void SetBandwidth(int sourceHost, int destinationHost, double bytesPerSecond) =>
+        Bandwidth[(sourceHost * _hosts.Length) + destinationHost] = bytesPerSecond;
+
+    /// <summary>Sets what a vantage point measured to a host.</summary>
+    public void SetLatency(int vantagePoint, int host, in LatencySummary summary) =>
+        Cells[(vantagePoint * _hosts.Length) + host] = LatencyCell.From(summary);
+
+    /// <summary>Forgets what a vantage point measured to a host (no data: unreachable).</summary>
+    public void ClearLatency(int vantagePoint, int host) => Cells[(vantagePoint * _hosts.Length) + host] = default;
+
+    /// <summary>Sets where a VM runs and its size.</summary>
+    /// <param name="vm">The VM index.</param>
+    /// <param name="host">The host index, or -1 when unknown.</param>
+    /// <param name="memoryBytes">The VM's memory in bytes.</param>
+    /// <param name="vCpus">The VM's vCPUs.</param>
+    /// <param name="dirtyRateBytesPerSecond">How fast the VM dirties memory, or NaN when unknown.</param>
+    public void SetPlacement(int vm, int host, long memoryBytes, int vCpus, double dirtyRateBytesPerSecond = double.NaN)
+    {
+        CurrentHost[vm] = host;
+        VmMemoryBytes[vm] = memoryBytes;
+        VmVCpus[vm] = vCpus;
+        DirtyRate[vm] = dirtyRateBytesPerSecond;
+    }
+
+    /// <summary>Sets the VM's migration history: when it last moved, and whether it is moving now.</summary>
+    public void SetMigrationHistory(int vm, DateTimeOffset? lastMoveAt, bool inFlight)
+    {
+        LastMoveTicks[vm] = lastMoveAt?.UtcTicks ?? long.MinValue;
+        InFlight[vm] = inFlight;
+    }
+
+    /// <summary>Sets the VM's confirmation state: the host a move is pending to (-1 for none) and for how many consecutive windows.</summary>
+    public void SetConfirmation(int vm, int pendingHost, int windows)
+    {
+        PendingHost[vm] = pendingHost;
+        PendingWindows[vm] = windows;
+    }
+
+    /// <summary>The VM's confirmation state.</summary>
+    public (int PendingHost, int Windows) ConfirmationOf(int vm) => (PendingHost[vm], PendingWindows[vm]);
+
+    /// <summary>
+    /// Carries the confirmation state an evaluation produced into this snapshot, so that the next
+    /// evaluation continues counting consecutive windows. Call once after each evaluation.
+    /// </summary>
+    public void AdvanceConfirmations(DecisionBuffer results)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        Array.Copy(results.NextPendingHost, PendingHost, PendingHost.Length);
+        Array.Copy(results.NextPendingWindows, PendingWindows, PendingWindows.Length);
+    }
+
+    private static Dictionary<string, int> IndexNames(string[] names, string what)
+    {
+        var index = new Dictionary<string, int>(names.Length, StringComparer.Ordinal);
+        for (var i = 0; i < names.Length; i++)
+        {
+            if (string.IsNullOrEmpty(names[i]))
+            {
+                throw new ArgumentException($"A {what} name is empty (index {i}).");
+            }
+
+            if (!index.TryAdd(names[i], i))
+            {
+                throw new ArgumentException($"The {what} name '{names[i]}' appears twice.");
+            }
+        }
+
+        return index;
+    }
+}
+
+/// <summary>A latency summary reduced to what the policy reads, as plain numbers.</summary>
+internal struct LatencyCell
+{
+    public bool HasData;
+    public int Received;
+    public double LossRate;
+    public long NewestTicks;
+    public double MedianMs;
+    public double P95Ms;
+    public double MeanMs;
+
+    public static LatencyCell From(in LatencySummary s) => new()
+    {
+        HasData = s.Sent > 0 && s.NewestSampleAt is not null,
+        Received = s.Received,
+        LossRate = s.LossRate,
+        NewestTicks = s.NewestSampleAt?.UtcTicks ?? long.MinValue,
+        MedianMs = s.Median?.TotalMilliseconds ?? double.NaN,
+        P95Ms = s.P95?.TotalMilliseconds ?? double.NaN,
+        MeanMs = s.Mean?.TotalMilliseconds ?? double.NaN,
+    };
+}

@@ -1,0 +1,140 @@
+namespace Cloudlets.Core.Decisions;
+
+/// <summary>Which statistic of a vantage point's latency summary stands for that user's latency to a host.</summary>
+public enum LatencyStatistic
+{
+    /// <summary>The median round-trip time (robust to single spikes).</summary>
+    Median,
+    /// <summary>The 95th percentile round-trip time (tail-sensitive).</summary>
+    P95,
+    /// <summary>The mean round-trip time.</summary>
+    Mean,
+}
+
+/// <summary>
+/// Options of <see cref="LowestLatencyPolicy"/>. Every option documents its default and its valid
+/// range; the policy validates them once, when it is built, and keeps a copy.
+/// </summary>
+public sealed class LowestLatencyPolicyOptions
+{
+    /// <summary>Which statistic of each user's latency summary is used. The default is <see cref="LatencyStatistic.Median"/>.</summary>
+    public LatencyStatistic Statistic { get; set; } = LatencyStatistic.Median;
+
+    /// <summary>
+    /// The percentile, over the VM's users weighted by their weights, that makes the VM's score on a
+    /// host: the smallest latency that at least this share of the users' weight sees or better.
+    /// With one user it is that user's latency. Range (0, 1]. The default is 0.9.
+    /// </summary>
+    public double UserPercentile { get; set; } = 0.9;
+
+    /// <summary>The smallest improvement in ms that justifies a move. Range [0, 10000]. The default is 10 ms.</summary>
+    public double MinAbsoluteGainMs { get; set; } = 10;
+
+    /// <summary>
+    /// The smallest improvement relative to the current score that justifies a move (0.2 = 20 %).
+    /// Both this and <see cref="MinAbsoluteGainMs"/> must hold. Range [0, 1). The default is 0.2.
+    /// </summary>
+    public double MinRelativeGain { get; set; } = 0.2;
+
+    /// <summary>
+    /// How many consecutive evaluation windows a qualifying gain must be seen before the move is made.
+    /// Range [1, 1000]. The default is 3.
+    /// </summary>
+    public int ConfirmationWindows { get; set; } = 3;
+
+    /// <summary>How long a VM stays put after a move. Range [0, 1 day]. The default is 5 minutes.</summary>
+    public TimeSpan Cooldown { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Scores this close to each other (in ms) are equal: a host no better than the current one by more
+    /// than this keeps the VM (ties keep the VM). Range [0, 1000]. The default is 1 ms.
+    /// </summary>
+    public double TieToleranceMs { get; set; } = 1;
+
+    /// <summary>Latency data whose newest sample is older than this is stale: no decision is made on it. Range (0, 1 day]. The default is 30 seconds.</summary>
+    public TimeSpan MaxSampleAge { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A vantage point whose loss rate to a host is above this cannot reach it. Range [0, 1). The default is 0.5.</summary>
+    public double MaxLossRate { get; set; } = 0.5;
+
+    /// <summary>Memory a host must keep free beyond the VM's memory to be a candidate. Range [0, 1 TiB]. The default is 64 MiB.</summary>
+    public long MemoryReserveBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// The bandwidth between two hosts, in bytes per second, when the snapshot does not give one.
+    /// Range (0, 1e12]. The default is 125,000,000 (1 Gbit/s).
+    /// </summary>
+    public double DefaultBandwidthBytesPerSecond { get; set; } = 125_000_000;
+
+    /// <summary>The VM's memory dirty rate in bytes per second when the snapshot does not give one. Range [0, 1e12]. The default is 0.</summary>
+    public double DefaultDirtyRateBytesPerSecond { get; set; }
+
+    /// <summary>
+    /// How long a VM is expected to stay on its new host; the gain is counted over this time. Range (0, 30 days].
+    /// The default is 10 minutes.
+    /// </summary>
+    public TimeSpan ExpectedStay { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// The extra latency in ms users are assumed to suffer for every second a migration runs (dirty-page
+    /// tracking, the hand-over pause). A move is made only when gain × expected stay exceeds this ×
+    /// the estimated migration time (memory ÷ (bandwidth − dirty rate)). A migration whose dirty rate
+    /// reaches the bandwidth never converges and is never proposed. Range [0, 1e6]. The default is 100 ms.
+    /// </summary>
+    public double MigrationImpactMs { get; set; } = 100;
+
+    /// <summary>Returns a copy, so a built policy cannot be changed through the caller's instance.</summary>
+    public LowestLatencyPolicyOptions Clone() => (LowestLatencyPolicyOptions)MemberwiseClone();
+
+    /// <summary>Every violated range, in words; empty when the options are valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!Enum.IsDefined(Statistic))
+        {
+            errors.Add($"{nameof(Statistic)} must be one of Median, P95, Mean; it is {Statistic}.");
+        }
+
+        Range(errors, nameof(UserPercentile), UserPercentile, 0, 1, minExclusive: true);
+        Range(errors, nameof(MinAbsoluteGainMs), MinAbsoluteGainMs, 0, 10_000);
+        Range(errors, nameof(MinRelativeGain), MinRelativeGain, 0, 1, maxExclusive: true);
+        if (ConfirmationWindows is < 1 or > 1000)
+        {
+            errors.Add($"{nameof(ConfirmationWindows)} must be in [1, 1000]; it is {ConfirmationWindows}.");
+        }
+
+        Range(errors, nameof(Cooldown), Cooldown, TimeSpan.Zero, TimeSpan.FromDays(1));
+        Range(errors, nameof(TieToleranceMs), TieToleranceMs, 0, 1000);
+        Range(errors, nameof(MaxSampleAge), MaxSampleAge, TimeSpan.Zero, TimeSpan.FromDays(1), minExclusive: true);
+        Range(errors, nameof(MaxLossRate), MaxLossRate, 0, 1, maxExclusive: true);
+        if (MemoryReserveBytes is < 0 or > 1L << 40)
+        {
+            errors.Add($"{nameof(MemoryReserveBytes)} must be in [0, 1 TiB]; it is {MemoryReserveBytes}.");
+        }
+
+        Range(errors, nameof(DefaultBandwidthBytesPerSecond), DefaultBandwidthBytesPerSecond, 0, 1e12, minExclusive: true);
+        Range(errors, nameof(DefaultDirtyRateBytesPerSecond), DefaultDirtyRateBytesPerSecond, 0, 1e12);
+        Range(errors, nameof(ExpectedStay), ExpectedStay, TimeSpan.Zero, TimeSpan.FromDays(30), minExclusive: true);
+        Range(errors, nameof(MigrationImpactMs), MigrationImpactMs, 0, 1e6);
+        return errors;
+    }
+
+    private static void Range(List<string> errors, string name, double value, double min, double max, bool minExclusive = false, bool maxExclusive = false)
+    {
+        var ok = !double.IsNaN(value)
+            && (minExclusive ? value > min : value >= min)
+            && (maxExclusive ? value < max : value <= max);
+        if (!ok)
+        {
+            errors.Add($"{name} must be in {(minExclusive ? "(" : "[")}{min}, {max}{(maxExclusive ? ")" : "]")}; it is {value}.");
+        }
+    }
+
+    private static void Range(List<string> errors, string name, TimeSpan value, TimeSpan min, TimeSpan max, bool minExclusive = false)
+    {
+        if ((minExclusive ? value <= min : value < min) || value > max)
+        {
+            errors.Add($"{name} must be in {(minExclusive ? "(" : "[")}{min}, {max}]; it is {value}.");
+        }
+    }
+}

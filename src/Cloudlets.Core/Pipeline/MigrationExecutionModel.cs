@@ -1,0 +1,181 @@
+using Cloudlets.Core.Hypervisors;
+
+namespace Cloudlets.Core.Pipeline;
+
+/// <summary>How a migration ended.</summary>
+public enum MigrationOutcomeKind
+{
+    /// <summary>The VM runs on the destination.</summary>
+    Succeeded,
+    /// <summary>The migration failed; the VM stays on the source.</summary>
+    Failed,
+    /// <summary>The executor aborted the migration (a timeout or shutdown); the VM stays on the source.</summary>
+    Aborted,
+}
+
+/// <summary>Why the executor aborted a migration.</summary>
+public enum MigrationAbortCause
+{
+    /// <summary>Not aborted.</summary>
+    None,
+    /// <summary>No progress was reported within the progress timeout.</summary>
+    ProgressTimeout,
+    /// <summary>The migration did not finish within the completion timeout.</summary>
+    CompletionTimeout,
+    /// <summary>The executor was disposed while the migration ran.</summary>
+    Shutdown,
+}
+
+/// <summary>What the check after a move found.</summary>
+public enum ImprovementVerdict
+{
+    /// <summary>No check was made (the migration did not succeed, or no check is configured).</summary>
+    NotChecked,
+    /// <summary>The users' latency after the move is lower than before.</summary>
+    Improved,
+    /// <summary>The users' latency after the move is not lower than before.</summary>
+    NotImproved,
+    /// <summary>No fresh samples were available to decide.</summary>
+    NoData,
+}
+
+/// <summary>The users' latency before and after a move.</summary>
+/// <param name="Verdict">What the check found.</param>
+/// <param name="BeforeMs">The VM's score before the move in ms, or <see langword="null"/>.</param>
+/// <param name="AfterMs">The VM's score after the move in ms, or <see langword="null"/>.</param>
+public sealed record ImprovementCheck(ImprovementVerdict Verdict, double? BeforeMs, double? AfterMs)
+{
+    /// <summary>No check was made.</summary>
+    public static ImprovementCheck NotChecked { get; } = new(ImprovementVerdict.NotChecked, null, null);
+
+    /// <summary>The measured gain in ms (before minus after), or <see langword="null"/>.</summary>
+    public double? GainMs => BeforeMs is { } b && AfterMs is { } a && double.IsFinite(b) ? b - a : null;
+}
+
+/// <summary>A migration to run.</summary>
+/// <param name="VmName">The VM.</param>
+/// <param name="Source">The host it runs on.</param>
+/// <param name="Destination">The host it should run on.</param>
+/// <param name="Options">The migration options, or <see langword="null"/> for the executor's.</param>
+/// <param name="ScoreBeforeMs">The VM's score on the source when the move was decided (for the improvement check), or <see langword="null"/>.</param>
+public sealed record MigrationRequest(
+    string VmName,
+    IHypervisorHost Source,
+    IHypervisorHost Destination,
+    MigrationOptions? Options = null,
+    double? ScoreBeforeMs = null);
+
+/// <summary>How a migration ended, with the error and the improvement check.</summary>
+/// <param name="VmName">The VM.</param>
+/// <param name="Source">The source host name.</param>
+/// <param name="Destination">The destination host name.</param>
+/// <param name="Kind">Succeeded, failed or aborted.</param>
+/// <param name="StartedAt">When the executor started it.</param>
+/// <param name="FinishedAt">When the migration call returned.</param>
+/// <param name="Result">The hypervisor's result for a success, otherwise <see langword="null"/>.</param>
+/// <param name="Error">The error for a failure or an abort, otherwise <see langword="null"/>.</param>
+/// <param name="AbortCause">Why it was aborted, or <see cref="MigrationAbortCause.None"/>.</param>
+/// <param name="Improvement">Whether the users' latency really improved (successes only).</param>
+public sealed record MigrationOutcome(
+    string VmName,
+    string Source,
+    string Destination,
+    MigrationOutcomeKind Kind,
+    DateTimeOffset StartedAt,
+    DateTimeOffset FinishedAt,
+    MigrationResult? Result,
+    Exception? Error,
+    MigrationAbortCause AbortCause,
+    ImprovementCheck Improvement)
+{
+    /// <summary>From start to the end of the migration call.</summary>
+    public TimeSpan Duration => FinishedAt - StartedAt;
+}
+
+/// <summary>What an improvement check is given.</summary>
+/// <param name="Request">The migration that ran.</param>
+/// <param name="Result">The hypervisor's result.</param>
+/// <param name="CompletedAt">When the migration finished; samples sent after it measure the new placement.</param>
+/// <param name="CancellationToken">Cancelled when the executor is disposed.</param>
+public readonly record struct ImprovementCheckArguments(
+    MigrationRequest Request,
+    MigrationResult Result,
+    DateTimeOffset CompletedAt,
+    CancellationToken CancellationToken);
+
+/// <summary>
+/// Options of <see cref="MigrationExecutor"/>. Every option documents its default and range; the
+/// executor validates them once, when it is built.
+/// </summary>
+public sealed class MigrationExecutorOptions
+{
+    /// <summary>Migrations running at once in total. Range [1, 1000]. The default is 2.</summary>
+    public int MaxConcurrentMigrations { get; set; } = 2;
+
+    /// <summary>Migrations touching one host (as source or destination) at once. Range [1, 100]. The default is 1.</summary>
+    public int MaxConcurrentPerHost { get; set; } = 1;
+
+    /// <summary>A migration with no progress for this long is aborted. Range (0, 1 day]. The default is 30 seconds.</summary>
+    public TimeSpan ProgressTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A migration still running after this long is aborted. Range (0, 1 day]. The default is 10 minutes.</summary>
+    public TimeSpan CompletionTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The first backoff of a host after a failed or aborted migration to it; it doubles with each further failure. Range (0, 1 day]. The default is 30 seconds.</summary>
+    public TimeSpan BackoffBase { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The longest backoff. Range [<see cref="BackoffBase"/>, 1 day]. The default is 10 minutes.</summary>
+    public TimeSpan BackoffMax { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long after a successful move the users' latency is checked, so fresh samples exist. Range [0, 1 hour]. The default is 15 seconds.</summary>
+    public TimeSpan ImprovementCheckDelay { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The migration options for requests that carry none. The default is a live, peer-to-peer migration (<see cref="MigrationOptions"/>'s defaults).</summary>
+    public MigrationOptions Migration { get; set; } = new();
+
+    /// <summary>Returns a copy.</summary>
+    public MigrationExecutorOptions Clone() => (MigrationExecutorOptions)MemberwiseClone();
+
+    /// <summary>Every violated range, in words; empty when the options are valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (MaxConcurrentMigrations is < 1 or > 1000)
+        {
+            errors.Add($"{nameof(MaxConcurrentMigrations)} must be in [1, 1000]; it is {MaxConcurrentMigrations}.");
+        }
+
+        if (MaxConcurrentPerHost is < 1 or > 100)
+        {
+            errors.Add($"{nameof(MaxConcurrentPerHost)} must be in [1, 100]; it is {MaxConcurrentPerHost}.");
+        }
+
+        Positive(errors, nameof(ProgressTimeout), ProgressTimeout, TimeSpan.FromDays(1));
+        Positive(errors, nameof(CompletionTimeout), CompletionTimeout, TimeSpan.FromDays(1));
+        Positive(errors, nameof(BackoffBase), BackoffBase, TimeSpan.FromDays(1));
+        if (BackoffMax < BackoffBase || BackoffMax > TimeSpan.FromDays(1))
+        {
+            errors.Add($"{nameof(BackoffMax)} must be in [{nameof(BackoffBase)} ({BackoffBase}), 1 day]; it is {BackoffMax}.");
+        }
+
+        if (ImprovementCheckDelay < TimeSpan.Zero || ImprovementCheckDelay > TimeSpan.FromHours(1))
+        {
+            errors.Add($"{nameof(ImprovementCheckDelay)} must be in [0, 1 hour]; it is {ImprovementCheckDelay}.");
+        }
+
+        if (Migration is null)
+        {
+            errors.Add($"{nameof(Migration)} must not be null.");
+        }
+
+        return errors;
+    }
+
+    private static void Positive(List<string> errors, string name, TimeSpan value, TimeSpan max)
+    {
+        if (value <= TimeSpan.Zero || value > max)
+        {
+            errors.Add($"{name} must be in (0, {max}]; it is {value}.");
+        }
+    }
+}

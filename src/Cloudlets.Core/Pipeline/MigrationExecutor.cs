@@ -1,0 +1,427 @@
+using System.Diagnostics;
+using System.Reactive.Concurrency;
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using System.Reactive.Threading.Tasks;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Telemetry;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cloudlets.Core.Pipeline;
+
+/// <summary>
+/// Runs migrations through <see cref="IHypervisorHost.MigrateAsync"/> within limits (one per VM, a
+/// number per host and in total), aborts a migration that makes no progress or does not finish in
+/// time (by cancelling it: the source host aborts its job and the VM stays there), backs a failing
+/// destination off exponentially, checks after each move that the users' latency really improved,
+/// and reports every outcome on <see cref="Outcomes"/>. It never destroys or undefines a VM itself.
+/// </summary>
+public sealed class MigrationExecutor : IAsyncDisposable
+{
+    private readonly MigrationExecutorOptions _options;
+    private readonly IScheduler _scheduler;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Func<ImprovementCheckArguments, ValueTask<ImprovementCheck>>? _check;
+    private readonly Lock _gate = new();
+    private readonly HashSet<string> _vms = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _perHost = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Failures, DateTimeOffset Until)> _backoff = new(StringComparer.Ordinal);
+    private readonly List<Task> _running = [];
+    private readonly ISubject<MigrationOutcome> _outcomes = Subject.Synchronize(new Subject<MigrationOutcome>());
+    private readonly CancellationTokenSource _disposing = new();
+    private int _active;
+    private bool _disposed;
+
+    /// <summary>Builds an executor, validating the options once.</summary>
+    /// <param name="options">The options, copied; <see langword="null"/> for the defaults.</param>
+    /// <param name="scheduler">Runs the timeouts and the improvement-check delay (virtual in tests).</param>
+    /// <param name="timeProvider">Stamps outcomes and backoffs.</param>
+    /// <param name="logger">Where to log, or <see langword="null"/>.</param>
+    /// <param name="improvementCheck">Measures the users' latency after a move, or <see langword="null"/> for no check.</param>
+    /// <exception cref="ArgumentException">An option is out of its range.</exception>
+    public MigrationExecutor(
+        MigrationExecutorOptions? options,
+        IScheduler scheduler,
+        TimeProvider timeProvider,
+        ILogger? logger = null,
+        Func<ImprovementCheckArguments, ValueTask<ImprovementCheck>>? improvementCheck = null)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        _options = (options ?? new MigrationExecutorOptions()).Clone();
+        var errors = _options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("Invalid MigrationExecutorOptions: " + string.Join(" ", errors), nameof(options));
+        }
+
+        _scheduler = scheduler;
+        _time = timeProvider;
+        _logger = logger ?? NullLogger.Instance;
+        _check = improvementCheck;
+    }
+
+    /// <summary>Every migration's outcome (after its improvement check, for successes). Completes when the executor is disposed.</summary>
+    public IObservable<MigrationOutcome> Outcomes => _outcomes.AsObservable();
+
+    /// <summary>Migrations running now (including those awaiting their improvement check).</summary>
+    public int ActiveCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _active;
+            }
+        }
+    }
+
+    /// <summary>Whether the VM is being migrated (or its move is being checked).</summary>
+    public bool IsMigrating(string vmName)
+    {
+        lock (_gate)
+        {
+            return _vms.Contains(vmName);
+        }
+    }
+
+    /// <summary>Until when a host is backed off after failed migrations to it, or <see langword="null"/> when it is not.</summary>
+    public DateTimeOffset? BackedOffUntil(string hostName)
+    {
+        lock (_gate)
+        {
+            return _backoff.TryGetValue(hostName, out var b) && b.Until > _time.GetUtcNow() ? b.Until : null;
+        }
+    }
+
+    /// <summary>
+    /// Starts a migration unless a limit or a backoff refuses it. Returns at once; the outcome is
+    /// published on <see cref="Outcomes"/>.
+    /// </summary>
+    /// <param name="request">What to migrate where.</param>
+    /// <param name="rejection">Why it was not started, or <see langword="null"/>.</param>
+    /// <returns>Whether the migration started.</returns>
+    /// <exception cref="ArgumentException">The source and the destination are the same host.</exception>
+    /// <exception cref="ObjectDisposedException">The executor was disposed.</exception>
+    public bool TryStart(MigrationRequest request, out string? rejection)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var source = request.Source.Name;
+        var destination = request.Destination.Name;
+        if (string.Equals(source, destination, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"VM '{request.VmName}': the source and the destination are the same host '{source}'.", nameof(request));
+        }
+
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            rejection = Admit(request.VmName, source, destination);
+            if (rejection is not null)
+            {
+                DecisionsLog.MigrationRejected(_logger, request.VmName, destination, rejection);
+                return false;
+            }
+
+            _vms.Add(request.VmName);
+            _perHost[source] = _perHost.GetValueOrDefault(source) + 1;
+            _perHost[destination] = _perHost.GetValueOrDefault(destination) + 1;
+            _active++;
+        }
+
+        // Started outside the lock: the migration call runs synchronously up to its first await.
+        var task = RunAsync(request);
+        lock (_gate)
+        {
+            if (!task.IsCompleted)
+            {
+                _running.Add(task);
+            }
+        }
+
+        _ = task.ContinueWith(Forget, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return true;
+    }
+
+    /// <summary>Aborts every running migration (each VM stays on its source), waits for them, and completes <see cref="Outcomes"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Task[] running;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            running = [.. _running];
+        }
+
+        await _disposing.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(running).ConfigureAwait(false);
+        _outcomes.OnCompleted();
+        _disposing.Dispose();
+    }
+
+    private void Forget(Task task)
+    {
+        lock (_gate)
+        {
+            _running.Remove(task);
+        }
+    }
+
+    private string? Admit(string vm, string source, string destination)
+    {
+        if (_vms.Contains(vm))
+        {
+            return $"VM '{vm}' is already being migrated.";
+        }
+
+        if (_backoff.TryGetValue(destination, out var b) && b.Until > _time.GetUtcNow())
+        {
+            return $"host '{destination}' is backed off until {b.Until:O} after {b.Failures} failed migration(s).";
+        }
+
+        if (_active >= _options.MaxConcurrentMigrations)
+        {
+            return $"{_active} migrations are running, the limit in total is {_options.MaxConcurrentMigrations}.";
+        }
+
+        foreach (var host in (ReadOnlySpan<string>)[source, destination])
+        {
+            if (_perHost.GetValueOrDefault(host) >= _options.MaxConcurrentPerHost)
+            {
+                return $"host '{host}' already takes part in {_perHost[host]} migration(s), the limit per host is {_options.MaxConcurrentPerHost}.";
+            }
+        }
+
+        return null;
+    }
+
+    private async Task RunAsync(MigrationRequest request)
+    {
+        var source = request.Source.Name;
+        var destination = request.Destination.Name;
+        var started = _time.GetUtcNow();
+        using var activity = CloudletsTelemetry.ActivitySource.StartActivity("cloudlets.migrate", ActivityKind.Internal);
+        activity?.SetTag(CloudletsTelemetry.Tags.Vm, request.VmName);
+        activity?.SetTag(CloudletsTelemetry.Tags.SourceHost, source);
+        activity?.SetTag(CloudletsTelemetry.Tags.DestinationHost, destination);
+        CloudletsTelemetry.ActiveMigrations.Add(1);
+        DecisionsLog.MigrationStarted(_logger, request.VmName, source, destination);
+
+        using var abort = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token);
+        var cause = (int)MigrationAbortCause.None;
+        void Abort(MigrationAbortCause why)
+        {
+            if (Interlocked.CompareExchange(ref cause, (int)why, (int)MigrationAbortCause.None) == (int)MigrationAbortCause.None)
+            {
+                try
+                {
+                    abort.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The migration already returned.
+                }
+            }
+        }
+
+        using var completionTimer = _scheduler.Schedule(_options.CompletionTimeout, () => Abort(MigrationAbortCause.CompletionTimeout));
+        using var progress = new ProgressWatch(_scheduler, _options.ProgressTimeout, () => Abort(MigrationAbortCause.ProgressTimeout));
+        using var shutdown = _disposing.Token.Register(() => Abort(MigrationAbortCause.Shutdown));
+
+        MigrationResult? result = null;
+        Exception? error = null;
+        try
+        {
+            result = await request.Source.MigrateAsync(
+                request.VmName, request.Destination, request.Options ?? _options.Migration, progress, abort.Token).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Every failure of a migration is an outcome, never a crash of the loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            error = ex;
+        }
+
+        progress.Stop();
+        completionTimer.Dispose();
+        var finished = _time.GetUtcNow();
+        var why = (MigrationAbortCause)Volatile.Read(ref cause);
+        var kind = error is null ? MigrationOutcomeKind.Succeeded
+            : why != MigrationAbortCause.None ? MigrationOutcomeKind.Aborted
+            : MigrationOutcomeKind.Failed;
+        if (kind == MigrationOutcomeKind.Succeeded)
+        {
+            why = MigrationAbortCause.None;
+        }
+
+        // The hosts are free as soon as the migration call returned; the VM stays locked until its outcome is out.
+        lock (_gate)
+        {
+            _perHost[source]--;
+            _perHost[destination]--;
+            if (kind == MigrationOutcomeKind.Succeeded)
+            {
+                _backoff.Remove(destination);
+            }
+            else
+            {
+                var failures = _backoff.TryGetValue(destination, out var b) ? b.Failures + 1 : 1;
+                var delay = TimeSpan.FromTicks((long)Math.Min(_options.BackoffMax.Ticks, _options.BackoffBase.Ticks * Math.Pow(2, Math.Min(failures - 1, 40))));
+                var until = finished + delay;
+                _backoff[destination] = (failures, until);
+                DecisionsLog.HostBackedOff(_logger, destination, until, failures);
+            }
+        }
+
+        switch (kind)
+        {
+            case MigrationOutcomeKind.Succeeded:
+                DecisionsLog.MigrationSucceeded(_logger, request.VmName, source, destination, finished - started);
+                break;
+            case MigrationOutcomeKind.Aborted:
+                DecisionsLog.MigrationAborted(_logger, request.VmName, source, destination, why);
+                break;
+            default:
+                DecisionsLog.MigrationFailed(_logger, request.VmName, source, destination, error!);
+                break;
+        }
+
+        var improvement = ImprovementCheck.NotChecked;
+        if (kind == MigrationOutcomeKind.Succeeded && _check is not null)
+        {
+            improvement = await CheckAsync(request, result!, finished).ConfigureAwait(false);
+        }
+
+        var outcome = new MigrationOutcome(request.VmName, source, destination, kind, started, finished, result, error, why, improvement);
+        var tags = new TagList
+        {
+            { CloudletsTelemetry.Tags.Outcome, kind.ToString() },
+            { CloudletsTelemetry.Tags.SourceHost, source },
+            { CloudletsTelemetry.Tags.DestinationHost, destination },
+        };
+        CloudletsTelemetry.Migrations.Add(1, tags);
+        CloudletsTelemetry.MigrationDuration.Record(outcome.Duration.TotalSeconds, tags);
+        CloudletsTelemetry.ActiveMigrations.Add(-1);
+        activity?.SetTag(CloudletsTelemetry.Tags.Outcome, kind.ToString());
+        if (kind != MigrationOutcomeKind.Succeeded)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, error?.Message);
+        }
+
+        lock (_gate)
+        {
+            _vms.Remove(request.VmName);
+            _active--;
+        }
+
+        _outcomes.OnNext(outcome);
+    }
+
+    private async Task<ImprovementCheck> CheckAsync(MigrationRequest request, MigrationResult result, DateTimeOffset completedAt)
+    {
+        try
+        {
+            if (_options.ImprovementCheckDelay > TimeSpan.Zero)
+            {
+                await Observable.Timer(_options.ImprovementCheckDelay, _scheduler).ToTask(_disposing.Token).ConfigureAwait(false);
+            }
+
+            var check = await _check!(new ImprovementCheckArguments(request, result, completedAt, _disposing.Token)).ConfigureAwait(false);
+            DecisionsLog.ImprovementChecked(_logger, request.VmName, request.Destination.Name, check.Verdict, check.BeforeMs, check.AfterMs);
+            if (check.GainMs is { } gain)
+            {
+                CloudletsTelemetry.LatencyGain.Record(gain, new KeyValuePair<string, object?>(CloudletsTelemetry.Tags.DestinationHost, request.Destination.Name));
+            }
+
+            return check;
+        }
+        catch (OperationCanceledException)
+        {
+            return ImprovementCheck.NotChecked;
+        }
+#pragma warning disable CA1031 // A failed check must not hide the migration's outcome.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            DecisionsLog.ImprovementCheckFailed(_logger, request.VmName, ex);
+            return ImprovementCheck.NotChecked;
+        }
+    }
+
+    /// <summary>
+    /// Re-arms the progress timeout whenever a report shows progress: more data processed, less
+    /// remaining, or (when the hypervisor reports no counters) any report at all.
+    /// </summary>
+    private sealed class ProgressWatch : IProgress<MigrationProgress>, IDisposable
+    {
+        private readonly IScheduler _scheduler;
+        private readonly TimeSpan _timeout;
+        private readonly Action _onTimeout;
+        private readonly Lock _gate = new();
+        private IDisposable? _timer;
+        private long _processed = -1;
+        private long _remaining = long.MaxValue;
+        private bool _stopped;
+
+        public ProgressWatch(IScheduler scheduler, TimeSpan timeout, Action onTimeout)
+        {
+            _scheduler = scheduler;
+            _timeout = timeout;
+            _onTimeout = onTimeout;
+            Arm();
+        }
+
+        public void Report(MigrationProgress value)
+        {
+            lock (_gate)
+            {
+                if (_stopped)
+                {
+                    return;
+                }
+
+                var progressed = value.DataProcessedBytes is null && value.DataRemainingBytes is null;
+                if (value.DataProcessedBytes is { } p && p > _processed)
+                {
+                    _processed = p;
+                    progressed = true;
+                }
+
+                if (value.DataRemainingBytes is { } r && r < _remaining)
+                {
+                    _remaining = r;
+                    progressed = true;
+                }
+
+                if (progressed)
+                {
+                    Arm();
+                }
+            }
+        }
+
+        public void Stop()
+        {
+            lock (_gate)
+            {
+                _stopped = true;
+                _timer?.Dispose();
+            }
+        }
+
+        public void Dispose() => Stop();
+
+        private void Arm()
+        {
+            _timer?.Dispose();
+            _timer = _scheduler.Schedule(_timeout, _onTimeout);
+        }
+    }
+}

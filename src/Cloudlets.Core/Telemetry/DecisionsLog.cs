@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Logging;
+
+namespace Cloudlets.Core.Telemetry;
+
+/// <summary>Source-generated log messages of the decision pipeline and the executor (event ids 6000–6299, see <see cref="CloudletsTelemetry"/>).</summary>
+internal static partial class DecisionsLog
+{
+    // 6000–6099: decisions.
+    [LoggerMessage(EventId = 6000, EventName = "Decision", Level = LogLevel.Debug,
+        Message = "VM {Vm}: {Kind} ({Reason}). {Explanation}")]
+    public static partial void Decision(ILogger logger, string vm, Decisions.DecisionKind kind, Decisions.DecisionReason reason, string explanation);
+
+    [LoggerMessage(EventId = 6001, EventName = "MoveDecided", Level = LogLevel.Information,
+        Message = "VM {Vm}: move from {Source} to {Destination}. {Explanation}")]
+    public static partial void MoveDecided(ILogger logger, string vm, string? source, string? destination, string explanation);
+
+    [LoggerMessage(EventId = 6002, EventName = "EvaluationFailed", Level = LogLevel.Error,
+        Message = "An evaluation failed; the pipeline keeps running and tries again in the next window.")]
+    public static partial void EvaluationFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 6003, EventName = "PipelineStarted", Level = LogLevel.Information,
+        Message = "Migration pipeline started in {Mode} mode: {Vms} VMs, {Hosts} hosts, a window every {Interval}.")]
+    public static partial void PipelineStarted(ILogger logger, string mode, int vms, int hosts, TimeSpan interval);
+
+    [LoggerMessage(EventId = 6004, EventName = "SampleStreamFailed", Level = LogLevel.Error,
+        Message = "The latency sample stream failed; without samples every host becomes stale and no decision is made.")]
+    public static partial void SampleStreamFailed(ILogger logger, Exception exception);
+
+    // 6100–6199: executor.
+    [LoggerMessage(EventId = 6100, EventName = "MigrationStarted", Level = LogLevel.Information,
+        Message = "Migrating VM {Vm} from {Source} to {Destination}.")]
+    public static partial void MigrationStarted(ILogger logger, string vm, string source, string destination);
+
+    [LoggerMessage(EventId = 6101, EventName = "MigrationSucceeded", Level = LogLevel.Information,
+        Message = "VM {Vm} moved from {Source} to {Destination} in {Duration}.")]
+    public static partial void MigrationSucceeded(ILogger logger, string vm, string source, string destination, TimeSpan duration);
+
+    [LoggerMessage(EventId = 6102, EventName = "MigrationFailed", Level = LogLevel.Warning,
+        Message = "Migration of VM {Vm} from {Source} to {Destination} failed; the VM stays on the source.")]
+    public static partial void MigrationFailed(ILogger logger, string vm, string source, string destination, Exception exception);
+
+    [LoggerMessage(EventId = 6103, EventName = "MigrationAborted", Level = LogLevel.Warning,
+        Message = "Migration of VM {Vm} from {Source} to {Destination} aborted: {Cause}.")]
+    public static partial void MigrationAborted(ILogger logger, string vm, string source, string destination, Pipeline.MigrationAbortCause cause);
+
+    [LoggerMessage(EventId = 6104, EventName = "HostBackedOff", Level = LogLevel.Warning,
+        Message = "Host {Host} is backed off until {Until} after {Failures} consecutive failed migrations.")]
+    public static partial void HostBackedOff(ILogger logger, string host, DateTimeOffset until, int failures);
+
+    [LoggerMessage(EventId = 6105, EventName = "ImprovementChecked", Level = LogLevel.Information,
+        Message = "VM {Vm} on {Destination}: latency {Verdict} (before {BeforeMs} ms, after {AfterMs} ms).")]
+    public static partial void ImprovementChecked(ILogger logger, string vm, string destination, Pipeline.ImprovementVerdict verdict, double? beforeMs, double? afterMs);
+
+    [LoggerMessage(EventId = 6106, EventName = "MigrationRejected", Level = LogLevel.Debug,
+        Message = "Migration of VM {Vm} to {Destination} not started: {Reason}")]
+    public static partial void MigrationRejected(ILogger logger, string vm, string destination, string reason);
+
+    [LoggerMessage(EventId = 6107, EventName = "ImprovementCheckFailed", Level = LogLevel.Warning,
+        Message = "The latency check after moving VM {Vm} failed.")]
+    public static partial void ImprovementCheckFailed(ILogger logger, string vm, Exception exception);
+
+    // 6200–6299: hosts and placement.
+    [LoggerMessage(EventId = 6200, EventName = "HostUnavailable", Level = LogLevel.Warning,
+        Message = "Host {Host} does not answer; it leaves the candidates until it answers again.")]
+    public static partial void HostUnavailable(ILogger logger, string host, Exception? exception);
+
+    [LoggerMessage(EventId = 6201, EventName = "HostAvailable", Level = LogLevel.Information,
+        Message = "Host {Host} answers again; it is a candidate again.")]
+    public static partial void HostAvailable(ILogger logger, string host);
+}
