@@ -20,7 +20,7 @@ internal static partial class DecisionsLog
 
     [LoggerMessage(EventId = 6003, EventName = "PipelineStarted", Level = LogLevel.Information,
         Message = "Migration pipeline started in {Mode} mode: {Vms} VMs, {Hosts} hosts, a window every {Interval}.")]
-    public static partial void PipelineStarted(ILogger logger, string mode, int vms, int hosts, TimeSpan interval);
+    public static partial void PipelineStarted(ILogger logger, Pipeline.PipelineMode mode, int vms, int hosts, TimeSpan interval);
 
     [LoggerMessage(EventId = 6004, EventName = "SampleStreamFailed", Level = LogLevel.Error,
         Message = "The latency sample stream failed; without samples every host becomes stale and no decision is made.")]

@@ -1,0 +1,473 @@
+using System.Diagnostics;
+using System.Reactive.Concurrency;
+using System.Reactive.Disposables;
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using System.Reactive.Threading.Tasks;
+using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Probing;
+using Cloudlets.Core.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace Cloudlets.Core.Pipeline;
+
+/// <summary>
+/// The control loop: latency samples in, one explained <see cref="MigrationDecision"/> per VM per
+/// window out — including moves held back and why. In <see cref="PipelineMode.Automatic"/> mode a
+/// <see cref="MigrationExecutor"/> runs the moves and <see cref="Outcomes"/> reports them.
+/// Placement and capacity are read from the hosts and refreshed; a host that does not answer leaves
+/// the candidates and returns when it answers again. Built by <see cref="MigrationPipelineBuilder"/>.
+/// </summary>
+public sealed class MigrationPipeline : IAsyncDisposable
+{
+    private readonly IObservable<LatencySample> _samples;
+    private readonly PipelineHost[] _hosts;
+    private readonly HostState[] _hostStates;
+    private readonly (VmDefinition Vm, string? ProbeTarget)[] _vms;
+    private readonly IMigrationPolicy _policy;
+    private readonly IScheduler _scheduler;
+    private readonly TimeProvider _time;
+    private readonly MigrationPipelineOptions _options;
+    private readonly ILogger _logger;
+    private readonly FleetSnapshot _snapshot;
+    private readonly DecisionBuffer _buffer;
+    private readonly LatencyWindows _windows;
+    private readonly DateTimeOffset?[] _lastMove;
+    private readonly MigrationExecutor? _executor;
+    private readonly ISubject<MigrationDecision> _decisions = Subject.Synchronize(new Subject<MigrationDecision>());
+    private readonly CompositeDisposable _subscriptions = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _gate = new();
+    private int _refreshing;
+    private bool _started;
+    private bool _disposed;
+
+    internal MigrationPipeline(
+        IObservable<LatencySample> samples,
+        PipelineHost[] hosts,
+        (VmDefinition Vm, string? ProbeTarget)[] vms,
+        IMigrationPolicy policy,
+        IScheduler scheduler,
+        TimeProvider time,
+        MigrationPipelineOptions options,
+        ILoggerFactory loggers)
+    {
+        _samples = samples;
+        _hosts = hosts;
+        _vms = vms;
+        _policy = policy;
+        _scheduler = scheduler;
+        _time = time;
+        _options = options;
+        _logger = loggers.CreateLogger("Cloudlets.Core.Pipeline");
+        _snapshot = new FleetSnapshot([.. hosts.Select(h => h.Host.Name)], [.. vms.Select(v => v.Vm)]);
+        _buffer = new DecisionBuffer(_snapshot, recordCandidates: true);
+        _windows = new LatencyWindows(options.SampleWindow);
+        _lastMove = new DateTimeOffset?[vms.Length];
+        _hostStates = new HostState[hosts.Length];
+        for (var i = 0; i < hosts.Length; i++)
+        {
+            _hostStates[i] = new HostState();
+        }
+
+        if (options.Mode == PipelineMode.Automatic)
+        {
+            _executor = new MigrationExecutor(options.Executor, scheduler, time, loggers.CreateLogger("Cloudlets.Core.Executor"), CheckImprovementAsync);
+            _subscriptions.Add(_executor.Outcomes.Subscribe(OnOutcome));
+        }
+    }
+
+    /// <summary>Advisory or automatic.</summary>
+    public PipelineMode Mode => _options.Mode;
+
+    /// <summary>
+    /// Every evaluation's outcome, one decision per VM per window (hot: subscribe before
+    /// <see cref="Start"/> to see the first window). Completes when the pipeline is disposed.
+    /// </summary>
+    public IObservable<MigrationDecision> Decisions => _decisions.AsObservable();
+
+    /// <summary>The executor's migration outcomes (automatic mode); empty in advisory mode. Completes when the pipeline is disposed.</summary>
+    public IObservable<MigrationOutcome> Outcomes => _executor?.Outcomes ?? Observable.Empty<MigrationOutcome>();
+
+    /// <summary>Starts the loop: subscribes the samples, reads the hosts at once and then periodically, and evaluates every window.</summary>
+    /// <exception cref="InvalidOperationException">Already started.</exception>
+    public void Start()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_started)
+            {
+                throw new InvalidOperationException("The pipeline is already started.");
+            }
+
+            _started = true;
+        }
+
+        _subscriptions.Add(_samples.Subscribe(OnSample, ex => DecisionsLog.SampleStreamFailed(_logger, ex)));
+        _subscriptions.Add(_scheduler.Schedule(() => KickRefresh()));
+        _subscriptions.Add(Observable.Interval(_options.PlacementRefreshInterval, _scheduler).Subscribe(_ => KickRefresh()));
+        _subscriptions.Add(Observable.Interval(_options.EvaluationInterval, _scheduler).Subscribe(_ => Evaluate()));
+        DecisionsLog.PipelineStarted(_logger, _options.Mode, _vms.Length, _hosts.Length, _options.EvaluationInterval);
+    }
+
+    /// <summary>Stops the loop, aborts running migrations (each VM stays on its source) and completes the streams.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        _subscriptions.Dispose();
+        if (_executor is not null)
+        {
+            await _executor.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _decisions.OnCompleted();
+        _stopping.Dispose();
+    }
+
+    private void OnSample(LatencySample sample)
+    {
+        lock (_gate)
+        {
+            _windows.Add(sample);
+        }
+    }
+
+    private void KickRefresh()
+    {
+        // One refresh at a time: a host that hangs must not pile refreshes up.
+        if (Interlocked.Exchange(ref _refreshing, 1) == 1)
+        {
+            return;
+        }
+
+        _ = RefreshAllAsync();
+    }
+
+    private async Task RefreshAllAsync()
+    {
+        try
+        {
+            await Task.WhenAll(_hosts.Select((h, i) => RefreshHostAsync(i))).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _refreshing, 0);
+        }
+    }
+
+    private async Task RefreshHostAsync(int index)
+    {
+        var host = _hosts[index].Host;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        try
+        {
+            var read = ReadAsync(host, cts.Token);
+            var timeout = Observable.Timer(_options.HostTimeout, _scheduler).ToTask(cts.Token);
+            if (await Task.WhenAny(read, timeout).ConfigureAwait(false) != read)
+            {
+                await cts.CancelAsync().ConfigureAwait(false);
+                _ = read.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+                throw new HypervisorException(HypervisorErrorKind.Timeout, $"Host '{host.Name}' did not answer within {_options.HostTimeout}.");
+            }
+
+            var (info, vms) = await read.ConfigureAwait(false);
+            await cts.CancelAsync().ConfigureAwait(false);
+            bool cameBack;
+            lock (_gate)
+            {
+                var state = _hostStates[index];
+                cameBack = !state.Answering && state.EverFailed;
+                state.Answering = true;
+                state.Info = info;
+                state.Vms = vms;
+            }
+
+            if (cameBack)
+            {
+                DecisionsLog.HostAvailable(_logger, host.Name);
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Shutting down.
+        }
+#pragma warning disable CA1031 // A host that fails to answer is data (it leaves the candidates), not a crash.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            bool wentAway;
+            lock (_gate)
+            {
+                var state = _hostStates[index];
+                wentAway = state.Answering || !state.EverFailed;
+                state.Answering = false;
+                state.EverFailed = true;
+            }
+
+            if (wentAway)
+            {
+                DecisionsLog.HostUnavailable(_logger, host.Name, ex);
+            }
+        }
+    }
+
+    private static async Task<(HostInfo Info, IReadOnlyList<VmInfo> Vms)> ReadAsync(IHypervisorHost host, CancellationToken cancellationToken)
+    {
+        var info = await host.GetInfoAsync(cancellationToken).ConfigureAwait(false);
+        var vms = await host.ListVmsAsync(cancellationToken).ConfigureAwait(false);
+        return (info, vms);
+    }
+
+    private void Evaluate()
+    {
+        using var activity = CloudletsTelemetry.ActivitySource.StartActivity("cloudlets.evaluate");
+        MigrationDecision[] decisions;
+        try
+        {
+            List<MigrationRequest>? moves = null;
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    return;
+                }
+
+                Fill();
+                _policy.Evaluate(_snapshot, _buffer);
+                if (_executor is not null && _buffer.MoveCount > 0)
+                {
+                    moves = [];
+                    for (var vm = 0; vm < _vms.Length; vm++)
+                    {
+                        if (_buffer.KindOf(vm) == DecisionKind.Move)
+                        {
+                            var target = _hosts[_buffer.TargetOf(vm)];
+                            var source = _hosts[_snapshot.PlacementOf(vm)].Host;
+                            var migration = target.MigrationUri is null ? null : _options.Executor.Migration with { MigrationUri = target.MigrationUri };
+                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, migration, _buffer.CurrentScoreOf(vm)));
+                        }
+                    }
+                }
+            }
+
+            // The executor is called outside the lock: a migration call runs synchronously up to its first await.
+            List<(int Vm, string Why)>? held = null;
+            foreach (var move in moves ?? [])
+            {
+                if (!_executor!.TryStart(move, out var why))
+                {
+                    (held ??= []).Add((_snapshot.IndexOfVm(move.VmName), why!));
+                }
+            }
+
+            lock (_gate)
+            {
+                foreach (var (vm, _) in held ?? [])
+                {
+                    _buffer.HoldBack(vm, DecisionReason.MigrationLimitReached);
+                }
+
+                _snapshot.AdvanceConfirmations(_buffer);
+                decisions = new MigrationDecision[_vms.Length];
+                for (var vm = 0; vm < decisions.Length; vm++)
+                {
+                    decisions[vm] = _buffer.ToDecision(_snapshot, vm);
+                }
+            }
+        }
+#pragma warning disable CA1031 // One failed window must not end the loop; the next window tries again.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            DecisionsLog.EvaluationFailed(_logger, ex);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            return;
+        }
+
+        activity?.SetTag("cloudlets.decisions.moves", decisions.Count(d => d.IsMove));
+        foreach (var d in decisions)
+        {
+            CloudletsTelemetry.Decisions.Add(
+                1,
+                new KeyValuePair<string, object?>(CloudletsTelemetry.Tags.DecisionKind, d.Kind.ToString()),
+                new KeyValuePair<string, object?>(CloudletsTelemetry.Tags.DecisionReason, d.Reason.ToString()));
+            if (d.IsMove)
+            {
+                DecisionsLog.MoveDecided(_logger, d.VmName, d.CurrentHost, d.TargetHost, d.Explanation);
+            }
+            else
+            {
+                DecisionsLog.Decision(_logger, d.VmName, d.Kind, d.Reason, d.Explanation);
+            }
+
+            _decisions.OnNext(d);
+        }
+    }
+
+    /// <summary>Copies what is known into the snapshot. Called under the lock.</summary>
+    private void Fill()
+    {
+        var now = _time.GetUtcNow();
+        _snapshot.Now = now;
+        for (var h = 0; h < _hosts.Length; h++)
+        {
+            var state = _hostStates[h];
+            var host = _hosts[h].Host;
+            var down = !state.Answering || state.Info is null || host.ConnectionState == HostConnectionState.Reconnecting;
+            var availability = down ? HostAvailability.Down
+                : _executor?.BackedOffUntil(host.Name) is not null ? HostAvailability.BackedOff
+                : HostAvailability.Available;
+            var usedVCpus = 0;
+            foreach (var vm in state.Vms)
+            {
+                if (vm.State is VmState.Running or VmState.Blocked or VmState.Paused)
+                {
+                    usedVCpus += vm.VCpus;
+                }
+            }
+
+            var cpus = state.Info is null ? 0 : (int)Math.Floor(state.Info.Cpus * _options.VCpuOvercommit);
+            _snapshot.SetHost(h, availability, state.Info?.FreeMemoryBytes ?? 0, cpus - usedVCpus);
+            for (var p = 0; p < _snapshot.VantagePointCount; p++)
+            {
+                var summary = _windows.Summarize(_snapshot.VantagePointName(p), _hosts[h].ProbeTarget);
+                _snapshot.SetLatency(p, h, summary);
+            }
+        }
+
+        for (var v = 0; v < _vms.Length; v++)
+        {
+            var name = _vms[v].Vm.Name;
+            var placed = -1;
+            VmInfo? info = null;
+            for (var h = 0; h < _hosts.Length; h++)
+            {
+                foreach (var vm in _hostStates[h].Vms)
+                {
+                    if (vm.State is VmState.Running or VmState.Blocked && string.Equals(vm.Name, name, StringComparison.Ordinal))
+                    {
+                        // Running on two hosts at once is not a placement to act on.
+                        placed = placed == -1 ? h : -2;
+                        info = vm;
+                    }
+                }
+            }
+
+            if (placed < 0 || info is null)
+            {
+                _snapshot.SetPlacement(v, -1, 0, 0);
+            }
+            else
+            {
+                _snapshot.SetPlacement(v, placed, info.MemoryBytes, info.VCpus);
+            }
+
+            _snapshot.SetMigrationHistory(v, _lastMove[v], _executor?.IsMigrating(name) ?? false);
+        }
+    }
+
+    private void OnOutcome(MigrationOutcome outcome)
+    {
+        lock (_gate)
+        {
+            var vm = _snapshot.IndexOfVm(outcome.VmName);
+            if (vm < 0 || outcome.Kind != MigrationOutcomeKind.Succeeded)
+            {
+                return;
+            }
+
+            _lastMove[vm] = outcome.FinishedAt;
+
+            // Until the next refresh, the VM is where the migration put it.
+            var source = Array.FindIndex(_hosts, h => h.Host.Name == outcome.Source);
+            var destination = Array.FindIndex(_hosts, h => h.Host.Name == outcome.Destination);
+            if (source >= 0 && destination >= 0)
+            {
+                var moved = _hostStates[source].Vms.FirstOrDefault(v => v.Name == outcome.VmName);
+                _hostStates[source].Vms = [.. _hostStates[source].Vms.Where(v => v.Name != outcome.VmName)];
+                if (moved is not null)
+                {
+                    _hostStates[destination].Vms = [.. _hostStates[destination].Vms.Where(v => v.Name != outcome.VmName), moved with { State = VmState.Running }];
+                }
+            }
+        }
+
+        KickRefresh();
+    }
+
+    /// <summary>
+    /// After a move: the users' latency (the weighted mean of each user's median) before the move
+    /// to the source and after it to the destination — or, when the VM has a probe target of its
+    /// own, to the VM's address before and after.
+    /// </summary>
+    private ValueTask<ImprovementCheck> CheckImprovementAsync(ImprovementCheckArguments args)
+    {
+        lock (_gate)
+        {
+            var vm = _snapshot.IndexOfVm(args.Request.VmName);
+            if (vm < 0)
+            {
+                return ValueTask.FromResult(ImprovementCheck.NotChecked);
+            }
+
+            var (definition, vmTarget) = _vms[vm];
+            var startedAt = args.CompletedAt - args.Result.TotalTime;
+            var sourceTarget = vmTarget ?? TargetOf(args.Request.Source.Name);
+            var destinationTarget = vmTarget ?? TargetOf(args.Request.Destination.Name);
+            if (sourceTarget is null || destinationTarget is null)
+            {
+                return ValueTask.FromResult(ImprovementCheck.NotChecked);
+            }
+
+            var before = WeightedMean(definition, sourceTarget, DateTimeOffset.MinValue, startedAt);
+            var after = WeightedMean(definition, destinationTarget, args.CompletedAt, DateTimeOffset.MaxValue);
+            if (double.IsNaN(after) || double.IsNaN(before))
+            {
+                return ValueTask.FromResult(new ImprovementCheck(
+                    ImprovementVerdict.NoData, double.IsNaN(before) ? null : before, double.IsNaN(after) ? null : after));
+            }
+
+            return ValueTask.FromResult(new ImprovementCheck(after < before ? ImprovementVerdict.Improved : ImprovementVerdict.NotImproved, before, after));
+        }
+    }
+
+    private string? TargetOf(string hostName) => Array.Find(_hosts, h => h.Host.Name == hostName)?.ProbeTarget;
+
+    private double WeightedMean(VmDefinition vm, string target, DateTimeOffset from, DateTimeOffset to)
+    {
+        double sum = 0, weights = 0;
+        foreach (var user in vm.Users)
+        {
+            var median = _windows.MedianBetween(user.VantagePoint, target, from, to);
+            if (double.IsNaN(median))
+            {
+                return double.NaN;
+            }
+
+            sum += median * user.Weight;
+            weights += user.Weight;
+        }
+
+        return weights > 0 ? sum / weights : double.NaN;
+    }
+
+    private sealed class HostState
+    {
+        public bool Answering { get; set; }
+        public bool EverFailed { get; set; }
+        public HostInfo? Info { get; set; }
+        public IReadOnlyList<VmInfo> Vms { get; set; } = [];
+    }
+}

@@ -1,0 +1,160 @@
+using System.Reactive.Concurrency;
+using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Probing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cloudlets.Core.Pipeline;
+
+/// <summary>
+/// Builds a <see cref="MigrationPipeline"/>: the latency samples, the hosts and which probe target
+/// stands for each, the VMs and their users, the policy, the scheduler and clock, and the options.
+/// Everything is validated in <see cref="Build"/>; a builder builds once.
+/// </summary>
+public sealed class MigrationPipelineBuilder
+{
+    private readonly List<PipelineHost> _hosts = [];
+    private readonly List<(VmDefinition Vm, string? ProbeTarget)> _vms = [];
+    private readonly MigrationPipelineOptions _options = new();
+    private IObservable<LatencySample>? _samples;
+    private IMigrationPolicy? _policy;
+    private IScheduler? _scheduler;
+    private TimeProvider? _time;
+    private ILoggerFactory? _loggers;
+    private bool _built;
+
+    /// <summary>The latency samples (from any number of vantage points).</summary>
+    public MigrationPipelineBuilder WithSamples(IObservable<LatencySample> samples)
+    {
+        _samples = samples ?? throw new ArgumentNullException(nameof(samples));
+        return this;
+    }
+
+    /// <summary>Adds a host.</summary>
+    /// <param name="host">The host.</param>
+    /// <param name="probeTarget">The name of the probe target whose samples measure the latency to this host (<see cref="ProbeTarget.Name"/>).</param>
+    /// <param name="migrationUri">The data-channel URI migrations to this host use (for example <c>tcp://198.18.0.12</c>), or <see langword="null"/> for the executor's options.</param>
+    public MigrationPipelineBuilder AddHost(IHypervisorHost host, string probeTarget, Uri? migrationUri = null)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentException.ThrowIfNullOrEmpty(probeTarget);
+        _hosts.Add(new PipelineHost(host, probeTarget, migrationUri));
+        return this;
+    }
+
+    /// <summary>Adds a VM with its users.</summary>
+    /// <param name="vm">The VM and its weighted users.</param>
+    /// <param name="probeTarget">A probe target that measures the VM's own address, or <see langword="null"/>; when given, the check after a move uses it.</param>
+    public MigrationPipelineBuilder AddVm(VmDefinition vm, string? probeTarget = null)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        _vms.Add((vm, probeTarget));
+        return this;
+    }
+
+    /// <summary>Adds a VM with one user of weight 1 (the demonstration's case).</summary>
+    public MigrationPipelineBuilder AddVm(string vmName, string vantagePoint) =>
+        AddVm(new VmDefinition(vmName, [new VmUser(vantagePoint)]));
+
+    /// <summary>The policy. The default is a <see cref="LowestLatencyPolicy"/> with default options.</summary>
+    public MigrationPipelineBuilder WithPolicy(IMigrationPolicy policy)
+    {
+        _policy = policy ?? throw new ArgumentNullException(nameof(policy));
+        return this;
+    }
+
+    /// <summary>The scheduler for windows, refreshes and timeouts. The default is <see cref="DefaultScheduler.Instance"/>.</summary>
+    public MigrationPipelineBuilder WithScheduler(IScheduler scheduler)
+    {
+        _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
+        return this;
+    }
+
+    /// <summary>The clock. The default is <see cref="TimeProvider.System"/>. Keep it in step with the scheduler.</summary>
+    public MigrationPipelineBuilder WithTimeProvider(TimeProvider timeProvider)
+    {
+        _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
+        return this;
+    }
+
+    /// <summary>Where to log. The default logs nothing.</summary>
+    public MigrationPipelineBuilder WithLoggerFactory(ILoggerFactory loggerFactory)
+    {
+        _loggers = loggerFactory ?? throw new ArgumentNullException(nameof(loggerFactory));
+        return this;
+    }
+
+    /// <summary>Changes the options (applied in <see cref="Build"/> order).</summary>
+    public MigrationPipelineBuilder Configure(Action<MigrationPipelineOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        configure(_options);
+        return this;
+    }
+
+    /// <summary>Validates everything and builds the pipeline (not started: call <see cref="MigrationPipeline.Start"/>).</summary>
+    /// <exception cref="InvalidOperationException">The builder already built, or an input is missing.</exception>
+    /// <exception cref="ArgumentException">An option is out of range, a name repeats, or a user is invalid.</exception>
+    public MigrationPipeline Build()
+    {
+        if (_built)
+        {
+            throw new InvalidOperationException("This builder already built a pipeline; use a new builder.");
+        }
+
+        if (_samples is null)
+        {
+            throw new InvalidOperationException("No latency samples: call WithSamples.");
+        }
+
+        if (_hosts.Count == 0)
+        {
+            throw new InvalidOperationException("No hosts: call AddHost at least once.");
+        }
+
+        if (_vms.Count == 0)
+        {
+            throw new InvalidOperationException("No VMs: call AddVm at least once.");
+        }
+
+        var options = _options.Clone();
+        var errors = options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("Invalid MigrationPipelineOptions: " + string.Join(" ", errors));
+        }
+
+        var targets = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var h in _hosts)
+        {
+            if (!targets.Add(h.ProbeTarget))
+            {
+                throw new ArgumentException($"The probe target '{h.ProbeTarget}' stands for more than one host.");
+            }
+        }
+
+        foreach (var (vm, _) in _vms)
+        {
+            if (vm.Users is null || vm.Users.Count == 0)
+            {
+                throw new ArgumentException($"VM '{vm.Name}' has no users.");
+            }
+        }
+
+        _built = true;
+        var loggers = _loggers ?? NullLoggerFactory.Instance;
+        return new MigrationPipeline(
+            _samples,
+            [.. _hosts],
+            [.. _vms],
+            _policy ?? new LowestLatencyPolicy(),
+            _scheduler ?? DefaultScheduler.Instance,
+            _time ?? TimeProvider.System,
+            options,
+            loggers);
+    }
+}
+
+/// <summary>A host as the pipeline knows it.</summary>
+internal sealed record PipelineHost(IHypervisorHost Host, string ProbeTarget, Uri? MigrationUri);
