@@ -1,0 +1,155 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Cloudlets.Core.Probing.Tcp;
+
+/// <summary>Settings of a <see cref="TcpConnectProber"/>.</summary>
+public sealed class TcpConnectProberOptions
+{
+    /// <summary>The name every sample is stamped with. The default is the machine name.</summary>
+    public string VantagePoint { get; init; } = Environment.MachineName;
+
+    /// <summary>A named network namespace to create the sockets in; <see langword="null"/> for the caller's. The default is <see langword="null"/>.</summary>
+    public string? NetworkNamespace { get; init; }
+
+    /// <summary>At most this many connection attempts at once in <see cref="TcpConnectProber.RunAsync"/>, 1 to 4096. The default is 256.</summary>
+    public int MaxInFlight { get; init; } = 256;
+
+    /// <summary>The clock for send times, round trips and timeouts. The default is <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    internal void Validate()
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(VantagePoint);
+        ArgumentNullException.ThrowIfNull(TimeProvider);
+        if (MaxInFlight is < 1 or > 4096)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlight), MaxInFlight, "At most 1 to 4096 connection attempts may be in flight.");
+        }
+
+        if (NetworkNamespace is not null && OperatingSystem.IsLinux())
+        {
+            Linux.NetworkNamespace.ValidateName(NetworkNamespace);
+        }
+    }
+}
+
+/// <summary>
+/// Measures the time to a completed TCP handshake, for networks that drop ICMP. A refused
+/// connection (RST), or no route, is <see cref="ProbeStatus.Unreachable"/>; no answer before the
+/// timeout is <see cref="ProbeStatus.Timeout"/>. The connection is reset at once, so no state lingers.
+/// </summary>
+public sealed class TcpConnectProber : IMultiTargetLatencyProbe
+{
+    private readonly TcpConnectProberOptions options;
+    private readonly TimeProvider time;
+    private int disposed;
+
+    /// <summary>Creates the prober.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    public TcpConnectProber(TcpConnectProberOptions? options = null)
+    {
+        this.options = options ?? new TcpConnectProberOptions();
+        this.options.Validate();
+        time = this.options.TimeProvider;
+    }
+
+    /// <inheritdoc />
+    public string VantagePoint => options.VantagePoint;
+
+    /// <inheritdoc />
+    /// <exception cref="ArgumentException">The target has no port, or the port is out of 1 to 65535.</exception>
+    public async ValueTask<LatencySample> ProbeAsync(ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var endpoint = EndpointOf(target, nameof(target));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+
+        using var socket = CreateSocket(endpoint.AddressFamily);
+        using var timeoutSource = new CancellationTokenSource(timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        var sentAt = time.GetUtcNow();
+        var start = time.GetTimestamp();
+        try
+        {
+            await socket.ConnectAsync(endpoint, linked.Token).ConfigureAwait(false);
+            var elapsed = time.GetElapsedTime(start);
+            return new LatencySample(VantagePoint, target, sentAt, elapsed > TimeSpan.Zero ? elapsed : TimeSpan.FromTicks(1), ProbeStatus.Ok);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new LatencySample(VantagePoint, target, sentAt, null, ProbeStatus.Timeout);
+        }
+        catch (SocketException ex)
+        {
+            var status = ex.SocketErrorCode switch
+            {
+                SocketError.ConnectionRefused or SocketError.HostUnreachable or SocketError.NetworkUnreachable
+                    or SocketError.HostDown or SocketError.AddressNotAvailable => ProbeStatus.Unreachable,
+                SocketError.TimedOut => ProbeStatus.Timeout,
+                _ => ProbeStatus.Error,
+            };
+            return new LatencySample(VantagePoint, target, sentAt, null, status);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task RunAsync(IReadOnlyList<ProbeTarget> targets, ProbeSchedule schedule, Action<LatencySample> onSample, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentNullException.ThrowIfNull(onSample);
+        if (targets.Count == 0)
+        {
+            throw new ArgumentException("At least one target is needed.", nameof(targets));
+        }
+
+        var copy = new ProbeTarget[targets.Count];
+        for (var i = 0; i < copy.Length; i++)
+        {
+            copy[i] = targets[i] ?? throw new ArgumentException($"Target {i} is null.", nameof(targets));
+            _ = EndpointOf(copy[i], nameof(targets));
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        return ScheduledProbeRunner.RunAsync(this, copy, schedule, onSample, options.MaxInFlight, time, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        Volatile.Write(ref disposed, 1);
+        return ValueTask.CompletedTask;
+    }
+
+    private static IPEndPoint EndpointOf(ProbeTarget target, string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(target, parameterName);
+        if (target.Address is null)
+        {
+            throw new ArgumentException($"Target '{target.Name}' has no address.", parameterName);
+        }
+
+        if (target.Port is not { } port || port is < 1 or > 65535)
+        {
+            throw new ArgumentException($"Target '{target.Name}' needs a TCP port from 1 to 65535 (it has {target.Port?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}).", parameterName);
+        }
+
+        return new IPEndPoint(target.Address, port);
+    }
+
+    private Socket CreateSocket(AddressFamily family)
+    {
+        Socket Make()
+        {
+            var s = new Socket(family, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            // Reset on close: a probe must not leave TIME_WAIT sockets behind by the thousand.
+            s.LingerState = new LingerOption(true, 0);
+            return s;
+        }
+
+        return options.NetworkNamespace is { } ns && OperatingSystem.IsLinux()
+            ? Linux.NetworkNamespace.Run(ns, Make)
+            : Make();
+    }
+}
