@@ -1,0 +1,46 @@
+#!/bin/busybox sh
+# /init of the cloudlets lab guest. It brings eth0 up with the address given on the kernel command
+# line (cloudlets.addr=A.B.C.D/NN), answers ICMP (the kernel does), and serves on TCP port
+# cloudlets.port one line "boot=<boot id> counter=<n>" where n grows by one every second: a reader
+# that sees the same boot id and a larger counter knows the guest kept running (no reboot).
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /run
+for m in $(cat /lib/modules/order); do
+  insmod "/lib/modules/$m.ko" || echo "cloudlets: insmod $m failed"
+done
+addr=
+port=7070
+for a in $(cat /proc/cmdline); do
+  case "$a" in
+    cloudlets.addr=*) addr="${a#cloudlets.addr=}" ;;
+    cloudlets.port=*) port="${a#cloudlets.port=}" ;;
+  esac
+done
+ip link set lo up
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 200 ]; do
+  usleep 50000
+  i=$((i + 1))
+done
+ip link set eth0 up
+ip addr add "$addr" dev eth0
+boot=$(cat /proc/sys/kernel/random/boot_id)
+echo "boot=$boot counter=0" > /run/state
+echo "cloudlets: guest up at $addr, boot $boot, service port $port"
+(
+  n=0
+  while :; do
+    echo "boot=$boot counter=$n" > /run/state.new
+    mv /run/state.new /run/state
+    n=$((n + 1))
+    sleep 1
+  done
+) &
+nc -ll -p "$port" -e /bin/guest-state &
+while :; do
+  sleep 3600
+done

@@ -1,0 +1,58 @@
+#!/bin/sh
+# Starts one cloudlet host of the lab. Run it inside the host's network namespace under
+# `unshare --mount --uts --propagation private`, so the bind mounts and the hostname stay private
+# to this host and live as long as its daemons do:
+#   lab-host.sh start HOST_FOLDER HOSTNAME
+# HOST_FOLDER holds etc/ lib/ log/ run/ (bind-mounted over /etc/libvirt, /var/lib/libvirt,
+# /var/log/libvirt and /run). Or, to start libvirtd again inside the namespaces of a live process
+# of the host (its virtlogd):
+#   lab-host.sh libvirtd HOST_FOLDER PID
+set -eu
+
+fail() {
+  echo "lab-host.sh: $*" >&2
+  exit 2
+}
+
+[ "$#" -eq 3 ] || fail "usage: lab-host.sh start HOST_FOLDER HOSTNAME | lab-host.sh libvirtd HOST_FOLDER PID"
+mode=$1
+dir=$2
+case "$dir" in
+  /*) ;;
+  *) fail "HOST_FOLDER must be absolute" ;;
+esac
+case "$dir" in
+  *[!A-Za-z0-9/._-]* | *..*) fail "HOST_FOLDER has characters outside [A-Za-z0-9/._-] or '..'" ;;
+esac
+[ -d "$dir/etc" ] && [ -d "$dir/lib" ] && [ -d "$dir/log" ] && [ -d "$dir/run" ] || fail "HOST_FOLDER lacks etc/ lib/ log/ run/"
+
+case "$mode" in
+  start)
+    name=$3
+    case "$name" in
+      "" | -* | *[!a-z0-9-]*) fail "HOSTNAME must be lowercase letters, digits and '-'" ;;
+    esac
+    # This mount namespace is a copy of the root one: drop its copies of the named network
+    # namespaces (they would keep other labs' namespaces referenced as long as this host lives).
+    umount -R -l /run/netns 2>/dev/null || true
+    mkdir -p /var/lib/libvirt /var/log/libvirt /etc/libvirt
+    mount --bind "$dir/etc" /etc/libvirt
+    mount --bind "$dir/lib" /var/lib/libvirt
+    mount --bind "$dir/log" /var/log/libvirt
+    # /run last: the host folder itself may live under /run.
+    mount --bind "$dir/run" /run
+    hostname "$name"
+    virtlogd -d </dev/null >>/var/log/libvirt/daemons.log 2>&1
+    libvirtd -d -l </dev/null >>/var/log/libvirt/daemons.log 2>&1
+    ;;
+  libvirtd)
+    pid=$3
+    case "$pid" in
+      "" | *[!0-9]*) fail "PID must be a number" ;;
+    esac
+    exec nsenter --target "$pid" --mount --uts --net -- libvirtd -d -l </dev/null >>"$dir/log/daemons.log" 2>&1
+    ;;
+  *)
+    fail "unknown mode '$mode'"
+    ;;
+esac

@@ -1,0 +1,152 @@
+using Cloudlets.Core.Commands;
+using Cloudlets.Lab.Guests;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cloudlets.Lab;
+
+/// <summary>The validated settings of a lab (made by <see cref="CloudletLabBuilder"/>).</summary>
+public sealed record CloudletLabOptions
+{
+    /// <summary>The lab name. The default is <c>cloudlets</c>.</summary>
+    public string Name { get; init; } = "cloudlets";
+
+    /// <summary>The number of hosts, 1–<see cref="LabNaming.MaxHosts"/>. The default is 3.</summary>
+    public int Hosts { get; init; } = 3;
+
+    /// <summary>Hosts to start one guest on each during <see cref="CloudletLab.StartAsync"/>, in order. The default is none.</summary>
+    public IReadOnlyList<string> GuestsOn { get; init; } = [];
+
+    /// <summary>The state root. The default is <see cref="LabPaths.DefaultRoot"/>.</summary>
+    public string StateRoot { get; init; } = LabPaths.DefaultRoot;
+
+    /// <summary>The guest image cache. The default is <see cref="GuestImage.DefaultCacheFolder"/>.</summary>
+    public string CacheFolder { get; init; } = GuestImage.DefaultCacheFolder;
+
+    /// <summary>How long to wait for every libvirtd to answer. The default is 60 seconds.</summary>
+    public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long to wait for a guest's service to answer after <c>virsh start</c>. The default is 120 seconds.</summary>
+    public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Whether disposing leaves the lab running (for the console sample's <c>up</c>). The default is false.</summary>
+    public bool KeepRunningOnDispose { get; init; }
+}
+
+/// <summary>
+/// Builds a <see cref="CloudletLab"/>: <c>new CloudletLabBuilder().WithName("t1").WithHosts(3).WithGuestOn("cloudlet-1").Build()</c>.
+/// Everything is validated by <see cref="Build"/>, before anything is created. A builder builds once.
+/// </summary>
+public sealed class CloudletLabBuilder
+{
+    private CloudletLabOptions _options = new();
+    private ILogger _logger = NullLogger.Instance;
+    private ICommandRunner _runner = LocalCommandRunner.Instance;
+    private bool _built;
+
+    /// <summary>Sets the lab name (1–24 lowercase letters, digits, '-'; it prefixes every namespace).</summary>
+    public CloudletLabBuilder WithName(string name) => Set(_options with { Name = name });
+
+    /// <summary>Sets the host count (1–<see cref="LabNaming.MaxHosts"/>).</summary>
+    public CloudletLabBuilder WithHosts(int count) => Set(_options with { Hosts = count });
+
+    /// <summary>Starts a guest on this host (<c>cloudlet-N</c>) during start; call again for more guests.</summary>
+    public CloudletLabBuilder WithGuestOn(string hostName) => Set(_options with { GuestsOn = [.. _options.GuestsOn, hostName] });
+
+    /// <summary>Sets the state root folder.</summary>
+    public CloudletLabBuilder WithStateRoot(string folder) => Set(_options with { StateRoot = folder });
+
+    /// <summary>Sets the guest image cache folder (not under /run).</summary>
+    public CloudletLabBuilder WithCacheFolder(string folder) => Set(_options with { CacheFolder = folder });
+
+    /// <summary>Sets how long to wait for the daemons.</summary>
+    public CloudletLabBuilder WithReadyTimeout(TimeSpan timeout) => Set(_options with { ReadyTimeout = timeout });
+
+    /// <summary>Sets how long to wait for a guest to boot.</summary>
+    public CloudletLabBuilder WithBootTimeout(TimeSpan timeout) => Set(_options with { BootTimeout = timeout });
+
+    /// <summary>Leaves the lab running on dispose (tear it down with <see cref="CloudletLab.DownAsync(string, string?, ILogger?, CancellationToken)"/>).</summary>
+    public CloudletLabBuilder WithKeepRunningOnDispose(bool keepRunning = true) => Set(_options with { KeepRunningOnDispose = keepRunning });
+
+    /// <summary>Sets the logger.</summary>
+    public CloudletLabBuilder WithLogger(ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        _logger = logger;
+        return this;
+    }
+
+    /// <summary>Sets the command runner (the default runs local processes).</summary>
+    public CloudletLabBuilder WithCommandRunner(ICommandRunner runner)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+        _runner = runner;
+        return this;
+    }
+
+    /// <summary>Validates the settings and returns the lab (not started yet).</summary>
+    /// <exception cref="LabConfigurationException">A setting is invalid.</exception>
+    public CloudletLab Build()
+    {
+        if (_built)
+        {
+            throw new InvalidOperationException("This builder has built its lab already; use a new builder.");
+        }
+
+        Validate(_options);
+        _built = true;
+        return new CloudletLab(_options, _logger, _runner);
+    }
+
+    /// <summary>Throws <see cref="LabConfigurationException"/> when the options are invalid.</summary>
+    public static void Validate(CloudletLabOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        LabNaming.ValidateLabName(options.Name);
+        if (options.Hosts is < 1 or > LabNaming.MaxHosts)
+        {
+            throw new LabConfigurationException($"A lab has 1-{LabNaming.MaxHosts} hosts, not {options.Hosts}.");
+        }
+
+        if (options.GuestsOn.Count > LabNaming.MaxGuests)
+        {
+            throw new LabConfigurationException($"A lab has at most {LabNaming.MaxGuests} guests, not {options.GuestsOn.Count}.");
+        }
+
+        foreach (var host in options.GuestsOn)
+        {
+            if (!LabNaming.TryParseHostName(host, out var index) || index > options.Hosts)
+            {
+                throw new LabConfigurationException($"A guest cannot start on '{host}': the lab's hosts are cloudlet-1 to cloudlet-{options.Hosts}.");
+            }
+        }
+
+        if (string.IsNullOrWhiteSpace(options.StateRoot) || !Path.IsPathFullyQualified(options.StateRoot) ||
+            options.StateRoot.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '_' or '-')) || options.StateRoot.Contains("..", StringComparison.Ordinal))
+        {
+            throw new LabConfigurationException($"The state root '{options.StateRoot}' must be an absolute path of letters, digits, '/', '.', '_', '-'.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.CacheFolder) || !Path.IsPathFullyQualified(options.CacheFolder) ||
+            options.CacheFolder.TrimEnd('/') == "/run" || options.CacheFolder.StartsWith("/run/", StringComparison.Ordinal))
+        {
+            throw new LabConfigurationException($"The cache folder '{options.CacheFolder}' must be an absolute path outside /run (each host has its own /run).");
+        }
+
+        if (options.ReadyTimeout <= TimeSpan.Zero || options.BootTimeout <= TimeSpan.Zero)
+        {
+            throw new LabConfigurationException("Timeouts must be positive.");
+        }
+    }
+
+    private CloudletLabBuilder Set(CloudletLabOptions options)
+    {
+        if (_built)
+        {
+            throw new InvalidOperationException("This builder has built its lab already; use a new builder.");
+        }
+
+        _options = options;
+        return this;
+    }
+}

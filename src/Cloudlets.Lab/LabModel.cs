@@ -1,0 +1,44 @@
+using System.Net;
+
+namespace Cloudlets.Lab;
+
+/// <summary>The lab's edge device: a network namespace on the lab switch, where users and management live.</summary>
+/// <param name="Namespace">The network namespace name (<c>NAME-edge</c>).</param>
+/// <param name="Address">Its address on the lab network (<c>198.18.K.1</c>).</param>
+public sealed record LabEdge(string Namespace, IPAddress Address);
+
+/// <summary>One cloudlet host of the lab: its own network, mount and UTS namespaces with virtlogd and libvirtd.</summary>
+/// <param name="Name">The host name, <c>cloudlet-N</c> (also its UTS hostname).</param>
+/// <param name="Index">N, from 1.</param>
+/// <param name="Address">The host's address on its bridge (<c>198.18.K.(10+N)</c>).</param>
+/// <param name="Namespace">The network namespace name (<c>NAME-hN</c>).</param>
+/// <param name="Bridge">The bridge inside the namespace that holds the uplink and the guests' taps.</param>
+/// <param name="Folder">The per-host folder whose subfolders are bind-mounted over /run, /var/lib/libvirt, /var/log/libvirt and /etc/libvirt.</param>
+public sealed record LabHost(string Name, int Index, IPAddress Address, string Namespace, string Bridge, string Folder)
+{
+    /// <summary>The libvirt URI, <c>qemu+tcp://ADDRESS/system</c> (reachable from the edge namespace and from the other hosts).</summary>
+    public Uri Uri => new($"qemu+tcp://{Address}/system");
+
+    /// <summary>The migration URI for this host as a destination, <c>tcp://ADDRESS</c>.</summary>
+    public Uri MigrationUri => new($"tcp://{Address}");
+}
+
+/// <summary>A guest VM of the lab: a busybox guest with a fixed address and MAC, bridged on its host's <c>br0</c>.</summary>
+/// <param name="Name">The libvirt domain name, <c>guest-I</c>.</param>
+/// <param name="Index">I, from 1.</param>
+/// <param name="InitialHost">The host it was started on (it may have migrated since; see <see cref="CloudletLab.FindGuestHostAsync"/>).</param>
+/// <param name="Address">Its address (<c>198.18.K.(100+I)</c>), kept across migrations.</param>
+/// <param name="Mac">Its MAC address.</param>
+/// <param name="ServicePort">The TCP port of its state service (see <see cref="Guests.GuestImage.ServicePort"/>).</param>
+public sealed record LabGuest(string Name, int Index, string InitialHost, IPAddress Address, string Mac, int ServicePort);
+
+/// <summary>The process ids recorded for a host (from the daemons' pid files); 0 when none is recorded.</summary>
+/// <param name="Virtlogd">virtlogd's pid.</param>
+/// <param name="Libvirtd">libvirtd's pid.</param>
+/// <param name="Qemu">QEMU pids by domain name, for the domains running on this host.</param>
+public sealed record LabHostProcesses(int Virtlogd, int Libvirtd, IReadOnlyDictionary<string, int> Qemu);
+
+/// <summary>How long the lab took to start, and its guests to boot (for people; never asserted).</summary>
+/// <param name="Startup">From the start of <see cref="CloudletLab.StartAsync"/> until every libvirtd answered.</param>
+/// <param name="GuestBoots">Per guest: from <c>virsh start</c> until its service answered from the edge.</param>
+public sealed record LabTimings(TimeSpan Startup, IReadOnlyDictionary<string, TimeSpan> GuestBoots);

@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Cloudlets.Lab;
+
+/// <summary>What a lab recorded about itself in its state file, so a later process can find, show or remove it.</summary>
+public sealed record LabState
+{
+    /// <summary>The state file format version.</summary>
+    public const int CurrentVersion = 1;
+
+    /// <summary>The format version.</summary>
+    public int Version { get; init; } = CurrentVersion;
+
+    /// <summary>The lab name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The subnet index K.</summary>
+    public required int Subnet { get; init; }
+
+    /// <summary><c>starting</c>, <c>ready</c> or <c>stopping</c>.</summary>
+    public string Phase { get; init; } = "starting";
+
+    /// <summary>The hosts.</summary>
+    public IReadOnlyList<LabStateHost> Hosts { get; init; } = [];
+
+    /// <summary>The guests that were started.</summary>
+    public IReadOnlyList<LabStateGuest> Guests { get; init; } = [];
+
+    /// <summary>Serializes to indented JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, LabJsonContext.Default.LabState);
+
+    /// <summary>Parses a state file's text; throws <see cref="LabException"/> when it is not a valid state.</summary>
+    public static LabState Parse(string json)
+    {
+        LabState? state;
+        try
+        {
+            state = JsonSerializer.Deserialize(json, LabJsonContext.Default.LabState);
+        }
+        catch (JsonException ex)
+        {
+            throw new LabException($"The lab state file is not valid JSON: {ex.Message}", ex);
+        }
+
+        if (state is null || !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
+            state.Version != CurrentVersion || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
+            state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
+        {
+            throw new LabException("The lab state file does not describe a valid lab (name, subnet, version or indexes out of range).");
+        }
+
+        return state;
+    }
+}
+
+/// <summary>A host in the state file.</summary>
+/// <param name="Index">N.</param>
+/// <param name="HostUuid">The host_uuid written to its libvirtd.conf.</param>
+public sealed record LabStateHost(int Index, string HostUuid);
+
+/// <summary>A guest in the state file.</summary>
+/// <param name="Index">I.</param>
+/// <param name="InitialHost">The host it was started on.</param>
+public sealed record LabStateGuest(int Index, string InitialHost);
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(LabState))]
+internal sealed partial class LabJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// The lab's folders under the state root (the default is <c>/run/cloudlets-lab</c>, a tmpfs: a
+/// reboot removes namespaces and processes, and with them the state that described them).
+/// </summary>
+/// <param name="Root">The state root.</param>
+public sealed record LabPaths(string Root)
+{
+    /// <summary>The default state root.</summary>
+    public const string DefaultRoot = "/run/cloudlets-lab";
+
+    /// <summary>The folder of one lab.</summary>
+    public string LabFolder(string lab) => Path.Combine(Root, "labs", lab);
+
+    /// <summary>The state file of one lab.</summary>
+    public string StateFile(string lab) => Path.Combine(LabFolder(lab), "state.json");
+
+    /// <summary>The folder of host N of a lab.</summary>
+    public string HostFolder(string lab, int index) => Path.Combine(LabFolder(lab), "h" + index.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The folder of subnet claims.</summary>
+    public string SubnetFolder => Path.Combine(Root, "subnets");
+
+    /// <summary>The claim file of subnet K (holds the lab name).</summary>
+    public string SubnetClaim(int subnet) => Path.Combine(SubnetFolder, subnet.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>Reads a lab's state, or null when it has none (or an unreadable one).</summary>
+    public LabState? TryReadState(string lab)
+    {
+        var file = StateFile(lab);
+        try
+        {
+            return File.Exists(file) ? LabState.Parse(File.ReadAllText(file)) : null;
+        }
+        catch (Exception ex) when (ex is LabException or IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Writes a lab's state atomically (write, then rename).</summary>
+    public void WriteState(LabState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var file = StateFile(state.Name);
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        var temp = file + ".new";
+        File.WriteAllText(temp, state.ToJson(), Encoding.UTF8);
+        File.Move(temp, file, overwrite: true);
+    }
+
+    /// <summary>
+    /// Claims a free subnet index for a lab atomically (an exclusive create of its claim file), so
+    /// several labs can start at once. A claim the lab already holds is returned again.
+    /// </summary>
+    public int ClaimSubnet(string lab)
+    {
+        Directory.CreateDirectory(SubnetFolder);
+        var held = SubnetsClaimedBy(lab);
+        if (held.Count > 0)
+        {
+            return held[0];
+        }
+
+        for (var k = LabNaming.MinSubnet; k <= LabNaming.MaxSubnet; k++)
+        {
+            try
+            {
+                using var stream = new FileStream(SubnetClaim(k), FileMode.CreateNew, FileAccess.Write);
+                stream.Write(Encoding.UTF8.GetBytes(lab));
+                return k;
+            }
+            catch (IOException) when (File.Exists(SubnetClaim(k)))
+            {
+                // Taken by another lab: try the next one.
+            }
+        }
+
+        throw new LabException($"No free lab subnet: all of 198.18.{LabNaming.MinSubnet}-{LabNaming.MaxSubnet}.0/24 are claimed (see {SubnetFolder}).");
+    }
+
+    /// <summary>The subnet indexes whose claim file names this lab.</summary>
+    public IReadOnlyList<int> SubnetsClaimedBy(string lab)
+    {
+        if (!Directory.Exists(SubnetFolder))
+        {
+            return [];
+        }
+
+        var result = new List<int>();
+        foreach (var file in Directory.EnumerateFiles(SubnetFolder))
+        {
+            if (int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var k))
+            {
+                try
+                {
+                    if (File.ReadAllText(file).Trim() == lab)
+                    {
+                        result.Add(k);
+                    }
+                }
+                catch (IOException)
+                {
+                    // Released meanwhile.
+                }
+            }
+        }
+
+        result.Sort();
+        return result;
+    }
+
+    /// <summary>The names of labs that have a folder under the state root.</summary>
+    public IReadOnlyList<string> KnownLabs() =>
+        Directory.Exists(Path.Combine(Root, "labs"))
+            ? [.. Directory.EnumerateDirectories(Path.Combine(Root, "labs")).Select(Path.GetFileName).OfType<string>().Where(LabNaming.IsValidLabName).Order(StringComparer.Ordinal)]
+            : [];
+}

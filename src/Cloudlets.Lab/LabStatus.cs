@@ -1,0 +1,87 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace Cloudlets.Lab;
+
+/// <summary>A guest in a <see cref="LabStatus"/>.</summary>
+/// <param name="Name">The domain name.</param>
+/// <param name="Host">The host that runs it now (asked of every libvirtd), or null when none does.</param>
+/// <param name="Address">Its address.</param>
+public sealed record LabGuestStatus(string Name, string? Host, IPAddress Address);
+
+/// <summary>What a lab consists of now: the edge, the hosts, and where each guest runs.</summary>
+/// <param name="Name">The lab name.</param>
+/// <param name="Edge">The edge.</param>
+/// <param name="Hosts">The hosts.</param>
+/// <param name="Guests">The guests.</param>
+public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost> Hosts, IReadOnlyList<LabGuestStatus> Guests)
+{
+    /// <summary>
+    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"hosts":[{"name":…,"address":…,"uri":…,"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
+    /// </summary>
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("edge");
+            json.WriteString("namespace", Edge.Namespace);
+            json.WriteString("address", Edge.Address.ToString());
+            json.WriteEndObject();
+            json.WriteStartArray("hosts");
+            foreach (var host in Hosts)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", host.Name);
+                json.WriteString("address", host.Address.ToString());
+                json.WriteString("uri", host.Uri.ToString());
+                json.WriteString("namespace", host.Namespace);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteStartArray("guests");
+            foreach (var guest in Guests)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", guest.Name);
+                if (guest.Host is null)
+                {
+                    json.WriteNull("host");
+                }
+                else
+                {
+                    json.WriteString("host", guest.Host);
+                }
+
+                json.WriteString("address", guest.Address.ToString());
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>A few lines for people.</summary>
+    public override string ToString()
+    {
+        var sb = new StringBuilder();
+        sb.Append("lab ").Append(Name).Append(": edge ").Append(Edge.Address).Append(" (netns ").Append(Edge.Namespace).AppendLine(")");
+        foreach (var host in Hosts)
+        {
+            sb.Append("  ").Append(host.Name).Append(' ').Append(host.Address).Append(' ').Append(host.Uri).Append(" (netns ").Append(host.Namespace).AppendLine(")");
+        }
+
+        foreach (var guest in Guests)
+        {
+            sb.Append("  ").Append(guest.Name).Append(' ').Append(guest.Address).Append(" on ").AppendLine(guest.Host ?? "(no host runs it)");
+        }
+
+        return sb.ToString().TrimEnd();
+    }
+}
