@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace Cloudlets.Libvirt;
+
+/// <summary>Log messages of the libvirt host (event ids 3000-3099 connection, 3100-3199 VMs, 3200-3299 migration).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(3000, LogLevel.Information, "Host {Host}: connected to {Uri} (keepalive {KeepAlive})")]
+    public static partial void Connected(ILogger logger, string host, string uri, bool keepAlive);
+
+    [LoggerMessage(3001, LogLevel.Warning, "Host {Host}: connection lost ({Reason}); reconnecting")]
+    public static partial void ConnectionLost(ILogger logger, string host, string reason);
+
+    [LoggerMessage(3002, LogLevel.Warning, "Host {Host}: reconnect attempt {Attempt} failed; next in {Delay}")]
+    public static partial void ReconnectFailed(ILogger logger, string host, int attempt, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(3003, LogLevel.Information, "Host {Host}: reconnected after {Attempt} attempt(s)")]
+    public static partial void Reconnected(ILogger logger, string host, int attempt);
+
+    [LoggerMessage(3004, LogLevel.Warning, "Host {Host}: the connection still had {References} libvirt reference(s) when closed")]
+    public static partial void LeakedReferences(ILogger logger, string host, int references);
+
+    [LoggerMessage(3005, LogLevel.Warning, "Host {Host}: an event subscriber threw")]
+    public static partial void SubscriberFailed(ILogger logger, string host, Exception exception);
+
+    [LoggerMessage(3100, LogLevel.Information, "Host {Host}: {Action} VM {Vm}")]
+    public static partial void VmAction(ILogger logger, string host, string action, string vm);
+
+    [LoggerMessage(3200, LogLevel.Information, "Migrating {Vm} from {Source} to {Destination} ({Mode}, flags 0x{Flags:x})")]
+    public static partial void MigrationStarting(ILogger logger, string vm, string source, string destination, string mode, uint flags);
+
+    [LoggerMessage(3201, LogLevel.Information, "Migrated {Vm} from {Source} to {Destination} in {Total} (downtime {Downtime})")]
+    public static partial void MigrationDone(ILogger logger, string vm, string source, string destination, TimeSpan total, TimeSpan? downtime);
+
+    [LoggerMessage(3202, LogLevel.Warning, "Migration of {Vm} from {Source} to {Destination} failed; checking where the VM is")]
+    public static partial void MigrationFailed(ILogger logger, string vm, string source, string destination, Exception exception);
+
+    [LoggerMessage(3203, LogLevel.Information, "Aborting the migration of {Vm} on {Source}")]
+    public static partial void MigrationAborting(ILogger logger, string vm, string source);
+
+    [LoggerMessage(3204, LogLevel.Warning, "Removed the paused incoming copy of {Vm} on {Destination}: {Source} runs the VM")]
+    public static partial void RemovedIncomingCopy(ILogger logger, string vm, string source, string destination);
+
+    [LoggerMessage(3205, LogLevel.Error, "{Vm} is not running on {Source} after a failed migration; the copy on {Destination} ({State}) is left untouched")]
+    public static partial void LeftDestinationCopy(ILogger logger, string vm, string source, string destination, string state);
+
+    [LoggerMessage(3206, LogLevel.Warning, "Progress sampling of {Vm} failed")]
+    public static partial void ProgressFailed(ILogger logger, string vm, Exception exception);
+
+    [LoggerMessage(3207, LogLevel.Warning, "Resumed {Vm} on {Source}: it was left paused and the destination has no copy")]
+    public static partial void ResumedSource(ILogger logger, string vm, string source);
+}

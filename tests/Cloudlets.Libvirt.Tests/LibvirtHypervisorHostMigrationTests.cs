@@ -1,0 +1,198 @@
+using System.Reactive.Linq;
+using Cloudlets.Core.Hypervisors;
+
+namespace Cloudlets.Libvirt.Tests;
+
+/// <summary>
+/// Migration error paths on the test driver (which cannot migrate): input is rejected before
+/// anything changes, and a failed migration reports the VM still running on the source.
+/// Real migrations are in the lab tests.
+/// </summary>
+[Parallelizable(ParallelScope.All)]
+public class LibvirtHypervisorHostMigrationTests
+{
+    private sealed class Pair : IAsyncDisposable
+    {
+        public required TestNode SourceNode { get; init; }
+        public required TestNode DestinationNode { get; init; }
+        public required LibvirtHypervisorHost Source { get; init; }
+        public required LibvirtHypervisorHost Destination { get; init; }
+
+        public static async Task<Pair> CreateAsync(params string[] destinationVms)
+        {
+            var s = TestNode.Create();
+            var d = TestNode.CreateOther(destinationVms);
+            return new Pair
+            {
+                SourceNode = s,
+                DestinationNode = d,
+                Source = await LibvirtHypervisorHost.ConnectAsync(s.Options("src")),
+                Destination = await LibvirtHypervisorHost.ConnectAsync(d.Options("dst")),
+            };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Source.DisposeAsync();
+            await Destination.DisposeAsync();
+            SourceNode.Dispose();
+            DestinationNode.Dispose();
+        }
+    }
+
+    private static async Task AssertUnchangedAsync(Pair p)
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((await p.Source.TryGetVmAsync("vm-run"))!.State, Is.EqualTo(VmState.Running));
+            Assert.That((await p.Destination.ListVmsAsync()).Select(v => v.Name), Does.Not.Contain("vm-run"));
+        }
+    }
+
+    [Test]
+    public async Task MigrateAsync_ToItself_ThrowsInvalidArgument()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", p.Source, new MigrationOptions()));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+    }
+
+    [Test]
+    public async Task MigrateAsync_ToAnotherHostObjectForTheSameUri_ThrowsInvalidArgument()
+    {
+        await using var p = await Pair.CreateAsync();
+        await using var again = await LibvirtHypervisorHost.ConnectAsync(p.SourceNode.Options("src-again"));
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", again, new MigrationOptions()));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+            Assert.That(ex.Message, Does.Contain("is the host the VM is on"));
+        }
+    }
+
+    [Test]
+    public async Task MigrateAsync_UnknownVm_ThrowsNotFound()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<LibvirtException>(() => p.Source.MigrateAsync("ghost", p.Destination, new MigrationOptions()));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.NotFound));
+    }
+
+    [Test]
+    public async Task MigrateAsync_StoppedVm_ThrowsInvalidArgument()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-off", p.Destination, new MigrationOptions()));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+    }
+
+    [Test]
+    public async Task MigrateAsync_NegativeBandwidth_ThrowsInvalidArgumentAndChangesNothing()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() =>
+            p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions { BandwidthMiBps = -1 }));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+        await AssertUnchangedAsync(p);
+    }
+
+    [TestCase("http://198.18.0.12")]
+    [TestCase("tcp:///nohost")]
+    public async Task MigrateAsync_BadMigrationUri_ThrowsInvalidArgument(string uri)
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() =>
+            p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions { MigrationUri = new Uri(uri) }));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+    }
+
+    [Test]
+    public async Task MigrateAsync_DestinationAlreadyRunsTheVm_ThrowsAlreadyExists()
+    {
+        await using var p = await Pair.CreateAsync("vm-run");
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions()));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.AlreadyExists));
+    }
+
+    [TestCase(MigrationMode.PeerToPeer)]
+    [TestCase(MigrationMode.ClientManaged)]
+    public async Task MigrateAsync_DriverCannotMigrate_ThrowsMigrationExceptionAndVmStaysOnSource(MigrationMode mode)
+    {
+        await using var p = await Pair.CreateAsync();
+        var samples = new List<MigrationProgress>();
+
+        var ex = Assert.ThrowsAsync<MigrationException>(() => p.Source.MigrateAsync(
+            "vm-run",
+            p.Destination,
+            new MigrationOptions { Mode = mode, BandwidthMiBps = 10, MigrationUri = new Uri("tcp://127.0.0.1:49152") },
+            new Progress<MigrationProgress>(samples.Add)));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.NotSupported));
+            Assert.That(ex.VmRunningOnSource, Is.True);
+            Assert.That(ex.DestinationCopy, Is.EqualTo(DestinationCopyAction.None));
+            Assert.That(ex.SourceHost, Is.EqualTo("src"));
+            Assert.That(ex.DestinationHost, Is.EqualTo("dst"));
+            Assert.That(ex.InnerException, Is.TypeOf<LibvirtException>().With.Property(nameof(LibvirtException.Code)).AnyOf(3, 74));
+            Assert.That(ex.Message, Does.Contain("still runs on src"));
+        }
+
+        await AssertUnchangedAsync(p);
+    }
+
+    [Test]
+    public async Task MigrateAsync_MaxDowntimeOnDriverWithoutIt_ThrowsNotSupportedBeforeMigrating()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<LibvirtException>(() =>
+            p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions { MaxDowntime = TimeSpan.FromMilliseconds(300) }));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.Api, Is.EqualTo("virDomainMigrateSetMaxDowntime"));
+            Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.NotSupported));
+        }
+
+        await AssertUnchangedAsync(p);
+    }
+
+    [Test]
+    public async Task MigrateAsync_AlreadyCancelled_ThrowsOperationCanceledAndChangesNothing()
+    {
+        await using var p = await Pair.CreateAsync();
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        Assert.That(
+            () => p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions(), null, cts.Token),
+            Throws.InstanceOf<OperationCanceledException>());
+        await AssertUnchangedAsync(p);
+    }
+
+    [Test]
+    public async Task MigrateObservable_DriverCannotMigrate_EndsWithTheMigrationError()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<MigrationException>(async () =>
+            await p.Source.MigrateObservable("vm-run", p.Destination, new MigrationOptions()).ToList());
+
+        Assert.That(ex.VmRunningOnSource, Is.True);
+    }
+}
