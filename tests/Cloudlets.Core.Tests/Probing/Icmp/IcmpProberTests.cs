@@ -1,0 +1,178 @@
+// Expected values written inline read better than hoisted fields in tests.
+#pragma warning disable CA1861
+
+using System.Collections.Concurrent;
+using System.Net;
+using Cloudlets.Core.Probing;
+using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Core.Tests.Probing.Icmp;
+
+/// <summary>Real ICMP to loopback addresses only. Raw sockets need root, hence the Lab category.</summary>
+[Category("Lab")]
+public class IcmpProberTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
+
+    private static void RequireRoot()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.Ignore("The ICMP prober needs Linux.");
+        }
+        else if (!Environment.IsPrivilegedProcess)
+        {
+            const string reason = "Raw ICMP sockets need root on Linux.";
+            if (LabGate.IsCi)
+            {
+                Assert.Fail("Lab tier is mandatory with CI=true. " + reason);
+            }
+
+            Assert.Ignore(reason);
+        }
+    }
+
+    private static ProbeTarget[] LoopbackTargets(int count)
+        => [.. Enumerable.Range(1, count).Select(i => new ProbeTarget($"lo{i}", IPAddress.Parse($"127.0.1.{i}")))];
+
+    [Test]
+    public async Task ProbeAsync_Loopback_ReturnsOkWithPositiveRoundTrip()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "test", SocketKind = IcmpSocketKind.Raw });
+
+        var sample = await prober.ProbeAsync(new ProbeTarget("lo", IPAddress.Loopback), Timeout);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Raw));
+            Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Ok));
+            Assert.That(sample.RoundTripTime, Is.GreaterThan(TimeSpan.Zero).And.LessThan(Timeout));
+            Assert.That(sample.VantagePoint, Is.EqualTo("test"));
+        }
+    }
+
+    [Test]
+    public async Task ProbeAsync_IPv6Loopback_ReturnsOk()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        if (!prober.SupportsIPv6)
+        {
+            Assert.Ignore("IPv6 is not available on this machine.");
+        }
+
+        var sample = await prober.ProbeAsync(new ProbeTarget("lo6", IPAddress.IPv6Loopback), Timeout);
+
+        Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Ok));
+    }
+
+    [Test]
+    public async Task RunAsync_ManyLoopbackTargets_EveryProbeAnsweredOnce()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        var targets = LoopbackTargets(32);
+        var samples = new ConcurrentBag<LatencySample>();
+
+        await prober.RunAsync(targets, new ProbeSchedule(10, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout), samples.Add);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(samples, Has.Count.EqualTo(320));
+            Assert.That(samples.Select(s => s.Status), Is.All.EqualTo(ProbeStatus.Ok));
+            Assert.That(samples.GroupBy(s => s.Target).Select(g => g.Count()), Is.All.EqualTo(10));
+            Assert.That(prober.Counters.Matched, Is.EqualTo(320));
+            Assert.That(prober.Counters.Duplicates, Is.Zero);
+        }
+    }
+
+    [Test]
+    public async Task RunAsync_TwoProbersAtOnce_EachCountsOnlyItsOwnReplies()
+    {
+        RequireRoot();
+        await using var first = IcmpProber.Create(new IcmpProberOptions { Identifier = 1000 });
+        await using var second = IcmpProber.Create(new IcmpProberOptions { Identifier = 2000 });
+        var targets = LoopbackTargets(8);
+        var schedule = new ProbeSchedule(20, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout);
+        var a = new ConcurrentBag<LatencySample>();
+        var b = new ConcurrentBag<LatencySample>();
+
+        await Task.WhenAll(first.RunAsync(targets, schedule, a.Add), second.RunAsync(targets, schedule, b.Add));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(a, Has.Count.EqualTo(160));
+            Assert.That(b, Has.Count.EqualTo(160));
+            Assert.That(first.Counters.Matched, Is.EqualTo(160));
+            Assert.That(second.Counters.Matched, Is.EqualTo(160));
+            // Raw sockets see every echo reply on the machine: the other prober's ones were seen and refused.
+            Assert.That(first.Counters.Foreign, Is.GreaterThanOrEqualTo(160));
+            Assert.That(second.Counters.Foreign, Is.GreaterThanOrEqualTo(160));
+        }
+    }
+
+    [Test]
+    public async Task RunAsync_IPv4MappedTarget_ThrowsBeforeSending()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        var samples = new List<LatencySample>();
+
+        Assert.That(() => prober.RunAsync([new ProbeTarget("mapped", IPAddress.Parse("::ffff:127.0.0.1"))], new ProbeSchedule(1, TimeSpan.FromSeconds(1), TimeSpan.Zero, Timeout), samples.Add),
+            Throws.ArgumentException.With.Message.Contains("127.0.0.1"));
+        Assert.That(prober.Counters.Matched, Is.Zero);
+    }
+
+    [Test]
+    public async Task RunAsync_Cancelled_StopsAndDeliversNothingMore()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        using var cancellation = new CancellationTokenSource();
+        var samples = new ConcurrentBag<LatencySample>();
+        var run = prober.RunAsync(LoopbackTargets(2), new ProbeSchedule(1000, TimeSpan.FromMilliseconds(50), TimeSpan.Zero, Timeout), samples.Add, cancellation.Token);
+
+        await Task.Delay(200);
+        await cancellation.CancelAsync();
+
+        Assert.That(async () => await run, Throws.InstanceOf<OperationCanceledException>());
+        var count = samples.Count;
+        await Task.Delay(200);
+        Assert.That(samples, Has.Count.EqualTo(count).And.Count.LessThan(2000));
+    }
+
+    [Test]
+    public void Create_DatagramSocket_OpensOrSaysWhyNot()
+    {
+        RequireRoot();
+        try
+        {
+            var prober = IcmpProber.Create(new IcmpProberOptions { SocketKind = IcmpSocketKind.Datagram });
+            Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Datagram));
+            prober.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        catch (IcmpUnavailableException ex)
+        {
+            Assert.That(ex.Message, Does.Contain("ping_group_range"));
+        }
+    }
+
+    [Test]
+    public void Create_MissingNetworkNamespace_ThrowsIOException()
+    {
+        RequireRoot();
+
+        Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "cloudlets-no-such-netns" }), Throws.InstanceOf<IOException>());
+    }
+
+    [TestCase(4)]
+    [TestCase(2000)]
+    public void Create_PayloadOutOfRange_Throws(int payload)
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { PayloadSize = payload }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+
+    [Test]
+    public void Create_InvalidNamespaceName_Throws()
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "../etc" }), Throws.ArgumentException);
+}
