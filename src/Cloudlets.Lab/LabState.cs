@@ -45,7 +45,8 @@ public sealed record LabState
             throw new LabException($"The lab state file is not valid JSON: {ex.Message}", ex);
         }
 
-        if (state is null || !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
+        // A JSON null for a list arrives as null despite the non-nullable type.
+        if (state is null || state.Hosts is null || state.Guests is null || !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
             state.Version != CurrentVersion || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {

@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using Cloudlets.Core.Commands;
+using Cloudlets.Lab.Processes;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Lab.Tests.Lab;
+
+/// <summary>Teardown and crash recovery, each with its own small lab.</summary>
+[Category("Lab")]
+[NonParallelizable]
+public class CloudletLabLifecycleTests
+{
+    [SetUp]
+    public void Gate() => LabGate.Require();
+
+    private static string[] MountTableLinesOf(string name) =>
+        [.. Directory.EnumerateDirectories("/proc")
+            .Where(d => Path.GetFileName(d).All(char.IsAsciiDigit))
+            .SelectMany(d =>
+            {
+                try
+                {
+                    return File.ReadAllLines(Path.Combine(d, "mountinfo"));
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    return [];
+                }
+            })
+            .Where(l => l.Contains("/labs/" + name + "/", StringComparison.Ordinal) || l.Contains("/netns/" + name + "-", StringComparison.Ordinal))];
+
+    private static string[] NamespacesOf(string name) =>
+        Directory.Exists("/run/netns") ? [.. Directory.EnumerateFiles("/run/netns").Select(Path.GetFileName).OfType<string>().Where(n => n.StartsWith(name + "-", StringComparison.Ordinal))] : [];
+
+    private static int[] AllPids(LabHostProcesses p) => [p.Virtlogd, p.Libvirtd, .. p.Qemu.Values];
+
+    [Test]
+    public async Task DisposeAsync_LabWithGuest_LeavesNoNamespaceBridgeMountOrProcess()
+    {
+        var lab = await TestLabs.StartAsync("labd", hosts: 2, guestsOn: ["cloudlet-2"]);
+        var name = lab.Name;
+        var pids = lab.Hosts.SelectMany(h => AllPids(lab.GetProcesses(h.Name))).ToList();
+        var namespacesWhileUp = NamespacesOf(name);
+        var bridgesWhileUp = await lab.RunInNamespaceAsync(lab.Hosts[0].Namespace, CommandLine.Of("ip", "-o", "link", "show", "type", "bridge"));
+
+        await lab.DisposeAsync();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(pids, Has.Count.EqualTo(5), "two virtlogd, two libvirtd, one QEMU");
+            Assert.That(namespacesWhileUp, Is.EquivalentTo(new[] { name + "-sw", name + "-edge", name + "-h1", name + "-h2" }));
+            Assert.That(bridgesWhileUp.StandardOutput, Does.Contain("br0"));
+            Assert.That(NamespacesOf(name), Is.Empty, "network namespaces (and with them the bridges and veths) left");
+            Assert.That(MountTableLinesOf(name), Is.Empty, "mounts left");
+            Assert.That(pids.Where(LabProcess.IsAlive), Is.Empty, "processes left");
+            Assert.That(Directory.Exists(new LabPaths(LabPaths.DefaultRoot).LabFolder(name)), Is.False, "folder left");
+            Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
+        }
+    }
+
+    [Test]
+    public async Task StartAsync_AfterAnAbandonedRunWithADeadDaemon_CleansUpAndComesUp()
+    {
+        var name = TestLabs.UniqueName("laba");
+        // The first run is abandoned as a killed process would leave it: running, and half broken.
+        var first = new CloudletLabBuilder().WithName(name).WithHosts(2).WithKeepRunningOnDispose().Build();
+        await first.StartAsync();
+        var firstPids = first.Hosts.SelectMany(h => AllPids(first.GetProcesses(h.Name))).ToList();
+        await first.KillLibvirtdAsync("cloudlet-1");
+        await first.DisposeAsync();
+
+        var second = new CloudletLabBuilder().WithName(name).WithHosts(2).Build();
+        try
+        {
+            await second.StartAsync();
+            var version = await second.VirshAsync(second.GetHost("cloudlet-1"), ["version"]);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(version.Succeeded, Is.True);
+                Assert.That(firstPids.Where(LabProcess.IsAlive), Is.Empty, "the first run's daemons survived");
+            }
+        }
+        finally
+        {
+            await second.DisposeAsync();
+        }
+
+        Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
+    }
+
+    [Test]
+    public async Task SampleUp_KilledWhileTheGuestBoots_NextStartCleansAndComesUpAndDownRemovesAll()
+    {
+        var name = TestLabs.UniqueName("labk");
+        await KillSampleUpWhileGuestBootsAsync(name);
+        Assert.That(NamespacesOf(name), Is.Not.Empty, "the killed run should have left namespaces to clean");
+
+        await using (var lab = new CloudletLabBuilder().WithName(name).WithHosts(2).WithGuestOn("cloudlet-1").Build())
+        {
+            await lab.StartAsync();
+            var reading = await lab.CreateGuestClient(lab.GetGuest("guest-1")).ReadAsync(TimeSpan.FromSeconds(5));
+            Assert.That(reading.Counter, Is.GreaterThanOrEqualTo(0));
+        }
+
+        Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
+
+        // And `down` after a killed `up` removes everything.
+        await KillSampleUpWhileGuestBootsAsync(name);
+        var down = await RunSampleAsync(["down", "--name", name]);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(down.ExitCode, Is.Zero, down.StandardError);
+            Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
+            Assert.That(MountTableLinesOf(name), Is.Empty);
+        }
+    }
+
+    [Test]
+    public async Task SampleUpTwiceThenStatusJson_Lab_IsHarmlessAndShowsTheGuest()
+    {
+        var name = TestLabs.UniqueName("labs");
+        try
+        {
+            var up = await RunSampleAsync(["up", "--hosts", "2", "--guest-on", "cloudlet-2", "--name", name]);
+            Assert.That(up.ExitCode, Is.Zero, up.StandardError);
+            var pids = CloudletLab.Attach(name)!.Hosts.Select(h => CloudletLab.Attach(name)!.GetProcesses(h.Name).Libvirtd).ToList();
+            var again = await RunSampleAsync(["up", "--hosts", "2", "--guest-on", "cloudlet-2", "--name", name]);
+            var status = await RunSampleAsync(["status", "--json", "--name", name]);
+            using var json = System.Text.Json.JsonDocument.Parse(status.StandardOutput);
+            var lab = CloudletLab.Attach(name)!;
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(up.StandardOutput, Does.Contain("lab start-up time:").And.Contain("guest boot time: guest-1"));
+                Assert.That(again.ExitCode, Is.Zero, again.StandardError);
+                Assert.That(again.StandardOutput, Does.Contain("already up"));
+                Assert.That(lab.Hosts.Select(h => lab.GetProcesses(h.Name).Libvirtd), Is.EqualTo(pids), "the second up restarted the lab");
+                Assert.That(status.ExitCode, Is.Zero, status.StandardError);
+                Assert.That(json.RootElement.GetProperty("edge").GetProperty("namespace").GetString(), Is.EqualTo(name + "-edge"));
+                Assert.That(json.RootElement.GetProperty("hosts").GetArrayLength(), Is.EqualTo(2));
+                Assert.That(json.RootElement.GetProperty("guests")[0].GetProperty("host").GetString(), Is.EqualTo("cloudlet-2"));
+            }
+        }
+        finally
+        {
+            var down = await RunSampleAsync(["down", "--name", name]);
+            Assert.That(down.ExitCode, Is.Zero, down.StandardError);
+        }
+    }
+
+    [Test]
+    public async Task SampleUp_BadInput_FailsBeforeCreatingAnything()
+    {
+        var name = TestLabs.UniqueName("labv");
+        var zero = await RunSampleAsync(["up", "--hosts", "0", "--name", name]);
+        var unknown = await RunSampleAsync(["up", "--hosts", "2", "--guest-on", "cloudlet-3", "--name", name]);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(zero.ExitCode, Is.EqualTo(2));
+            Assert.That(zero.StandardError, Does.Contain("1-8 hosts"));
+            Assert.That(unknown.ExitCode, Is.EqualTo(2));
+            Assert.That(unknown.StandardError, Does.Contain("cloudlet-3"));
+            Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
+        }
+    }
+
+    private static string SampleDll => Path.Combine(AppContext.BaseDirectory, "cloudlets-lab.dll");
+
+    private static ProcessStartInfo SampleStartInfo(IEnumerable<string> arguments)
+    {
+        var host = Environment.ProcessPath is { } p && Path.GetFileName(p) == "dotnet" ? p : "dotnet";
+        var psi = new ProcessStartInfo(host) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(SampleDll);
+        foreach (var a in arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        return psi;
+    }
+
+    private static async Task<CommandResult> RunSampleAsync(string[] arguments)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var psi = SampleStartInfo(arguments);
+        return await LocalCommandRunner.Instance.RunAsync(new CommandLine(psi.FileName, [.. psi.ArgumentList]), timeout.Token);
+    }
+
+    /// <summary>Runs `cloudlets-lab up` as a child and kills it (SIGKILL) once the guest's QEMU runs.</summary>
+    private static async Task KillSampleUpWhileGuestBootsAsync(string name)
+    {
+        using var up = Process.Start(SampleStartInfo(["up", "--hosts", "2", "--guest-on", "cloudlet-1", "--name", name]))!;
+        var output = up.StandardOutput.ReadToEndAsync();
+        var error = up.StandardError.ReadToEndAsync();
+        var qemuPidFile = Path.Combine(new LabPaths(LabPaths.DefaultRoot).HostFolder(name, 1), "run", "libvirt", "qemu", "guest-1.pid");
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(qemuPidFile) && !up.HasExited && clock.Elapsed < TimeSpan.FromSeconds(90))
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.That(up.HasExited, Is.False, $"up ended before it could be killed: {await output} {await error}");
+        Assert.That(File.Exists(qemuPidFile), Is.True, "the guest never started");
+        up.Kill();
+        await up.WaitForExitAsync();
+    }
+}

@@ -1,0 +1,57 @@
+using System.Net;
+using Cloudlets.Lab;
+
+namespace Cloudlets.Lab.Tests;
+
+public class LabAddressPlanTests
+{
+    [Test]
+    public void Addresses_Subnet7_FollowThePlan()
+    {
+        var plan = new LabAddressPlan(7);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(plan.Network, Is.EqualTo(IPAddress.Parse("198.18.7.0")));
+            Assert.That(plan.Edge, Is.EqualTo(IPAddress.Parse("198.18.7.1")));
+            Assert.That(plan.Host(1), Is.EqualTo(IPAddress.Parse("198.18.7.11")));
+            Assert.That(plan.Host(LabNaming.MaxHosts), Is.EqualTo(IPAddress.Parse("198.18.7.18")));
+            Assert.That(plan.Guest(1), Is.EqualTo(IPAddress.Parse("198.18.7.101")));
+            Assert.That(plan.GuestMac(1), Is.EqualTo("52:54:00:12:07:01"));
+            Assert.That(new LabAddressPlan(200).GuestMac(12), Is.EqualTo("52:54:00:12:c8:0c"));
+            Assert.That(LabAddressPlan.WithPrefix(plan.Edge), Is.EqualTo("198.18.7.1/24"));
+        }
+    }
+
+    [Test]
+    public void Addresses_AllHostsAndGuests_AreDistinctAndInsideTheBenchmarkRange()
+    {
+        var plan = new LabAddressPlan(LabNaming.MaxSubnet);
+        var all = Enumerable.Range(1, LabNaming.MaxHosts).Select(plan.Host)
+            .Concat(Enumerable.Range(1, LabNaming.MaxGuests).Select(plan.Guest))
+            .Append(plan.Edge)
+            .ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(all, Is.Unique);
+            Assert.That(all.Select(a => a.GetAddressBytes()[0..3]), Has.All.EqualTo(new byte[] { 198, 18, LabNaming.MaxSubnet }));
+        }
+    }
+
+    [TestCase(0)]
+    [TestCase(255)]
+    [TestCase(-1)]
+    public void Constructor_SubnetOutOfRange_Throws(int subnet) =>
+        Assert.That(() => new LabAddressPlan(subnet), Throws.TypeOf<ArgumentOutOfRangeException>());
+
+    [Test]
+    public void Host_IndexOutOfRange_Throws()
+    {
+        var plan = new LabAddressPlan(1);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(() => plan.Host(0), Throws.TypeOf<ArgumentOutOfRangeException>());
+            Assert.That(() => plan.Host(LabNaming.MaxHosts + 1), Throws.TypeOf<ArgumentOutOfRangeException>());
+            Assert.That(() => plan.Guest(LabNaming.MaxGuests + 1), Throws.TypeOf<ArgumentOutOfRangeException>());
+        }
+    }
+}

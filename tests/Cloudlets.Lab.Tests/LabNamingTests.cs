@@ -1,0 +1,71 @@
+using Cloudlets.Lab;
+
+namespace Cloudlets.Lab.Tests;
+
+public class LabNamingTests
+{
+    [TestCase("t1")]
+    [TestCase("lab")]
+    [TestCase("a-b-c9")]
+    [TestCase("abcdefghijklmnopqrstuvwx")]
+    public void IsValidLabName_ValidName_True(string name) => Assert.That(LabNaming.IsValidLabName(name), Is.True);
+
+    [TestCase("")]
+    [TestCase(null)]
+    [TestCase("1lab")]
+    [TestCase("Lab")]
+    [TestCase("lab-")]
+    [TestCase("-lab")]
+    [TestCase("la b")]
+    [TestCase("lab;rm")]
+    [TestCase("lab/x")]
+    [TestCase("abcdefghijklmnopqrstuvwxy")]
+    public void IsValidLabName_InvalidName_False(string? name) => Assert.That(LabNaming.IsValidLabName(name), Is.False);
+
+    [Test]
+    public void ValidateLabName_InvalidName_ThrowsConfigurationException() =>
+        Assert.That(() => LabNaming.ValidateLabName("Bad Name"), Throws.TypeOf<LabConfigurationException>().With.Message.Contains("Bad Name"));
+
+    [Test]
+    public void Namespaces_ForLab_FollowTheConvention()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabNaming.SwitchNamespace("t1"), Is.EqualTo("t1-sw"));
+            Assert.That(LabNaming.EdgeNamespace("t1"), Is.EqualTo("t1-edge"));
+            Assert.That(LabNaming.HostNamespace("t1", 3), Is.EqualTo("t1-h3"));
+            Assert.That(LabNaming.HostName(2), Is.EqualTo("cloudlet-2"));
+            Assert.That(LabNaming.GuestName(1), Is.EqualTo("guest-1"));
+        }
+    }
+
+    [Test]
+    public void AllNamespaces_ForLab_HostsThenEdgeThenSwitch()
+    {
+        var all = LabNaming.AllNamespaces("t1");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(all, Has.Count.EqualTo(LabNaming.MaxHosts + 2));
+            Assert.That(all[0], Is.EqualTo("t1-h1"));
+            Assert.That(all[^2], Is.EqualTo("t1-edge"));
+            Assert.That(all[^1], Is.EqualTo("t1-sw"));
+        }
+    }
+
+    [TestCase("cloudlet-1", 1)]
+    [TestCase("cloudlet-8", 8)]
+    [TestCase("cloudlet-12", 12)]
+    public void TryParseHostName_HostName_ReturnsIndex(string name, int expected)
+    {
+        Assert.That(LabNaming.TryParseHostName(name, out var index), Is.True);
+        Assert.That(index, Is.EqualTo(expected));
+    }
+
+    [TestCase("cloudlet-")]
+    [TestCase("cloudlet-0")]
+    [TestCase("cloudlet-01")]
+    [TestCase("cloudlet-x")]
+    [TestCase("host-1")]
+    [TestCase(null)]
+    public void TryParseHostName_NotAHostName_False(string? name) => Assert.That(LabNaming.TryParseHostName(name, out _), Is.False);
+}

@@ -1,0 +1,55 @@
+using Cloudlets.Lab;
+
+namespace Cloudlets.Lab.Tests;
+
+public class LabStateTests
+{
+    [Test]
+    public void Parse_WhatToJsonWrote_RoundTrips()
+    {
+        var state = new LabState
+        {
+            Name = "t1",
+            Subnet = 9,
+            Phase = "ready",
+            Hosts = [new LabStateHost(1, "5c7c1e43-3f3c-4a57-9d0b-2b0b7ef0f0a1"), new LabStateHost(2, "0d0e6a39-56a5-4f5f-9a3e-0c1a6f0d1e22")],
+            Guests = [new LabStateGuest(1, "cloudlet-2")],
+        };
+
+        var parsed = LabState.Parse(state.ToJson());
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(parsed.Name, Is.EqualTo("t1"));
+            Assert.That(parsed.Subnet, Is.EqualTo(9));
+            Assert.That(parsed.Phase, Is.EqualTo("ready"));
+            Assert.That(parsed.Hosts, Is.EqualTo(state.Hosts));
+            Assert.That(parsed.Guests, Is.EqualTo(state.Guests));
+        }
+    }
+
+    [Test]
+    public void Parse_HandWrittenFile_ReadsCamelCaseFields()
+    {
+        const string json = """
+            {"version":1,"name":"lab-a","subnet":3,"phase":"starting","hosts":[{"index":1,"hostUuid":"u1"}],"guests":[]}
+            """;
+        var state = LabState.Parse(json);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(state.Name, Is.EqualTo("lab-a"));
+            Assert.That(state.Hosts.Single().HostUuid, Is.EqualTo("u1"));
+            Assert.That(state.Guests, Is.Empty);
+        }
+    }
+
+    [TestCase("not json")]
+    [TestCase("null")]
+    [TestCase("""{"version":1,"name":"Bad Name","subnet":3}""")]
+    [TestCase("""{"version":1,"name":"ok","subnet":0}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3}""")]
+    [TestCase("""{"version":1,"name":"ok","subnet":3,"hosts":[{"index":99,"hostUuid":"u"}]}""")]
+    [TestCase("""{"version":1,"name":"ok","subnet":3,"guests":[{"index":0,"initialHost":"cloudlet-1"}]}""")]
+    public void Parse_InvalidState_ThrowsLabException(string json) =>
+        Assert.That(() => LabState.Parse(json), Throws.InstanceOf<LabException>());
+}

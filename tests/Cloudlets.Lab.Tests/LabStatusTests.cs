@@ -1,0 +1,57 @@
+using System.Net;
+using System.Text.Json;
+using Cloudlets.Lab;
+
+namespace Cloudlets.Lab.Tests;
+
+public class LabStatusTests
+{
+    private static LabStatus Sample()
+    {
+        var plan = new LabAddressPlan(3);
+        var hosts = Enumerable.Range(1, 2)
+            .Select(i => new LabHost(LabNaming.HostName(i), i, plan.Host(i), LabNaming.HostNamespace("t1", i), "br0", "/x/h" + i))
+            .ToList();
+        return new LabStatus("t1", new LabEdge("t1-edge", plan.Edge), hosts,
+            [new LabGuestStatus("guest-1", "cloudlet-2", plan.Guest(1)), new LabGuestStatus("guest-2", null, plan.Guest(2))]);
+    }
+
+    [Test]
+    public void ToJson_Lab_HasExactlyTheDocumentedShape()
+    {
+        using var doc = JsonDocument.Parse(Sample().ToJson());
+        var root = doc.RootElement;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "hosts", "guests" }));
+            Assert.That(root.GetProperty("edge").EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "namespace", "address" }));
+            Assert.That(root.GetProperty("edge").GetProperty("address").GetString(), Is.EqualTo("198.18.3.1"));
+            var host = root.GetProperty("hosts")[1];
+            Assert.That(host.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "address", "uri", "namespace" }));
+            Assert.That(host.GetProperty("uri").GetString(), Is.EqualTo("qemu+tcp://198.18.3.12/system"));
+            Assert.That(host.GetProperty("namespace").GetString(), Is.EqualTo("t1-h2"));
+            var guest = root.GetProperty("guests")[0];
+            Assert.That(guest.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "host", "address" }));
+            Assert.That(guest.GetProperty("host").GetString(), Is.EqualTo("cloudlet-2"));
+            Assert.That(root.GetProperty("guests")[1].GetProperty("host").ValueKind, Is.EqualTo(JsonValueKind.Null));
+        }
+    }
+
+    [Test]
+    public void ToJson_Lab_IsOneLine()
+    {
+        var json = Sample().ToJson();
+        Assert.That(json, Does.Not.Contain('\n'));
+    }
+
+    [Test]
+    public void LabHost_Uris_DeriveFromAddress()
+    {
+        var host = new LabHost("cloudlet-1", 1, IPAddress.Parse("198.18.3.11"), "t1-h1", "br0", "/x");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(host.Uri.ToString(), Is.EqualTo("qemu+tcp://198.18.3.11/system"));
+            Assert.That(host.MigrationUri.ToString(), Is.EqualTo("tcp://198.18.3.11/"));
+        }
+    }
+}

@@ -1,0 +1,2 @@
+// Cloudlets.Lab runs on Linux only; so do its tests.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
