@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Reactive.Linq;
+using System.Runtime.Versioning;
+using Cloudlets.Core.Commands;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Lab;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Libvirt.Tests.Lab;
+
+/// <summary>
+/// The libvirt host against real libvirtd + QEMU (TCG) cloudlets in a lab: live migration with
+/// progress, there and back; abort; the destination's libvirtd or QEMU killed mid-migration; and
+/// connection-loss detection. Every fault case must end with exactly one running copy of the guest,
+/// on the source, still answering from the edge with the same boot id.
+/// </summary>
+[Category("Lab")]
+[NonParallelizable]
+[SupportedOSPlatform("linux")]
+public class LibvirtLabTests : LabFixture
+{
+    private const string H1 = "cloudlet-1";
+    private const string H2 = "cloudlet-2";
+
+    // Slow enough (256 MiB at 1 MiB/s) that a fault can be injected mid-migration.
+    private const long SlowBandwidthMiBps = 1;
+
+    private string? _bootId;
+
+    protected override string LabPrefix => "lv";
+
+    protected override int LabHosts => 2;
+
+    protected override IReadOnlyList<string> LabGuestsOn => [H1];
+
+    private LabGuest Guest => Lab.Guests[0];
+
+    [SetUp]
+    public async Task GuestOnFirstHostAsync()
+    {
+        // Each test starts with the guest running on cloudlet-1 only.
+        var running = await RunningCopiesAsync();
+        if (running.SequenceEqual([H2]))
+        {
+            await Lab.MigrateWithVirshAsync(Guest, H2, H1);
+        }
+
+        Assert.That(await RunningCopiesAsync(), Is.EqualTo(new[] { H1 }), "precondition: the guest runs on cloudlet-1 only");
+        var reading = await Lab.CreateGuestClient(Guest).WaitForAnswerAsync(TimeSpan.FromSeconds(30));
+        _bootId ??= reading.BootId;
+    }
+
+    [Test]
+    [Order(1)]
+    public async Task MigrateAsync_LiveP2PThenClientManagedBack_KeepsAnsweringWithProgressAndResult()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var client = Lab.CreateGuestClient(Guest);
+        var before = await client.ReadAsync(TimeSpan.FromSeconds(5));
+        var samples = new ConcurrentQueue<MigrationProgress>();
+        var events = new ConcurrentQueue<VmLifecycleEvent>();
+        using var sub = h2.Events.Subscribe(e =>
+        {
+            if (e is VmLifecycleEvent l)
+            {
+                events.Enqueue(l);
+            }
+        });
+
+        var there = await h1.MigrateAsync(
+            Guest.Name,
+            h2,
+            new MigrationOptions { MigrationUri = Lab.GetHost(H2).MigrationUri, ProgressInterval = TimeSpan.FromMilliseconds(100), BandwidthMiBps = 64 },
+            new SyncProgress(samples.Enqueue));
+        var afterThere = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        var runningThere = await RunningCopiesAsync();
+        var onH2 = await h2.TryGetVmAsync(Guest.Name);
+
+        var updates = await h2.MigrateObservable(
+            Guest.Name,
+            h1,
+            new MigrationOptions { Mode = MigrationMode.ClientManaged, MigrationUri = Lab.GetHost(H1).MigrationUri, ProgressInterval = TimeSpan.FromMilliseconds(100) })
+            .ToList();
+        var back = updates[^1].Result;
+        var afterBack = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+
+        TestContext.Out.WriteLine($"there: total {there.TotalTime.TotalMilliseconds:0} ms, downtime {there.Downtime?.TotalMilliseconds} ms, {there.DataTransferredBytes} bytes, {samples.Count} samples");
+        TestContext.Out.WriteLine($"back:  total {back!.TotalTime.TotalMilliseconds:0} ms, downtime {back.Downtime?.TotalMilliseconds} ms, {back.DataTransferredBytes} bytes, {updates.Count - 1} samples");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(there.Source, Is.EqualTo(H1));
+            Assert.That(there.Destination, Is.EqualTo(H2));
+            Assert.That(there.TotalTime, Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(there.Downtime, Is.Not.Null.And.GreaterThan(TimeSpan.Zero));
+            Assert.That(there.DataTransferredBytes, Is.GreaterThan(0));
+            Assert.That(samples, Is.Not.Empty);
+            Assert.That(samples.Any(s => s.DataTotalBytes > 0), Is.True, "a sample with memory counters");
+            Assert.That(runningThere, Is.EqualTo(new[] { H2 }));
+            Assert.That(onH2!.IsPersistent, Is.True);
+            Assert.That(afterThere.BootId, Is.EqualTo(before.BootId), "the same guest, not a reboot");
+            Assert.That(afterThere.Counter, Is.GreaterThan(before.Counter));
+            Assert.That(events.Any(e => e.Lifecycle == VmLifecycle.Resumed && e.ByMigration), Is.True, "destination saw the migrated guest resume");
+            Assert.That(updates[^1].IsCompleted, Is.True);
+            Assert.That(back.Downtime, Is.Not.Null);
+            Assert.That(await RunningCopiesAsync(), Is.EqualTo(new[] { H1 }));
+            Assert.That(afterBack.BootId, Is.EqualTo(before.BootId));
+        }
+    }
+
+    [Test]
+    [Order(2)]
+    public async Task MigrateAsync_CancelledMidway_AbortsOnSourceAndGuestStaysThere()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.DataProcessedBytes > 0)
+            {
+                cts.Cancel();
+            }
+        });
+        cts.CancelAfter(TimeSpan.FromSeconds(20));
+
+        var ex = Assert.ThrowsAsync<OperationCanceledException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), progress, cts.Token));
+
+        var inner = ex.InnerException as MigrationException;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(inner, Is.Not.Null, "the cancellation carries the typed migration error");
+            Assert.That(inner!.Kind, Is.EqualTo(HypervisorErrorKind.Aborted));
+            Assert.That(inner.VmRunningOnSource, Is.True);
+            Assert.That(inner.DestinationCopy, Is.AnyOf(DestinationCopyAction.None, DestinationCopyAction.Removed));
+        }
+
+        await AssertOneCopyOnSourceAsync();
+    }
+
+    [Test]
+    [Order(3)]
+    public async Task MigrateAsync_DestinationLibvirtdKilledMidway_TypedErrorAndGuestStaysOnSource()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var killed = 0;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.DataProcessedBytes > 0 && Interlocked.Exchange(ref killed, 1) == 0)
+            {
+                _ = Task.Run(() => Lab.KillLibvirtdAsync(H2));
+            }
+        });
+
+        MigrationException? ex;
+        try
+        {
+            ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), progress));
+        }
+        finally
+        {
+            await Lab.RestartLibvirtdAsync(H2);
+        }
+
+        TestContext.Out.WriteLine(ex?.Message);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(killed, Is.EqualTo(1), "libvirtd was killed mid-migration");
+            Assert.That(ex!.VmRunningOnSource, Is.True);
+            Assert.That(ex.InnerException, Is.InstanceOf<LibvirtException>());
+        }
+
+        await AssertOneCopyOnSourceAsync();
+    }
+
+    [Test]
+    [Order(4)]
+    public async Task MigrateAsync_DestinationQemuKilledMidway_TypedErrorAndGuestStaysOnSource()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var killed = 0;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.DataProcessedBytes > 0 && Interlocked.Exchange(ref killed, 1) == 0)
+            {
+                _ = Task.Run(() => Lab.KillQemuAsync(H2, Guest.Name));
+            }
+        });
+
+        var ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), progress));
+
+        TestContext.Out.WriteLine(ex.Message);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(killed, Is.EqualTo(1), "QEMU was killed mid-migration");
+            Assert.That(ex.VmRunningOnSource, Is.True);
+            Assert.That(ex.DestinationCopy, Is.AnyOf(DestinationCopyAction.None, DestinationCopyAction.Removed));
+            Assert.That(ex.InnerException, Is.InstanceOf<LibvirtException>());
+        }
+
+        await AssertOneCopyOnSourceAsync();
+    }
+
+    [Test]
+    [Order(5)]
+    public async Task Keepalive_DaemonStopped_LossDetectedWithinWindowThenReconnectsWithEvents()
+    {
+        // keepalive 1 s × (2 + 1) = a dead peer is declared after about 3 s.
+        await using var h2 = await ConnectAsync(H2, keepAliveSeconds: 1, keepAliveCount: 2);
+        var states = new BlockingCollection<(HostConnectionState State, long At)>();
+        var lifecycle = new BlockingCollection<VmLifecycleEvent>();
+        using var sub = h2.Events.Subscribe(e =>
+        {
+            if (e is HostConnectionEvent c)
+            {
+                states.Add((c.State, Stopwatch.GetTimestamp()));
+            }
+            else if (e is VmLifecycleEvent l)
+            {
+                lifecycle.Add(l);
+            }
+        });
+        var pid = Lab.GetProcesses(H2).Libvirtd;
+
+        var stoppedAt = Stopwatch.GetTimestamp();
+        await Signal("STOP", pid);
+        (HostConnectionState State, long At) lost;
+        try
+        {
+            Assert.That(states.TryTake(out lost, TimeSpan.FromSeconds(15)), Is.True, "connection loss was reported");
+        }
+        finally
+        {
+            await Signal("CONT", pid);
+        }
+
+        var detection = Stopwatch.GetElapsedTime(stoppedAt, lost.At);
+        var reconnected = states.TryTake(out var again, TimeSpan.FromSeconds(20));
+        TestContext.Out.WriteLine($"keepalive detection {detection.TotalMilliseconds:0} ms");
+
+        // Re-registered callbacks: a define/undefine on the reconnected host raises events again.
+        var spec = new VmSpec { Name = "lv-probe", MemoryMiB = 64, DomainType = "qemu", Boot = new KernelBoot("/nonexistent/vmlinuz", null, "") };
+        await h2.DefineVmAsync(spec);
+        await h2.UndefineVmAsync(spec.Name);
+        var defined = lifecycle.TryTake(out var first, TimeSpan.FromSeconds(5));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(lost.State, Is.EqualTo(HostConnectionState.Reconnecting));
+            Assert.That(detection, Is.LessThan(TimeSpan.FromSeconds(1 * (2 + 1) + 3)), "within the keepalive window (plus scheduling slack)");
+            Assert.That(reconnected && again.State == HostConnectionState.Connected, Is.True, "reconnected after the daemon resumed");
+            Assert.That(h2.ConnectionState, Is.EqualTo(HostConnectionState.Connected));
+            Assert.That(defined && first!.VmName == "lv-probe" && first.Lifecycle == VmLifecycle.Defined, Is.True, "events flow after reconnect");
+        }
+    }
+
+    private MigrationOptions SlowOptions() => new()
+    {
+        MigrationUri = Lab.GetHost(H2).MigrationUri,
+        BandwidthMiBps = SlowBandwidthMiBps,
+        ProgressInterval = TimeSpan.FromMilliseconds(200),
+    };
+
+    private Task<LibvirtHypervisorHost> ConnectAsync(string hostName, int keepAliveSeconds = 2, int keepAliveCount = 3)
+    {
+        var host = Lab.GetHost(hostName);
+        return LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions
+        {
+            Name = host.Name,
+            Uri = host.Uri,
+            NetworkNamespace = Lab.Edge.Namespace,
+            KeepAliveInterval = TimeSpan.FromSeconds(keepAliveSeconds),
+            KeepAliveCount = keepAliveCount,
+            ReconnectInitialDelay = TimeSpan.FromMilliseconds(250),
+            ReconnectMaxDelay = TimeSpan.FromSeconds(2),
+        });
+    }
+
+    private async Task AssertOneCopyOnSourceAsync()
+    {
+        var reading = await Lab.CreateGuestClient(Guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        var onH2 = await DomStateAsync(Lab.GetHost(H2));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(await RunningCopiesAsync(), Is.EqualTo(new[] { H1 }), "exactly one running copy, on the source");
+            Assert.That(onH2, Is.Null.Or.EqualTo("shut off"), "no paused copy left on the destination");
+            Assert.That(reading.BootId, Is.EqualTo(_bootId), "the same guest keeps answering from the edge");
+        }
+    }
+
+    private async Task<string[]> RunningCopiesAsync()
+    {
+        var running = new List<string>();
+        foreach (var host in Lab.Hosts)
+        {
+            if (await DomStateAsync(host) == "running")
+            {
+                running.Add(host.Name);
+            }
+        }
+
+        return [.. running];
+    }
+
+    private async Task<string?> DomStateAsync(LabHost host)
+    {
+        var r = await LocalCommandRunner.Instance.RunAsync(Lab.Virsh(host, "domstate", Guest.Name));
+        return r.Succeeded ? r.StandardOutput.Trim() : null;
+    }
+
+    private static async Task Signal(string signal, int pid)
+    {
+        // The lab (started by this fixture) owns this libvirtd; it is addressed by its recorded pid.
+        var r = await LocalCommandRunner.Instance.RunAsync(CommandLine.Of("kill", "-" + signal, pid.ToString(CultureInfo.InvariantCulture)));
+        Assert.That(r.Succeeded, Is.True, r.StandardError);
+    }
+
+    /// <summary>Reports on the caller's thread (no synchronization-context hop, unlike Progress&lt;T&gt;).</summary>
+    private sealed class SyncProgress(Action<MigrationProgress> report) : IProgress<MigrationProgress>
+    {
+        public void Report(MigrationProgress value) => report(value);
+    }
+}
