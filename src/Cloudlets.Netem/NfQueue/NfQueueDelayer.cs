@@ -15,7 +15,8 @@ namespace Cloudlets.Netem.NfQueue;
 /// <param name="ReceiveErrors">Receive errors (for example ENOBUFS: the kernel dropped messages).</param>
 /// <param name="SendErrors">Verdicts that could not be sent.</param>
 /// <param name="Lateness">How late packets were released.</param>
-public sealed record DelayerStatistics(string? NetworkNamespace, long Received, int Pending, long VerdictMessages, long ReceiveErrors, long SendErrors, LatenessSnapshot Lateness);
+/// <param name="Realtime">Whether the delayer thread runs with real-time scheduling.</param>
+public sealed record DelayerStatistics(string? NetworkNamespace, long Received, int Pending, long VerdictMessages, long ReceiveErrors, long SendErrors, LatenessSnapshot Lateness, bool Realtime);
 
 /// <summary>
 /// The userspace delay line of one network namespace: one NETLINK_NETFILTER socket opened inside the
@@ -37,6 +38,7 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
     private readonly byte[] receiveBuffer = new byte[1 << 20];
     private readonly byte[] sendBuffer = new byte[256];
     private readonly List<VerdictBatch> batches = [];
+    private readonly int realtimePriority;
     private volatile bool stopping;
     private uint sequence;
     private long received;
@@ -45,8 +47,9 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
     private long sendErrors;
     private int pending;
 
-    private NfQueueDelayer(string? networkNamespace, Socket socket, TimeProvider time, ILogger logger)
+    private NfQueueDelayer(string? networkNamespace, Socket socket, TimeProvider time, ILogger logger, int realtimePriority)
     {
+        this.realtimePriority = realtimePriority;
         NetworkNamespace = networkNamespace;
         this.socket = socket;
         this.time = time;
@@ -58,17 +61,20 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
 
     public string? NetworkNamespace { get; }
 
+    /// <summary>Whether the delayer thread got real-time (SCHED_FIFO) scheduling.</summary>
+    public bool Realtime { get; private set; }
+
     public LatenessStatistics Lateness => scheduler.Statistics;
 
     /// <summary>Opens the socket inside <paramref name="networkNamespace"/> and starts the thread.</summary>
-    public static NfQueueDelayer Start(string? networkNamespace, TimeProvider time, ILogger logger, int receiveBufferBytes)
+    public static NfQueueDelayer Start(string? networkNamespace, TimeProvider time, ILogger logger, int receiveBufferBytes, int realtimePriority = 0)
     {
         var socket = Netns.Run(networkNamespace, () => NetlinkSocket.Open(receiveBufferBytes));
-        return new NfQueueDelayer(networkNamespace, socket, time, logger);
+        return new NfQueueDelayer(networkNamespace, socket, time, logger, realtimePriority);
     }
 
     public DelayerStatistics Statistics => new(NetworkNamespace, Interlocked.Read(ref received), Volatile.Read(ref pending),
-        Interlocked.Read(ref verdicts), Interlocked.Read(ref receiveErrors), Interlocked.Read(ref sendErrors), Lateness.Snapshot());
+        Interlocked.Read(ref verdicts), Interlocked.Read(ref receiveErrors), Interlocked.Read(ref sendErrors), Lateness.Snapshot(), Realtime);
 
     /// <summary>Binds a queue (or changes its impairment when bound already).</summary>
     public async Task BindAsync(ushort queue, Impairment impairment, uint maxLength, bool failOpen, CancellationToken cancellationToken)
@@ -175,6 +181,8 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
     {
         try
         {
+            Realtime = PreciseWait.TryMakeCurrentThreadRealtime(realtimePriority);
+            var fd = socket.SafeHandle.DangerousGetHandle();
             while (!stopping)
             {
                 while (control.TryDequeue(out var action))
@@ -184,22 +192,8 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
 
                 var now = time.GetTimestamp();
                 var next = scheduler.NextDue;
-                var waitMicros = next is null ? MaxIdleWaitMicros : (long)Math.Clamp((next.Value - now) * 1_000_000.0 / time.TimestampFrequency, 0, MaxIdleWaitMicros);
-                bool readable;
-                if (waitMicros >= 1500)
-                {
-                    // poll() has millisecond resolution: wake up to a millisecond early and spin the rest.
-                    readable = socket.Poll((int)waitMicros - 1000, SelectMode.SelectRead);
-                }
-                else
-                {
-                    readable = socket.Poll(0, SelectMode.SelectRead);
-                    if (!readable && waitMicros > 0)
-                    {
-                        Thread.Yield();
-                    }
-                }
-
+                var waitNanos = next is null ? MaxIdleWaitMicros * 1000L : (long)Math.Clamp((next.Value - now) * 1e9 / time.TimestampFrequency, 0, MaxIdleWaitMicros * 1000.0);
+                var readable = PreciseWait.WaitReadable(fd, waitNanos);
                 if (readable)
                 {
                     Drain();
