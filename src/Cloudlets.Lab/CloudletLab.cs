@@ -39,6 +39,7 @@ public sealed class CloudletLab : IAsyncDisposable
     private GuestImageFiles? _image;
     private TimeSpan _startup;
     private bool _started;
+    private bool _owns;
     private bool _disposed;
 
     internal CloudletLab(CloudletLabOptions options, ILogger logger, ICommandRunner runner)
@@ -95,6 +96,7 @@ public sealed class CloudletLab : IAsyncDisposable
 
         LabPrerequisites.EnsureAvailable(_options.CacheFolder);
         var clock = Stopwatch.GetTimestamp();
+        _owns = true;
         await CleanupAsync(Name, _paths, _logger, leftoversExpected: true, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -435,12 +437,23 @@ public sealed class CloudletLab : IAsyncDisposable
         return VirshAsync(from, ["migrate", "--live", "--p2p", "--persistent", "--undefinesource", guest.Name, to.Uri.ToString(), "--migrateuri", to.MigrationUri.ToString()], cancellationToken);
     }
 
-    /// <summary>Tears the lab down now (also what <see cref="DisposeAsync"/> does unless the lab keeps running).</summary>
+    /// <summary>
+    /// Tears the lab down now (what <see cref="DisposeAsync"/> does for a lab this object started,
+    /// unless it keeps running) and checks that nothing is left.
+    /// </summary>
+    /// <exception cref="LabException">Something of the lab is still there afterwards (the message lists it).</exception>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
-        await CleanupAsync(Name, _paths, _logger, leftoversExpected: false, cancellationToken).ConfigureAwait(false);
+        var leftovers = await CleanupAsync(Name, _paths, _logger, leftoversExpected: false, cancellationToken).ConfigureAwait(false);
         _started = false;
+        if (leftovers.Count > 0)
+        {
+            throw new LabException($"The lab {Name} left behind: {string.Join("; ", leftovers)}");
+        }
     }
+
+    /// <summary>The switch namespace (<c>NAME-sw</c>): bridge <c>sw0</c> with one veth port per member (<c>edge</c>, <c>h1</c>, <c>h2</c>, …).</summary>
+    public string SwitchNamespace => LabNaming.SwitchNamespace(Name);
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
@@ -451,7 +464,8 @@ public sealed class CloudletLab : IAsyncDisposable
         }
 
         _disposed = true;
-        if (!_options.KeepRunningOnDispose)
+        // Only a lab this object started is torn down: an unstarted or attached one may belong to another process.
+        if (_owns && !_options.KeepRunningOnDispose)
         {
             await CleanupAsync(Name, _paths, _logger, leftoversExpected: false, CancellationToken.None).ConfigureAwait(false);
         }
@@ -533,7 +547,7 @@ public sealed class CloudletLab : IAsyncDisposable
         // Processes: QEMU first, then libvirtd, then virtlogd, each by its recorded pid.
         var hostFolders = Enumerable.Range(1, LabNaming.MaxHosts).Select(i => paths.HostFolder(name, i)).Where(Directory.Exists).ToList();
         var recorded = hostFolders.Select(ReadProcesses).ToList();
-        var stale = FindDaemonsInNamespaces(name);
+        var stale = await FindDaemonsInNamespacesAsync(name, cancellationToken).ConfigureAwait(false);
         foreach (var (program, pids) in new[]
                  {
                      ("qemu-system-x86_64", recorded.SelectMany(r => r.Qemu.Values).Concat(stale.Where(s => s.Program == "qemu-system-x86_64").Select(s => s.Pid))),
@@ -682,12 +696,13 @@ public sealed class CloudletLab : IAsyncDisposable
             .Where(pid => pid > 0);
 
     /// <summary>Lab daemons (QEMU, libvirtd, virtlogd) found inside the lab's host namespaces, for runs that died before writing pid files.</summary>
-    private static List<(string Program, int Pid)> FindDaemonsInNamespaces(string name)
+    private static async Task<List<(string Program, int Pid)>> FindDaemonsInNamespacesAsync(string name, CancellationToken cancellationToken)
     {
         var inodes = new HashSet<ulong>();
         foreach (var ns in LabNaming.AllNamespaces(name).Where(NetworkNamespaceExists))
         {
-            if (TryInode(Path.Combine(Cloudlets.Core.Linux.NetworkNamespace.NamedNamespaceFolder, ns), out var inode))
+            var inode = await NamespaceInodeAsync(Path.Combine(Cloudlets.Core.Linux.NetworkNamespace.NamedNamespaceFolder, ns), cancellationToken).ConfigureAwait(false);
+            if (inode != 0)
             {
                 inodes.Add(inode);
             }
@@ -712,26 +727,6 @@ public sealed class CloudletLab : IAsyncDisposable
         return found;
     }
 
-    private static bool TryInode(string path, out ulong inode)
-    {
-        inode = 0;
-        try
-        {
-            var output = new FileInfo(path);
-            if (!output.Exists)
-            {
-                return false;
-            }
-
-            inode = StatInode(path);
-            return inode != 0;
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
     private static bool TryNetnsInode(int pid, out ulong inode)
     {
         inode = 0;
@@ -752,10 +747,11 @@ public sealed class CloudletLab : IAsyncDisposable
         }
     }
 
-    private static ulong StatInode(string path)
+    /// <summary>The inode of the namespace a named-namespace file refers to (what /proc/PID/ns/net shows as net:[INODE]); 0 when unknown.</summary>
+    private static async Task<ulong> NamespaceInodeAsync(string path, CancellationToken cancellationToken)
     {
-        var psi = LocalCommandRunner.Instance.RunAsync(CommandLine.Of("stat", "-L", "-c", "%i", path)).GetAwaiter().GetResult();
-        return psi.Succeeded && ulong.TryParse(psi.StandardOutput.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var inode) ? inode : 0;
+        var result = await LocalCommandRunner.Instance.RunAsync(CommandLine.Of("stat", "-L", "-c", "%i", path), cancellationToken).ConfigureAwait(false);
+        return result.Succeeded && ulong.TryParse(result.StandardOutput.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var inode) ? inode : 0;
     }
 
     private static bool NetworkNamespaceExists(string ns) => Cloudlets.Core.Linux.NetworkNamespace.Exists(ns);

@@ -117,7 +117,7 @@ public sealed record LabPaths(string Root)
         var file = StateFile(state.Name);
         Directory.CreateDirectory(Path.GetDirectoryName(file)!);
         var temp = file + ".new";
-        File.WriteAllText(temp, state.ToJson(), Encoding.UTF8);
+        File.WriteAllText(temp, state.ToJson(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
         File.Move(temp, file, overwrite: true);
     }
 
