@@ -1,12 +1,182 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.Versioning;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Cloudlets.Core.Commands;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Lab;
+using Cloudlets.Libvirt;
+
 namespace Cloudlets.Benchmarks.Migration;
 
-/// <summary>Migration through the library against <c>virsh migrate --live --p2p</c> in one lab run.</summary>
-public static class MigrationComparison
+/// <summary>
+/// Migration through the library against <c>virsh migrate --live --p2p</c> in one lab run, on the
+/// same guest between the same two hosts: several runs each, alternating tool and direction, then
+/// medians of total time and downtime and their ratios (library / virsh).
+/// </summary>
+/// <remarks>
+/// Both tools use the same flags (live, peer-to-peer, persist on the destination, explicit
+/// migration URI, no bandwidth cap). Total time is wall time around the whole call: the library's
+/// <c>MigrateAsync</c> (pre-flight, migration, result) on an open connection, and the virsh
+/// process (started from the lab's edge namespace, so it includes virsh's own connect).
+/// Downtime is the hypervisor's figure: the library's result (the job-completed event), and
+/// <c>virsh domjobinfo --completed</c> on the source for virsh.
+/// </remarks>
+public static partial class MigrationComparison
 {
-    /// <summary>Runs the comparison and prints one JSON object. Not written yet: see issue 3.</summary>
-    public static Task<int> RunAsync(string[] args)
+    private const string H1 = "cloudlet-1";
+    private const string H2 = "cloudlet-2";
+
+    /// <summary>Runs the comparison. Arguments: <c>--json</c> (one JSON object on stdout), <c>--runs N</c> (per tool; the default is 5).</summary>
+    /// <returns>0 on success, 2 when the lab cannot run here, 1 when a migration failed.</returns>
+    public static async Task<int> RunAsync(string[] args)
     {
-        Console.Error.WriteLine("migration comparison: not implemented yet");
-        return Task.FromResult(2);
+        ArgumentNullException.ThrowIfNull(args);
+        if (!OperatingSystem.IsLinux())
+        {
+            await Console.Error.WriteLineAsync("The migration comparison needs a Linux lab.").ConfigureAwait(false);
+            return 2;
+        }
+
+        return await RunOnLinuxAsync(args).ConfigureAwait(false);
     }
+
+    [SupportedOSPlatform("linux")]
+    private static async Task<int> RunOnLinuxAsync(string[] args)
+    {
+        var json = args.Contains("--json");
+        var runs = 5;
+        var runsAt = Array.IndexOf(args, "--runs");
+        if (runsAt >= 0 && (runsAt + 1 >= args.Length || !int.TryParse(args[runsAt + 1], CultureInfo.InvariantCulture, out runs) || runs is < 1 or > 50))
+        {
+            await Console.Error.WriteLineAsync("--runs takes a number from 1 to 50.").ConfigureAwait(false);
+            return 2;
+        }
+
+        var missing = LabPrerequisites.FindMissing();
+        if (missing.Count > 0)
+        {
+            await Console.Error.WriteLineAsync(LabPrerequisites.Describe(missing)).ConfigureAwait(false);
+            return 2;
+        }
+
+        var name = "lvb-" + RandomNumberGenerator.GetInt32(0, 0x1000000).ToString("x6", CultureInfo.InvariantCulture);
+        await using var lab = new CloudletLabBuilder().WithName(name).WithHosts(2).WithGuestOn(H1).Build();
+        Console.Error.WriteLine($"starting lab {name} (2 hosts, one guest)...");
+        await lab.StartAsync().ConfigureAwait(false);
+        var guest = lab.Guests[0];
+        await using var h1 = await ConnectAsync(lab, H1).ConfigureAwait(false);
+        await using var h2 = await ConnectAsync(lab, H2).ConfigureAwait(false);
+        var guestMemoryMiB = ((await h1.TryGetVmAsync(guest.Name).ConfigureAwait(false))?.MaxMemoryBytes ?? 0) / (1024 * 1024);
+        var hosts = new Dictionary<string, LibvirtHypervisorHost>(StringComparer.Ordinal) { [H1] = h1, [H2] = h2 };
+
+        var library = new List<(double TotalMs, double? DowntimeMs)>();
+        var virsh = new List<(double TotalMs, double? DowntimeMs)>();
+        var from = H1;
+        try
+        {
+            // Alternate which tool goes first, so each tool migrates in both directions equally often.
+            for (var run = 0; run < runs; run++)
+            {
+                for (var step = 0; step < 2; step++)
+                {
+                    var to = from == H1 ? H2 : H1;
+                    var useLibrary = (run + step) % 2 == 0;
+                    var sample = useLibrary
+                        ? await LibraryAsync(hosts[from], hosts[to], guest, lab.GetHost(to)).ConfigureAwait(false)
+                        : await VirshAsync(lab, guest, from, to).ConfigureAwait(false);
+                    (useLibrary ? library : virsh).Add(sample);
+                    Console.Error.WriteLine($"run {run + 1} {(useLibrary ? "library" : "virsh  ")} {from} -> {to}: total {sample.TotalMs:0} ms, downtime {sample.DowntimeMs?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} ms");
+                    await lab.CreateGuestClient(guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);
+                    from = to;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is HypervisorException or CommandException or TimeoutException)
+        {
+            await Console.Error.WriteLineAsync($"migration comparison failed: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        var libraryTotal = Median(library.Select(s => s.TotalMs));
+        var virshTotal = Median(virsh.Select(s => s.TotalMs));
+        var libraryDowntime = Median(library.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value));
+        var virshDowntime = Median(virsh.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value));
+        var report = new Dictionary<string, object?>
+        {
+            ["libraryTotalMs"] = Math.Round(libraryTotal, 1),
+            ["virshTotalMs"] = Math.Round(virshTotal, 1),
+            ["libraryDowntimeMs"] = Math.Round(libraryDowntime, 1),
+            ["virshDowntimeMs"] = Math.Round(virshDowntime, 1),
+            ["ratioTotal"] = Math.Round(libraryTotal / virshTotal, 3),
+            ["ratioDowntime"] = Math.Round(libraryDowntime / virshDowntime, 3),
+            ["runs"] = runs,
+            ["guestMemoryMiB"] = guestMemoryMiB,
+            ["libraryTotalsMs"] = library.Select(s => Math.Round(s.TotalMs, 1)).ToArray(),
+            ["virshTotalsMs"] = virsh.Select(s => Math.Round(s.TotalMs, 1)).ToArray(),
+            ["libraryDowntimesMs"] = library.Select(s => s.DowntimeMs).ToArray(),
+            ["virshDowntimesMs"] = virsh.Select(s => s.DowntimeMs).ToArray(),
+        };
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(report));
+        }
+        else
+        {
+            Console.WriteLine($"medians over {runs} runs each: total library {libraryTotal:0} ms vs virsh {virshTotal:0} ms (ratio {libraryTotal / virshTotal:0.000}); " +
+                $"downtime library {libraryDowntime:0} ms vs virsh {virshDowntime:0} ms (ratio {libraryDowntime / virshDowntime:0.000})");
+        }
+
+        return 0;
+    }
+
+    [SupportedOSPlatform("linux")]
+    private static Task<LibvirtHypervisorHost> ConnectAsync(CloudletLab lab, string hostName)
+    {
+        var host = lab.GetHost(hostName);
+        return LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions { Name = host.Name, Uri = host.Uri, NetworkNamespace = lab.Edge.Namespace });
+    }
+
+    [SupportedOSPlatform("linux")]
+    private static async Task<(double TotalMs, double? DowntimeMs)> LibraryAsync(LibvirtHypervisorHost from, LibvirtHypervisorHost to, LabGuest guest, LabHost destination)
+    {
+        var options = new MigrationOptions { MigrationUri = destination.MigrationUri, UndefineSource = false };
+        var started = Stopwatch.GetTimestamp();
+        var result = await from.MigrateAsync(guest.Name, to, options).ConfigureAwait(false);
+        var total = Stopwatch.GetElapsedTime(started);
+        return (total.TotalMilliseconds, result.Downtime?.TotalMilliseconds);
+    }
+
+    [SupportedOSPlatform("linux")]
+    private static async Task<(double TotalMs, double? DowntimeMs)> VirshAsync(CloudletLab lab, LabGuest guest, string fromHost, string toHost)
+    {
+        var from = lab.GetHost(fromHost);
+        var to = lab.GetHost(toHost);
+        var migrate = lab.Virsh(from, "migrate", "--live", "--p2p", "--persistent", guest.Name, to.Uri.ToString(), "--migrateuri", to.MigrationUri.ToString());
+        var started = Stopwatch.GetTimestamp();
+        await LocalCommandRunner.Instance.RunCheckedAsync(migrate).ConfigureAwait(false);
+        var total = Stopwatch.GetElapsedTime(started);
+        var info = await LocalCommandRunner.Instance.RunAsync(lab.Virsh(from, "domjobinfo", "--completed", guest.Name)).ConfigureAwait(false);
+        var match = DowntimePattern().Match(info.StandardOutput);
+        double? downtime = match.Success ? double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : null;
+        return (total.TotalMilliseconds, downtime);
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        if (sorted.Length == 0)
+        {
+            return double.NaN;
+        }
+
+        var mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    // "Total downtime:   110 ms" (not "Expected downtime" nor "Downtime w/o network").
+    [GeneratedRegex(@"^Total downtime:\s+(\d+)\s*ms", RegexOptions.Multiline | RegexOptions.CultureInvariant)]
+    private static partial Regex DowntimePattern();
 }
