@@ -33,6 +33,8 @@ internal static unsafe partial class IcmpNative
     public const int EAcces = 13;
     public const int EAfNoSupport = 97;
     public const int EProtoNoSupport = 93;
+    public const int SoTimestampNs = 35;
+    public const int ScmTimestampNs = 35;
     public const int EfdNonBlock = 0x800;
     public const int EfdCloexec = 0x80000;
 
@@ -43,6 +45,43 @@ internal static unsafe partial class IcmpNative
         public short Events;
         public short Revents;
     }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MMsgHdr
+    {
+        public MsgHdr Header;
+        public uint Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CMsgHdr
+    {
+        public nuint Length;
+        public int Level;
+        public int Type;
+    }
+
+    [LibraryImport("libc", EntryPoint = "recvmmsg", SetLastError = true)]
+    public static partial int RecvMmsg(int fd, MMsgHdr* messages, uint count, int flags, void* timeout);
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);

@@ -19,7 +19,7 @@ internal sealed class IcmpProbeBatch
     private int sendingDone;
     private volatile bool cancelled;
 
-    public IcmpProbeBatch(ProbeTarget[] targets, long timeoutTicks, long expectedProbes, Action<LatencySample> onSample)
+    public IcmpProbeBatch(ProbeTarget[] targets, long timeoutTicks, long expectedProbes, Action<LatencySample> onSample, TimeSpan timeout = default)
     {
         Targets = targets;
         Keys = new IcmpAddressKey[targets.Length];
@@ -29,6 +29,7 @@ internal sealed class IcmpProbeBatch
         }
 
         TimeoutTicks = timeoutTicks;
+        TimeoutTimeSpanTicks = timeout > TimeSpan.Zero ? timeout.Ticks : long.MaxValue;
         this.onSample = onSample;
         var capacity = (int)Math.Min(Math.Max(expectedProbes, 1), 2 * IcmpProbeTable.Capacity);
         fifo = new long[(int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity)];
@@ -41,6 +42,9 @@ internal sealed class IcmpProbeBatch
 
     /// <summary>The timeout in <see cref="TimeProvider"/> timestamp units.</summary>
     public long TimeoutTicks { get; }
+
+    /// <summary>The timeout in <see cref="TimeSpan"/> ticks, for round trips measured with kernel timestamps.</summary>
+    public long TimeoutTimeSpanTicks { get; }
 
     /// <summary>Completes when sending is done and every probe has its sample (or the batch was cancelled).</summary>
     public Task Completion => completion.Task;

@@ -130,10 +130,14 @@ internal sealed class IcmpProbeTable
     }
 
     /// <summary>Publishes a reserved probe as sent at <paramref name="sentTimestamp"/>; call right before the packet leaves.</summary>
-    public void Publish(ushort sequence, long sentTimestamp)
+    /// <param name="sequence">The reserved sequence number.</param>
+    /// <param name="sentTimestamp">The send time on the table's <see cref="TimeProvider"/>.</param>
+    /// <param name="sentUtcTicks">The send time as <see cref="DateTime.UtcNow"/> ticks when replies carry kernel receive timestamps; 0 otherwise.</param>
+    public void Publish(ushort sequence, long sentTimestamp, long sentUtcTicks = 0)
     {
         ref var slot = ref slots[sequence];
         slot.SentTimestamp = sentTimestamp;
+        slot.SentUtcTicks = sentUtcTicks;
         slot.Deadline = sentTimestamp + slot.Batch!.TimeoutTicks;
         Volatile.Write(ref slot.State, Pending);
         slot.Batch.Enqueue(sequence, slot.Generation);
@@ -155,7 +159,12 @@ internal sealed class IcmpProbeTable
     /// Classifies one ICMP message (starting at the ICMP header, the IP header already removed) that
     /// came from <paramref name="source"/> at <paramref name="now"/>, and delivers the sample it completes.
     /// </summary>
-    public IcmpReplyKind HandleMessage(ReadOnlySpan<byte> icmp, bool ipv6, in IcmpAddressKey source, long now)
+    /// <remarks>
+    /// <paramref name="receivedUtcTicks"/>, when not 0, is the kernel's receive timestamp (SO_TIMESTAMPNS)
+    /// as <see cref="DateTime"/> ticks: the round trip is then measured from the probe's UTC send time to
+    /// it, so a busy receive thread does not add its queueing delay to the figure.
+    /// </remarks>
+    public IcmpReplyKind HandleMessage(ReadOnlySpan<byte> icmp, bool ipv6, in IcmpAddressKey source, long now, long receivedUtcTicks = 0)
     {
         if (icmp.Length < IcmpPacket.HeaderLength)
         {
@@ -165,7 +174,7 @@ internal sealed class IcmpProbeTable
         var type = icmp[0];
         if (type == (ipv6 ? IcmpPacket.EchoReplyV6 : IcmpPacket.EchoReplyV4))
         {
-            return HandleEchoReply(icmp, source, now);
+            return HandleEchoReply(icmp, source, now, receivedUtcTicks);
         }
 
         if (ipv6 ? type is IcmpPacket.DestinationUnreachableV6 or IcmpPacket.TimeExceededV6
@@ -177,7 +186,7 @@ internal sealed class IcmpProbeTable
         return IcmpReplyKind.Ignored;
     }
 
-    private IcmpReplyKind HandleEchoReply(ReadOnlySpan<byte> icmp, in IcmpAddressKey source, long now)
+    private IcmpReplyKind HandleEchoReply(ReadOnlySpan<byte> icmp, in IcmpAddressKey source, long now, long receivedUtcTicks)
     {
         if (CheckIdentifier && BinaryPrimitives.ReadUInt16BigEndian(icmp[4..]) != Identifier)
         {
@@ -226,11 +235,26 @@ internal sealed class IcmpProbeTable
             return IcmpReplyKind.Unmatched;
         }
 
-        if (now > slot.Deadline)
+        long rttTicks;
+        if (receivedUtcTicks != 0 && slot.SentUtcTicks != 0)
         {
-            // Too late to count; the expiry pass turns the probe into a timeout sample.
-            late++;
-            return IcmpReplyKind.Late;
+            rttTicks = receivedUtcTicks - slot.SentUtcTicks;
+            if (rttTicks > slot.Batch.TimeoutTimeSpanTicks)
+            {
+                late++;
+                return IcmpReplyKind.Late;
+            }
+        }
+        else
+        {
+            if (now > slot.Deadline)
+            {
+                // Too late to count; the expiry pass turns the probe into a timeout sample.
+                late++;
+                return IcmpReplyKind.Late;
+            }
+
+            rttTicks = (long)((now - slot.SentTimestamp) * ticksPerTimestamp);
         }
 
         var owner = new Owner(slot);
@@ -242,7 +266,7 @@ internal sealed class IcmpProbeTable
         }
 
         matched++;
-        Deliver(owner, ProbeStatus.Ok, Math.Max(now - owner.SentTimestamp, 0));
+        Deliver(owner, ProbeStatus.Ok, rttTicks);
         return IcmpReplyKind.Matched;
     }
 
@@ -403,14 +427,14 @@ internal sealed class IcmpProbeTable
     /// <summary>The UTC time a timestamp of this table's <see cref="TimeProvider"/> stands for.</summary>
     public DateTimeOffset ToUtc(long timestamp) => baseUtc.AddTicks((long)((timestamp - baseTimestamp) * ticksPerTimestamp));
 
-    private void Deliver(in Owner owner, ProbeStatus status, long roundTripUnits)
+    private void Deliver(in Owner owner, ProbeStatus status, long roundTripTicks)
     {
         var batch = owner.Batch;
         TimeSpan? rtt = null;
         if (status == ProbeStatus.Ok)
         {
             // A real reply always took time; a coarse or virtual clock must not make it "0 ms".
-            rtt = TimeSpan.FromTicks(Math.Max(1, (long)(roundTripUnits * ticksPerTimestamp)));
+            rtt = TimeSpan.FromTicks(Math.Max(1, roundTripTicks));
         }
 
         var sample = new LatencySample(VantagePoint, batch.Targets[owner.TargetIndex], ToUtc(owner.SentTimestamp), rtt, status);
@@ -430,6 +454,7 @@ internal sealed class IcmpProbeTable
         public int State;
         public uint Generation;
         public long SentTimestamp;
+        public long SentUtcTicks;
         public long Deadline;
         public IcmpProbeBatch? Batch;
         public int TargetIndex;

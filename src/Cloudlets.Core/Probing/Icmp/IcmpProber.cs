@@ -19,6 +19,8 @@ namespace Cloudlets.Core.Probing.Icmp;
 public sealed class IcmpProber : IMultiTargetLatencyProbe
 {
     private const int ReceiveBufferLength = 2048;
+    private const int ReceiveBatch = 64;
+    private const int ControlLength = 64;
     private const int SockAddrLength = 28;
 
     private readonly IcmpProbeTable table;
@@ -28,6 +30,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     private readonly int wakeFd;
     private readonly int payloadSize;
     private readonly bool raw;
+    private readonly bool kernelTimestamps;
     private readonly Thread receiver;
     private readonly Lock runGate = new();
     private readonly List<Thread> senders = [];
@@ -43,6 +46,14 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         this.raw = raw;
         this.wakeFd = wakeFd;
         payloadSize = options.PayloadSize;
+        kernelTimestamps = options.UseKernelTimestamps && ReferenceEquals(options.TimeProvider, TimeProvider.System);
+        if (kernelTimestamps)
+        {
+            // Best effort: without it, round trips end when the receive thread reads the reply.
+            kernelTimestamps = IcmpNative.SetInt(fd4, IcmpNative.SolSocket, IcmpNative.SoTimestampNs, 1) == 0 &&
+                (fd6 < 0 || IcmpNative.SetInt(fd6, IcmpNative.SolSocket, IcmpNative.SoTimestampNs, 1) == 0);
+        }
+
         var identifier = options.Identifier ?? (ushort)Random.Shared.Next(1, 0x10000);
         table = new IcmpProbeTable(options.TimeProvider, options.VantagePoint, identifier, (uint)Random.Shared.Next() ^ 0x5A5A0000u, checkIdentifier: raw);
         receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "cloudlets-icmp-receive" };
@@ -104,7 +115,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
         var result = new TaskCompletionSource<LatencySample>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var batch = new IcmpProbeBatch([target], table.ToTimestampUnits(timeout), 1, s => result.TrySetResult(s));
+        var batch = new IcmpProbeBatch([target], table.ToTimestampUnits(timeout), 1, s => result.TrySetResult(s), timeout);
         table.Register(batch);
         Wake();
         if (!SendSingle(batch, target, ipv6, cancellationToken))
@@ -146,7 +157,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var batch = new IcmpProbeBatch(copy, table.ToTimestampUnits(schedule.Timeout), (long)copy.Length * schedule.Count, onSample);
+        var batch = new IcmpProbeBatch(copy, table.ToTimestampUnits(schedule.Timeout), (long)copy.Length * schedule.Count, onSample, schedule.Timeout);
         table.Register(batch);
         Wake();
         var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, disposing.Token);
@@ -360,7 +371,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
         IcmpPacket.Stamp(new Span<byte>(packet, packetLength), sequence, generation, computeChecksum: raw && !ipv6);
         sentAt = table.Time.GetTimestamp();
-        table.Publish(sequence, sentAt);
+        table.Publish(sequence, sentAt, kernelTimestamps ? DateTime.UtcNow.Ticks : 0);
         var sent = IcmpNative.SendTo(ipv6 ? fd6 : fd4, packet, (nuint)packetLength, 0, sockaddr, (uint)sockaddrLength);
         if (sent < 0)
         {
@@ -380,18 +391,30 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
     private unsafe void ReceiveLoop()
     {
-        var buffer = GC.AllocateUninitializedArray<byte>(ReceiveBufferLength, pinned: true);
-        var sockaddr = GC.AllocateUninitializedArray<byte>(SockAddrLength, pinned: true);
-        var fds = stackalloc IcmpNative.PollFd[3];
-        fds[0] = new IcmpNative.PollFd { Fd = wakeFd, Events = IcmpNative.PollIn };
-        fds[1] = new IcmpNative.PollFd { Fd = fd4, Events = IcmpNative.PollIn };
-        fds[2] = new IcmpNative.PollFd { Fd = fd6, Events = IcmpNative.PollIn };
-        var count = fd6 >= 0 ? 3 : 2;
-        var time = table.Time;
-        var frequency = time.TimestampFrequency;
-        fixed (byte* buf = buffer)
-        fixed (byte* addr = sockaddr)
+        // One recvmmsg reads up to ReceiveBatch replies, each with its kernel receive timestamp.
+        var buffers = (byte*)NativeMemory.Alloc((nuint)(ReceiveBatch * (ReceiveBufferLength + SockAddrLength + ControlLength)));
+        var messages = (IcmpNative.MMsgHdr*)NativeMemory.AllocZeroed((nuint)ReceiveBatch, (nuint)sizeof(IcmpNative.MMsgHdr));
+        var vectors = (IcmpNative.IoVec*)NativeMemory.AllocZeroed((nuint)ReceiveBatch, (nuint)sizeof(IcmpNative.IoVec));
+        try
         {
+            for (var j = 0; j < ReceiveBatch; j++)
+            {
+                var at = buffers + (j * (ReceiveBufferLength + SockAddrLength + ControlLength));
+                vectors[j].Base = at;
+                vectors[j].Length = ReceiveBufferLength;
+                messages[j].Header.Iov = vectors + j;
+                messages[j].Header.IovLength = 1;
+                messages[j].Header.Name = at + ReceiveBufferLength;
+                messages[j].Header.Control = at + ReceiveBufferLength + SockAddrLength;
+            }
+
+            var fds = stackalloc IcmpNative.PollFd[3];
+            fds[0] = new IcmpNative.PollFd { Fd = wakeFd, Events = IcmpNative.PollIn };
+            fds[1] = new IcmpNative.PollFd { Fd = fd4, Events = IcmpNative.PollIn };
+            fds[2] = new IcmpNative.PollFd { Fd = fd6, Events = IcmpNative.PollIn };
+            var count = fd6 >= 0 ? 3 : 2;
+            var time = table.Time;
+            var frequency = time.TimestampFrequency;
             while (!stopping)
             {
                 var now = time.GetTimestamp();
@@ -411,46 +434,96 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
                 if (fds[1].Revents != 0)
                 {
-                    Drain(fd4, ipv6: false, buf, addr);
+                    Drain(fd4, ipv6: false, messages);
                 }
 
                 if (count == 3 && fds[2].Revents != 0)
                 {
-                    Drain(fd6, ipv6: true, buf, addr);
+                    Drain(fd6, ipv6: true, messages);
                 }
             }
         }
+        finally
+        {
+            NativeMemory.Free(vectors);
+            NativeMemory.Free(messages);
+            NativeMemory.Free(buffers);
+        }
     }
 
-    private unsafe void Drain(int fd, bool ipv6, byte* buffer, byte* sockaddr)
+    private unsafe void Drain(int fd, bool ipv6, IcmpNative.MMsgHdr* messages)
     {
         var time = table.Time;
-        for (var k = 0; k < 4096; k++)
+        for (var round = 0; round < 64; round++)
         {
-            uint addressLength = SockAddrLength;
-            var length = (int)IcmpNative.RecvFrom(fd, buffer, ReceiveBufferLength, IcmpNative.MsgDontWait, sockaddr, &addressLength);
-            if (length <= 0)
+            for (var j = 0; j < ReceiveBatch; j++)
+            {
+                messages[j].Header.NameLength = SockAddrLength;
+                messages[j].Header.ControlLength = ControlLength;
+                messages[j].Header.Flags = 0;
+            }
+
+            var received = IcmpNative.RecvMmsg(fd, messages, ReceiveBatch, IcmpNative.MsgDontWait, null);
+            if (received <= 0)
             {
                 return;
             }
 
             var now = time.GetTimestamp();
-            var message = new ReadOnlySpan<byte>(buffer, length);
-            if (!ipv6 && raw)
+            for (var j = 0; j < received; j++)
             {
-                // Raw IPv4 sockets hand over the IP header too.
-                var headerLength = (buffer[0] & 0xF) * 4;
-                if (length < headerLength + IcmpPacket.HeaderLength)
+                ref var header = ref messages[j].Header;
+                var buffer = (byte*)header.Iov->Base;
+                var length = (int)messages[j].Length;
+                var message = new ReadOnlySpan<byte>(buffer, length);
+                if (!ipv6 && raw)
                 {
-                    continue;
+                    // Raw IPv4 sockets hand over the IP header too.
+                    var headerLength = (buffer[0] & 0xF) * 4;
+                    if (length < headerLength + IcmpPacket.HeaderLength)
+                    {
+                        continue;
+                    }
+
+                    message = message[headerLength..];
                 }
 
-                message = message[headerLength..];
+                var source = IcmpPacket.KeyOfSockAddr(new ReadOnlySpan<byte>(header.Name, SockAddrLength), ipv6);
+                table.HandleMessage(message, ipv6, source, now, kernelTimestamps ? ReceiveTimestamp(ref header) : 0);
             }
 
-            var source = IcmpPacket.KeyOfSockAddr(new ReadOnlySpan<byte>(sockaddr, SockAddrLength), ipv6);
-            table.HandleMessage(message, ipv6, source, now);
+            if (received < ReceiveBatch)
+            {
+                return;
+            }
         }
+    }
+
+    /// <summary>The SCM_TIMESTAMPNS control message of a received datagram as <see cref="DateTime"/> ticks; 0 when absent.</summary>
+    private static unsafe long ReceiveTimestamp(ref IcmpNative.MsgHdr header)
+    {
+        var control = (byte*)header.Control;
+        var end = control + header.ControlLength;
+        var headerSize = sizeof(IcmpNative.CMsgHdr);
+        while (control + headerSize <= end)
+        {
+            var cmsg = (IcmpNative.CMsgHdr*)control;
+            if (cmsg->Length < (nuint)headerSize)
+            {
+                return 0;
+            }
+
+            if (cmsg->Level == IcmpNative.SolSocket && cmsg->Type == IcmpNative.ScmTimestampNs && cmsg->Length >= (nuint)(headerSize + 16))
+            {
+                var seconds = *(long*)(control + headerSize);
+                var nanoseconds = *(long*)(control + headerSize + 8);
+                return DateTime.UnixEpoch.Ticks + (seconds * TimeSpan.TicksPerSecond) + (nanoseconds / 100);
+            }
+
+            control += (int)((cmsg->Length + 7) & ~(nuint)7);
+        }
+
+        return 0;
     }
 
     private static (int Fd4, int Fd6, string? V6Failure, bool Raw) OpenSockets(IcmpProberOptions options)

@@ -45,6 +45,14 @@ public sealed class IcmpProberOptions
     /// <summary>Whether to open an IPv6 socket too; IPv6 targets are refused without it. The default is <see langword="true"/>.</summary>
     public bool EnableIPv6 { get; init; } = true;
 
+    /// <summary>
+    /// Whether round trips end at the kernel's receive timestamp of the reply (SO_TIMESTAMPNS) rather
+    /// than when the receive thread reads it, so a busy machine does not inflate them. Takes effect only
+    /// with <see cref="TimeProvider.System"/> (kernel timestamps are wall-clock time); other providers
+    /// measure with their own clock. The default is <see langword="true"/>.
+    /// </summary>
+    public bool UseKernelTimestamps { get; init; } = true;
+
     /// <summary>The clock for send times and round trips. The default is <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
