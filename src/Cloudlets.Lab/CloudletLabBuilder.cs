@@ -23,8 +23,11 @@ public sealed record CloudletLabOptions
     /// <summary>The guest image cache. The default is <see cref="GuestImage.DefaultCacheFolder"/>.</summary>
     public string CacheFolder { get; init; } = GuestImage.DefaultCacheFolder;
 
-    /// <summary>How long to wait for every libvirtd to answer. The default is 60 seconds.</summary>
-    public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// How long to wait for every libvirtd to answer. The default is 90 seconds (the first start on
+    /// a machine probes QEMU's capabilities, several seconds on a busy 2-core machine).
+    /// </summary>
+    public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(90);
 
     /// <summary>How long to wait for a guest's service to answer after <c>virsh start</c>. The default is 120 seconds.</summary>
     public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(120);

@@ -101,7 +101,7 @@ public static class GuestImage
         ArgumentNullException.ThrowIfNull(runner);
         var package = FindKernelPackage(cacheFolder)
             ?? throw new LabPrerequisiteException([new LabPrerequisite($"the guest kernel package in {cacheFolder}", "apt-get download the versioned dependency of linux-image-cloud-amd64 into that folder")]);
-        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(InitScript + string.Join(',', Modules) + File.ReadAllText("/proc/sys/kernel/osrelease"))))[..12];
+        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(InitScript + string.Join(',', Modules))))[..12];
         var folder = Path.Combine(cacheFolder, "guest-" + Path.GetFileNameWithoutExtension(package) + "-" + key);
         var files = new GuestImageFiles(Path.Combine(folder, "vmlinuz"), Path.Combine(folder, "initrd.cpio.gz"));
         if (File.Exists(files.KernelPath) && File.Exists(files.InitrdPath))

@@ -89,6 +89,35 @@ public class CloudletLabLifecycleTests
     }
 
     [Test]
+    public async Task StartAsync_TwoLabsAtOnce_GetDifferentSubnetsAndBothAnswer()
+    {
+        var labs = new[] { TestLabs.StartAsync("labc", hosts: 1), TestLabs.StartAsync("labc", hosts: 1) };
+        try
+        {
+            await Task.WhenAll(labs);
+            var (a, b) = (labs[0].Result, labs[1].Result);
+            var fromA = await a.VirshAsync(a.Hosts[0], ["hostname"]);
+            var fromB = await b.VirshAsync(b.Hosts[0], ["hostname"]);
+            // Each edge reaches only its own lab: the labs' switches are separate.
+            var crossPing = await a.PingFromEdgeAsync(b.Hosts[0].Address);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(a.Plan.Subnet, Is.Not.EqualTo(b.Plan.Subnet));
+                Assert.That(fromA.StandardOutput.Trim(), Is.EqualTo("cloudlet-1"));
+                Assert.That(fromB.StandardOutput.Trim(), Is.EqualTo("cloudlet-1"));
+                Assert.That(crossPing, Is.False);
+            }
+        }
+        finally
+        {
+            foreach (var lab in labs.Where(t => t.IsCompletedSuccessfully))
+            {
+                await lab.Result.DisposeAsync();
+            }
+        }
+    }
+
+    [Test]
     public async Task SampleUp_KilledWhileTheGuestBoots_NextStartCleansAndComesUpAndDownRemovesAll()
     {
         var name = TestLabs.UniqueName("labk");
