@@ -57,7 +57,7 @@ public sealed record ImprovementCheck(ImprovementVerdict Verdict, double? Before
 /// <param name="Source">The host it runs on.</param>
 /// <param name="Destination">The host it should run on.</param>
 /// <param name="Options">The migration options, or <see langword="null"/> for the executor's.</param>
-/// <param name="ScoreBeforeMs">The VM's score on the source when the move was decided (for the improvement check), or <see langword="null"/>.</param>
+/// <param name="ScoreBeforeMs">The users' latency in ms before the move, as the improvement check measures it (the pipeline: the weighted mean of each user's median over the current window), or <see langword="null"/>.</param>
 public sealed record MigrationRequest(
     string VmName,
     IHypervisorHost Source,

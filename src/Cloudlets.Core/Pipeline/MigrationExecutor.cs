@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Reactive.Concurrency;
 using System.Reactive.Linq;
 using System.Reactive.Subjects;
-using System.Reactive.Threading.Tasks;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Telemetry;
 using Microsoft.Extensions.Logging;
@@ -330,7 +329,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
         {
             if (_options.ImprovementCheckDelay > TimeSpan.Zero)
             {
-                await Observable.Timer(_options.ImprovementCheckDelay, _scheduler).ToTask(_disposing.Token).ConfigureAwait(false);
+                await SchedulerDelay.Delay(_scheduler, _options.ImprovementCheckDelay, _disposing.Token).ConfigureAwait(false);
             }
 
             var check = await _check!(new ImprovementCheckArguments(request, result, completedAt, _disposing.Token)).ConfigureAwait(false);

@@ -3,7 +3,6 @@ using System.Reactive.Concurrency;
 using System.Reactive.Disposables;
 using System.Reactive.Linq;
 using System.Reactive.Subjects;
-using System.Reactive.Threading.Tasks;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Probing;
@@ -174,16 +173,16 @@ public sealed class MigrationPipeline : IAsyncDisposable
         try
         {
             var read = ReadAsync(host, cts.Token);
-            var timeout = Observable.Timer(_options.HostTimeout, _scheduler).ToTask(cts.Token);
+            var timeout = SchedulerDelay.Delay(_scheduler, _options.HostTimeout, cts.Token);
             if (await Task.WhenAny(read, timeout).ConfigureAwait(false) != read)
             {
-                await cts.CancelAsync().ConfigureAwait(false);
+                cts.Cancel(); // synchronously: the rest stays on this thread (virtual time in tests)
                 _ = read.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
                 throw new HypervisorException(HypervisorErrorKind.Timeout, $"Host '{host.Name}' did not answer within {_options.HostTimeout}.");
             }
 
             var (info, vms) = await read.ConfigureAwait(false);
-            await cts.CancelAsync().ConfigureAwait(false);
+            cts.Cancel(); // synchronously: the rest stays on this thread (virtual time in tests)
             bool cameBack;
             lock (_gate)
             {
@@ -256,7 +255,9 @@ public sealed class MigrationPipeline : IAsyncDisposable
                             var target = _hosts[_buffer.TargetOf(vm)];
                             var source = _hosts[_snapshot.PlacementOf(vm)].Host;
                             var migration = target.MigrationUri is null ? null : _options.Executor.Migration with { MigrationUri = target.MigrationUri };
-                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, migration, _buffer.CurrentScoreOf(vm)));
+                            var (definition, vmTarget) = _vms[vm];
+                            var before = WeightedMean(definition, vmTarget ?? _hosts[_snapshot.PlacementOf(vm)].ProbeTarget, DateTimeOffset.MinValue, DateTimeOffset.MaxValue);
+                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, migration, double.IsNaN(before) ? null : before));
                         }
                     }
                 }
@@ -408,9 +409,10 @@ public sealed class MigrationPipeline : IAsyncDisposable
     }
 
     /// <summary>
-    /// After a move: the users' latency (the weighted mean of each user's median) before the move
-    /// to the source and after it to the destination — or, when the VM has a probe target of its
-    /// own, to the VM's address before and after.
+    /// After a move: the users' latency (the weighted mean of each user's median) measured in the
+    /// window before the move (<see cref="MigrationRequest.ScoreBeforeMs"/>, taken when the move was
+    /// started) against samples sent after it completed — to the VM's own probe target when it has
+    /// one, otherwise to the destination host's.
     /// </summary>
     private ValueTask<ImprovementCheck> CheckImprovementAsync(ImprovementCheckArguments args)
     {
@@ -423,20 +425,17 @@ public sealed class MigrationPipeline : IAsyncDisposable
             }
 
             var (definition, vmTarget) = _vms[vm];
-            var startedAt = args.CompletedAt - args.Result.TotalTime;
-            var sourceTarget = vmTarget ?? TargetOf(args.Request.Source.Name);
             var destinationTarget = vmTarget ?? TargetOf(args.Request.Destination.Name);
-            if (sourceTarget is null || destinationTarget is null)
+            if (destinationTarget is null)
             {
                 return ValueTask.FromResult(ImprovementCheck.NotChecked);
             }
 
-            var before = WeightedMean(definition, sourceTarget, DateTimeOffset.MinValue, startedAt);
+            var before = args.Request.ScoreBeforeMs;
             var after = WeightedMean(definition, destinationTarget, args.CompletedAt, DateTimeOffset.MaxValue);
-            if (double.IsNaN(after) || double.IsNaN(before))
+            if (double.IsNaN(after) || before is null)
             {
-                return ValueTask.FromResult(new ImprovementCheck(
-                    ImprovementVerdict.NoData, double.IsNaN(before) ? null : before, double.IsNaN(after) ? null : after));
+                return ValueTask.FromResult(new ImprovementCheck(ImprovementVerdict.NoData, before, double.IsNaN(after) ? null : after));
             }
 
             return ValueTask.FromResult(new ImprovementCheck(after < before ? ImprovementVerdict.Improved : ImprovementVerdict.NotImproved, before, after));
