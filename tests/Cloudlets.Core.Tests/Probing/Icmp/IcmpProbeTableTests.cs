@@ -331,6 +331,41 @@ public class IcmpProbeTableTests
     }
 
     [Test]
+    public void HandleMessage_KernelReceiveTimestamp_MeasuresToItNotToTheReadingTime()
+    {
+        var kernelBatch = new IcmpProbeBatch(targets, table.ToTimestampUnits(Timeout), 4, samples.Add, Timeout);
+        table.Register(kernelBatch);
+        Assert.That(table.TryReserve(kernelBatch, 0, out var sequence, out var generation), Is.True);
+        var sentUtc = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc).Ticks;
+        table.Publish(sequence, time.GetTimestamp(), sentUtc);
+        // The receive thread reads the reply 50 ms later; the kernel got it 42 µs after sending.
+        time.Advance(TimeSpan.FromMilliseconds(50));
+
+        var kind = table.HandleMessage(Reply(Identifier, sequence, generation), false, IcmpPacket.KeyOf(targets[0].Address), time.GetTimestamp(), sentUtc + 420);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(kind, Is.EqualTo(IcmpReplyKind.Matched));
+            Assert.That(samples[0].RoundTripTime, Is.EqualTo(TimeSpan.FromMicroseconds(42)));
+        }
+    }
+
+    [Test]
+    public void HandleMessage_KernelReceiveTimestampAfterTimeout_IsLate()
+    {
+        var kernelBatch = new IcmpProbeBatch(targets, table.ToTimestampUnits(Timeout), 4, samples.Add, Timeout);
+        table.Register(kernelBatch);
+        Assert.That(table.TryReserve(kernelBatch, 0, out var sequence, out var generation), Is.True);
+        var sentUtc = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc).Ticks;
+        table.Publish(sequence, time.GetTimestamp(), sentUtc);
+
+        var kind = table.HandleMessage(Reply(Identifier, sequence, generation), false, IcmpPacket.KeyOf(targets[0].Address), time.GetTimestamp(), sentUtc + Timeout.Ticks + 1);
+
+        Assert.That(kind, Is.EqualTo(IcmpReplyKind.Late));
+        Assert.That(samples, Is.Empty);
+    }
+
+    [Test]
     public void FailSend_PublishedProbe_DeliversTheStatusAtOnce()
     {
         var (sequence, _) = Send(0);

@@ -3,6 +3,7 @@
 
 using System.Collections.Concurrent;
 using System.Net;
+using Cloudlets.Core.Commands;
 using Cloudlets.Core.Probing;
 using Cloudlets.Core.Probing.Icmp;
 using Cloudlets.TestUtils;
@@ -165,6 +166,35 @@ public class IcmpProberTests
         RequireRoot();
 
         Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "cloudlets-no-such-netns" }), Throws.InstanceOf<IOException>());
+    }
+
+    [Test]
+    public async Task ProbeAsync_InsideOwnNetworkNamespace_ProbesThatNamespacesLoopback()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-test-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            // A fresh namespace's loopback is down: first the probe must fail, then, once it is up, succeed.
+            await using (var down = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name }))
+            {
+                var unanswered = await down.ProbeAsync(new ProbeTarget("lo", IPAddress.Loopback), TimeSpan.FromMilliseconds(300));
+                Assert.That(unanswered.Status, Is.Not.EqualTo(ProbeStatus.Ok));
+            }
+
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name });
+
+            var sample = await prober.ProbeAsync(new ProbeTarget("lo", IPAddress.Loopback), Timeout);
+
+            Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Ok));
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
     }
 
     [TestCase(4)]
