@@ -85,18 +85,13 @@ public sealed partial class LibvirtHypervisorHost
         var poller = progress is null ? Task.CompletedTask : PollProgressAsync(domain, vmName, options.ProgressInterval, progress, started, pollStop.Token);
         var aborted = 0;
         LibvirtException? failure = null;
+        var migration = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task abortLoop = Task.CompletedTask;
         var registration = cancellationToken.Register(() =>
         {
             // Off the caller's thread: AbortJob is a blocking RPC.
-            _ = Task.Run(() =>
-            {
-                Interlocked.Exchange(ref aborted, 1);
-                Log.MigrationAborting(_logger, vmName, Name);
-                if (LibvirtNative.virDomainAbortJob(domain) < 0)
-                {
-                    LibvirtNative.virResetLastError();
-                }
-            });
+            Interlocked.Exchange(ref aborted, 1);
+            abortLoop = Task.Run(() => AbortUntilStoppedAsync(domain, vmName, migration.Task));
         });
         try
         {
@@ -112,7 +107,9 @@ public sealed partial class LibvirtHypervisorHost
         }
         finally
         {
+            migration.TrySetResult();
             await registration.DisposeAsync().ConfigureAwait(false);
+            await abortLoop.ConfigureAwait(false);
             await pollStop.CancelAsync().ConfigureAwait(false);
             await poller.ConfigureAwait(false);
         }
@@ -154,6 +151,33 @@ public sealed partial class LibvirtHypervisorHost
         }
 
         throw error;
+    }
+
+    /// <summary>
+    /// Aborts the source's job. A cancellation can arrive before libvirt has started the job (then
+    /// there is nothing to abort yet), so it retries briefly until the migration call returns.
+    /// </summary>
+    private async Task AbortUntilStoppedAsync(DomainHandle domain, string vmName, Task migration)
+    {
+        Log.MigrationAborting(_logger, vmName, Name);
+        for (var attempt = 0; attempt < 50 && !migration.IsCompleted; attempt++)
+        {
+            try
+            {
+                if (LibvirtNative.virDomainAbortJob(domain) == 0)
+                {
+                    return;
+                }
+
+                LibvirtNative.virResetLastError();
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            await Task.WhenAny(migration, Task.Delay(TimeSpan.FromMilliseconds(100), _time)).ConfigureAwait(false);
+        }
     }
 
     private void ValidateMigration(MigrationOptions options, IHypervisorHost destination)

@@ -141,6 +141,24 @@ public class LibvirtLabTests : LabFixture
     }
 
     [Test]
+    [Order(2)]
+    public async Task MigrateAsync_CancelledWithinMilliseconds_NothingMovesAndGuestStaysOnSource()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(20));
+
+        var ex = Assert.CatchAsync<OperationCanceledException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), null, cts.Token));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.InnerException, Is.Null.Or.InstanceOf<MigrationException>().With.Property(nameof(MigrationException.VmRunningOnSource)).True);
+        }
+
+        await AssertOneCopyOnSourceAsync();
+    }
+
+    [Test]
     [Order(3)]
     public async Task MigrateAsync_DestinationLibvirtdKilledMidway_TypedErrorAndGuestStaysOnSource()
     {
