@@ -12,6 +12,9 @@ const string Usage = """
            cloudlets-lab status [--json] [--name NAME]
            cloudlets-lab down [--name NAME]
     The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8).
+    "up" on a healthy lab of the same name and host count changes nothing; "down" it first to
+    reshape it. "up" after a crashed or killed run removes that run's leftovers first.
+    CLOUDLETS_LAB_LOG=information (or debug) logs what the lab does to stderr.
     """;
 
 if (!OperatingSystem.IsLinux())

@@ -97,7 +97,15 @@ public sealed class CloudletLab : IAsyncDisposable
         LabPrerequisites.EnsureAvailable(_options.CacheFolder);
         var clock = Stopwatch.GetTimestamp();
         _owns = true;
-        await CleanupAsync(Name, _paths, _logger, leftoversExpected: true, cancellationToken).ConfigureAwait(false);
+        // A stray mount reference elsewhere does not stop a new run; namespaces, folders and processes do.
+        var leftovers = (await CleanupAsync(Name, _paths, _logger, leftoversExpected: true, cancellationToken).ConfigureAwait(false))
+            .Where(l => !l.StartsWith("mount ", StringComparison.Ordinal))
+            .ToList();
+        if (leftovers.Count > 0)
+        {
+            throw new LabException($"Cannot start lab {Name}: an earlier run left things that could not be removed: {string.Join("; ", leftovers)}");
+        }
+
         try
         {
             await CreateAsync(cancellationToken).ConfigureAwait(false);
