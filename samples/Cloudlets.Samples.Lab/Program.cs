@@ -1,5 +1,5 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME]
+//   cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 using System.Globalization;
@@ -8,9 +8,10 @@ using Cloudlets.Lab;
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 const string Usage = """
-    usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME]
+    usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
            cloudlets-lab status [--json] [--name NAME]
            cloudlets-lab down [--name NAME]
+    --cache is the guest image cache (default /var/cache/cloudlets-lab; it holds the kernel .deb).
     The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8).
     "up" on a healthy lab of the same name and host count changes nothing; "down" it first to
     reshape it. "up" after a crashed or killed run removes that run's leftovers first.
@@ -82,6 +83,11 @@ static int Fail(string message, int code = 2)
 static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
     var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithKeepRunningOnDispose().WithLogger(logger);
+    if (options.CacheFolder is not null)
+    {
+        builder.WithCacheFolder(options.CacheFolder);
+    }
+
     foreach (var host in options.GuestsOn)
     {
         builder.WithGuestOn(host);
@@ -141,7 +147,7 @@ static async Task<int> DownAsync(LabCommandLine options, StderrLogger logger, Ca
 }
 
 /// <summary>The parsed command line.</summary>
-internal sealed record LabCommandLine(string Verb, string Name, int Hosts, IReadOnlyList<string> GuestsOn, bool Json)
+internal sealed record LabCommandLine(string Verb, string Name, int Hosts, IReadOnlyList<string> GuestsOn, bool Json, string? CacheFolder)
 {
     public static LabCommandLine Parse(string[] args)
     {
@@ -155,6 +161,7 @@ internal sealed record LabCommandLine(string Verb, string Name, int Hosts, IRead
         var hosts = 3;
         var guests = new List<string>();
         var json = false;
+        string? cache = null;
         for (var i = 1; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
@@ -170,6 +177,9 @@ internal sealed record LabCommandLine(string Verb, string Name, int Hosts, IRead
                 case "--guest-on" when verb == "up":
                     guests.Add(Value());
                     break;
+                case "--cache" when verb == "up":
+                    cache = Value();
+                    break;
                 case "--json" when verb == "status":
                     json = true;
                     break;
@@ -179,6 +189,6 @@ internal sealed record LabCommandLine(string Verb, string Name, int Hosts, IRead
         }
 
         LabNaming.ValidateLabName(name);
-        return new LabCommandLine(verb, name, hosts, guests, json);
+        return new LabCommandLine(verb, name, hosts, guests, json, cache);
     }
 }
