@@ -40,6 +40,9 @@ public sealed class CloudletLab : IAsyncDisposable
     private TimeSpan _startup;
     private bool _started;
     private bool _owns;
+    private bool _transient;
+    private int _owner;
+    private ulong _ownerStartTime;
     private bool _disposed;
 
     internal CloudletLab(CloudletLabOptions options, ILogger logger, ICommandRunner runner)
@@ -97,6 +100,7 @@ public sealed class CloudletLab : IAsyncDisposable
         LabPrerequisites.EnsureAvailable(_options.CacheFolder);
         var clock = Stopwatch.GetTimestamp();
         _owns = true;
+        await RemoveOrphansAsync(cancellationToken).ConfigureAwait(false);
         // A stray mount reference elsewhere does not stop a new run; namespaces, folders and processes do.
         var leftovers = (await CleanupAsync(Name, _paths, _logger, leftoversExpected: true, cancellationToken).ConfigureAwait(false))
             .Where(l => !l.StartsWith("mount ", StringComparison.Ordinal))
@@ -133,6 +137,9 @@ public sealed class CloudletLab : IAsyncDisposable
         _hosts = [.. _stateHosts.Select(h => new LabHost(LabNaming.HostName(h.Index), h.Index, _plan.Host(h.Index), LabNaming.HostNamespace(Name, h.Index), LabNaming.HostBridge, _paths.HostFolder(Name, h.Index)))];
         _edge = new LabEdge(LabNaming.EdgeNamespace(Name), _plan.Edge);
         _started = true;
+        _transient = !_options.KeepRunningOnDispose;
+        _owner = Environment.ProcessId;
+        _ownerStartTime = LabProcess.StartTime(_owner);
         SaveState("starting");
 
         var script = Path.Combine(_paths.LabFolder(Name), "lab-host.sh");
@@ -502,6 +509,9 @@ public sealed class CloudletLab : IAsyncDisposable
 
     private void Restore(LabState state)
     {
+        _transient = state.Transient;
+        _owner = state.Owner;
+        _ownerStartTime = state.OwnerStartTime;
         _plan = new LabAddressPlan(state.Subnet);
         _stateHosts = [.. state.Hosts];
         _hosts = [.. state.Hosts.Select(h => new LabHost(LabNaming.HostName(h.Index), h.Index, _plan.Host(h.Index), LabNaming.HostNamespace(Name, h.Index), LabNaming.HostBridge, _paths.HostFolder(Name, h.Index)))];
@@ -764,6 +774,23 @@ public sealed class CloudletLab : IAsyncDisposable
 
     private static bool NetworkNamespaceExists(string ns) => Cloudlets.Core.Linux.NetworkNamespace.Exists(ns);
 
+    /// <summary>
+    /// Removes transient labs (see <see cref="LabState.Transient"/>) whose owning process is gone:
+    /// what a killed test run leaves behind under a unique name nobody will use again.
+    /// </summary>
+    private async Task RemoveOrphansAsync(CancellationToken cancellationToken)
+    {
+        foreach (var other in _paths.KnownLabs().Where(n => n != Name))
+        {
+            var state = _paths.TryReadState(other);
+            if (state is { Transient: true } && !LabProcess.IsSameProcessAlive(state.Owner, state.OwnerStartTime))
+            {
+                LabLog.RemovingOrphan(_logger, other, state.Owner);
+                _ = await CleanupAsync(other, _paths, _logger, leftoversExpected: true, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     private void SaveState(string phase)
     {
         _paths.WriteState(new LabState
@@ -771,6 +798,9 @@ public sealed class CloudletLab : IAsyncDisposable
             Name = Name,
             Subnet = Plan.Subnet,
             Phase = phase,
+            Transient = _transient,
+            Owner = _owner,
+            OwnerStartTime = _ownerStartTime,
             Hosts = _stateHosts,
             Guests = [.. _guests.Select(g => new LabStateGuest(g.Index, g.InitialHost))],
         });

@@ -29,6 +29,9 @@ internal static partial class LabLog
     [LoggerMessage(EventId = 5007, Level = LogLevel.Warning, Message = "Lab {Lab}: left behind after teardown: {Leftovers}")]
     public static partial void Leftovers(ILogger logger, string lab, string leftovers);
 
+    [LoggerMessage(EventId = 5009, Level = LogLevel.Warning, Message = "Lab {Lab}: removing it, an orphan: its owner process {Owner} ended without tearing it down")]
+    public static partial void RemovingOrphan(ILogger logger, string lab, int owner);
+
     [LoggerMessage(EventId = 5008, Level = LogLevel.Debug, Message = "Lab {Lab}: {Command}")]
     public static partial void Running(ILogger logger, string lab, Cloudlets.Core.Commands.CommandLine command);
 }

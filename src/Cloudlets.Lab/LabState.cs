@@ -23,6 +23,19 @@ public sealed record LabState
     /// <summary><c>starting</c>, <c>ready</c> or <c>stopping</c>.</summary>
     public string Phase { get; init; } = "starting";
 
+    /// <summary>
+    /// Whether the lab is meant to end with the process that started it (it was not built with
+    /// <see cref="CloudletLabOptions.KeepRunningOnDispose"/>). A transient lab whose owner is gone
+    /// is an orphan (its test process was killed), and the next lab start removes it.
+    /// </summary>
+    public bool Transient { get; init; }
+
+    /// <summary>The pid of the process that started the lab.</summary>
+    public int Owner { get; init; }
+
+    /// <summary>The owner's start time (field 22 of /proc/PID/stat), so a reused pid is not taken for the owner.</summary>
+    public ulong OwnerStartTime { get; init; }
+
     /// <summary>The hosts.</summary>
     public IReadOnlyList<LabStateHost> Hosts { get; init; } = [];
 

@@ -12,6 +12,9 @@ public class LabStateTests
             Name = "t1",
             Subnet = 9,
             Phase = "ready",
+            Transient = true,
+            Owner = 4242,
+            OwnerStartTime = 987654321,
             Hosts = [new LabStateHost(1, "5c7c1e43-3f3c-4a57-9d0b-2b0b7ef0f0a1"), new LabStateHost(2, "0d0e6a39-56a5-4f5f-9a3e-0c1a6f0d1e22")],
             Guests = [new LabStateGuest(1, "cloudlet-2")],
         };
@@ -23,6 +26,7 @@ public class LabStateTests
             Assert.That(parsed.Name, Is.EqualTo("t1"));
             Assert.That(parsed.Subnet, Is.EqualTo(9));
             Assert.That(parsed.Phase, Is.EqualTo("ready"));
+            Assert.That((parsed.Transient, parsed.Owner, parsed.OwnerStartTime), Is.EqualTo((true, 4242, 987654321UL)));
             Assert.That(parsed.Hosts, Is.EqualTo(state.Hosts));
             Assert.That(parsed.Guests, Is.EqualTo(state.Guests));
         }

@@ -115,6 +115,30 @@ internal static partial class LabProcess
         }
     }
 
+    /// <summary>A process's start time in clock ticks since boot (field 22 of /proc/PID/stat); 0 when it is gone.</summary>
+    public static ulong StartTime(int pid)
+    {
+        if (pid <= 0)
+        {
+            return 0;
+        }
+
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+            return fields.Length > 19 && ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) ? ticks : 0;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Whether the process <paramref name="pid"/> that started at <paramref name="startTime"/> is still alive (not a reused pid).</summary>
+    public static bool IsSameProcessAlive(int pid, ulong startTime) => IsAlive(pid) && StartTime(pid) == startTime;
+
     /// <summary>Whether this process runs as root.</summary>
     public static bool IsRoot => geteuid() == 0;
 

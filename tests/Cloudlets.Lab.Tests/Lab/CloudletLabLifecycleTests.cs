@@ -118,6 +118,26 @@ public class CloudletLabLifecycleTests
     }
 
     [Test]
+    public async Task StartAsync_TransientLabOfAKilledProcess_IsRemovedAsAnOrphan()
+    {
+        // A test process killed before disposing its lab: its transient lab's owner is gone.
+        var orphanName = TestLabs.UniqueName("labo");
+        var orphan = new CloudletLabBuilder().WithName(orphanName).WithHosts(1).Build();
+        await orphan.StartAsync();
+        var paths = new LabPaths(LabPaths.DefaultRoot);
+        var state = paths.TryReadState(orphanName)!;
+        Assert.That(state.Transient, Is.True);
+        paths.WriteState(state with { Owner = int.MaxValue - 1, OwnerStartTime = 1 });
+
+        await using (var next = await TestLabs.StartAsync("labn", hosts: 1))
+        {
+            Assert.That(CloudletLab.FindLeftovers(orphanName), Is.Empty);
+        }
+
+        await orphan.DisposeAsync();
+    }
+
+    [Test]
     public async Task SampleUp_KilledWhileTheGuestBoots_NextStartCleansAndComesUpAndDownRemovesAll()
     {
         var name = TestLabs.UniqueName("labk");

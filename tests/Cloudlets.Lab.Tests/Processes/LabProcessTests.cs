@@ -72,4 +72,17 @@ public class LabProcessTests
             Assert.That(child.WaitForExit(5000), Is.True);
         }
     }
+
+    [Test]
+    public void IsSameProcessAlive_OwnPidWithOwnOrOtherStartTime_TellsReuseApart()
+    {
+        var start = LabProcess.StartTime(Environment.ProcessId);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(start, Is.GreaterThan(0UL));
+            Assert.That(LabProcess.IsSameProcessAlive(Environment.ProcessId, start), Is.True);
+            Assert.That(LabProcess.IsSameProcessAlive(Environment.ProcessId, start + 1), Is.False);
+            Assert.That(LabProcess.StartTime(0), Is.Zero);
+        }
+    }
 }
