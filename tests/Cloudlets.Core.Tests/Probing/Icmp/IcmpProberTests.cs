@@ -197,6 +197,36 @@ public class IcmpProberTests
         }
     }
 
+    [Test]
+    public async Task RunAsync_DatagramSocketInOwnNamespace_MatchesRepliesWithoutRawSockets()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-dgram-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            // ping_group_range is per namespace: allow unprivileged ICMP sockets for root's group here only.
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.ping_group_range=0 0").InNamespace(name));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name, SocketKind = IcmpSocketKind.Datagram });
+            var samples = new ConcurrentBag<LatencySample>();
+
+            await prober.RunAsync(LoopbackTargets(4), new ProbeSchedule(5, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout), samples.Add);
+
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Datagram));
+                Assert.That(samples, Has.Count.EqualTo(20));
+                Assert.That(samples.Select(s => s.Status), Is.All.EqualTo(ProbeStatus.Ok));
+            }
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
     [TestCase(4)]
     [TestCase(2000)]
     public void Create_PayloadOutOfRange_Throws(int payload)
