@@ -249,8 +249,7 @@ public sealed class TcNetemShaper : INetemShaper
             .Select(o => new AppliedRule(o.NetworkNamespace, o.Location, ShapingDirection.Egress, o.Text.Split(' ')[o.Text.StartsWith("root", StringComparison.Ordinal) ? 1 : 2], ImpairmentOf(o.Text), "tc:" + o.Location, null))
             .ToList();
 
-        // Foreign qdiscs are kept among the objects so that Plan can refuse to overwrite them.
-        return new ShapingState(owner, BackendName, rules, [.. owned, .. foreign], [.. foreign.Select(f => $"{f.NetworkNamespace ?? "(current)"}/{f.Location}: {f.Text}")]);
+        return new ShapingState(owner, BackendName, rules, owned, foreign);
     }
 
     private static List<string> JsonDevices(string qdiscJson)

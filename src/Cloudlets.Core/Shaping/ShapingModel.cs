@@ -295,12 +295,12 @@ public sealed record KernelObject(string? NetworkNamespace, string Kind, string 
 /// <param name="Backend">The backend that read it.</param>
 /// <param name="Rules">The rules found.</param>
 /// <param name="Objects">The owned kernel objects found.</param>
-/// <param name="ForeignObjects">Objects in the way that belong to someone else (for example a foreign root qdisc).</param>
-public sealed record ShapingState(string Owner, string Backend, IReadOnlyList<AppliedRule> Rules, IReadOnlyList<KernelObject> Objects, IReadOnlyList<string> ForeignObjects)
+/// <param name="ForeignObjects">Objects that belong to someone else and would be in the way (for example a foreign root qdisc).</param>
+public sealed record ShapingState(string Owner, string Backend, IReadOnlyList<AppliedRule> Rules, IReadOnlyList<KernelObject> Objects, IReadOnlyList<KernelObject> ForeignObjects)
 {
     /// <summary>An empty state (nothing owned found).</summary>
     public static ShapingState Empty(string owner, string backend) => new(owner, backend, [], [], []);
 
-    /// <summary>Whether nothing owned was found.</summary>
+    /// <summary>Whether nothing owned was found (foreign objects do not count).</summary>
     public bool IsEmpty => Rules.Count == 0 && Objects.Count == 0;
 }

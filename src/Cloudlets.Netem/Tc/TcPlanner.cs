@@ -70,7 +70,7 @@ internal static class TcPlanner
         var h = OwnerNames.HandleBase(plan.Owner);
 
         // Refuse before anything runs.
-        foreach (var f in current.Objects.Where(o => o.Kind == ForeignKind))
+        foreach (var f in current.ForeignObjects.Concat(current.Objects.Where(o => o.Kind == ForeignKind)))
         {
             var onDesiredRoot = devices.Any(d => d.Ns == f.NetworkNamespace && d.Name == f.Location && f.Text.StartsWith("root", StringComparison.Ordinal));
             var onDesiredIngress = devices.Any(d => d.Ns == f.NetworkNamespace && d.IngressOf == f.Location && f.Text.StartsWith("ingress", StringComparison.Ordinal));

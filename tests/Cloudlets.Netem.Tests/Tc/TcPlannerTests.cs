@@ -1,0 +1,158 @@
+using System.Globalization;
+using System.Net;
+using Cloudlets.Core.Commands;
+using Cloudlets.Core.Shaping;
+using Cloudlets.Netem.Tc;
+
+namespace Cloudlets.Netem.Tests.Tc;
+
+public sealed class TcPlannerTests
+{
+    private const string Owner = "demo";
+    private static readonly string Fixtures = Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures");
+    private static readonly string H = OwnerNames.Hex(OwnerNames.HandleBase(Owner));
+    private static readonly string H1 = OwnerNames.Hex(OwnerNames.HandleBase(Owner) + 1);
+
+    private static string Line(CommandLine c) => string.Join(' ', [c.Program, .. c.Arguments]);
+
+    private static string Fixture(string name) =>
+        File.ReadAllText(Path.Combine(Fixtures, name)).Replace("4a10", H, StringComparison.Ordinal).Replace("4a11", H1, StringComparison.Ordinal);
+
+    private static ShapingState State(params KernelObject[] objects) => new(Owner, TcNetemShaper.BackendName, [], objects, []);
+
+    [Test]
+    public void Plan_WholeInterface_IsTheDemonstrationsRootNetem()
+    {
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth0", Impairment.FromDelay(300))]);
+        Assert.That(TcPlanner.Plan(plan, State()).Select(Line), Is.EqualTo(new[]
+        {
+            $"tc qdisc replace dev eth0 root handle {H}: netem limit 1000 delay 300ms",
+        }));
+    }
+
+    [Test]
+    public void Plan_PerDestinationWithJitterAndLoss_BuildsHtbClassesNetemLeavesAndU32Filters()
+    {
+        var plan = new ShapingPlan(Owner,
+        [
+            ShapingRule.Egress("eth0", new Impairment { Delay = TimeSpan.FromMilliseconds(300), Jitter = TimeSpan.FromMilliseconds(10), Distribution = DelayDistribution.Normal, LossPercent = 1.5 },
+                TrafficMatch.To(IPAddress.Parse("198.19.200.1"))),
+            ShapingRule.Egress("eth0", new Impairment { Delay = TimeSpan.FromMilliseconds(20), RateBitsPerSecond = 10_000_000 },
+                new TrafficMatch { Destination = IPNetwork.Parse("198.19.201.0/24"), Protocol = TrafficProtocol.Udp, DestinationPort = 53 }),
+        ]) ;
+        var h2 = OwnerNames.Hex(OwnerNames.HandleBase(Owner) + 2);
+        Assert.That(TcPlanner.Plan(plan, State()).Select(Line), Is.EqualTo(new[]
+        {
+            $"tc qdisc replace dev eth0 root handle {H}: htb",
+            $"tc class replace dev eth0 parent {H}: classid {H}:1 htb rate 10gbit ceil 10gbit quantum 60000",
+            $"tc qdisc replace dev eth0 parent {H}:1 handle {H1}: netem limit 1000 delay 300ms 10ms distribution normal loss random 1.5%",
+            $"tc filter add dev eth0 parent {H}: protocol ip prio 1 u32 match ip dst 198.19.200.1/32 flowid {H}:1",
+            $"tc class replace dev eth0 parent {H}: classid {H}:2 htb rate 10000000bit ceil 10000000bit quantum 60000",
+            $"tc qdisc replace dev eth0 parent {H}:2 handle {h2}: netem limit 1000 delay 20ms",
+            $"tc filter add dev eth0 parent {H}: protocol ip prio 2 u32 match ip dst 198.19.201.0/24 match ip protocol 17 0xff match ip dport 53 0xffff flowid {H}:2",
+        }));
+    }
+
+    [Test]
+    public void Plan_Ingress_GoesThroughAnIfbDevice()
+    {
+        var plan = new ShapingPlan(Owner, [new ShapingRule("eth0", ShapingDirection.Ingress, TrafficMatch.All, Impairment.FromDelay(50)) { NetworkNamespace = "ns1" }]);
+        var ifb = OwnerNames.IfbDevice(Owner, "eth0");
+        Assert.That(TcPlanner.Plan(plan, State()).Select(Line), Is.EqualTo(new[]
+        {
+            $"ip netns exec ns1 ip link add {ifb} type ifb",
+            $"ip netns exec ns1 ip link set {ifb} up",
+            "ip netns exec ns1 tc qdisc add dev eth0 handle ffff: ingress",
+            $"ip netns exec ns1 tc filter add dev eth0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev {ifb}",
+            $"ip netns exec ns1 tc qdisc replace dev {ifb} root handle {H}: netem limit 1000 delay 50ms",
+        }));
+    }
+
+    [Test]
+    public void ParseQdiscs_NetemTree_RePlansToNothing()
+    {
+        var plan = new ShapingPlan(Owner,
+        [
+            ShapingRule.Egress("eth0", new Impairment { Delay = TimeSpan.FromMilliseconds(300), Jitter = TimeSpan.FromMilliseconds(10), LossPercent = 1.5 },
+                new TrafficMatch { Destination = IPNetwork.Parse("198.19.200.1/32"), Protocol = TrafficProtocol.Udp, DestinationPort = 53 }),
+        ]);
+        var objects = TcPlanner.ParseQdiscs(Owner, null, Fixture("tc-qdisc-netem-tree.json"), []);
+        objects.AddRange(TcPlanner.ParseFilters(null, "eth0", Fixture("tc-filter-u32.json")));
+        Assert.That(TcPlanner.Plan(plan, State([.. objects])), Is.Empty);
+    }
+
+    [Test]
+    public void ParseQdiscs_NetemTree_ReadsSecondsAndFractions()
+    {
+        var objects = TcPlanner.ParseQdiscs(Owner, null, Fixture("tc-qdisc-netem-tree.json"), []);
+        Assert.That(objects.Single(o => o.Text.Contains("netem", StringComparison.Ordinal)).Text,
+            Is.EqualTo($"parent {H}:1 {H1}: netem limit=1000 delay=300000us jitter=10000us loss=1.5 duplicate=0 corrupt=0 reorder=0"));
+    }
+
+    [Test]
+    public void Plan_DelayChanged_RebuildsTheOwnedTree()
+    {
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth0", Impairment.FromDelay(50), new TrafficMatch { Destination = IPNetwork.Parse("198.19.200.1/32"), Protocol = TrafficProtocol.Udp, DestinationPort = 53 })]);
+        var objects = TcPlanner.ParseQdiscs(Owner, null, Fixture("tc-qdisc-netem-tree.json"), []);
+        objects.AddRange(TcPlanner.ParseFilters(null, "eth0", Fixture("tc-filter-u32.json")));
+        var lines = TcPlanner.Plan(plan, State([.. objects])).Select(Line).ToList();
+        Assert.That(lines[0], Is.EqualTo("tc qdisc del dev eth0 root"));
+        Assert.That(lines, Has.Some.Contains("netem limit 1000 delay 50ms"));
+    }
+
+    [Test]
+    public void Plan_ForeignRootQdisc_Refuses()
+    {
+        const string json = """[{"kind":"htb","handle":"1:","dev":"eth0","root":true,"options":{}}]""";
+        var state = State([.. TcPlanner.ParseQdiscs(Owner, null, json, [])]);
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth0", Impairment.FromDelay(300))]);
+        Assert.Throws<ForeignQdiscException>(() => TcPlanner.Plan(plan, state));
+    }
+
+    [Test]
+    public void Plan_DefaultRootQdiscs_AreNotForeign()
+    {
+        var state = State([.. TcPlanner.ParseQdiscs(Owner, null, Fixture("tc-qdisc-netem-tree.json"), [])]);
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth2", Impairment.FromDelay(300)), ShapingRule.Egress("eth1", Impairment.FromDelay(20))]);
+        Assert.That(TcPlanner.Plan(plan, state).Select(Line), Has.Some.StartWith("tc qdisc replace dev eth2 root"));
+    }
+
+    [Test]
+    public void ParseQdiscs_ForeignIngress_IsReportedAndRefusedForIngressRules()
+    {
+        var json = File.ReadAllText(Path.Combine(Fixtures, "tc-qdisc-noqueue-ingress.json")).Replace("\"handle\":\"ffff:\"", "\"dev\":\"eth0\",\"handle\":\"ffff:\"", StringComparison.Ordinal);
+        var state = State([.. TcPlanner.ParseQdiscs(Owner, null, json, [])]);
+        var plan = new ShapingPlan(Owner, [new ShapingRule("eth0", ShapingDirection.Ingress, TrafficMatch.All, Impairment.FromDelay(5))]);
+        Assert.Throws<ForeignQdiscException>(() => TcPlanner.Plan(plan, state));
+    }
+
+    [Test]
+    public void Keys_SourceAndDestinationPorts_MergeAtOneOffsetLikeTc() =>
+        Assert.That(TcPlanner.Keys(new TrafficMatch { Protocol = TrafficProtocol.Tcp, SourcePort = 1, DestinationPort = 2 }),
+            Is.EqualTo(new[] { "60000/ff0000@8", "10002/ffffffff@20" }));
+
+    [Test]
+    public void ClearPlan_OwnedTreeAndIngress_RemovesTreeIngressAndIfb()
+    {
+        var ifb = OwnerNames.IfbDevice(Owner, "eth0");
+        var state = State(
+            new KernelObject(null, TcPlanner.QdiscKind, ifb, $"root {H}: netem limit=1000 delay=50000us jitter=0us loss=0 duplicate=0 corrupt=0 reorder=0"),
+            new KernelObject(null, TcPlanner.IngressKind, "eth0", "ingress redirect " + ifb),
+            new KernelObject(null, TcPlanner.LinkKind, ifb, "ifb eth0"));
+        Assert.That(TcPlanner.Plan(new ShapingPlan(Owner, []), state).Select(Line), Is.EqualTo(new[]
+        {
+            $"tc qdisc del dev {ifb} root",
+            "tc qdisc del dev eth0 ingress",
+            $"ip link del {ifb}",
+        }));
+    }
+
+    [Test]
+    public void HandleBase_IsInTheReservedRangeAndStable()
+    {
+        var h = OwnerNames.HandleBase(Owner);
+        Assert.That(h, Is.InRange(0x4000, 0x6ff0));
+        Assert.That(OwnerNames.HandleBase(Owner), Is.EqualTo(h));
+        Assert.That(h % OwnerNames.HandlesPerOwner, Is.Zero, string.Create(CultureInfo.InvariantCulture, $"{h:x}"));
+    }
+}
