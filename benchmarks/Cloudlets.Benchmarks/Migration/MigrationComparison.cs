@@ -146,6 +146,7 @@ public static partial class MigrationComparison
         var started = Stopwatch.GetTimestamp();
         var result = await from.MigrateAsync(guest.Name, to, options).ConfigureAwait(false);
         var total = Stopwatch.GetElapsedTime(started);
+        Console.Error.WriteLine($"  library: migrate call {result.TotalTime.TotalMilliseconds:0} ms of {total.TotalMilliseconds:0} ms");
         return (total.TotalMilliseconds, result.Downtime?.TotalMilliseconds);
     }
 
