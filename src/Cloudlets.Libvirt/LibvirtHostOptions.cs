@@ -46,6 +46,12 @@ public sealed partial record LibvirtHostOptions
     /// </summary>
     public TimeSpan JobCompletedWait { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// After a failed migration, how long to keep trying to reach a host whose connection was lost
+    /// (it may be reconnecting) to learn where the VM is, before reporting it as unknown. The default is 10 seconds.
+    /// </summary>
+    public TimeSpan RecoveryCheckTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Throws a <see cref="HypervisorException"/> of kind <see cref="HypervisorErrorKind.InvalidArgument"/> that says what is wrong.</summary>
     public void Validate()
     {
@@ -68,6 +74,11 @@ public sealed partial record LibvirtHostOptions
         if (ReconnectInitialDelay <= TimeSpan.Zero || ReconnectMaxDelay < ReconnectInitialDelay)
         {
             throw Invalid($"Reconnect delays must be positive and ReconnectMaxDelay ({ReconnectMaxDelay}) at least ReconnectInitialDelay ({ReconnectInitialDelay}).");
+        }
+
+        if (RecoveryCheckTimeout < TimeSpan.Zero)
+        {
+            throw Invalid($"RecoveryCheckTimeout {RecoveryCheckTimeout} must not be negative.");
         }
 
         if (JobCompletedWait < TimeSpan.Zero)

@@ -403,27 +403,8 @@ public sealed partial class LibvirtHypervisorHost
     /// </summary>
     private async Task<MigrationException> RecoverAsync(string vmName, IHypervisorHost destination, LibvirtException failure)
     {
-        VmInfo? onSource = null;
-        var sourceKnown = true;
-        try
-        {
-            onSource = await TryGetVmAsync(vmName).ConfigureAwait(false);
-        }
-        catch (HypervisorException)
-        {
-            sourceKnown = false;
-        }
-
-        VmInfo? onDestination = null;
-        var destinationKnown = true;
-        try
-        {
-            onDestination = await destination.TryGetVmAsync(vmName).ConfigureAwait(false);
-        }
-        catch (HypervisorException)
-        {
-            destinationKnown = false;
-        }
+        var (onSource, sourceKnown) = await TryAskAsync(this, vmName).ConfigureAwait(false);
+        var (onDestination, destinationKnown) = await TryAskAsync(destination, vmName).ConfigureAwait(false);
 
         var sourceRunning = onSource?.State is VmState.Running or VmState.Blocked;
         if (!sourceRunning && sourceKnown && onSource?.State == VmState.Paused && destinationKnown && onDestination is null)
@@ -494,6 +475,34 @@ public sealed partial class LibvirtHypervisorHost
             sourceRunning,
             action,
             failure);
+    }
+
+    /// <summary>
+    /// Asks a host for a VM; while the host's connection is lost (it may be reconnecting), asks
+    /// again until <see cref="LibvirtHostOptions.RecoveryCheckTimeout"/>. Returns whether it answered.
+    /// </summary>
+    private async Task<(VmInfo? Vm, bool Answered)> TryAskAsync(IHypervisorHost host, string vmName)
+    {
+        var started = _time.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                return (await host.TryGetVmAsync(vmName).ConfigureAwait(false), true);
+            }
+            catch (HypervisorException ex) when (ex.IsTransient && _time.GetElapsedTime(started) < _options.RecoveryCheckTimeout)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), _time).ConfigureAwait(false);
+            }
+            catch (HypervisorException)
+            {
+                return (null, false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return (null, false);
+            }
+        }
     }
 
     private static long? Long(IReadOnlyDictionary<string, object>? stats, string key) =>

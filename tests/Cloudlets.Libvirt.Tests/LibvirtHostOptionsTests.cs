@@ -40,6 +40,8 @@ public class LibvirtHostOptionsTests
         yield return new TestCaseData(ok with { ReconnectInitialDelay = TimeSpan.Zero }).SetName("Validate_ZeroReconnectDelay_Throws");
         yield return new TestCaseData(ok with { ReconnectMaxDelay = TimeSpan.FromMilliseconds(1) }).SetName("Validate_MaxBelowInitialDelay_Throws");
         yield return new TestCaseData(ok with { NetworkNamespace = "../etc" }).SetName("Validate_BadNamespaceName_Throws");
+        yield return new TestCaseData(ok with { RecoveryCheckTimeout = TimeSpan.FromSeconds(-1) }).SetName("Validate_NegativeRecoveryCheckTimeout_Throws");
+        yield return new TestCaseData(ok with { JobCompletedWait = TimeSpan.FromSeconds(-1) }).SetName("Validate_NegativeJobCompletedWait_Throws");
     }
 
     [TestCaseSource(nameof(BadOptions))]
