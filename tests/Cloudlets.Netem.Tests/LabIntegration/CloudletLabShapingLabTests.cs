@@ -1,0 +1,59 @@
+using System.Globalization;
+using Cloudlets.Lab;
+using Cloudlets.Lab.Shaping;
+using Cloudlets.Netem.Tests.Lab;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Netem.Tests.LabIntegration;
+
+/// <summary>The demonstration's delays on a real cloudlet lab, measured from the edge namespace.</summary>
+[TestFixture]
+[Category("Lab")]
+[NonParallelizable]
+public sealed class CloudletLabShapingLabTests
+{
+    [Test]
+    public async Task ShapeAsync_DemoDelays_EdgeSeesEachHostAtItsDelayAndHostsSeeEachOtherUnshaped()
+    {
+        await using var lab = await TestLabs.StartAsync("ntshape", hosts: 3);
+        var edge = lab.Edge.Namespace;
+        var baseline = new Dictionary<string, double>();
+        foreach (var h in lab.Hosts)
+        {
+            baseline[h.Name] = await ShapingTopology.MedianRttAsync(edge, h.Address, 6);
+        }
+
+        var peerBaseline = await ShapingTopology.MedianRttAsync(lab.GetHost("cloudlet-1").Namespace, lab.GetHost("cloudlet-2").Address, 6);
+        await using var shaper = await NetemShaperFactory.CreateAsync();
+        try
+        {
+            var delays = new Dictionary<string, double> { ["cloudlet-1"] = 300, ["cloudlet-2"] = 20, ["cloudlet-3"] = 20 };
+            await lab.ShapeAsync(shaper, [.. delays.Select(kv => (kv.Key, TimeSpan.FromMilliseconds(kv.Value)))]);
+            var shaped = await Task.WhenAll(lab.Hosts.Select(h => ShapingTopology.MedianRttAsync(edge, h.Address, 10)));
+            var peer = await ShapingTopology.MedianRttAsync(lab.GetHost("cloudlet-1").Namespace, lab.GetHost("cloudlet-2").Address, 6);
+            using (Assert.EnterMultipleScope())
+            {
+                for (var i = 0; i < lab.Hosts.Count; i++)
+                {
+                    var h = lab.Hosts[i];
+                    var expected = baseline[h.Name] + delays[h.Name];
+                    var tolerance = 1 + (0.02 * delays[h.Name]);
+                    TestContext.Progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lab edge -> {h.Name}: baseline {baseline[h.Name]:0.000} ms, shaped median {shaped[i]:0.000} ms, expected {expected:0.000} ± {tolerance:0.000}"));
+                    Assert.That(shaped[i], Is.EqualTo(expected).Within(tolerance), h.Name);
+                }
+
+                TestContext.Progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cloudlet-1 -> cloudlet-2: baseline {peerBaseline:0.000} ms, while shaped {peer:0.000} ms"));
+                Assert.That(peer, Is.EqualTo(peerBaseline).Within(1), "host-to-host (migration) path is not shaped");
+                Assert.That((await lab.ShowShapingAsync(shaper)).Rules, Has.Count.EqualTo(3));
+            }
+
+            await lab.ClearShapingAsync(shaper);
+            var cleared = await Task.WhenAll(lab.Hosts.Select(h => ShapingTopology.MedianRttAsync(edge, h.Address, 6)));
+            Assert.That(cleared, Has.All.LessThan(1.0), "clear brings every path back to baseline");
+        }
+        finally
+        {
+            await lab.ClearShapingAsync(shaper);
+        }
+    }
+}
