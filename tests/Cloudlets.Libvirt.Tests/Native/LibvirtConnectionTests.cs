@@ -112,4 +112,25 @@ public class LibvirtConnectionTests
 
         Assert.That(afterClose, Is.GreaterThan(0));
     }
+
+    [Test]
+    public void Finalizers_AbandonedConnectionAndDomainHandles_ReleaseWithoutCrashing()
+    {
+        using var node = TestNode.Create();
+        Abandon(node.Uri.OriginalString);
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+
+        using var again = LibvirtConnection.Open(node.Uri.OriginalString, null);
+        Assert.That(again.IsAlive, Is.True);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void Abandon(string uri)
+    {
+        var c = LibvirtConnection.Open(uri, null);
+        _ = LibvirtNative.virDomainLookupByName(c.Handle, "vm-run");
+    }
 }
