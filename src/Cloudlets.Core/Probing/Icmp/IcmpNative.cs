@@ -107,6 +107,9 @@ internal static unsafe partial class IcmpNative
     [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
     public static partial nint Read(int fd, void* buffer, nuint count);
 
+    [LibraryImport("libc", EntryPoint = "usleep", SetLastError = true)]
+    public static partial int USleep(uint microseconds);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 

@@ -21,6 +21,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     private const int ReceiveBufferLength = 2048;
     private const int ReceiveBatch = 64;
     private const int ControlLength = 64;
+
     private const int SockAddrLength = 28;
 
     private readonly IcmpProbeTable table;
@@ -31,6 +32,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     private readonly int payloadSize;
     private readonly bool raw;
     private readonly bool kernelTimestamps;
+    private readonly uint receivePauseMicroseconds;
     private readonly Thread receiver;
     private readonly Lock runGate = new();
     private readonly List<Thread> senders = [];
@@ -46,6 +48,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         this.raw = raw;
         this.wakeFd = wakeFd;
         payloadSize = options.PayloadSize;
+        receivePauseMicroseconds = (uint)(options.ReceiveGatherTime.Ticks / 10);
         kernelTimestamps = options.UseKernelTimestamps && ReferenceEquals(options.TimeProvider, TimeProvider.System);
         if (kernelTimestamps)
         {
@@ -428,18 +431,27 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
                 if (fds[0].Revents != 0)
                 {
-                    ulong drained;
-                    _ = IcmpNative.Read(wakeFd, &drained, sizeof(ulong));
+                    ulong wakeCount;
+                    _ = IcmpNative.Read(wakeFd, &wakeCount, sizeof(ulong));
                 }
 
+                var drained = 0;
                 if (fds[1].Revents != 0)
                 {
-                    Drain(fd4, ipv6: false, messages);
+                    drained += Drain(fd4, ipv6: false, messages);
                 }
 
                 if (count == 3 && fds[2].Revents != 0)
                 {
-                    Drain(fd6, ipv6: true, messages);
+                    drained += Drain(fd6, ipv6: true, messages);
+                }
+
+                // With kernel receive timestamps a reply read later still measures right, so under load let
+                // replies gather for a moment: one wake-up and a few recvmmsg calls per hundred replies
+                // instead of a wake-up (an inter-processor interrupt) per reply.
+                if (kernelTimestamps && drained > 0 && receivePauseMicroseconds > 0)
+                {
+                    _ = IcmpNative.USleep(receivePauseMicroseconds);
                 }
             }
         }
@@ -451,8 +463,9 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         }
     }
 
-    private unsafe void Drain(int fd, bool ipv6, IcmpNative.MMsgHdr* messages)
+    private unsafe int Drain(int fd, bool ipv6, IcmpNative.MMsgHdr* messages)
     {
+        var total = 0;
         var time = table.Time;
         for (var round = 0; round < 64; round++)
         {
@@ -466,8 +479,10 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
             var received = IcmpNative.RecvMmsg(fd, messages, ReceiveBatch, IcmpNative.MsgDontWait, null);
             if (received <= 0)
             {
-                return;
+                return total;
             }
+
+            total += received;
 
             var now = time.GetTimestamp();
             for (var j = 0; j < received; j++)
@@ -494,9 +509,11 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
             if (received < ReceiveBatch)
             {
-                return;
+                return total;
             }
         }
+
+        return total;
     }
 
     /// <summary>The SCM_TIMESTAMPNS control message of a received datagram as <see cref="DateTime"/> ticks; 0 when absent.</summary>

@@ -53,6 +53,15 @@ public sealed class IcmpProberOptions
     /// </summary>
     public bool UseKernelTimestamps { get; init; } = true;
 
+    /// <summary>
+    /// With kernel timestamps in use, how long the receive thread lets replies gather after reading a
+    /// batch, 0 to 10 ms. Reading late does not change a measured round trip then, and it saves a
+    /// thread wake-up per reply (about a third of the kernel time in a 70,000 probes a second run);
+    /// it only delays each sample's delivery by up to this much. <see cref="TimeSpan.Zero"/> reads at once.
+    /// The default is 500 microseconds.
+    /// </summary>
+    public TimeSpan ReceiveGatherTime { get; init; } = TimeSpan.FromMicroseconds(500);
+
     /// <summary>The clock for send times and round trips. The default is <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -73,6 +82,11 @@ public sealed class IcmpProberOptions
         if (ReceiveBufferBytes is < (64 << 10) or > (256 << 20))
         {
             throw new ArgumentOutOfRangeException(nameof(ReceiveBufferBytes), ReceiveBufferBytes, "The receive buffer must be 64 KiB to 256 MiB.");
+        }
+
+        if (ReceiveGatherTime < TimeSpan.Zero || ReceiveGatherTime > TimeSpan.FromMilliseconds(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReceiveGatherTime), ReceiveGatherTime, "The receive gather time must be 0 to 10 ms.");
         }
 
         if (NetworkNamespace is not null && OperatingSystem.IsLinux())

@@ -232,6 +232,11 @@ public class IcmpProberTests
     public void Create_PayloadOutOfRange_Throws(int payload)
         => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { PayloadSize = payload }), Throws.InstanceOf<ArgumentOutOfRangeException>());
 
+    [TestCase(-1)]
+    [TestCase(11)]
+    public void Create_ReceiveGatherTimeOutOfRange_Throws(int milliseconds)
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { ReceiveGatherTime = TimeSpan.FromMilliseconds(milliseconds) }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+
     [Test]
     public void Create_InvalidNamespaceName_Throws()
         => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "../etc" }), Throws.ArgumentException);
