@@ -25,12 +25,11 @@ public sealed class DecisionBuffer
     internal readonly double[]? CandidateScores;
 
     // Scratch, reused by every evaluation.
-    internal readonly double[] CellValue;      // [vantage * H + host]: the user's latency, +inf = unreachable
-    internal readonly CandidateStatus[] CellStatus; // Eligible, Stale or Unreachable
-    internal readonly long[] ReservedMemory;
-    internal readonly int[] ReservedVCpus;
+    internal readonly double[] CellValue;      // [vantage * H + host]: the user's latency in ms; +inf = unreachable, NaN = stale
+    internal readonly long[] RoomMemory;     // free memory minus the reserve minus this window's moves; MinValue = not a destination
+    internal readonly int[] RoomVCpus;
     internal readonly double[] UserValues;
-    internal readonly double[] UserWeights;
+    internal readonly int[] UserRows;
 
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
@@ -58,9 +57,8 @@ public sealed class DecisionBuffer
         }
 
         CellValue = new double[layout.VantagePointCount * layout.HostCount];
-        CellStatus = new CandidateStatus[CellValue.Length];
-        ReservedMemory = new long[layout.HostCount];
-        ReservedVCpus = new int[layout.HostCount];
+        RoomMemory = new long[layout.HostCount];
+        RoomVCpus = new int[layout.HostCount];
         var maxUsers = 1;
         foreach (var c in layout.UserCount)
         {
@@ -68,7 +66,7 @@ public sealed class DecisionBuffer
         }
 
         UserValues = new double[maxUsers];
-        UserWeights = new double[maxUsers];
+        UserRows = new int[maxUsers];
     }
 
     /// <summary>The number of VM entries.</summary>

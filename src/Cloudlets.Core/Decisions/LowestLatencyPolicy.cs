@@ -81,8 +81,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         var now = snapshot.Now.UtcTicks;
         PrepareCells(snapshot, results, now);
-        Array.Clear(results.ReservedMemory);
-        Array.Clear(results.ReservedVCpus);
+        PrepareRooms(snapshot, results);
         results.RequiredWindows = _windows;
         results.EvaluatedAt = snapshot.Now;
         var moves = 0;
@@ -97,17 +96,16 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         results.MoveCount = moves;
     }
 
+    /// <summary>Each user's latency to each host as one number: ms, +inf when unreachable, NaN when stale.</summary>
     private void PrepareCells(FleetSnapshot s, DecisionBuffer r, long now)
     {
         var cells = s.Cells;
         var values = r.CellValue;
-        var statuses = r.CellStatus;
         for (var i = 0; i < cells.Length; i++)
         {
             ref readonly var c = ref cells[i];
             if (c.HasData && now - c.NewestTicks > _maxAgeTicks)
             {
-                statuses[i] = CandidateStatus.Stale;
                 values[i] = double.NaN;
                 continue;
             }
@@ -118,16 +116,18 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 LatencyStatistic.Mean => c.MeanMs,
                 _ => c.MedianMs,
             };
-            if (!c.HasData || c.Received == 0 || c.LossRate > _maxLoss || double.IsNaN(value))
-            {
-                statuses[i] = CandidateStatus.Unreachable;
-                values[i] = double.PositiveInfinity;
-            }
-            else
-            {
-                statuses[i] = CandidateStatus.Eligible;
-                values[i] = value;
-            }
+            values[i] = !c.HasData || c.Received == 0 || c.LossRate > _maxLoss || double.IsNaN(value) ? double.PositiveInfinity : value;
+        }
+    }
+
+    /// <summary>The room on each host for incoming VMs; a host that may not receive VMs has none at all.</summary>
+    private void PrepareRooms(FleetSnapshot s, DecisionBuffer r)
+    {
+        for (var h = 0; h < s.HostCount; h++)
+        {
+            var available = s.Availability[h] == HostAvailability.Available;
+            r.RoomMemory[h] = available ? s.FreeMemoryBytes[h] - _reserve : long.MinValue;
+            r.RoomVCpus[h] = available ? s.FreeVCpus[h] : int.MinValue;
         }
     }
 
@@ -176,12 +176,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             return Set(r, vm, DecisionKind.NoDecision, DecisionReason.CurrentHostDown);
         }
 
-        var currentScore = Score(s, r, vm, cur, out var currentStale);
+        var currentScore = Score(s, r, vm, cur);
+        var currentStale = double.IsNaN(currentScore);
         if (record)
         {
             r.CandidateStatuses![row + cur] = currentStale ? CandidateStatus.Stale
                 : double.IsPositiveInfinity(currentScore) ? CandidateStatus.Unreachable : CandidateStatus.Eligible;
-            r.CandidateScores![row + cur] = currentStale || double.IsPositiveInfinity(currentScore) ? double.NaN : currentScore;
+            r.CandidateScores![row + cur] = double.IsFinite(currentScore) ? currentScore : double.NaN;
         }
 
         if (currentStale)
@@ -192,80 +193,28 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         r.CurrentScore[vm] = currentScore;
         var memory = s.VmMemoryBytes[vm];
         var vcpus = s.VmVCpus[vm];
-        var pending = s.PendingHost[vm];
-        var pendingScore = double.NaN;
-        var best = -1;
-        var bestScore = double.PositiveInfinity;
-        var anyStale = false;
-        for (var h = 0; h < hosts; h++)
-        {
-            if (h == cur)
-            {
-                continue;
-            }
-
-            CandidateStatus status;
-            var score = double.NaN;
-            var availability = s.Availability[h];
-            if (availability == HostAvailability.Down)
-            {
-                status = CandidateStatus.HostDown;
-            }
-            else if (availability == HostAvailability.BackedOff)
-            {
-                status = CandidateStatus.BackedOff;
-            }
-            else
-            {
-                score = Score(s, r, vm, h, out var stale);
-                if (stale)
-                {
-                    status = CandidateStatus.Stale;
-                    anyStale = true;
-                }
-                else if (double.IsPositiveInfinity(score))
-                {
-                    status = CandidateStatus.Unreachable;
-                }
-                else if (s.FreeMemoryBytes[h] - r.ReservedMemory[h] - _reserve < memory || s.FreeVCpus[h] - r.ReservedVCpus[h] < vcpus)
-                {
-                    status = CandidateStatus.NoCapacity;
-                }
-                else
-                {
-                    status = CandidateStatus.Eligible;
-                    if (score < bestScore)
-                    {
-                        best = h;
-                        bestScore = score;
-                    }
-
-                    if (h == pending)
-                    {
-                        pendingScore = score;
-                    }
-                }
-            }
-
-            if (record)
-            {
-                r.CandidateStatuses![row + h] = status;
-                r.CandidateScores![row + h] = double.IsPositiveInfinity(score) ? double.NaN : score;
-            }
-        }
-
+        double bestScore;
+        var best = record
+            ? ScanRecording(s, r, vm, cur, memory, vcpus, out bestScore)
+            : ScanFast(s, r, vm, cur, memory, vcpus, out bestScore);
         if (best < 0)
         {
-            return anyStale
+            return AnyStale(s, r, vm, cur)
                 ? Set(r, vm, DecisionKind.NoDecision, DecisionReason.StaleData)
                 : Set(r, vm, DecisionKind.Stay, DecisionReason.NoCandidates);
         }
 
         // Stickiness among near-equal candidates: noise must not flip the target and restart confirmation.
-        if (pending >= 0 && pendingScore <= bestScore + _tie)
+        var pending = s.PendingHost[vm];
+        if (pending >= 0 && pending < hosts && pending != best && pending != cur
+            && r.RoomMemory[pending] >= memory && r.RoomVCpus[pending] >= vcpus)
         {
-            best = pending;
-            bestScore = pendingScore;
+            var pendingScore = Score(s, r, vm, pending);
+            if (double.IsFinite(pendingScore) && pendingScore <= bestScore + _tie)
+            {
+                best = pending;
+                bestScore = pendingScore;
+            }
         }
 
         var gain = currentScore - bestScore;
@@ -333,8 +282,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             return Set(r, vm, DecisionKind.Stay, DecisionReason.AwaitingConfirmation);
         }
 
-        r.ReservedMemory[best] += memory;
-        r.ReservedVCpus[best] += vcpus;
+        r.RoomMemory[best] -= memory;
+        r.RoomVCpus[best] -= vcpus;
         Set(r, vm, DecisionKind.Move, DecisionReason.Move);
         return true;
     }
@@ -347,57 +296,243 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         return false;
     }
 
-    /// <summary>The VM's weighted-percentile latency on a host; +inf when unreachable; NaN and <paramref name="stale"/> when any user's data is stale.</summary>
-    private double Score(FleetSnapshot s, DecisionBuffer r, int vm, int host, out bool stale)
+    /// <summary>
+    /// The best candidate, recording every host's status and score. Statuses in order of precedence:
+    /// down, backed off, stale, unreachable, no room, eligible.
+    /// </summary>
+    private int ScanRecording(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore)
+    {
+        var hosts = s.HostCount;
+        var row = vm * hosts;
+        var best = -1;
+        bestScore = double.PositiveInfinity;
+        for (var h = 0; h < hosts; h++)
+        {
+            if (h == cur)
+            {
+                continue;
+            }
+
+            CandidateStatus status;
+            var score = double.NaN;
+            var availability = s.Availability[h];
+            if (availability == HostAvailability.Down)
+            {
+                status = CandidateStatus.HostDown;
+            }
+            else if (availability == HostAvailability.BackedOff)
+            {
+                status = CandidateStatus.BackedOff;
+            }
+            else
+            {
+                score = Score(s, r, vm, h);
+                if (double.IsNaN(score))
+                {
+                    status = CandidateStatus.Stale;
+                }
+                else if (double.IsPositiveInfinity(score))
+                {
+                    status = CandidateStatus.Unreachable;
+                }
+                else if (r.RoomMemory[h] < memory || r.RoomVCpus[h] < vcpus)
+                {
+                    status = CandidateStatus.NoCapacity;
+                }
+                else
+                {
+                    status = CandidateStatus.Eligible;
+                    if (score < bestScore)
+                    {
+                        best = h;
+                        bestScore = score;
+                    }
+                }
+            }
+
+            r.CandidateStatuses![row + h] = status;
+            r.CandidateScores![row + h] = double.IsFinite(score) ? score : double.NaN;
+        }
+
+        return best;
+    }
+
+    /// <summary>
+    /// The best candidate without recording anything: the hot path over a whole fleet. A stale host
+    /// (NaN) and an unreachable one (+inf) never compare lower; a host that may not receive VMs has no room.
+    /// </summary>
+    private int ScanFast(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore)
+    {
+        var hosts = s.HostCount;
+        var start = s.UserStart[vm];
+        var count = s.UserCount[vm];
+        var cells = r.CellValue;
+        var roomMemory = r.RoomMemory.AsSpan(0, hosts);
+        var roomVCpus = r.RoomVCpus.AsSpan(0, hosts);
+        var best = -1;
+        var bestValue = double.PositiveInfinity;
+        if (count == 1)
+        {
+            var line = cells.AsSpan(s.UserVantage[start] * hosts, hosts);
+            for (var h = 0; h < line.Length; h++)
+            {
+                var v = line[h];
+                if (v < bestValue && h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+                {
+                    best = h;
+                    bestValue = v;
+                }
+            }
+        }
+        else if (count == 2)
+        {
+            var line1 = cells.AsSpan(s.UserVantage[start] * hosts, hosts);
+            var line2 = cells.AsSpan(s.UserVantage[start + 1] * hosts, hosts);
+            var threshold = Threshold(s, vm);
+            var first = s.UserWeight[start] >= threshold;
+            var second = s.UserWeight[start + 1] >= threshold;
+            for (var h = 0; h < line1.Length && h < line2.Length; h++)
+            {
+                var v1 = line1[h];
+                var v2 = line2[h];
+                if (double.IsNaN(v1) || double.IsNaN(v2))
+                {
+                    continue; // stale
+                }
+
+                // The weighted percentile of two users: the lower latency if its user alone carries enough weight.
+                var v = v1 <= v2 ? (first ? v1 : v2) : (second ? v2 : v1);
+                if (v < bestValue && h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+                {
+                    best = h;
+                    bestValue = v;
+                }
+            }
+        }
+        else
+        {
+            var rows = r.UserRows;
+            for (var j = 0; j < count; j++)
+            {
+                rows[j] = s.UserVantage[start + j] * hosts;
+            }
+
+            var threshold = Threshold(s, vm);
+            for (var h = 0; h < hosts; h++)
+            {
+                if (h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
+                {
+                    continue;
+                }
+
+                // The percentile is one of the users' values, so it is never below their minimum:
+                // a host whose fastest user is no better than the best so far needs no percentile.
+                var lowest = double.PositiveInfinity;
+                for (var j = 0; j < count; j++)
+                {
+                    lowest = Math.Min(lowest, cells[rows[j] + h]); // NaN (stale) propagates and never compares lower
+                }
+
+                if (!(lowest < bestValue))
+                {
+                    continue;
+                }
+
+                var v = Percentile(s, r, start, count, rows, h, threshold);
+                if (v < bestValue)
+                {
+                    best = h;
+                    bestValue = v;
+                }
+            }
+        }
+
+        bestScore = bestValue;
+        return best;
+    }
+
+    /// <summary>Whether some host that may receive VMs has stale data for the VM (only asked when no candidate was found).</summary>
+    private static bool AnyStale(FleetSnapshot s, DecisionBuffer r, int vm, int cur)
+    {
+        for (var h = 0; h < s.HostCount; h++)
+        {
+            if (h != cur && s.Availability[h] == HostAvailability.Available && double.IsNaN(Score(s, r, vm, h, threshold: 1)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private double Threshold(FleetSnapshot s, int vm) => _percentile * s.TotalWeight[vm] * (1 - 1e-12);
+
+    /// <summary>The VM's weighted-percentile latency on a host: ms, +inf when unreachable, NaN when any user's data is stale.</summary>
+    private double Score(FleetSnapshot s, DecisionBuffer r, int vm, int host) => Score(s, r, vm, host, Threshold(s, vm));
+
+    private static double Score(FleetSnapshot s, DecisionBuffer r, int vm, int host, double threshold)
     {
         var hosts = s.HostCount;
         var start = s.UserStart[vm];
         var count = s.UserCount[vm];
         if (count == 1)
         {
-            var cell = (s.UserVantage[start] * hosts) + host;
-            stale = r.CellStatus[cell] == CandidateStatus.Stale;
-            return r.CellValue[cell];
+            return r.CellValue[(s.UserVantage[start] * hosts) + host];
         }
 
-        var values = r.UserValues;
-        var weights = r.UserWeights;
+        var rows = r.UserRows;
         for (var j = 0; j < count; j++)
         {
-            var cell = (s.UserVantage[start + j] * hosts) + host;
-            if (r.CellStatus[cell] == CandidateStatus.Stale)
+            rows[j] = s.UserVantage[start + j] * hosts;
+        }
+
+        return Percentile(s, r, start, count, rows, host, threshold);
+    }
+
+    /// <summary>
+    /// The smallest latency v such that the users seeing v or better carry at least
+    /// <paramref name="threshold"/> of weight — the weighted percentile, without sorting (a VM has few users).
+    /// NaN when any user's data is stale.
+    /// </summary>
+    private static double Percentile(FleetSnapshot s, DecisionBuffer r, int start, int count, int[] rows, int host, double threshold)
+    {
+        var values = r.UserValues;
+        for (var j = 0; j < count; j++)
+        {
+            var v = r.CellValue[rows[j] + host];
+            if (double.IsNaN(v))
             {
-                stale = true;
                 return double.NaN;
             }
 
-            // Insertion sort by latency as the values are gathered (a VM has few users).
-            var value = r.CellValue[cell];
-            var weight = s.UserWeight[start + j];
-            var k = j - 1;
-            while (k >= 0 && values[k] > value)
-            {
-                values[k + 1] = values[k];
-                weights[k + 1] = weights[k];
-                k--;
-            }
-
-            values[k + 1] = value;
-            weights[k + 1] = weight;
+            values[j] = v;
         }
 
-        stale = false;
-        var threshold = _percentile * s.TotalWeight[vm] * (1 - 1e-12);
-        var cumulative = 0.0;
-        for (var j = 0; j < count; j++)
+        var result = double.PositiveInfinity;
+        for (var i = 0; i < count; i++)
         {
-            cumulative += weights[j];
-            if (cumulative >= threshold)
+            var candidate = values[i];
+            if (candidate >= result)
             {
-                return values[j];
+                continue;
+            }
+
+            var weight = 0.0;
+            for (var j = 0; j < count; j++)
+            {
+                if (values[j] <= candidate)
+                {
+                    weight += s.UserWeight[start + j];
+                }
+            }
+
+            if (weight >= threshold)
+            {
+                result = candidate;
             }
         }
 
-        return values[count - 1];
+        return result;
     }
 }

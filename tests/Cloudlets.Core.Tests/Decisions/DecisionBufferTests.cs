@@ -45,3 +45,75 @@ public class DecisionBufferTests
         Assert.That((d.Kind, d.Candidates.Count), Is.EqualTo((DecisionKind.Move, 0)));
     }
 }
+
+public class LowestLatencyPolicyFastPathTests
+{
+    /// <summary>A random fleet with every kind of trouble: 1 to 4 weighted users, stale, lossy, down, backed off, full.</summary>
+    private static FleetSnapshot RandomFleet(int seed)
+    {
+        var random = new Random(seed);
+        var hosts = Enumerable.Range(0, 20).Select(h => $"h{h}").ToArray();
+        var vms = Enumerable.Range(0, 300)
+            .Select(v => new VmDefinition($"vm{v}", [.. Enumerable.Range(0, 1 + random.Next(4)).Select(_ => new VmUser($"e{random.Next(15)}", 1 + random.Next(3)))]))
+            .ToArray();
+        var s = new FleetSnapshot(hosts, vms) { Now = DateTimeOffset.UnixEpoch + TimeSpan.FromDays(1) };
+        for (var h = 0; h < hosts.Length; h++)
+        {
+            var availability = random.Next(10) switch { 0 => HostAvailability.Down, 1 => HostAvailability.BackedOff, _ => HostAvailability.Available };
+            s.SetHost(h, availability, random.Next(4) == 0 ? 200L << 20 : 4L << 30, random.Next(12));
+        }
+
+        for (var p = 0; p < s.VantagePointCount; p++)
+        {
+            for (var h = 0; h < hosts.Length; h++)
+            {
+                var roll = random.Next(20);
+                var newest = roll == 0 ? s.Now - TimeSpan.FromMinutes(5) : s.Now;
+                // Coarse latencies so that ties and tie-tolerance cases occur.
+                s.SetLatency(p, h, LowestLatencyPolicyTests.Summary(5 * (1 + random.Next(40)), newest, 10, roll == 1 ? 3 : roll == 2 ? 0 : 10));
+            }
+        }
+
+        for (var v = 0; v < vms.Length; v++)
+        {
+            s.SetPlacement(v, random.Next(hosts.Length), (128L << 20) * (1 + random.Next(8)), 1 + random.Next(3));
+            if (random.Next(10) == 0)
+            {
+                s.SetMigrationHistory(v, s.Now - TimeSpan.FromMinutes(1), inFlight: false);
+            }
+        }
+
+        return s;
+    }
+
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    public void Evaluate_FastAndRecordingPaths_SameDecisionsEveryWindow(int seed)
+    {
+        var fast = RandomFleet(seed);
+        var recording = RandomFleet(seed);
+        var policy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 2, MinRelativeGain = 0.1 });
+        var fastResults = new DecisionBuffer(fast, recordCandidates: false);
+        var recordingResults = new DecisionBuffer(recording, recordCandidates: true);
+        var moves = 0;
+        for (var window = 0; window < 5; window++)
+        {
+            policy.Evaluate(fast, fastResults);
+            policy.Evaluate(recording, recordingResults);
+            for (var vm = 0; vm < fast.VmCount; vm++)
+            {
+                Assert.That(
+                    (fastResults.KindOf(vm), fastResults.ReasonOf(vm), fastResults.TargetOf(vm), fastResults.TargetScoreOf(vm)),
+                    Is.EqualTo((recordingResults.KindOf(vm), recordingResults.ReasonOf(vm), recordingResults.TargetOf(vm), recordingResults.TargetScoreOf(vm))),
+                    $"window {window}, VM {vm}");
+            }
+
+            moves += fastResults.MoveCount;
+            fast.AdvanceConfirmations(fastResults);
+            recording.AdvanceConfirmations(recordingResults);
+        }
+
+        Assert.That(moves, Is.GreaterThan(0), "the fleet must produce moves for the comparison to mean anything");
+    }
+}
