@@ -27,6 +27,9 @@ public sealed record DelayerStatistics(string? NetworkNamespace, long Received, 
 internal sealed class NfQueueDelayer : IAsyncDisposable
 {
     private const int MaxIdleWaitMicros = 20_000;
+
+    /// <summary>How long a control request may wait for the delayer thread and the kernel's answer.</summary>
+    private static readonly TimeSpan ControlTimeout = TimeSpan.FromSeconds(10);
     private readonly Socket socket;
     private readonly Thread thread;
     private readonly TimeProvider time;
@@ -40,6 +43,7 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
     private readonly List<VerdictBatch> batches = [];
     private readonly int realtimePriority;
     private volatile bool stopping;
+    private volatile Exception? failure;
     private uint sequence;
     private long received;
     private long verdicts;
@@ -86,7 +90,7 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
         }, cancellationToken).ConfigureAwait(false);
 
         var bind = isNew ? SendConfig(queue, (buf, seq) => NetlinkCodec.WriteConfigCommand(buf, seq, queue, NetlinkCodec.CmdBind)) : Task.FromResult(0);
-        var error = await bind.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var error = await bind.WaitAsync(ControlTimeout, cancellationToken).ConfigureAwait(false);
         if (error != 0)
         {
             await OnThreadAsync(() => { bound.Remove(queue); scheduler.Remove(queue, out _); return 0; }, CancellationToken.None).ConfigureAwait(false);
@@ -96,7 +100,8 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
         }
 
         var flags = NetlinkCodec.FlagGso | (failOpen ? NetlinkCodec.FlagFailOpen : 0);
-        error = await SendConfig(queue, (buf, seq) => NetlinkCodec.WriteConfigParams(buf, seq, queue, maxLength, flags)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        // Sent on every apply, not only on bind: the queue length follows the delay.
+        error = await SendConfig(queue, (buf, seq) => NetlinkCodec.WriteConfigParams(buf, seq, queue, maxLength, flags)).WaitAsync(ControlTimeout, cancellationToken).ConfigureAwait(false);
         if (error != 0)
         {
             throw new ShapingException($"Cannot set parameters of NFQUEUE {queue}: errno {-error}.");
@@ -117,7 +122,7 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
         }, cancellationToken).ConfigureAwait(false);
         if (wasBound)
         {
-            _ = await SendConfig(queue, (buf, seq) => NetlinkCodec.WriteConfigCommand(buf, seq, queue, NetlinkCodec.CmdUnbind)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            _ = await SendConfig(queue, (buf, seq) => NetlinkCodec.WriteConfigCommand(buf, seq, queue, NetlinkCodec.CmdUnbind)).WaitAsync(ControlTimeout, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -139,6 +144,7 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
     private Task<T> OnThreadAsync<T>(Func<T> action, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(stopping, this);
+        ThrowIfFailed();
         var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         control.Enqueue(() =>
         {
@@ -153,12 +159,13 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
                 tcs.TrySetException(ex);
             }
         });
-        return tcs.Task.WaitAsync(cancellationToken);
+        return tcs.Task.WaitAsync(ControlTimeout, cancellationToken);
     }
 
     /// <summary>Sends a config message from the thread; the task ends with the kernel's acknowledgement (0 or −errno).</summary>
     private Task<int> SendConfig(ushort queue, Func<byte[], uint, int> write)
     {
+        ThrowIfFailed();
         var tcs = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         control.Enqueue(() =>
         {
@@ -175,6 +182,14 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
             }
         });
         return tcs.Task;
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (failure is { } f)
+        {
+            throw new ShapingException($"The delayer of namespace '{NetworkNamespace ?? "(current)"}' stopped: {f.Message}", f);
+        }
     }
 
     private void Loop()
@@ -223,6 +238,7 @@ internal sealed class NfQueueDelayer : IAsyncDisposable
         catch (Exception ex)
 #pragma warning restore CA1031
         {
+            failure = ex;
             NetemLog.DelayerFailed(logger, NetworkNamespace ?? "(current)", ex);
             foreach (var tcs in acks.Values)
             {

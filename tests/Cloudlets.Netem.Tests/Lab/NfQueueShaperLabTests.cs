@@ -247,7 +247,10 @@ public sealed class NfQueueShaperLabTests
         client.Bind(new IPEndPoint(ShapingTopology.EdgeAddress, 0));
         client.ReceiveTimeout = 2000;
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var echo = Task.Run(() =>
+        // Dedicated threads and large buffers: on a busy shared machine the harness must not lose what the shaper delivered.
+        server.ReceiveBufferSize = 4 << 20;
+        client.ReceiveBufferSize = 4 << 20;
+        var echo = new Thread(() =>
         {
             var buf = new byte[64];
             EndPoint from = new IPEndPoint(IPAddress.Any, 0);
@@ -264,7 +267,8 @@ public sealed class NfQueueShaperLabTests
                     // timeout: check for stop
                 }
             }
-        });
+        }) { IsBackground = true, Name = "udp-echo" };
+        echo.Start();
 
         try
         {
@@ -297,7 +301,7 @@ public sealed class NfQueueShaperLabTests
         finally
         {
             await stop.CancelAsync();
-            await echo;
+            echo.Join();
             await shaper.ClearAsync(owner);
             await shaper.DisposeAsync();
         }
@@ -307,7 +311,7 @@ public sealed class NfQueueShaperLabTests
     private static async Task<(int Sent, List<double> Rtts)> RunLoad(Socket client, IPEndPoint server, int packets, CancellationToken cancellationToken)
     {
         var rtts = new List<double>(packets);
-        var receiver = Task.Run(() =>
+        var receiver = new Thread(() =>
         {
             var buf = new byte[64];
             while (rtts.Count < packets)
@@ -326,7 +330,8 @@ public sealed class NfQueueShaperLabTests
                     return;   // 2 s without a reply: the rest is lost
                 }
             }
-        }, cancellationToken);
+        }) { IsBackground = true, Name = "udp-load-receiver" };
+        receiver.Start();
 
         var payload = new byte[32];
         var start = Stopwatch.GetTimestamp();
@@ -355,7 +360,7 @@ public sealed class NfQueueShaperLabTests
             sent++;
         }
 
-        await receiver;
+        await Task.Run(receiver.Join, cancellationToken);
         return (sent, rtts);
     }
 }
