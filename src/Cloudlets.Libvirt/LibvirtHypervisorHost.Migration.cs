@@ -154,6 +154,15 @@ public sealed partial class LibvirtHypervisorHost
     }
 
     /// <summary>
+    /// Switches a running migration of <paramref name="vmName"/> (started with
+    /// <see cref="MigrationOptions.AllowPostCopy"/>) to post-copy: the VM runs on the destination at
+    /// once and pulls the rest of its memory from here. Opt-in and irreversible: if either host
+    /// fails after the switch, the VM is lost, which is why the library never switches on its own.
+    /// </summary>
+    public Task StartPostCopyAsync(string vmName, CancellationToken cancellationToken = default) =>
+        OnDomainAsync(vmName, "switched to post-copy", "virDomainMigrateStartPostCopy", d => LibvirtNative.virDomainMigrateStartPostCopy(d, 0), cancellationToken);
+
+    /// <summary>
     /// Aborts the source's job. A cancellation can arrive before libvirt has started the job (then
     /// there is nothing to abort yet), so it retries briefly until the migration call returns.
     /// </summary>

@@ -195,4 +195,14 @@ public class LibvirtHypervisorHostMigrationTests
 
         Assert.That(ex.VmRunningOnSource, Is.True);
     }
+
+    [Test]
+    public async Task StartPostCopyAsync_NoMigrationRunning_ThrowsLibvirtException()
+    {
+        await using var p = await Pair.CreateAsync();
+
+        var ex = Assert.ThrowsAsync<LibvirtException>(() => p.Source.StartPostCopyAsync("vm-run"));
+
+        Assert.That(ex.Api, Is.EqualTo("virDomainMigrateStartPostCopy"));
+    }
 }
