@@ -233,6 +233,36 @@ public class LibvirtLabTests : LabFixture
 
     [Test]
     [Order(5)]
+    public async Task StartPostCopyAsync_DuringASlowMigration_CompletesAndGuestKeepsAnswering()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var switched = 0;
+        Task switchTask = Task.CompletedTask;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.DataProcessedBytes > 0 && Interlocked.Exchange(ref switched, 1) == 0)
+            {
+                switchTask = Task.Run(() => h1.StartPostCopyAsync(Guest.Name));
+            }
+        });
+        var options = SlowOptions() with { AllowPostCopy = true, BandwidthMiBps = 8 };
+
+        var result = await h1.MigrateAsync(Guest.Name, h2, options, progress);
+        await switchTask;
+        var reading = await Lab.CreateGuestClient(Guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        TestContext.Out.WriteLine($"post-copy: total {result.TotalTime.TotalMilliseconds:0} ms, downtime {result.Downtime?.TotalMilliseconds} ms");
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(switched, Is.EqualTo(1));
+            Assert.That(await RunningCopiesAsync(), Is.EqualTo(new[] { H2 }));
+            Assert.That(reading.BootId, Is.EqualTo(_bootId));
+        }
+    }
+
+    [Test]
+    [Order(6)]
     public async Task Keepalive_DaemonStopped_LossDetectedWithinWindowThenReconnectsWithEvents()
     {
         // keepalive 1 s × (2 + 1) = a dead peer is declared after about 3 s.
