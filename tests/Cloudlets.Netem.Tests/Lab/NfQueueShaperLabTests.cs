@@ -130,6 +130,32 @@ public sealed class NfQueueShaperLabTests
     }
 
     [Test]
+    public async Task ApplyAsync_Ipv6Destination_DelaysOnlyThatFamily()
+    {
+        var owner = Owner("v6");
+        var plan = new ShapingPlan(owner, [ShapingRule.Egress("eth0", Impairment.FromDelay(30), TrafficMatch.To(ShapingTopology.EdgeAddress6)) with { NetworkNamespace = topology.Cloud(1) }]);
+        var shaper = new NfQueueShaper();
+        try
+        {
+            var baseline6 = await ShapingTopology.MedianRttAsync(topology.Edge, ShapingTopology.CloudAddress6(1), 6);
+            await shaper.ApplyAsync(plan);
+            var v6 = await ShapingTopology.MedianRttAsync(topology.Edge, ShapingTopology.CloudAddress6(1), 8);
+            var v4 = await ShapingTopology.MedianRttAsync(topology.Edge, ShapingTopology.CloudAddress(1), 6);
+            using (Assert.EnterMultipleScope())
+            {
+                AssertRtt(v6, baseline6, 30, "edge -> c1 over IPv6");
+                AssertRtt(v4, baseline[1], 0, "edge -> c1 over IPv4 (not matched)");
+                Assert.That((await ShapingTopology.Run("ip", "netns", "exec", topology.Cloud(1), "ip6tables-save", "-t", "mangle")).StandardOutput, Does.Contain($"NETEM_{owner}_OUT"));
+            }
+        }
+        finally
+        {
+            await shaper.ClearAsync(owner);
+            await shaper.DisposeAsync();
+        }
+    }
+
+    [Test]
     public async Task ApplyAsync_BridgePort_ShapesEachDirectionOnce()
     {
         var owner = Owner("bridge");

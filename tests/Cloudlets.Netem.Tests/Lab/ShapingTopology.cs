@@ -32,6 +32,11 @@ internal sealed class ShapingTopology : IAsyncDisposable
 
     public string Cloud(int i) => Prefix + "-c" + i.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>The edge's IPv6 address (a unique local address inside the test's own namespaces).</summary>
+    public static IPAddress EdgeAddress6 { get; } = IPAddress.Parse("fd00:5eed:c8::1");
+
+    public static IPAddress CloudAddress6(int i) => IPAddress.Parse("fd00:5eed:c8::" + (0x10 + i).ToString("x", CultureInfo.InvariantCulture));
+
     public static IPAddress CloudAddress(int i) => IPAddress.Parse("198.19.200." + (10 + i).ToString(CultureInfo.InvariantCulture));
 
     public static string Port(string host) => "p-" + host;
@@ -56,19 +61,20 @@ internal sealed class ShapingTopology : IAsyncDisposable
         await AddNamespaceAsync(Bridge);
         await Run("ip", "-n", Bridge, "link", "add", "br0", "type", "bridge");
         await Run("ip", "-n", Bridge, "link", "set", "br0", "up");
-        var hosts = new List<(string Name, string Ns, IPAddress Address)> { ("e", Edge, EdgeAddress) };
+        var hosts = new List<(string Name, string Ns, IPAddress Address, IPAddress Address6)> { ("e", Edge, EdgeAddress, EdgeAddress6) };
         for (var i = 1; i <= Clouds; i++)
         {
-            hosts.Add(("c" + i.ToString(CultureInfo.InvariantCulture), Cloud(i), CloudAddress(i)));
+            hosts.Add(("c" + i.ToString(CultureInfo.InvariantCulture), Cloud(i), CloudAddress(i), CloudAddress6(i)));
         }
 
-        foreach (var (name, ns, address) in hosts)
+        foreach (var (name, ns, address, address6) in hosts)
         {
             await AddNamespaceAsync(ns);
             await Run("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", Port(name), "netns", Bridge);
             await Run("ip", "-n", Bridge, "link", "set", Port(name), "master", "br0");
             await Run("ip", "-n", Bridge, "link", "set", Port(name), "up");
             await Run("ip", "-n", ns, "addr", "add", address + "/24", "dev", "eth0");
+            await Run("ip", "-n", ns, "addr", "add", address6 + "/64", "dev", "eth0", "nodad");
             await Run("ip", "-n", ns, "link", "set", "eth0", "up");
         }
     }
@@ -99,8 +105,8 @@ internal sealed class ShapingTopology : IAsyncDisposable
 
         // fping -C -q prints "ADDRESS : t1 t2 - t4 …" on stderr ("-" for a lost probe).
         var line = r.StandardError.Split('\n').FirstOrDefault(l => l.StartsWith(target + " ", StringComparison.Ordinal)) ?? "";
-        var colon = line.IndexOf(':', StringComparison.Ordinal);
-        return colon < 0 ? [] : [.. line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(t => t != "-").Select(t => double.Parse(t, CultureInfo.InvariantCulture))];
+        var colon = line.IndexOf(" : ", StringComparison.Ordinal);
+        return colon < 0 ? [] : [.. line[(colon + 3)..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(t => t != "-").Select(t => double.Parse(t, CultureInfo.InvariantCulture))];
     }
 
     /// <summary>The median RTT of a ping run, after dropping the first (warm-up, ARP) sample.</summary>
