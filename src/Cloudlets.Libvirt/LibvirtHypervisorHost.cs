@@ -577,6 +577,14 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
 
                     throw;
                 }
+                catch (ObjectDisposedException ex) when (Volatile.Read(ref _disposed) == 0)
+                {
+                    // The connection was replaced (lost and being re-opened) while this call started.
+                    throw new HypervisorException(
+                        HypervisorErrorKind.ConnectionLost,
+                        $"Host {Name} ({Uri}) lost its connection during the call; a retry after reconnection may succeed.",
+                        ex);
+                }
             },
             cancellationToken);
     }
