@@ -133,4 +133,29 @@ public class LibvirtConnectionTests
         var c = LibvirtConnection.Open(uri, null);
         _ = LibvirtNative.virDomainLookupByName(c.Handle, "vm-run");
     }
+
+    [Test]
+    public void RegisterDomainEvents_LifecycleChange_CallbackRunsOnTheEventLoopThread()
+    {
+        using var node = TestNode.Create();
+        using var c = LibvirtConnection.Open(node.Uri.OriginalString, null);
+        var seen = new System.Collections.Concurrent.BlockingCollection<NativeEvent>();
+        c.RegisterDomainEvents(seen.Add);
+
+        using (var d = LibvirtNative.virDomainLookupByName(c.Handle, "vm-run"))
+        {
+            Assert.That(LibvirtNative.virDomainSuspend(d), Is.Zero);
+        }
+
+        var got = seen.TryTake(out var e, TimeSpan.FromSeconds(5));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(got, Is.True);
+            Assert.That(e, Is.TypeOf<NativeLifecycleEvent>());
+            Assert.That(((NativeLifecycleEvent)e!).VmName, Is.EqualTo("vm-run"));
+            Assert.That(((NativeLifecycleEvent)e).Event, Is.EqualTo(3), "suspended");
+            Assert.That(e.ThreadId, Is.EqualTo(LibvirtRuntime.EventLoopThreadId));
+        }
+    }
 }
