@@ -32,6 +32,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     private readonly int payloadSize;
     private readonly bool raw;
     private readonly bool kernelTimestamps;
+    private readonly Microsoft.Extensions.Logging.ILogger logger;
     private readonly uint receivePauseMicroseconds;
     private readonly Thread receiver;
     private readonly Lock runGate = new();
@@ -59,6 +60,13 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
         var identifier = options.Identifier ?? (ushort)Random.Shared.Next(1, 0x10000);
         table = new IcmpProbeTable(options.TimeProvider, options.VantagePoint, identifier, (uint)Random.Shared.Next() ^ 0x5A5A0000u, checkIdentifier: raw);
+        logger = options.Logger;
+        ProbingLog.IcmpProberOpened(logger, options.VantagePoint, SocketKind, fd6 >= 0, kernelTimestamps, table.Identifier, options.NetworkNamespace ?? "(current)");
+        if (fd6 < 0 && options.EnableIPv6)
+        {
+            ProbingLog.IcmpIPv6Unavailable(logger, options.VantagePoint, ipv6Unavailable ?? "unknown");
+        }
+
         receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "cloudlets-icmp-receive" };
         receiver.Start();
     }
@@ -71,6 +79,9 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
     /// <summary>The ICMP identifier of this prober's requests (on datagram sockets the kernel replaces it).</summary>
     public ushort Identifier => table.Identifier;
+
+    /// <summary>Whether round trips end at the kernel's receive timestamp (see <see cref="IcmpProberOptions.UseKernelTimestamps"/>).</summary>
+    public bool UsesKernelTimestamps => kernelTimestamps;
 
     /// <summary>Whether IPv6 targets can be probed.</summary>
     public bool SupportsIPv6 => fd6 >= 0;
@@ -175,7 +186,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         }
 
         sender.Start();
-        return AwaitRunAsync(batch, linked, cancellationToken);
+        return AwaitRunAsync(batch, schedule, linked, cancellationToken);
     }
 
     /// <summary>Stops sending, fails runs still going, stops the receive thread and closes the sockets.</summary>
@@ -222,7 +233,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         return SendOne(batch, 0, packet, packetLength, ipv6, sockaddr, sockaddrLength, cancellationToken, out _);
     }
 
-    private async Task AwaitRunAsync(IcmpProbeBatch batch, CancellationTokenSource linked, CancellationToken cancellationToken)
+    private async Task AwaitRunAsync(IcmpProbeBatch batch, ProbeSchedule schedule, CancellationTokenSource linked, CancellationToken cancellationToken)
     {
         try
         {
@@ -238,6 +249,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 }
             });
             await batch.Completion.ConfigureAwait(false);
+            ProbingLog.IcmpRunFinished(logger, VantagePoint, (long)batch.Targets.Length * schedule.Count, batch.Targets.Length, Counters);
         }
         finally
         {

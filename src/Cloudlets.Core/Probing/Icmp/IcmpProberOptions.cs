@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace Cloudlets.Core.Probing.Icmp;
 
 /// <summary>Which kind of ICMP socket a prober uses.</summary>
@@ -62,6 +65,9 @@ public sealed class IcmpProberOptions
     /// </summary>
     public TimeSpan ReceiveGatherTime { get; init; } = TimeSpan.FromMicroseconds(500);
 
+    /// <summary>Where the prober logs (event ids 4000 to 4099). The default logs nowhere.</summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+
     /// <summary>The clock for send times and round trips. The default is <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -69,6 +75,7 @@ public sealed class IcmpProberOptions
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(VantagePoint);
         ArgumentNullException.ThrowIfNull(TimeProvider);
+        ArgumentNullException.ThrowIfNull(Logger);
         if (!Enum.IsDefined(SocketKind))
         {
             throw new ArgumentOutOfRangeException(nameof(SocketKind), SocketKind, "Unknown ICMP socket kind.");
