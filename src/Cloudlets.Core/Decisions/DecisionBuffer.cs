@@ -31,6 +31,8 @@ public sealed class DecisionBuffer
     internal readonly double[] UserValues;
     internal readonly int[] UserRows;
 
+    internal readonly double[] HostScores;     // one VM's score on every host
+
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
     /// <param name="recordCandidates">Whether every candidate's status and score is kept (needed for <see cref="MigrationDecision.Candidates"/>; costs VMs × hosts memory).</param>
@@ -67,6 +69,7 @@ public sealed class DecisionBuffer
 
         UserValues = new double[maxUsers];
         UserRows = new int[maxUsers];
+        HostScores = new double[layout.HostCount];
     }
 
     /// <summary>The number of VM entries.</summary>

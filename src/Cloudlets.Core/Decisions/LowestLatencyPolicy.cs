@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Cloudlets.Core.Decisions;
 
@@ -384,24 +385,23 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 }
             }
         }
-        else if (count == 2)
+        else if (count <= 3)
         {
+            // Two or three users: every host's weighted percentile at once (vectorised), then the
+            // same scan as for one user.
+            var scores = r.HostScores.AsSpan(0, hosts);
             var line1 = cells.AsSpan(s.UserVantage[start] * hosts, hosts);
             var line2 = cells.AsSpan(s.UserVantage[start + 1] * hosts, hosts);
-            var threshold = Threshold(s, vm);
-            var first = s.UserWeight[start] >= threshold;
-            var second = s.UserWeight[start + 1] >= threshold;
-            for (var h = 0; h < line1.Length && h < line2.Length; h++)
+            var three = count == 3;
+            var line3 = three ? cells.AsSpan(s.UserVantage[start + 2] * hosts, hosts) : line2;
+            WeightedPercentiles(
+                line1, line2, line3,
+                s.UserWeight[start], s.UserWeight[start + 1], three ? s.UserWeight[start + 2] : 0,
+                Threshold(s, vm),
+                scores);
+            for (var h = 0; h < scores.Length; h++)
             {
-                var v1 = line1[h];
-                var v2 = line2[h];
-                if (double.IsNaN(v1) || double.IsNaN(v2))
-                {
-                    continue; // stale
-                }
-
-                // The weighted percentile of two users: the lower latency if its user alone carries enough weight.
-                var v = v1 <= v2 ? (first ? v1 : v2) : (second ? v2 : v1);
+                var v = scores[h];
                 if (v < bestValue && h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
                 {
                     best = h;
@@ -418,22 +418,19 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             }
 
             var threshold = Threshold(s, vm);
-            for (var h = 0; h < hosts; h++)
+            var line1 = cells.AsSpan(rows[0], hosts);
+            var line2 = cells.AsSpan(rows[1], hosts);
+            var line3 = cells.AsSpan(rows[2], hosts);
+            for (var h = 0; h < line1.Length && h < line2.Length && h < line3.Length; h++)
             {
-                if (h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
+                var beats = (line1[h] < bestValue) | (line2[h] < bestValue) | (line3[h] < bestValue);
+                for (var j = 3; j < count; j++)
                 {
-                    continue;
+                    beats |= cells[rows[j] + h] < bestValue;
                 }
 
-                // The percentile is one of the users' values, so it is never below their minimum:
-                // a host whose fastest user is no better than the best so far needs no percentile.
-                var lowest = double.PositiveInfinity;
-                for (var j = 0; j < count; j++)
-                {
-                    lowest = Math.Min(lowest, cells[rows[j] + h]); // NaN (stale) propagates and never compares lower
-                }
-
-                if (!(lowest < bestValue))
+                // Percentile passes NaN (stale) through, and NaN never compares lower.
+                if (!beats || h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
                 {
                     continue;
                 }
@@ -449,6 +446,73 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         bestScore = bestValue;
         return best;
+    }
+
+    /// <summary>
+    /// The weighted percentile of three users' latencies (a, b, c with weights; for two users c
+    /// repeats b with weight 0) for every host: the smallest latency x whose users at or below x carry
+    /// at least the threshold of weight — the same value <see cref="Percentile"/> gives, lane by lane
+    /// without branches. NaN where any latency is NaN (stale).
+    /// </summary>
+    private static void WeightedPercentiles(
+        ReadOnlySpan<double> la, ReadOnlySpan<double> lb, ReadOnlySpan<double> lc,
+        double wa, double wb, double wc, double threshold, Span<double> scores)
+    {
+        var n = scores.Length;
+        var h = 0;
+        if (Vector256.IsHardwareAccelerated && la.Length >= n && lb.Length >= n && lc.Length >= n)
+        {
+            var va = Vector256.Create(wa);
+            var vb = Vector256.Create(wb);
+            var vc = Vector256.Create(wc);
+            var t = Vector256.Create(threshold);
+            var inf = Vector256.Create(double.PositiveInfinity);
+            var nan = Vector256.Create(double.NaN);
+            for (; h <= n - Vector256<double>.Count; h += Vector256<double>.Count)
+            {
+                var a = Vector256.Create(la.Slice(h, Vector256<double>.Count));
+                var b = Vector256.Create(lb.Slice(h, Vector256<double>.Count));
+                var c = Vector256.Create(lc.Slice(h, Vector256<double>.Count));
+                var weightA = va + (Vector256.LessThanOrEqual(b, a) & vb) + (Vector256.LessThanOrEqual(c, a) & vc);
+                var weightB = (Vector256.LessThanOrEqual(a, b) & va) + vb + (Vector256.LessThanOrEqual(c, b) & vc);
+                var weightC = (Vector256.LessThanOrEqual(a, c) & va) + (Vector256.LessThanOrEqual(b, c) & vb) + vc;
+                var ca = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(weightA, t), a, inf);
+                var cb = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(weightB, t), b, inf);
+                var cc = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(weightC, t), c, inf);
+                var min = Vector256.ConditionalSelect(Vector256.LessThan(ca, cb), ca, cb);
+                min = Vector256.ConditionalSelect(Vector256.LessThan(cc, min), cc, min);
+                var stale = ~(Vector256.Equals(a, a) & Vector256.Equals(b, b) & Vector256.Equals(c, c));
+                Vector256.ConditionalSelect(stale, nan, min).CopyTo(scores.Slice(h, Vector256<double>.Count));
+            }
+        }
+
+        for (; h < n; h++)
+        {
+            double a = la[h], b = lb[h], c = lc[h];
+            if (double.IsNaN(a) || double.IsNaN(b) || double.IsNaN(c))
+            {
+                scores[h] = double.NaN;
+                continue;
+            }
+
+            var result = double.PositiveInfinity;
+            if (wa + (b <= a ? wb : 0) + (c <= a ? wc : 0) >= threshold)
+            {
+                result = a;
+            }
+
+            if (b < result && (a <= b ? wa : 0) + wb + (c <= b ? wc : 0) >= threshold)
+            {
+                result = b;
+            }
+
+            if (c < result && (a <= c ? wa : 0) + (b <= c ? wb : 0) + wc >= threshold)
+            {
+                result = c;
+            }
+
+            scores[h] = result;
+        }
     }
 
     /// <summary>Whether some host that may receive VMs has stale data for the VM (only asked when no candidate was found).</summary>
