@@ -100,6 +100,35 @@ public static class CloudletLabShapingExtensions
     public static Task<ShapingState> ShapeAsync(this CloudletLab lab, INetemShaper shaper, params (string Host, TimeSpan Delay)[] delays) =>
         lab.ShapeAsync(shaper, (IEnumerable<(string, TimeSpan)>)delays);
 
+    /// <summary>
+    /// Applies the delays, then holds them until <paramref name="cancellationToken"/> is cancelled (for
+    /// example Ctrl+C in a sample's <c>shape</c> command), and clears them on the way out. With the
+    /// NFQUEUE backend the delay exists only while this process runs, so a command-line tool must hold.
+    /// </summary>
+    /// <param name="lab">The started lab.</param>
+    /// <param name="shaper">The shaper.</param>
+    /// <param name="delays">Host and delay pairs.</param>
+    /// <param name="onApplied">Called once the delays are in place, with the state read back from the kernel.</param>
+    /// <param name="cancellationToken">Ends the hold.</param>
+    public static async Task HoldShapingAsync(this CloudletLab lab, INetemShaper shaper, IEnumerable<(string Host, TimeSpan Delay)> delays,
+        Action<ShapingState>? onApplied = null, CancellationToken cancellationToken = default)
+    {
+        var state = await lab.ShapeAsync(shaper, delays, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            onApplied?.Invoke(state);
+            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The hold ended as asked.
+        }
+        finally
+        {
+            await lab.ClearShapingAsync(shaper, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Removes the lab's shaping (also leftovers of a crashed run).</summary>
     public static Task ClearShapingAsync(this CloudletLab lab, INetemShaper shaper, CancellationToken cancellationToken = default)
     {

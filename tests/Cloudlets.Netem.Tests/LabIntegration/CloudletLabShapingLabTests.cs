@@ -50,6 +50,22 @@ public sealed class CloudletLabShapingLabTests
             await lab.ClearShapingAsync(shaper);
             var cleared = await Task.WhenAll(lab.Hosts.Select(h => ShapingTopology.MedianRttAsync(edge, h.Address, 6)));
             Assert.That(cleared, Has.All.LessThan(1.0), "clear brings every path back to baseline");
+
+            // What a sample's "shape" command does: hold the delays until cancelled, then clear.
+            using var hold = new CancellationTokenSource();
+            var applied = new TaskCompletionSource();
+            var holding = lab.HoldShapingAsync(shaper, [("cloudlet-2", TimeSpan.FromMilliseconds(40))], _ => applied.TrySetResult(), hold.Token);
+            await applied.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            var held = await ShapingTopology.MedianRttAsync(edge, lab.GetHost("cloudlet-2").Address, 6);
+            await hold.CancelAsync();
+            await holding;
+            var released = await ShapingTopology.MedianRttAsync(edge, lab.GetHost("cloudlet-2").Address, 6);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(held, Is.EqualTo(baseline["cloudlet-2"] + 40).Within(1 + (0.02 * 40)), "while held");
+                Assert.That(released, Is.LessThan(1.0), "after the hold ends");
+                Assert.That((await lab.ShowShapingAsync(shaper)).IsEmpty, Is.True);
+            }
         }
         finally
         {
