@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Samples.Tests.Demo;
+
+/// <summary>
+/// The demonstration end to end, run as a user runs it (a child process): a real lab, real delays,
+/// real probes, the pipeline in automatic mode and real live migrations. The assertions read its
+/// JSON summary and its plot.
+/// </summary>
+[Category("Lab")]
+[NonParallelizable]
+public sealed class DemoRunTests
+{
+    private string _folder = "";
+
+    [SetUp]
+    public void SetUp()
+    {
+        LabGate.Require();
+        _folder = Directory.CreateTempSubdirectory("cloudlets-demo-").FullName;
+    }
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_folder, recursive: true);
+
+    private async Task<(int ExitCode, JsonElement Summary, string Plot, string Output)> RunDemoAsync(string scenario, string labName)
+    {
+        var json = Path.Combine(_folder, "summary.json");
+        var plot = Path.Combine(_folder, "rtt.svg");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[]
+                 {
+                     Path.Combine(AppContext.BaseDirectory, "cloudlets-demo.dll"),
+                     "--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", scenario),
+                     "--json", json, "--plot", plot, "--plain", "--name", labName,
+                 })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // This test started it; SIGTERM lets the demo tear its lab down.
+            process.Kill(entireProcessTree: false);
+            await process.WaitForExitAsync();
+        }
+
+        var output = await stdout + await stderr;
+        TestContext.Out.WriteLine(output);
+        Assert.That(File.Exists(json), Is.True, "the demo wrote no summary:\n" + output);
+        using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        return (process.ExitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", output);
+    }
+
+    [Test]
+    public async Task Run_StaticScenario_MovesOnceToANearHostAndServiceRttDrops()
+    {
+        var (exitCode, summary, plot, output) = await RunDemoAsync("static.json", "demo-static");
+
+        var migrations = summary.GetProperty("migrations").EnumerateArray().ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(exitCode, Is.Zero, output);
+            Assert.That(summary.GetProperty("initialHost").GetString(), Is.EqualTo("cloudlet-1"));
+            Assert.That(summary.GetProperty("finalHost").GetString(), Is.AnyOf("cloudlet-2", "cloudlet-3"), "a 20 ms host");
+            Assert.That(migrations, Has.Count.EqualTo(1), "exactly one migration");
+            Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.EqualTo("succeeded"));
+            Assert.That(summary.GetProperty("serviceRttMs").GetProperty("before").GetDouble(), Is.GreaterThan(250));
+            Assert.That(summary.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.LessThan(50));
+            foreach (var host in summary.GetProperty("hosts").EnumerateArray())
+            {
+                var injected = host.GetProperty("injectedDelayMs").GetDouble();
+                var measured = host.GetProperty("measuredRttMs").GetDouble();
+                // The accuracy bound: within 1 ms + 2 % of the delay above a sub-millisecond baseline.
+                Assert.That(measured, Is.InRange(injected, injected + 1 + (0.02 * injected) + 1), host.GetProperty("name").GetString());
+            }
+
+            Assert.That(plot, Does.Contain("migration cloudlet-1 → " + summary.GetProperty("finalHost").GetString() + " (succeeded)"), "the plot marks the migration");
+        }
+    }
+
+    [Test]
+    public async Task Run_TwoActScenario_FollowsTheUsersToTheNewBestHost()
+    {
+        var (exitCode, summary, plot, output) = await RunDemoAsync("two-acts.json", "demo-acts");
+
+        var migrations = summary.GetProperty("migrations").EnumerateArray().ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(exitCode, Is.Zero, output);
+            Assert.That(migrations, Has.Count.EqualTo(2), "one move per act");
+            Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.EqualTo("succeeded"));
+            Assert.That(migrations[0].GetProperty("from").GetString(), Is.EqualTo("cloudlet-1"));
+            // Act 2 makes cloudlet-1 the only near host: the VM follows it back.
+            Assert.That(migrations[1].GetProperty("to").GetString(), Is.EqualTo("cloudlet-1"));
+            Assert.That(summary.GetProperty("finalHost").GetString(), Is.EqualTo("cloudlet-1"));
+            Assert.That(summary.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.LessThan(50));
+            Assert.That(plot, Does.Contain("act 2"), "the plot marks the second act");
+        }
+    }
+}
