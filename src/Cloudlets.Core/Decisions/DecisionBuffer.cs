@@ -32,6 +32,7 @@ public sealed class DecisionBuffer
     internal readonly int[] UserRows;
 
     internal readonly double[] HostScores;     // one VM's score on every host
+    internal readonly int[] StaleCount;        // per vantage point: stale cells on hosts that may receive VMs
 
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
@@ -70,6 +71,7 @@ public sealed class DecisionBuffer
         UserValues = new double[maxUsers];
         UserRows = new int[maxUsers];
         HostScores = new double[layout.HostCount];
+        StaleCount = new int[layout.VantagePointCount];
     }
 
     /// <summary>The number of VM entries.</summary>

@@ -81,8 +81,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         var now = snapshot.Now.UtcTicks;
-        PrepareCells(snapshot, results, now);
         PrepareRooms(snapshot, results);
+        PrepareCells(snapshot, results, now);
         results.RequiredWindows = _windows;
         results.EvaluatedAt = snapshot.Now;
         var moves = 0;
@@ -102,12 +102,19 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     {
         var cells = s.Cells;
         var values = r.CellValue;
+        var hosts = s.HostCount;
+        Array.Clear(r.StaleCount);
         for (var i = 0; i < cells.Length; i++)
         {
             ref readonly var c = ref cells[i];
             if (c.HasData && now - c.NewestTicks > _maxAgeTicks)
             {
                 values[i] = double.NaN;
+                if (s.Availability[i % hosts] == HostAvailability.Available)
+                {
+                    r.StaleCount[i / hosts]++;
+                }
+
                 continue;
             }
 
@@ -515,12 +522,25 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
     }
 
-    /// <summary>Whether some host that may receive VMs has stale data for the VM (only asked when no candidate was found).</summary>
+    /// <summary>
+    /// Whether some other host that may receive VMs has stale data for the VM (asked only when no
+    /// candidate was found). A host is stale for the VM when it is stale for any user, so this is
+    /// whether any user has a stale cell on such a host: counted per vantage point in advance.
+    /// </summary>
     private static bool AnyStale(FleetSnapshot s, DecisionBuffer r, int vm, int cur)
     {
-        for (var h = 0; h < s.HostCount; h++)
+        var start = s.UserStart[vm];
+        var currentCounts = s.Availability[cur] == HostAvailability.Available;
+        for (var j = 0; j < s.UserCount[vm]; j++)
         {
-            if (h != cur && s.Availability[h] == HostAvailability.Available && double.IsNaN(Score(s, r, vm, h, threshold: 1)))
+            var vantage = s.UserVantage[start + j];
+            var stale = r.StaleCount[vantage];
+            if (currentCounts && double.IsNaN(r.CellValue[(vantage * s.HostCount) + cur]))
+            {
+                stale--;
+            }
+
+            if (stale > 0)
             {
                 return true;
             }
