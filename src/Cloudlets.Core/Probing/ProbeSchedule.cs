@@ -2,9 +2,14 @@ namespace Cloudlets.Core.Probing;
 
 /// <summary>
 /// How a many-target run sends its probes, the way <c>fping -C</c> does: <see cref="Count"/> rounds,
-/// targets in turn, at least <see cref="Period"/> between two probes to one target and at least
-/// <see cref="Interval"/> between any two probes sent.
+/// targets in turn, <see cref="Period"/> between two probes to one target and <see cref="Interval"/>
+/// between any two probes sent.
 /// </summary>
+/// <remarks>
+/// Like fping, the next probe is planned from the previous probe's planned time, so small wake-up
+/// delays do not add up over many rounds; after a stall longer than a period the plan restarts from
+/// the actual send time, so a prober never sends a burst to catch up.
+/// </remarks>
 public sealed record ProbeSchedule
 {
     /// <summary>Builds a schedule and validates it.</summary>

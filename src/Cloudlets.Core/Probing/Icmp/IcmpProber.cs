@@ -318,8 +318,11 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                             return;
                         }
 
-                        nextDue[i] = sentAt + period;
-                        nextAny = sentAt + interval;
+                        // Plan from the planned time, as fping does, so small wake-up delays do not add up
+                        // over the rounds; after a long stall restart from now rather than send a burst.
+                        var planned = sentAt - due > period ? sentAt : due;
+                        nextDue[i] = planned + period;
+                        nextAny = (sentAt - due > interval ? sentAt : due) + interval;
                     }
                 }
             }
@@ -340,9 +343,11 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         }
     }
 
-    private static bool WaitUntil(TimeProvider time, long due, CancellationToken cancellationToken)
+    private static unsafe bool WaitUntil(TimeProvider time, long due, CancellationToken cancellationToken)
     {
-        var millisecond = time.TimestampFrequency / 1000;
+        var frequency = time.TimestampFrequency;
+        var millisecond = frequency / 1000;
+        var microsecond = Math.Max(frequency / 1_000_000, 1);
         while (true)
         {
             if (cancellationToken.IsCancellationRequested)
@@ -356,13 +361,19 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 return true;
             }
 
-            if (remaining > 2 * millisecond)
+            if (remaining > 100 * millisecond)
             {
-                Thread.Sleep((int)Math.Min((remaining / millisecond) - 1, 100));
+                Thread.Sleep(100);
+            }
+            else if (remaining > 200 * microsecond)
+            {
+                // A timed sleep, not a yield: on a loaded machine a yielding thread can lose the processor
+                // for a whole time slice, while a sleeper is woken on time. Wake a little early and spin the rest.
+                _ = IcmpNative.USleep((uint)((remaining / microsecond) - 60));
             }
             else
             {
-                Thread.Yield();
+                Thread.SpinWait(20);
             }
         }
     }

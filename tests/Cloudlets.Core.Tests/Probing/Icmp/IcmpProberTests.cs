@@ -101,6 +101,8 @@ public class IcmpProberTests
         var b = new ConcurrentBag<LatencySample>();
 
         await Task.WhenAll(first.RunAsync(targets, schedule, a.Add), second.RunAsync(targets, schedule, b.Add));
+        // A run ends with its own last reply; the other prober's last replies may still wait in the socket.
+        SpinWait.SpinUntil(() => first.Counters.Foreign >= 160 && second.Counters.Foreign >= 160, TimeSpan.FromSeconds(5));
 
         using (Assert.EnterMultipleScope())
         {
