@@ -1,0 +1,229 @@
+using System.IO.Compression;
+using System.Reflection;
+using System.Xml.Linq;
+
+namespace Cloudlets.Packaging.Tests;
+
+/// <summary>
+/// <c>dotnet pack</c> of every src project into a temporary folder feed, the contents of each package,
+/// and a consumer project (generated in a temporary folder) built and run against that feed.
+/// </summary>
+[TestFixture]
+[Category("Packaging")]
+[NonParallelizable]
+public sealed class PackagesTests
+{
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(4);
+
+    private string _repository = null!;
+    private string _root = null!;
+    private string _feed = null!;
+    private string _version = null!;
+    private List<string> _packageIds = null!;
+
+    [OneTimeSetUp]
+    public async Task PackEveryProjectAsync()
+    {
+        _repository = typeof(PackagesTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .Single(a => a.Key == "RepositoryRoot").Value!;
+        Assert.That(File.Exists(Path.Combine(_repository, "Cloudlets.Core.sln")), Is.True, $"no solution in {_repository}");
+
+        // The one place the version comes from.
+        _version = XDocument.Load(Path.Combine(_repository, "Directory.Build.props"))
+            .Descendants("VersionPrefix").Single().Value.Trim();
+        var projects = Directory.GetDirectories(Path.Combine(_repository, "src"))
+            .Select(d => Path.Combine(d, Path.GetFileName(d) + ".csproj"))
+            .Where(File.Exists)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        _packageIds = [.. projects.Select(Path.GetFileNameWithoutExtension).Select(n => n!)];
+        Assert.That(_packageIds, Is.Not.Empty);
+
+        _root = Path.Combine(Path.GetTempPath(), "cloudlets-pack-" + Guid.NewGuid().ToString("N")[..12]);
+        _feed = Path.Combine(_root, "feed");
+        Directory.CreateDirectory(_feed);
+
+        // One solution filter of the src projects packs them in one build, in its own output folder.
+        var filter = Path.Combine(_root, "src.slnf");
+        var relative = projects.Select(p => Path.GetRelativePath(_repository, p).Replace('\\', '/'));
+        await File.WriteAllTextAsync(filter, $$"""
+            { "solution": { "path": "{{Path.Combine(_repository, "Cloudlets.Core.sln").Replace('\\', '/')}}",
+                            "projects": [ {{string.Join(", ", relative.Select(r => $"\"{r}\""))}} ] } }
+            """);
+        var pack = await DotnetCli.RunAsync(_root,
+            ["pack", filter, "-c", "Release", "-o", _feed, "--artifacts-path", Path.Combine(_root, "artifacts"), "-nodeReuse:false"],
+            CommandTimeout);
+        await TestContext.Progress.WriteLineAsync($"dotnet pack of {projects.Count} projects: {pack.Elapsed.TotalSeconds:0.0} s");
+        Assert.That(pack.ExitCode, Is.Zero, pack.Describe());
+    }
+
+    [OneTimeTearDown]
+    public void RemoveTemporaryFolder()
+    {
+        if (_root is not null && Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Pack_EverySrcProject_MakesPackageWithReadmeXmlDocsAndLicense()
+    {
+        foreach (var id in _packageIds)
+        {
+            var path = Path.Combine(_feed, $"{id}.{_version}.nupkg");
+            Assert.That(File.Exists(path), Is.True, $"{path} was not made");
+            using var package = ZipFile.OpenRead(path);
+            var nuspec = XDocument.Load(package.GetEntry($"{id}.nuspec")!.Open());
+            var metadata = nuspec.Root!.Elements().Single(e => e.Name.LocalName == "metadata");
+            string? Meta(string name) => metadata.Elements().SingleOrDefault(e => e.Name.LocalName == name)?.Value;
+            var license = metadata.Elements().Single(e => e.Name.LocalName == "license");
+            var docs = package.GetEntry($"lib/net10.0/{id}.xml");
+            var readme = package.GetEntry("README.md");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(Meta("id"), Is.EqualTo(id));
+                Assert.That(Meta("version"), Is.EqualTo(_version));
+                Assert.That(Meta("readme"), Is.EqualTo("README.md"), id);
+                Assert.That(license.Attribute("type")?.Value, Is.EqualTo("expression"), id);
+                Assert.That(license.Value, Is.EqualTo("MIT"), id);
+                Assert.That(Meta("description"), Is.Not.Null.And.Not.Empty, id);
+                Assert.That(package.GetEntry($"lib/net10.0/{id}.dll"), Is.Not.Null, id);
+                Assert.That(readme, Is.Not.Null, $"{id} has no README.md");
+                Assert.That(docs, Is.Not.Null, $"{id} has no XML documentation");
+            }
+
+            using (var reader = new StreamReader(readme!.Open()))
+            {
+                Assert.That(reader.ReadToEnd(), Does.StartWith($"# {id}"), $"{id}'s README is not its own");
+            }
+
+            var members = XDocument.Load(docs!.Open()).Descendants("member").Count();
+            Assert.That(members, Is.GreaterThan(10), $"{id}'s XML documentation has {members} members");
+        }
+    }
+
+    [Test]
+    public void Pack_EverySrcProject_MakesSymbolPackageWithPdb()
+    {
+        foreach (var id in _packageIds)
+        {
+            var path = Path.Combine(_feed, $"{id}.{_version}.snupkg");
+            Assert.That(File.Exists(path), Is.True, $"{path} was not made");
+            using var symbols = ZipFile.OpenRead(path);
+            var pdb = symbols.GetEntry($"lib/net10.0/{id}.pdb");
+            Assert.That(pdb, Is.Not.Null, $"{id}'s symbol package has no PDB");
+            Assert.That(pdb!.Length, Is.GreaterThan(0));
+        }
+    }
+
+    [Test]
+    public void Pack_ProjectReferences_BecomeDependenciesOfTheSameVersion()
+    {
+        var path = Path.Combine(_feed, $"Cloudlets.Lab.{_version}.nupkg");
+        using var package = ZipFile.OpenRead(path);
+        var nuspec = XDocument.Load(package.GetEntry("Cloudlets.Lab.nuspec")!.Open());
+        var dependencies = nuspec.Descendants().Where(e => e.Name.LocalName == "dependency")
+            .ToDictionary(e => e.Attribute("id")!.Value, e => e.Attribute("version")!.Value, StringComparer.Ordinal);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(dependencies, Does.ContainKey("Cloudlets.Core").WithValue(_version));
+            Assert.That(dependencies, Does.ContainKey("Cloudlets.Netem").WithValue(_version));
+        }
+    }
+
+    [Test]
+    public async Task Consumer_BuiltAgainstLocalFolderFeed_RunsAndPrintsPackageVersion()
+    {
+        var consumer = Path.Combine(_root, "consumer");
+        Directory.CreateDirectory(consumer);
+        await WriteConsumerAsync(consumer);
+
+        var build = await DotnetCli.RunAsync(consumer,
+            ["build", "Consumer.csproj", "-c", "Release", "-o", Path.Combine(consumer, "out"), "-nodeReuse:false"],
+            CommandTimeout);
+        await TestContext.Progress.WriteLineAsync($"consumer restore and build: {build.Elapsed.TotalSeconds:0.0} s");
+        Assert.That(build.ExitCode, Is.Zero, build.Describe());
+
+        // The consumer resolved the packages from the folder feed, into its own packages folder.
+        Assert.That(Directory.Exists(Path.Combine(_root, "packages", "cloudlets.core", _version)), Is.True,
+            "Cloudlets.Core was not restored from the local feed");
+
+        var run = await DotnetCli.RunAsync(consumer, [Path.Combine(consumer, "out", "Consumer.dll")], TimeSpan.FromMinutes(1));
+        Assert.That(run.ExitCode, Is.Zero, run.Describe());
+        var lines = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(l => l.Split('=', 2))
+            .Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(lines, Does.ContainKey("policy").WithValue("Cloudlets.Core.Decisions.LowestLatencyPolicy"));
+            Assert.That(lines, Does.ContainKey("options-errors").WithValue("0"));
+            Assert.That(lines, Does.ContainKey("target").WithValue("cloudlet-1 198.18.0.11:22"));
+            Assert.That(lines.GetValueOrDefault("version"), Does.StartWith(_version), "the informational version of Cloudlets.Core");
+            Assert.That(lines, Does.ContainKey("libvirt").WithValue("cloudlet-1 test:///default"));
+            Assert.That(lines, Does.ContainKey("lab").WithValue("Cloudlets.Lab"));
+            Assert.That(lines, Does.ContainKey("netem").WithValue("Cloudlets.Netem"));
+        }
+    }
+
+    private async Task WriteConsumerAsync(string folder)
+    {
+        // Stop MSBuild from looking above the consumer for the repository's own props.
+        await File.WriteAllTextAsync(Path.Combine(folder, "Directory.Build.props"), "<Project />\n");
+        await File.WriteAllTextAsync(Path.Combine(folder, "Directory.Build.targets"), "<Project />\n");
+        await File.WriteAllTextAsync(Path.Combine(folder, "Directory.Packages.props"), "<Project />\n");
+
+        // The folder feed in addition to the machine's default sources (no source is cleared or
+        // named); a private packages folder, so a package of the same version restored earlier
+        // never stands in for the one just packed. Packages this machine already has are reused.
+        var userPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
+            ? p
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var fallback = Directory.Exists(userPackages)
+            ? new XElement("fallbackPackageFolders", new XElement("add", new XAttribute("key", "user"), new XAttribute("value", userPackages)))
+            : null;
+        var config = new XDocument(new XElement("configuration",
+            new XElement("packageSources", new XElement("add", new XAttribute("key", "cloudlets-local"), new XAttribute("value", _feed))),
+            new XElement("config", new XElement("add", new XAttribute("key", "globalPackagesFolder"), new XAttribute("value", Path.Combine(_root, "packages")))),
+            fallback));
+        config.Save(Path.Combine(folder, "nuget.config"));
+
+        var references = string.Join(Environment.NewLine,
+            _packageIds.Select(id => $"""    <PackageReference Include="{id}" Version="{_version}" />"""));
+        await File.WriteAllTextAsync(Path.Combine(folder, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+              </PropertyGroup>
+              <ItemGroup>
+            {references}
+              </ItemGroup>
+            </Project>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "Program.cs"), """
+            using System.Net;
+            using System.Reflection;
+            using Cloudlets.Core.Decisions;
+            using Cloudlets.Core.Probing;
+
+            var options = new LowestLatencyPolicyOptions { ConfirmationWindows = 2 };
+            var policy = new LowestLatencyPolicy(options);
+            var target = new ProbeTarget("cloudlet-1", IPAddress.Parse("198.18.0.11"), 22);
+            var version = typeof(LowestLatencyPolicy).Assembly
+                .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+            var libvirt = new Cloudlets.Libvirt.LibvirtHostOptions { Name = "cloudlet-1", Uri = new Uri("test:///default") };
+            Console.WriteLine($"policy={policy.GetType().FullName}");
+            Console.WriteLine($"options-errors={options.Validate().Count}");
+            Console.WriteLine($"target={target.Name} {target.Address}:{target.Port}");
+            Console.WriteLine($"version={version}");
+            Console.WriteLine($"libvirt={libvirt.Name} {libvirt.Uri}");
+            Console.WriteLine($"lab={typeof(Cloudlets.Lab.CloudletLabBuilder).Assembly.GetName().Name}");
+            Console.WriteLine($"netem={typeof(Cloudlets.Netem.NetemShaperFactory).Assembly.GetName().Name}");
+            """);
+    }
+}
