@@ -104,6 +104,18 @@ internal sealed class IcmpProbeTable
         }
     }
 
+    /// <summary>Fails every registered batch (the prober is going away; nothing will be answered any more).</summary>
+    public void FailAll(Exception exception)
+    {
+        lock (batchGate)
+        {
+            for (var i = 0; i < batchCount; i++)
+            {
+                batches[i].Fail(exception);
+            }
+        }
+    }
+
     /// <summary>Claims a free sequence number for a probe of <paramref name="batch"/>; false when all are in use.</summary>
     public bool TryReserve(IcmpProbeBatch batch, int targetIndex, out ushort sequence, out uint generation)
     {

@@ -128,8 +128,8 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         var ipv6 = CheckTarget(target, nameof(target));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
-        var result = new TaskCompletionSource<LatencySample>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var batch = new IcmpProbeBatch([target], table.ToTimestampUnits(timeout), 1, s => result.TrySetResult(s), timeout);
+        LatencySample delivered = default;
+        var batch = new IcmpProbeBatch([target], table.ToTimestampUnits(timeout), 1, s => delivered = s, timeout);
         table.Register(batch);
         Wake();
         if (!SendSingle(batch, target, ipv6, cancellationToken))
@@ -142,9 +142,11 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         batch.SendingFinished();
         try
         {
-            return await result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // The batch completes right after its one sample is delivered, or fails when the prober is disposed.
+            await batch.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return delivered;
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             batch.Cancel(cancellationToken);
             throw;
@@ -212,6 +214,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         stopping = true;
         Wake();
         receiver.Join();
+        table.FailAll(new ObjectDisposedException(nameof(IcmpProber), "The prober was disposed before the probe completed."));
         _ = IcmpNative.Close(fd4);
         if (fd6 >= 0)
         {

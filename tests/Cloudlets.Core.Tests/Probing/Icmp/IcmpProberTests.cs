@@ -147,6 +147,63 @@ public class IcmpProberTests
     }
 
     [Test]
+    public async Task DisposeAsync_ProbePending_FailsItInsteadOfHanging()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-dispose-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            // Echo replies off in this namespace only: the probe stays pending until its (long) timeout.
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.icmp_echo_ignore_all=1").InNamespace(name));
+            var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name });
+            var pending = prober.ProbeAsync(new ProbeTarget("silent", IPAddress.Loopback), TimeSpan.FromMinutes(1)).AsTask();
+            await Task.Delay(50);
+
+            await prober.DisposeAsync();
+
+            Assert.That(async () => await pending.WaitAsync(TimeSpan.FromSeconds(5)), Throws.InstanceOf<ObjectDisposedException>());
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
+    public async Task ProbeAsync_TargetIgnoresEcho_ReturnsTimeoutAfterTheTimeout()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-silent-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.icmp_echo_ignore_all=1").InNamespace(name));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name });
+            var timeout = TimeSpan.FromMilliseconds(200);
+            var started = System.Diagnostics.Stopwatch.StartNew();
+
+            var sample = await prober.ProbeAsync(new ProbeTarget("silent", IPAddress.Loopback), timeout);
+
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Timeout));
+                Assert.That(sample.RoundTripTime, Is.Null);
+                Assert.That(started.Elapsed, Is.GreaterThanOrEqualTo(timeout));
+                Assert.That(prober.Counters.TimedOut, Is.EqualTo(1));
+            }
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
     public void Create_DatagramSocket_OpensOrSaysWhyNot()
     {
         RequireRoot();
