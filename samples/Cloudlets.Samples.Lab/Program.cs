@@ -2,8 +2,17 @@
 //   cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
+//   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
+//   cloudlets-lab clear [--name NAME]
 using System.Globalization;
+using System.Net;
+using Cloudlets.Core.Probing;
+using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
+using Cloudlets.Lab.Shaping;
+using Cloudlets.Netem;
+using Cloudlets.Samples.Lab;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
@@ -11,10 +20,16 @@ const string Usage = """
     usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
            cloudlets-lab status [--json] [--name NAME]
            cloudlets-lab down [--name NAME]
+           cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
+           cloudlets-lab clear [--name NAME]
     --cache is the guest image cache (default /var/cache/cloudlets-lab; it holds the kernel .deb).
     The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8).
     "up" on a healthy lab of the same name and host count changes nothing; "down" it first to
     reshape it. "up" after a crashed or killed run removes that run's leftovers first.
+    "shape" gives each HOST (cloudlet-N) a one-way DELAY toward the edge (milliseconds, or 0.3s) and
+    unshapes the others; it holds the delays until Ctrl+C (or for --for SECONDS), printing what the
+    kernel holds and the RTT measured from the edge, then clears them. The userspace delay line lives
+    in that process: if it is killed, traffic flows undelayed and "clear" removes the leftover rules.
     CLOUDLETS_LAB_LOG=information (or debug) logs what the lab does to stderr.
     """;
 
@@ -46,6 +61,8 @@ try
         "up" => await UpAsync(parsed, logger, cancel.Token),
         "status" => await StatusAsync(parsed, cancel.Token),
         "down" => await DownAsync(parsed, logger, cancel.Token),
+        "shape" => await ShapeAsync(parsed, cancel.Token),
+        "clear" => await ClearAsync(parsed, cancel.Token),
         _ => Fail(Usage),
     };
 }
@@ -57,11 +74,19 @@ catch (FormatException ex)
 {
     return Fail(ex.Message + Environment.NewLine + Usage, 2);
 }
+catch (ShapingValidationException ex)
+{
+    return Fail(ex.Message + Environment.NewLine + Usage, 2);
+}
 catch (LabPrerequisiteException ex)
 {
     return Fail(ex.Message, 3);
 }
 catch (LabException ex)
+{
+    return Fail(ex.Message, 1);
+}
+catch (ShapingException ex)
 {
     return Fail(ex.Message, 1);
 }
@@ -146,49 +171,127 @@ static async Task<int> DownAsync(LabCommandLine options, StderrLogger logger, Ca
     return 0;
 }
 
-/// <summary>The parsed command line.</summary>
-internal sealed record LabCommandLine(string Verb, string Name, int Hosts, IReadOnlyList<string> GuestsOn, bool Json, string? CacheFolder)
+static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
 {
-    public static LabCommandLine Parse(string[] args)
+    await using var lab = CloudletLab.Attach(options.Name);
+    if (lab is null)
     {
-        if (args.Length == 0)
-        {
-            throw new FormatException("no command given");
-        }
+        return Fail($"no lab named {options.Name} is up", 1);
+    }
 
-        var verb = args[0];
-        var name = "cloudlets";
-        var hosts = 3;
-        var guests = new List<string>();
-        var json = false;
-        string? cache = null;
-        for (var i = 1; i < args.Length; i++)
+    // Zero means unshaped. Building the plan validates every host against this lab before anything runs.
+    (string Host, TimeSpan Delay)[] delays = [.. options.Delays.Where(d => d.Delay > TimeSpan.Zero)];
+    _ = lab.ShapingPlanFor(options.Delays);
+
+    await using var shaper = await NetemShaperFactory.CreateAsync(cancellationToken: ct);
+    Console.WriteLine($"lab {lab.Name}: shaping with {shaper.Capabilities.Backend} ({shaper.Capabilities.Reason})");
+    using var hold = CancellationTokenSource.CreateLinkedTokenSource(ct);
+    if (options.HoldFor is { } holdFor)
+    {
+        hold.CancelAfter(holdFor);
+    }
+
+    var applied = new TaskCompletionSource<ShapingState>(TaskCreationOptions.RunContinuationsAsynchronously);
+    var holding = lab.HoldShapingAsync(shaper, delays, state => applied.TrySetResult(state), hold.Token);
+    if (await Task.WhenAny(applied.Task, holding) == holding)
+    {
+        await holding; // failed (or cancelled) before the delays were in place
+        return 1;
+    }
+
+    PrintState(await applied.Task);
+    Console.WriteLine(options.HoldFor is { } f
+        ? string.Create(CultureInfo.InvariantCulture, $"holding for {f.TotalSeconds:0.#} s (Ctrl+C ends it sooner) …")
+        : "holding until Ctrl+C …");
+
+    // What the edge measures now, then again every 10 s while the delays are held.
+    await using (var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = lab.Edge.Namespace }))
+    {
+        var injected = options.Delays.ToDictionary(d => d.Host, d => d.Delay, StringComparer.Ordinal);
+        while (!hold.IsCancellationRequested)
         {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
-            switch (args[i])
+            foreach (var host in lab.Hosts)
             {
-                case "--name":
-                    name = Value();
-                    break;
-                case "--hosts" when verb == "up":
-                    var text = Value();
-                    hosts = int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw new FormatException($"--hosts takes a number, not '{text}'");
-                    break;
-                case "--guest-on" when verb == "up":
-                    guests.Add(Value());
-                    break;
-                case "--cache" when verb == "up":
-                    cache = Value();
-                    break;
-                case "--json" when verb == "status":
-                    json = true;
-                    break;
-                default:
-                    throw new FormatException($"unknown option '{args[i]}' for '{verb}'");
+                var rtt = await MeasureMedianRttAsync(prober, new ProbeTarget(host.Name, host.Address), hold.Token);
+                var delay = injected.GetValueOrDefault(host.Name);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {host.Name,-10} {host.Address,-14} injected {delay.TotalMilliseconds,6:0.#} ms   measured RTT {(rtt is { } r ? $"{r:0.00} ms" : "-"),10}"));
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(10), hold.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
             }
         }
-
-        LabNaming.ValidateLabName(name);
-        return new LabCommandLine(verb, name, hosts, guests, json, cache);
     }
+
+    await holding;
+    Console.WriteLine($"lab {lab.Name}: shaping cleared");
+    return 0;
+}
+
+static async Task<double?> MeasureMedianRttAsync(IcmpProber prober, ProbeTarget target, CancellationToken ct)
+{
+    // Five probes, one at a time: enough for a median, bounded at about 5 × (delay + 2 s).
+    var rtts = new List<double>();
+    for (var i = 0; i < 5 && !ct.IsCancellationRequested; i++)
+    {
+        try
+        {
+            var sample = await prober.ProbeAsync(target, Impairment.MaxDelay + TimeSpan.FromSeconds(2), ct);
+            if (sample.Status == ProbeStatus.Ok && sample.RoundTripTime is { } rtt)
+            {
+                rtts.Add(rtt.TotalMilliseconds);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            break;
+        }
+    }
+
+    rtts.Sort();
+    return rtts.Count == 0 ? null : rtts[rtts.Count / 2];
+}
+
+static void PrintState(ShapingState state)
+{
+    Console.WriteLine($"applied ({state.Backend}, owner {state.Owner}), read back from the kernel:");
+    if (state.Rules.Count == 0)
+    {
+        Console.WriteLine("  no rules: every host is unshaped");
+    }
+
+    foreach (var rule in state.Rules)
+    {
+        var health = rule.Health is { } h ? $", queue {h.QueueNumber}: {h.QueueTotal} waiting, {h.QueueDropped + h.UserDropped} dropped" : "";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {rule.Name,-10} {rule.Direction} {rule.NetworkNamespace}/{rule.Interface}: delay {rule.Impairment.Delay.TotalMilliseconds:0.#} ms{health}"));
+    }
+}
+
+static async Task<int> ClearAsync(LabCommandLine options, CancellationToken ct)
+{
+    await using var lab = CloudletLab.Attach(options.Name);
+    if (lab is null)
+    {
+        // A lab that is down has no namespaces, so no rules of its own either.
+        Console.WriteLine($"no lab named {options.Name} is up: nothing to clear");
+        return 0;
+    }
+
+    await using var shaper = await NetemShaperFactory.CreateAsync(cancellationToken: ct);
+    await lab.ClearShapingAsync(shaper, ct);
+    var left = await lab.ShowShapingAsync(shaper, ct);
+    if (!left.IsEmpty)
+    {
+        return Fail($"lab {lab.Name}: after clearing, the kernel still holds:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", left.Objects.Select(o => $"{o.NetworkNamespace} {o.Kind} {o.Location}")), 1);
+    }
+
+    Console.WriteLine($"lab {lab.Name}: shaping cleared ({shaper.Capabilities.Backend})");
+    return 0;
 }

@@ -1,0 +1,158 @@
+using System.Globalization;
+using Cloudlets.Core.Shaping;
+using Cloudlets.Lab;
+
+namespace Cloudlets.Samples.Lab;
+
+/// <summary>The parsed command line of <c>cloudlets-lab</c>.</summary>
+/// <param name="Verb">up, status, down, shape or clear.</param>
+/// <param name="Name">The lab's name. The default is <c>cloudlets</c>.</param>
+/// <param name="Hosts">For <c>up</c>: how many hosts. The default is 3.</param>
+/// <param name="GuestsOn">For <c>up</c>: the hosts that get a guest.</param>
+/// <param name="Json">For <c>status</c>: print JSON.</param>
+/// <param name="CacheFolder">For <c>up</c>: the guest image cache, or null for the default.</param>
+/// <param name="Delays">For <c>shape</c>: each host's one-way delay toward the edge, in the order given.</param>
+/// <param name="HoldFor">For <c>shape</c>: how long to hold the delays, or null for until Ctrl+C.</param>
+internal sealed record LabCommandLine(
+    string Verb,
+    string Name,
+    int Hosts,
+    IReadOnlyList<string> GuestsOn,
+    bool Json,
+    string? CacheFolder,
+    IReadOnlyList<(string Host, TimeSpan Delay)> Delays,
+    TimeSpan? HoldFor)
+{
+    /// <summary>The longest <c>--for</c>: one day.</summary>
+    public static readonly TimeSpan MaxHold = TimeSpan.FromDays(1);
+
+    /// <summary>Parses the arguments; throws <see cref="FormatException"/> (or the lab's naming exception) on bad input.</summary>
+    public static LabCommandLine Parse(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Length == 0)
+        {
+            throw new FormatException("no command given");
+        }
+
+        var verb = args[0];
+        var name = "cloudlets";
+        var hosts = 3;
+        var guests = new List<string>();
+        var json = false;
+        string? cache = null;
+        TimeSpan? holdFor = null;
+        var positional = new List<string>();
+        for (var i = 1; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--name":
+                    name = Value();
+                    break;
+                case "--hosts" when verb == "up":
+                    var text = Value();
+                    hosts = int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw new FormatException($"--hosts takes a number, not '{text}'");
+                    break;
+                case "--guest-on" when verb == "up":
+                    guests.Add(Value());
+                    break;
+                case "--cache" when verb == "up":
+                    cache = Value();
+                    break;
+                case "--json" when verb == "status":
+                    json = true;
+                    break;
+                case "--for" when verb == "shape":
+                    holdFor = ParseHold(Value());
+                    break;
+                case var a when verb == "shape" && !a.StartsWith("--", StringComparison.Ordinal):
+                    // HOST DELAY pairs; a negative delay such as "-5" lands here too and is refused below.
+                    positional.Add(a);
+                    break;
+                default:
+                    throw new FormatException($"unknown option '{args[i]}' for '{verb}'");
+            }
+        }
+
+        LabNaming.ValidateLabName(name);
+        var delays = verb == "shape" ? ParseDelays(positional) : [];
+        return new LabCommandLine(verb, name, hosts, guests, json, cache, delays, holdFor);
+    }
+
+    /// <summary>
+    /// Parses a delay: a number of milliseconds (<c>300</c>, <c>20.5</c>, <c>300ms</c>) or of seconds
+    /// (<c>0.3s</c>). Zero means unshaped; negative, NaN, infinite or above
+    /// <see cref="Impairment.MaxDelay"/> is refused.
+    /// </summary>
+    public static TimeSpan ParseDelay(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var (number, scale) = text.EndsWith("ms", StringComparison.OrdinalIgnoreCase) ? (text[..^2], 1.0)
+            : text.EndsWith('s') || text.EndsWith('S') ? (text[..^1], 1000.0)
+            : (text, 1.0);
+        if (!double.TryParse(number, NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) ||
+            !double.IsFinite(value))
+        {
+            throw new FormatException($"'{text}' is not a delay: give milliseconds (300, 20.5, 300ms) or seconds (0.3s)");
+        }
+
+        var ms = value * scale;
+        if (ms < 0)
+        {
+            throw new FormatException($"the delay '{text}' is negative");
+        }
+
+        if (ms > Impairment.MaxDelay.TotalMilliseconds)
+        {
+            throw new FormatException($"the delay '{text}' is above the largest delay, {Impairment.MaxDelay.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
+        }
+
+        return TimeSpan.FromMilliseconds(ms);
+    }
+
+    private static List<(string Host, TimeSpan Delay)> ParseDelays(List<string> positional)
+    {
+        if (positional.Count == 0)
+        {
+            throw new FormatException("shape needs at least one HOST DELAY pair, for example: shape cloudlet-1 300 cloudlet-2 20");
+        }
+
+        if (positional.Count % 2 != 0)
+        {
+            throw new FormatException($"shape takes HOST DELAY pairs; '{positional[^1]}' has no partner");
+        }
+
+        var delays = new List<(string, TimeSpan)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < positional.Count; i += 2)
+        {
+            var host = positional[i];
+            if (!LabNaming.TryParseHostName(host, out _))
+            {
+                throw new FormatException($"'{host}' is not a lab host (cloudlet-1, cloudlet-2, …)");
+            }
+
+            if (!seen.Add(host))
+            {
+                throw new FormatException($"'{host}' is given twice");
+            }
+
+            delays.Add((host, ParseDelay(positional[i + 1])));
+        }
+
+        return delays;
+    }
+
+    private static TimeSpan ParseHold(string text)
+    {
+        if (!double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) ||
+            !double.IsFinite(seconds) || seconds <= 0 || seconds > MaxHold.TotalSeconds)
+        {
+            throw new FormatException($"--for takes a number of seconds above 0 and at most {MaxHold.TotalSeconds.ToString(CultureInfo.InvariantCulture)}, not '{text}'");
+        }
+
+        return TimeSpan.FromSeconds(seconds);
+    }
+}
