@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reactive.Concurrency;
+using System.Reactive.Linq;
+using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Pipeline;
+using Cloudlets.Core.Probing;
+using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Core.Probing.Tcp;
+using Cloudlets.Libvirt;
+
+namespace Cloudlets.Samples.Advisor;
+
+/// <summary>
+/// The advisor: connects to the configured hosts, probes them (and the VMs) from every vantage point,
+/// runs the migration pipeline — advisory unless asked to apply — and prints each change of decision
+/// with its reason, then a summary.
+/// </summary>
+internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter output)
+{
+    private readonly Lock _gate = new();
+    private readonly Stopwatch _clock = new();
+    private readonly Dictionary<string, MigrationDecision> _last = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (DecisionKind, DecisionReason, string?, string?)> _printed = new(StringComparer.Ordinal);
+    private int _decisions;
+    private int _movesAdvised;
+    private int _migrationsStarted;
+    private readonly List<MigrationOutcome> _outcomes = [];
+
+    /// <summary>Runs for <paramref name="duration"/> (or until cancelled); returns the exit code.</summary>
+    public async Task<int> RunAsync(TimeSpan? duration, CancellationToken cancellationToken)
+    {
+        var hosts = new List<IHypervisorHost>();
+        var probes = new List<IAsyncDisposable>();
+        var subscriptions = new List<IDisposable>();
+        MigrationPipeline? pipeline = null;
+        try
+        {
+            foreach (var h in config.Hosts)
+            {
+                var host = await LibvirtHypervisorHost.ConnectAsync(
+                    new LibvirtHostOptions { Name = h.Name, Uri = h.Uri, NetworkNamespace = h.NetworkNamespace },
+                    cancellationToken: cancellationToken);
+                hosts.Add(host);
+                Write($"connected to {h.Name} ({h.Uri}{(h.NetworkNamespace is null ? "" : ", from netns " + h.NetworkNamespace)})");
+            }
+
+            var samples = CreateSamples(probes).Publish();
+            var builder = new MigrationPipelineBuilder()
+                .WithSamples(samples)
+                .WithPolicy(new LowestLatencyPolicy(config.Policy))
+                .Configure(o =>
+                {
+                    o.Mode = apply ? PipelineMode.Automatic : PipelineMode.Advisory;
+                    o.EvaluationInterval = config.Pipeline.EvaluationInterval;
+                    o.PlacementRefreshInterval = config.Pipeline.PlacementRefreshInterval;
+                    o.HostTimeout = config.Pipeline.HostTimeout;
+                    o.SampleWindow = config.Pipeline.SampleWindow;
+                });
+            for (var i = 0; i < hosts.Count; i++)
+            {
+                builder.AddHost(hosts[i], AdvisorConfig.HostTarget(config.Hosts[i].Name), config.Hosts[i].MigrationUri);
+            }
+
+            foreach (var vm in config.Vms)
+            {
+                builder.AddVm(new VmDefinition(vm.Name, vm.Users), vm.Probe is null ? null : AdvisorConfig.VmTarget(vm.Name));
+            }
+
+            pipeline = builder.Build();
+            Write(apply
+                ? "mode: AUTOMATIC (--apply): decided moves are executed"
+                : "mode: advisory: decisions are printed, nothing is migrated (--apply to migrate)");
+            _clock.Start();
+            subscriptions.Add(pipeline.Decisions.Subscribe(OnDecision));
+            subscriptions.Add(pipeline.Outcomes.Subscribe(OnOutcome));
+            subscriptions.Add(samples.Connect());
+            pipeline.Start();
+
+            try
+            {
+                await Task.Delay(duration ?? Timeout.InfiniteTimeSpan, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                Write("stopped");
+            }
+        }
+        finally
+        {
+            foreach (var s in subscriptions)
+            {
+                s.Dispose();
+            }
+
+            if (pipeline is not null)
+            {
+                await pipeline.DisposeAsync();
+            }
+
+            foreach (var p in probes)
+            {
+                await p.DisposeAsync();
+            }
+
+            foreach (var h in hosts)
+            {
+                await h.DisposeAsync();
+            }
+        }
+
+        WriteSummary();
+        return 0;
+    }
+
+    /// <summary>One ICMP prober (targets without a port) and one TCP prober (targets with one) per vantage point, merged.</summary>
+    private IObservable<LatencySample> CreateSamples(List<IAsyncDisposable> probes)
+    {
+        var targets = config.Hosts.Select(h => new ProbeTarget(AdvisorConfig.HostTarget(h.Name), h.Probe.Address, h.Probe.Port))
+            .Concat(config.Vms.Where(v => v.Probe is not null).Select(v => new ProbeTarget(AdvisorConfig.VmTarget(v.Name), v.Probe!.Address, v.Probe.Port)))
+            .ToList();
+        var icmp = targets.Where(t => t.Port is null).ToList();
+        var tcp = targets.Where(t => t.Port is not null).ToList();
+        var streams = new List<IObservable<LatencySample>>();
+        foreach (var vp in config.VantagePoints)
+        {
+            if (icmp.Count > 0)
+            {
+                var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = vp.Name, NetworkNamespace = vp.NetworkNamespace });
+                probes.Add(prober);
+                streams.Add(prober.Observe(icmp, config.ProbePeriod, config.ProbeTimeout, TaskPoolScheduler.Default));
+            }
+
+            if (tcp.Count > 0)
+            {
+                var prober = new TcpConnectProber(new TcpConnectProberOptions { VantagePoint = vp.Name, NetworkNamespace = vp.NetworkNamespace });
+                probes.Add(prober);
+                streams.Add(prober.Observe(tcp, config.ProbePeriod, config.ProbeTimeout, TaskPoolScheduler.Default));
+            }
+
+            Write($"probing from {vp.Name}{(vp.NetworkNamespace is null ? "" : " (netns " + vp.NetworkNamespace + ")")}: " +
+                  string.Join(", ", targets.Select(t => $"{t.Name} {t.Address}{(t.Port is { } port ? ":" + port.ToString(CultureInfo.InvariantCulture) + "/tcp" : "/icmp")}")));
+        }
+
+        return streams.Merge();
+    }
+
+    private void OnDecision(MigrationDecision decision)
+    {
+        lock (_gate)
+        {
+            _decisions++;
+            _last[decision.VmName] = decision;
+            var key = (decision.Kind, decision.Reason, decision.CurrentHost, decision.TargetHost);
+            if (decision.IsMove)
+            {
+                if (apply)
+                {
+                    _migrationsStarted++;
+                }
+                else
+                {
+                    _movesAdvised++;
+                }
+            }
+            else if (_printed.TryGetValue(decision.VmName, out var before) && before == key)
+            {
+                return; // the same decision as last time: print changes only
+            }
+
+            _printed[decision.VmName] = key;
+            var where = decision.CurrentHost ?? "(placement unknown)";
+            var head = decision.IsMove
+                ? $"MOVE {decision.VmName} {where} -> {decision.TargetHost}" + (decision.GainMs is { } g ? string.Create(CultureInfo.InvariantCulture, $" (gain {g:0.0} ms)") : "")
+                : $"{decision.Kind.ToString().ToUpperInvariant()} {decision.VmName} on {where} [{decision.Reason}]";
+            WriteLocked($"decision: {head}: {decision.Explanation}");
+            if (decision.IsMove && !apply)
+            {
+                WriteLocked($"  advice only: {decision.VmName} is not migrated (advisory mode; --apply migrates)");
+            }
+        }
+    }
+
+    private void OnOutcome(MigrationOutcome outcome)
+    {
+        lock (_gate)
+        {
+            _outcomes.Add(outcome);
+            var total = (outcome.FinishedAt - outcome.StartedAt).TotalMilliseconds;
+            WriteLocked(string.Create(CultureInfo.InvariantCulture,
+                $"migration: {outcome.VmName} {outcome.Source} -> {outcome.Destination}: {outcome.Kind} after {total:0} ms{(outcome.Error is { } e ? " (" + e.Message + ")" : "")}"));
+        }
+    }
+
+    private void WriteSummary()
+    {
+        lock (_gate)
+        {
+            WriteLocked($"summary: {_decisions} decisions; " + (apply
+                ? $"{_migrationsStarted} moves decided, {_outcomes.Count} migrations finished ({_outcomes.Count(o => o.Kind == MigrationOutcomeKind.Succeeded)} succeeded)"
+                : $"{_movesAdvised} moves advised, 0 migrations (advisory mode: nothing was migrated)"));
+            foreach (var vm in config.Vms)
+            {
+                if (!_last.TryGetValue(vm.Name, out var d))
+                {
+                    WriteLocked($"  {vm.Name}: no decision yet");
+                    continue;
+                }
+
+                WriteLocked($"  {vm.Name}: last decision {d.Kind} [{d.Reason}] on {d.CurrentHost ?? "?"}: {d.Explanation}");
+                foreach (var c in d.Candidates)
+                {
+                    WriteLocked(string.Create(CultureInfo.InvariantCulture,
+                        $"    {c.Host,-16} {c.Status,-12} {(c.ScoreMs is { } s ? s.ToString("0.0", CultureInfo.InvariantCulture) + " ms" : "-"),12}{(c.IsCurrent ? "  (current)" : "")}"));
+                }
+            }
+        }
+    }
+
+    private void Write(string line)
+    {
+        lock (_gate)
+        {
+            WriteLocked(line);
+        }
+    }
+
+    private void WriteLocked(string line) =>
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{_clock.Elapsed.TotalSeconds,7:0.0}s] {line}"));
+}
