@@ -30,6 +30,9 @@ public sealed class FakeHypervisorHost(string name, int cpus = 4, long freeMemor
     /// <summary>When false, every call fails with a lost connection.</summary>
     public bool Answering { get; set; } = true;
 
+    /// <summary>When true, reads never complete (until cancelled): a host that hangs.</summary>
+    public bool Hangs { get; set; }
+
     public FakeMigrationMode MigrationMode { get; set; } = FakeMigrationMode.Succeed;
 
     /// <summary>Migrations started from this host: VM and destination.</summary>
@@ -75,6 +78,11 @@ public sealed class FakeHypervisorHost(string name, int cpus = 4, long freeMemor
     public Task<HostInfo> GetInfoAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfNotAnswering();
+        if (Hangs)
+        {
+            return Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith<HostInfo>(_ => throw new OperationCanceledException(cancellationToken), TaskScheduler.Default);
+        }
+
         return Task.FromResult(new HostInfo(Name, Uri, Name, "x86_64", Cpus, 2000, 16L << 30, FreeMemoryBytes));
     }
 

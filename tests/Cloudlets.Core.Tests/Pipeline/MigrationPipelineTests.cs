@@ -241,6 +241,24 @@ public class MigrationPipelineTests
     }
 
     [Test]
+    public async Task Decisions_HostHangs_LeavesCandidatesAfterHostTimeout()
+    {
+        await using var fleet = TraceFleet.Start(PipelineMode.Advisory, options: o => o.HostTimeout = TimeSpan.FromSeconds(5));
+        fleet.Replay(TimeSpan.FromSeconds(20), (t, h) => h == "a" ? 300 : 20);
+        fleet.Hosts["b"].Hangs = true; // the refresh at 30 s hangs; 5 s later b is down
+        fleet.Replay(TimeSpan.FromSeconds(40), (t, h) => h == "a" ? 300 : 20);
+
+        var before = fleet.Decisions.Where(d => d.At - VirtualClock.Epoch is { TotalSeconds: > 15 and <= 30 }).ToList();
+        var after = fleet.Decisions.Where(d => d.At - VirtualClock.Epoch > TimeSpan.FromSeconds(35)).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(before.Select(d => d.Candidates[1].Status), Has.All.EqualTo(CandidateStatus.Eligible));
+            Assert.That(after, Is.Not.Empty);
+            Assert.That(after.Select(d => d.Candidates[1].Status), Has.All.EqualTo(CandidateStatus.HostDown));
+        }
+    }
+
+    [Test]
     public async Task Decisions_CurrentHostStopsAnswering_NoDecision()
     {
         await using var fleet = TraceFleet.Start(PipelineMode.Automatic);
