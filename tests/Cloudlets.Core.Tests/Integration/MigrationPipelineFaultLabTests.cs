@@ -174,28 +174,40 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
     }
 
     /// <summary>
-    /// cloudlet-2 is the fastest host, but its libvirtd is down: it is no candidate and nothing moves.
-    /// When the daemon is back, it returns to the candidates and the guest moves to it.
+    /// cloudlet-2 is a candidate while the paths are unshaped (the guest stays: no gain). Its libvirtd
+    /// is killed: it leaves the candidates. Then the shaper makes it the fastest host by far: still
+    /// no move, because it is down. When the daemon is back, it is a candidate again and the guest
+    /// moves to it.
     /// </summary>
     [Test]
     public async Task Pipeline_FastestHostLibvirtdStopped_LeavesCandidatesAndReturnsWhenRestarted()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await Lab.ShapeAsync(Shaper, [(Far, FarDelay), (Near, NearDelay)], timeout.Token);
         await using var run = new LabPipelineRun(Lab, Guest);
         await run.ConnectHostsAsync(timeout.Token);
-        await Lab.KillLibvirtdAsync(Near, timeout.Token);
         run.Start(DemoPolicy(), _ => { });
-
-        // Down: enough scored windows for a move (three confirmations) to have happened twice over.
         static bool Scored(MigrationDecision d) => d.Candidates.Any(c => c.Host == Far && c.ScoreMs is not null);
-        var sawDown = await LabPipelineRun.WaitUntilAsync(() => run.Decisions.Count(d => Scored(d.Decision)) >= 6, TimeSpan.FromSeconds(30), timeout.Token);
-        var downPhase = run.Decisions;
+        static bool NearIs(MigrationDecision d, CandidateStatus status) => d.Candidates.Any(c => c.Host == Near && c.Status == status);
+
+        // Up: cloudlet-2 is a candidate (nothing to gain yet, so the guest stays).
+        var sawUp = await LabPipelineRun.WaitUntilAsync(() => run.Decisions.Any(d => Scored(d.Decision) && NearIs(d.Decision, CandidateStatus.Eligible)), TimeSpan.FromSeconds(30), timeout.Token);
+
+        // Down: it leaves the candidates; then it becomes the fastest host, for long enough that a
+        // move (three confirmation windows) would have happened twice over.
+        var killedAt = run.Now;
+        await Lab.KillLibvirtdAsync(Near, timeout.Token);
+        var sawDown = await LabPipelineRun.WaitUntilAsync(() => run.Decisions.Any(d => d.At > killedAt && NearIs(d.Decision, CandidateStatus.HostDown)), TimeSpan.FromSeconds(20), timeout.Token);
+        var downAt = run.Decisions.Where(d => d.At > killedAt && NearIs(d.Decision, CandidateStatus.HostDown)).Select(d => d.At).DefaultIfEmpty(double.NaN).First();
+        await Lab.ShapeAsync(Shaper, [(Far, FarDelay), (Near, NearDelay)], timeout.Token);
+        var shapedAt = run.Now;
+        var heldLongEnough = await LabPipelineRun.WaitUntilAsync(() => run.Decisions.Count(d => d.At > shapedAt + 4 && Scored(d.Decision)) >= 6, TimeSpan.FromSeconds(30), timeout.Token);
         var downEnd = run.Now;
-        var nearRtt = run.MedianRttMs(Near, 0, downEnd);
-        var farRtt = run.MedianRttMs(Far, 0, downEnd);
+        var whileDown = run.Decisions.Where(d => d.At >= downAt).Select(d => d.Decision).ToList();
+        var nearRtt = run.MedianRttMs(Near, shapedAt + 4, downEnd);
+        var farRtt = run.MedianRttMs(Far, shapedAt + 4, downEnd);
         var outcomesWhileDown = run.Outcomes.Count;
 
+        // Back: a supervisor starts the daemon again.
         await Lab.RestartLibvirtdAsync(Near, timeout.Token);
         var restartedAt = run.Now;
         var moved = await LabPipelineRun.WaitUntilAsync(() => run.Outcomes.Count > 0, TimeSpan.FromSeconds(60), timeout.Token);
@@ -204,20 +216,20 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
         run.Dump();
 
         TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"measured from the edge while down: {Near} {nearRtt:0.0} ms, {Far} {farRtt:0.0} ms; restarted at t={restartedAt:0.0}s"));
-        var scoredWhileDown = downPhase.Where(d => Scored(d.Decision)).Select(d => d.Decision).ToList();
+            $"killed at t={killedAt:0.0}s, seen down at t={downAt:0.0}s, shaped at t={shapedAt:0.0}s; measured from the edge while down: {Near} {nearRtt:0.0} ms, {Far} {farRtt:0.0} ms; restarted at t={restartedAt:0.0}s"));
+        var scoredWhileDown = whileDown.Where(Scored).ToList();
         var afterRestart = run.Decisions.Where(d => d.At > restartedAt).Select(d => d.Decision).ToList();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(sawDown, Is.True, "six scored windows while cloudlet-2's libvirtd was down");
+            Assert.That(sawUp, Is.True, "cloudlet-2 was a candidate before its daemon stopped");
+            Assert.That(sawDown, Is.True, "cloudlet-2 was seen down within 20 s of the kill");
+            Assert.That(heldLongEnough, Is.True, "six scored windows while cloudlet-2 was down and the fastest");
             Assert.That(nearRtt, Is.LessThan(farRtt / 2), "cloudlet-2 is the fastest host by measurement");
             Assert.That(outcomesWhileDown, Is.Zero, "no migration while the fastest host's daemon is down");
-            Assert.That(downPhase.Select(d => d.Decision), Has.None.Matches<MigrationDecision>(d => d.IsMove), "no move while down");
-            Assert.That(scoredWhileDown, Has.All.Matches<MigrationDecision>(d => d.Candidates.Any(c => c.Host == Near && c.Status == CandidateStatus.HostDown)),
-                "every scored window lists cloudlet-2 as down");
+            Assert.That(whileDown, Has.None.Matches<MigrationDecision>(d => d.IsMove), "no move while down");
+            Assert.That(scoredWhileDown, Has.All.Matches<MigrationDecision>(d => NearIs(d, CandidateStatus.HostDown)), "every scored window lists cloudlet-2 as down");
             Assert.That(scoredWhileDown, Has.All.Matches<MigrationDecision>(d => d.Reason == DecisionReason.NoCandidates), "and says there is no candidate");
-            Assert.That(afterRestart, Has.Some.Matches<MigrationDecision>(d => d.Candidates.Any(c => c.Host == Near && c.Status == CandidateStatus.Eligible)),
-                "cloudlet-2 is a candidate again once its daemon is back");
+            Assert.That(afterRestart, Has.Some.Matches<MigrationDecision>(d => NearIs(d, CandidateStatus.Eligible)), "cloudlet-2 is a candidate again once its daemon is back");
             Assert.That(moved, Is.True, "a migration ran within 60 s of the restart");
             Assert.That(run.Outcomes.Select(o => (o.Outcome.Destination, o.Outcome.Kind)), Is.EqualTo(new[] { (Near, MigrationOutcomeKind.Succeeded) }));
             Assert.That(copies, Is.EqualTo(new[] { Near }), "the guest runs on cloudlet-2 only");
