@@ -286,6 +286,11 @@ public sealed class MigrationPipeline : IAsyncDisposable
                 {
                     decisions[vm] = _buffer.ToDecision(_snapshot, vm);
                 }
+
+                foreach (var (vm, why) in held ?? [])
+                {
+                    decisions[vm] = decisions[vm] with { Explanation = decisions[vm].Explanation + " The executor said: " + why };
+                }
             }
         }
 #pragma warning disable CA1031 // One failed window must not end the loop; the next window tries again.

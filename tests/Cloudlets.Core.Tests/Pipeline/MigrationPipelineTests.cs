@@ -292,6 +292,27 @@ public class MigrationPipelineTests
     }
 
     [Test]
+    public async Task Decisions_ExecutorLimitReached_MoveHeldBackWithReasonThenMade()
+    {
+        // Two VMs want to leave a; one migration per host at a time, and the first one hangs for 30 s.
+        await using var fleet = TraceFleet.Start(PipelineMode.Automatic, p => p.ConfirmationWindows = 1, extraVms: ["vm2"]);
+        fleet.Hosts["a"].AddVm("vm2");
+        fleet.Hosts["a"].MigrationMode = FakeMigrationMode.Manual;
+        fleet.Replay(TimeSpan.FromSeconds(30), (t, h) => h == "a" ? 300 : 20);
+        fleet.Hosts["a"].Pending[0].Succeed();
+        fleet.Replay(TimeSpan.FromSeconds(10), (t, h) => h == "a" ? 300 : 20);
+
+        var held = fleet.Decisions.Where(d => d.Reason == DecisionReason.MigrationLimitReached).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(held, Is.Not.Empty);
+            Assert.That(held[0].Kind, Is.EqualTo(DecisionKind.Stay));
+            Assert.That(held[0].Explanation, Does.Contain("limit per host is 1"));
+            Assert.That(fleet.Hosts["a"].Pending, Has.Count.EqualTo(2), "the held-back move starts once the host is free");
+        }
+    }
+
+    [Test]
     public void Build_Twice_Throws()
     {
         var builder = new MigrationPipelineBuilder()

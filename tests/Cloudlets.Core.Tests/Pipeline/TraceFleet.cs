@@ -39,6 +39,7 @@ public sealed class TraceFleet : IAsyncDisposable
         PipelineMode mode,
         Action<LowestLatencyPolicyOptions>? policy = null,
         Action<MigrationPipelineOptions>? options = null,
+        IReadOnlyList<string>? extraVms = null,
         params string[] hosts)
     {
         var clock = new VirtualClock();
@@ -64,6 +65,11 @@ public sealed class TraceFleet : IAsyncDisposable
         foreach (var h in fakes)
         {
             builder.AddHost(h, h.Name);
+        }
+
+        foreach (var vm in extraVms ?? [])
+        {
+            builder.AddVm(vm, Edge);
         }
 
         fleet.Pipeline = builder.Build();
