@@ -27,6 +27,10 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
     private int _movesAdvised;
     private int _migrationsStarted;
     private readonly List<MigrationOutcome> _outcomes = [];
+    private TaskCompletionSource _outcomeArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>How long the end of an --apply run waits for migrations under way.</summary>
+    private static readonly TimeSpan MigrationWaitBound = TimeSpan.FromMinutes(5);
 
     /// <summary>Runs for <paramref name="duration"/> (or until cancelled); returns the exit code.</summary>
     public async Task<int> RunAsync(TimeSpan? duration, CancellationToken cancellationToken)
@@ -86,6 +90,8 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
             {
                 Write("stopped");
             }
+
+            await WaitForMigrationsAsync(cancellationToken);
         }
         finally
         {
@@ -112,6 +118,37 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
 
         WriteSummary();
         return 0;
+    }
+
+    /// <summary>
+    /// With --apply, a migration under way when the run ends is waited for (bounded, and Ctrl+C stops
+    /// the wait), so its outcome is reported rather than cut off.
+    /// </summary>
+    private async Task WaitForMigrationsAsync(CancellationToken cancellationToken)
+    {
+        var bound = Task.Delay(MigrationWaitBound, CancellationToken.None);
+        while (true)
+        {
+            Task changed;
+            lock (_gate)
+            {
+                var running = _migrationsStarted - _outcomes.Count;
+                if (running <= 0)
+                {
+                    return;
+                }
+
+                WriteLocked($"waiting for {running} migration(s) under way to finish (at most {MigrationWaitBound.TotalMinutes:0} min; Ctrl+C stops waiting)");
+                changed = _outcomeArrived.Task;
+            }
+
+            var first = await Task.WhenAny(changed, bound, Task.Delay(Timeout.Infinite, cancellationToken));
+            if (first != changed)
+            {
+                Write("stopped waiting for migrations under way");
+                return;
+            }
+        }
     }
 
     /// <summary>One ICMP prober (targets without a port) and one TCP prober (targets with one) per vantage point, merged.</summary>
@@ -187,6 +224,8 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
         lock (_gate)
         {
             _outcomes.Add(outcome);
+            _outcomeArrived.TrySetResult();
+            _outcomeArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var total = (outcome.FinishedAt - outcome.StartedAt).TotalMilliseconds;
             WriteLocked(string.Create(CultureInfo.InvariantCulture,
                 $"migration: {outcome.VmName} {outcome.Source} -> {outcome.Destination}: {outcome.Kind} after {total:0} ms{(outcome.Error is { } e ? " (" + e.Message + ")" : "")}"));
