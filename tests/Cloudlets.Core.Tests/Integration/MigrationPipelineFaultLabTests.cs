@@ -162,6 +162,7 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
             Assert.That((outcome.Source, outcome.Destination), Is.EqualTo((Far, Near)));
             Assert.That(outcome.Error, Is.Not.Null, "a failure carries its error");
             Assert.That((outcome.Error as MigrationException)?.VmRunningOnSource, Is.True, "the error says the VM runs on the source: " + outcome.Error);
+            Assert.That((outcome.Error as MigrationException)?.DestinationCopy, Is.AnyOf(DestinationCopyAction.None, DestinationCopyAction.Removed), "the destination was checked for a copy");
             Assert.That(copies, Is.EqualTo(new[] { Far }), "exactly one running copy, on the source");
             Assert.That(onNear, Is.Null.Or.EqualTo("shut off"), "no paused copy left on the destination");
             Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers from the edge (no reboot)");
