@@ -91,7 +91,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
                 var host = await LibvirtHypervisorHost.ConnectAsync(
                     new LibvirtHostOptions { Name = h.Name, Uri = h.Uri, NetworkNamespace = lab.Edge.Namespace },
                     cancellationToken: cancellationToken);
-                hosts.Add(new ObservedHost(host, (_, p) => OnProgress(p)));
+                hosts.Add(new ProgressObservingHost(host, (_, p) => OnProgress(p)));
             }
 
             prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = VantagePoint, NetworkNamespace = lab.Edge.Namespace });

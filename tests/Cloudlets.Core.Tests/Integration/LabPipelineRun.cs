@@ -35,7 +35,7 @@ internal sealed class LabPipelineRun : IAsyncDisposable
     private readonly List<(double At, MigrationDecision Decision)> _decisions = [];
     private readonly List<(double At, MigrationOutcome Outcome)> _outcomes = [];
     private readonly List<(double At, LatencySample Sample)> _samples = [];
-    private readonly List<ProgressTapHost> _hosts = [];
+    private readonly List<ProgressObservingHost> _hosts = [];
     private readonly List<IDisposable> _subscriptions = [];
     private IcmpProber? _prober;
     private MigrationPipeline? _pipeline;
@@ -52,7 +52,7 @@ internal sealed class LabPipelineRun : IAsyncDisposable
     /// <summary>Seconds since this run was created.</summary>
     public double Now => _clock.Elapsed.TotalSeconds;
 
-    public IReadOnlyList<ProgressTapHost> Hosts => _hosts;
+    public IReadOnlyList<ProgressObservingHost> Hosts => _hosts;
 
     public IReadOnlyList<(double At, MigrationDecision Decision)> Decisions
     {
@@ -93,7 +93,7 @@ internal sealed class LabPipelineRun : IAsyncDisposable
                     ReconnectMaxDelay = TimeSpan.FromSeconds(1),
                 },
                 cancellationToken: cancellationToken);
-            _hosts.Add(new ProgressTapHost(host, (vm, p) => OnProgress?.Invoke(vm, p)));
+            _hosts.Add(new ProgressObservingHost(host, (vm, p) => OnProgress?.Invoke(vm, p)));
         }
     }
 

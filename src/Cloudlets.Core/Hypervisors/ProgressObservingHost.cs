@@ -1,17 +1,20 @@
-using Cloudlets.Core.Hypervisors;
-
-namespace Cloudlets.Core.Tests.Integration;
+namespace Cloudlets.Core.Hypervisors;
 
 /// <summary>
-/// Forwards every call to a real host and lets a lab test see the progress of migrations the
-/// pipeline's executor starts from it (to inject a fault while a migration really runs).
+/// A host that forwards every call to a real one and also shows the progress of each migration
+/// started from it to an observer — for a live view or a test that acts while a migration really
+/// runs — without changing who else receives that progress (the caller's <see cref="IProgress{T}"/>,
+/// for example the executor's watchdog).
 /// </summary>
-internal sealed class ProgressTapHost : IHypervisorHost
+public sealed class ProgressObservingHost : IHypervisorHost
 {
     private readonly Action<string, MigrationProgress> _onProgress;
     private int _migrations;
 
-    public ProgressTapHost(IHypervisorHost inner, Action<string, MigrationProgress> onProgress)
+    /// <summary>Wraps <paramref name="inner"/>.</summary>
+    /// <param name="inner">The real host.</param>
+    /// <param name="onProgress">Called with the VM name and each progress sample, on the reporting thread, before the caller's progress; keep it short.</param>
+    public ProgressObservingHost(IHypervisorHost inner, Action<string, MigrationProgress> onProgress)
     {
         Inner = inner ?? throw new ArgumentNullException(nameof(inner));
         _onProgress = onProgress ?? throw new ArgumentNullException(nameof(onProgress));
@@ -23,28 +26,40 @@ internal sealed class ProgressTapHost : IHypervisorHost
     /// <summary>How many migrations were started from this host.</summary>
     public int MigrationsStarted => Volatile.Read(ref _migrations);
 
+    /// <inheritdoc />
     public string Name => Inner.Name;
 
+    /// <inheritdoc />
     public Uri Uri => Inner.Uri;
 
+    /// <inheritdoc />
     public HostConnectionState ConnectionState => Inner.ConnectionState;
 
+    /// <inheritdoc />
     public IObservable<HostEvent> Events => Inner.Events;
 
+    /// <inheritdoc />
     public Task<HostInfo> GetInfoAsync(CancellationToken cancellationToken = default) => Inner.GetInfoAsync(cancellationToken);
 
+    /// <inheritdoc />
     public Task<IReadOnlyList<VmInfo>> ListVmsAsync(CancellationToken cancellationToken = default) => Inner.ListVmsAsync(cancellationToken);
 
+    /// <inheritdoc />
     public Task<VmInfo?> TryGetVmAsync(string vmName, CancellationToken cancellationToken = default) => Inner.TryGetVmAsync(vmName, cancellationToken);
 
+    /// <inheritdoc />
     public Task<VmInfo> DefineVmAsync(VmSpec spec, CancellationToken cancellationToken = default) => Inner.DefineVmAsync(spec, cancellationToken);
 
+    /// <inheritdoc />
     public Task StartVmAsync(string vmName, CancellationToken cancellationToken = default) => Inner.StartVmAsync(vmName, cancellationToken);
 
+    /// <inheritdoc />
     public Task DestroyVmAsync(string vmName, CancellationToken cancellationToken = default) => Inner.DestroyVmAsync(vmName, cancellationToken);
 
+    /// <inheritdoc />
     public Task UndefineVmAsync(string vmName, CancellationToken cancellationToken = default) => Inner.UndefineVmAsync(vmName, cancellationToken);
 
+    /// <inheritdoc />
     public Task<MigrationResult> MigrateAsync(
         string vmName,
         IHypervisorHost destination,
@@ -54,15 +69,15 @@ internal sealed class ProgressTapHost : IHypervisorHost
     {
         Interlocked.Increment(ref _migrations);
 
-        // The libvirt host checks its peer's identity (same host, client-managed hand-over), so it
-        // must be given the real destination, not this wrapper.
-        var peer = destination is ProgressTapHost tap ? tap.Inner : destination;
+        // Implementations check their peer's identity (the same host, a client-managed hand-over
+        // needing its own connection), so they are given the real destination, not a wrapper.
+        var peer = destination is ProgressObservingHost observed ? observed.Inner : destination;
         return Inner.MigrateAsync(vmName, peer, options, new Forward(vmName, progress, _onProgress), cancellationToken);
     }
 
+    /// <inheritdoc />
     public ValueTask DisposeAsync() => Inner.DisposeAsync();
 
-    /// <summary>Shows each sample to the test first, then to the executor's watchdog, on the reporting thread.</summary>
     private sealed class Forward(string vmName, IProgress<MigrationProgress>? next, Action<string, MigrationProgress> show) : IProgress<MigrationProgress>
     {
         public void Report(MigrationProgress value)
