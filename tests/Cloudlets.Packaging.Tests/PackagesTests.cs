@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Reflection;
+using System.Reflection.Metadata;
 using System.Xml.Linq;
 
 namespace Cloudlets.Packaging.Tests;
@@ -114,6 +115,39 @@ public sealed class PackagesTests
             var pdb = symbols.GetEntry($"lib/net10.0/{id}.pdb");
             Assert.That(pdb, Is.Not.Null, $"{id}'s symbol package has no PDB");
             Assert.That(pdb!.Length, Is.GreaterThan(0));
+        }
+    }
+
+    [Test]
+    public void Pack_SymbolPackages_PointAtOrCarryTheSources()
+    {
+        // SourceLink when the clone has a git remote; every source embedded in the PDB when it has none.
+        var sourceLink = new Guid("CC110556-A091-4D38-9FEC-25AB9A351A6A");
+        var embeddedSource = new Guid("0E8A571B-6926-466E-B4AD-8AB04611F5FE");
+        foreach (var id in _packageIds)
+        {
+            using var symbols = ZipFile.OpenRead(Path.Combine(_feed, $"{id}.{_version}.snupkg"));
+            using var pdb = new MemoryStream();
+            using (var entry = symbols.GetEntry($"lib/net10.0/{id}.pdb")!.Open())
+            {
+                entry.CopyTo(pdb);
+            }
+
+            pdb.Position = 0;
+            using var provider = MetadataReaderProvider.FromPortablePdbStream(pdb);
+            var reader = provider.GetMetadataReader();
+            var kinds = reader.CustomDebugInformation.Select(h => reader.GetGuid(reader.GetCustomDebugInformation(h).Kind)).ToList();
+            var documents = reader.Documents.Count;
+            var embedded = reader.CustomDebugInformation
+                .Select(reader.GetCustomDebugInformation)
+                .Count(c => reader.GetGuid(c.Kind) == embeddedSource && c.Parent.Kind == HandleKind.Document);
+            var sources = reader.Documents.Select(d => reader.GetString(reader.GetDocument(d).Name)).Where(n => n.EndsWith(".cs", StringComparison.Ordinal)).ToList();
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(kinds.Contains(sourceLink) || embedded >= documents, Is.True,
+                    $"{id}: no SourceLink and only {embedded} of {documents} sources embedded");
+                Assert.That(sources, Has.Some.EndsWith(".cs"), id);
+            }
         }
     }
 
