@@ -27,6 +27,8 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
     private int _movesAdvised;
     private int _migrationsStarted;
     private readonly List<MigrationOutcome> _outcomes = [];
+    private readonly List<ProgressObservingHost> _observed = [];
+    private readonly Dictionary<string, TimeSpan> _progressPrinted = new(StringComparer.Ordinal);
     private TaskCompletionSource _outcomeArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>How long the end of an --apply run waits for migrations under way.</summary>
@@ -46,7 +48,10 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
                 var host = await LibvirtHypervisorHost.ConnectAsync(
                     new LibvirtHostOptions { Name = h.Name, Uri = h.Uri, NetworkNamespace = h.NetworkNamespace },
                     cancellationToken: cancellationToken);
-                hosts.Add(host);
+                // Counts the migrations really started from each host (the summary reports them) and shows their progress.
+                var observed = new ProgressObservingHost(host, OnProgress);
+                hosts.Add(observed);
+                _observed.Add(observed);
                 Write($"connected to {h.Name} ({h.Uri}{(h.NetworkNamespace is null ? "" : ", from netns " + h.NetworkNamespace)})");
             }
 
@@ -219,6 +224,25 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
         }
     }
 
+    private void OnProgress(string vmName, MigrationProgress progress)
+    {
+        lock (_gate)
+        {
+            // At most one line every 2 s per VM.
+            if (_progressPrinted.TryGetValue(vmName, out var last) && progress.Elapsed - last < TimeSpan.FromSeconds(2) && progress.Elapsed >= last)
+            {
+                return;
+            }
+
+            _progressPrinted[vmName] = progress.Elapsed;
+            var done = progress.DataTotalBytes is > 0 && progress.DataProcessedBytes is { } processed
+                ? string.Create(CultureInfo.InvariantCulture, $"{100.0 * processed / progress.DataTotalBytes.Value:0}% of {progress.DataTotalBytes.Value / 1048576.0:0} MiB")
+                : "started";
+            WriteLocked(string.Create(CultureInfo.InvariantCulture,
+                $"progress: {vmName} {done} after {progress.Elapsed.TotalSeconds:0.0} s{(progress.Iteration is { } i ? $", pass {i}" : "")}"));
+        }
+    }
+
     private void OnOutcome(MigrationOutcome outcome)
     {
         lock (_gate)
@@ -236,9 +260,11 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
     {
         lock (_gate)
         {
+            // Migrations counted at the hosts themselves, not inferred from the decisions.
+            var started = _observed.Sum(h => h.MigrationsStarted);
             WriteLocked($"summary: {_decisions} decisions; " + (apply
-                ? $"{_migrationsStarted} moves decided, {_outcomes.Count} migrations finished ({_outcomes.Count(o => o.Kind == MigrationOutcomeKind.Succeeded)} succeeded)"
-                : $"{_movesAdvised} moves advised, 0 migrations (advisory mode: nothing was migrated)"));
+                ? $"{_migrationsStarted} moves decided, {started} migrations started, {_outcomes.Count} finished ({_outcomes.Count(o => o.Kind == MigrationOutcomeKind.Succeeded)} succeeded)"
+                : $"{_movesAdvised} moves advised, {started} migrations started" + (started == 0 ? " (advisory mode: nothing was migrated)" : "")));
             foreach (var vm in config.Vms)
             {
                 if (!_last.TryGetValue(vm.Name, out var d))
