@@ -23,16 +23,10 @@ public static class LatencyProbeObservables
         IScheduler scheduler)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(period, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
-        if (targets.Count == 0)
-        {
-            throw new ArgumentException("At least one target is needed.", nameof(targets));
-        }
-
-        var fixedTargets = targets.ToArray();
+        var fixedTargets = ProbeTargetList.Copy(targets, nameof(targets));
         return Observable.Create<LatencySample>(observer =>
         {
             var cancellation = new CancellationTokenSource();

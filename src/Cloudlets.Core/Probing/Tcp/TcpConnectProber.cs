@@ -96,20 +96,9 @@ public sealed class TcpConnectProber : IMultiTargetLatencyProbe
     /// <inheritdoc />
     public Task RunAsync(IReadOnlyList<ProbeTarget> targets, ProbeSchedule schedule, Action<LatencySample> onSample, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(schedule);
         ArgumentNullException.ThrowIfNull(onSample);
-        if (targets.Count == 0)
-        {
-            throw new ArgumentException("At least one target is needed.", nameof(targets));
-        }
-
-        var copy = new ProbeTarget[targets.Count];
-        for (var i = 0; i < copy.Length; i++)
-        {
-            copy[i] = targets[i] ?? throw new ArgumentException($"Target {i} is null.", nameof(targets));
-            _ = EndpointOf(copy[i], nameof(targets));
-        }
+        var copy = ProbeTargetList.Copy(targets, nameof(targets), t => _ = EndpointOf(t, nameof(targets)));
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         return ScheduledProbeRunner.RunAsync(this, copy, schedule, onSample, options.MaxInFlight, time, cancellationToken);
