@@ -9,7 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
-          iproute2 iptables fping busybox-static cpio kmod)
+          iproute2 iptables fping iputils-ping busybox-static cpio kmod
+          # Servers the lab and the tests start themselves, on addresses inside their own namespaces
+          # or loopback: MQTT broker, etcd, Prometheus, OpenSSH, TLS tooling and SASL.
+          mosquitto mosquitto-clients etcd-server etcd-client prometheus openssh-server openssh-client
+          gnutls-bin sasl2-bin libsasl2-modules)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -25,7 +29,21 @@ if [ ${#missing[@]} -gt 0 ] || [ -z "$have_kernel_deb" ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages such as mosquitto, prometheus and openssh-server start their service on install
+  # (listening on every address). The lab starts its own instances where it needs them, so
+  # service starts are refused for the duration of the install (Debian's policy-rc.d mechanism),
+  # unless the machine already has a policy of its own.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=false
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# written by cloudlets install-deps for the duration of one install\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    own_policy=true
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  if [ "$own_policy" = true ]; then rm -f "$policy"; fi
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 
 # The guest kernel: the Debian cloud kernel package is downloaded (not installed) into the lab's
