@@ -18,7 +18,7 @@ public class CloudletsDecisionsServiceCollectionExtensionsTests
             .Select(d => (IConfigureOptions<CloudletsDecisionsOptions>)d.ImplementationInstance!).ToList();
         var validators = services.Where(d => d.ServiceType == typeof(IValidateOptions<CloudletsDecisionsOptions>))
             .Select(d => (IValidateOptions<CloudletsDecisionsOptions>)Activator.CreateInstance(d.ImplementationType!)!).ToList();
-        return new OptionsFactory<CloudletsDecisionsOptions>(configures, [], validators).Create(Options.DefaultName);
+        return new OptionsFactory<CloudletsDecisionsOptions>(configures, [], validators).Create(Microsoft.Extensions.Options.Options.DefaultName);
     }
 
     [Test]
