@@ -87,3 +87,36 @@ public sealed class ForeignQdiscException : ShapingException
     /// <summary>Creates an exception.</summary>
     public ForeignQdiscException(string message, Exception innerException) : base(message, innerException) { }
 }
+
+/// <summary>
+/// Another shaper holds the owner: it applied the owner's plan and has not cleared it (in this process or
+/// another one). Thrown before anything is read or changed, so the other shaper's state is untouched.
+/// </summary>
+public sealed class ShapingOwnerInUseException : ShapingException
+{
+    /// <summary>Creates an exception.</summary>
+    public ShapingOwnerInUseException() : base("The owner is held by another shaper.") { }
+
+    /// <summary>Creates an exception.</summary>
+    public ShapingOwnerInUseException(string message) : base(message) { }
+
+    /// <summary>Creates an exception.</summary>
+    public ShapingOwnerInUseException(string message, Exception innerException) : base(message, innerException) { }
+
+    /// <summary>Creates an exception naming the owner and who holds it.</summary>
+    /// <param name="owner">The owner.</param>
+    /// <param name="holder">Who holds it (for example a process id), if known.</param>
+    /// <param name="innerException">What the lock attempt reported.</param>
+    public ShapingOwnerInUseException(string owner, string? holder, Exception? innerException)
+        : base($"The shaping owner '{owner}' is held by another shaper{(holder is null ? "" : " (" + holder + ")")}; it is left as it is. Clear it from that shaper, or use another owner.", innerException!)
+    {
+        Owner = owner;
+        Holder = holder;
+    }
+
+    /// <summary>The owner, if known.</summary>
+    public string? Owner { get; }
+
+    /// <summary>Who holds the owner (for example <c>pid 1234</c>), if known.</summary>
+    public string? Holder { get; }
+}

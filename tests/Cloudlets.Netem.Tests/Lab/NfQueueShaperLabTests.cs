@@ -257,6 +257,75 @@ public sealed class NfQueueShaperLabTests
     }
 
     [Test]
+    public async Task ApplyAsync_TwoOwnersWithCollidingHashesInOneNamespace_GetTheirOwnQueuesAndClearingOneKeepsTheOther()
+    {
+        // own-68 and own-176 fell in the same one of 900 hash buckets of the old queue derivation.
+        const string a = "own-68", b = "own-176";
+        var toEdge = TowardEdge(1, 40);
+        var toCloud2 = ShapingRule.Egress("eth0", Impairment.FromDelay(70), TrafficMatch.To(ShapingTopology.CloudAddress(2))) with { NetworkNamespace = topology.Cloud(1), Name = "c2" };
+        var shaper = new NfQueueShaper();
+        try
+        {
+            var stateA = await shaper.ApplyAsync(new ShapingPlan(a, [toEdge]));
+            var stateB = await shaper.ApplyAsync(new ShapingPlan(b, [toCloud2]));
+            var bothApplied = await ShapingTopology.MedianRttAsync(topology.Edge, ShapingTopology.CloudAddress(1), 6);
+            await shaper.ClearAsync(b);
+            var afterClear = await ShapingTopology.MedianRttAsync(topology.Edge, ShapingTopology.CloudAddress(1), 6);
+            var shownA = await shaper.ShowAsync(a);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(stateA.Rules.Single().KernelObjectId, Is.Not.EqualTo(stateB.Rules.Single().KernelObjectId), "each owner has its own queue");
+                AssertRtt(bothApplied, baseline[1], 40, "edge -> c1 (owner a) with owner b applied");
+                AssertRtt(afterClear, baseline[1], 40, "edge -> c1 (owner a) after owner b was cleared");
+                Assert.That(shownA.Rules.Single().Health?.PeerPortId, Is.Not.Null.And.Not.Zero, "owner a's queue is still bound");
+            }
+        }
+        finally
+        {
+            await shaper.ClearAsync(a);
+            await shaper.ClearAsync(b);
+            await shaper.DisposeAsync();
+        }
+    }
+
+    [Test]
+    public async Task ApplyAsync_SecondShaperOfTheSameOwner_FailsAndLeavesTheFirstsState()
+    {
+        var owner = Owner("twice");
+        var first = new NfQueueShaper();
+        try
+        {
+            await first.ApplyAsync(new ShapingPlan(owner, [TowardEdge(4, 40)]));
+            var before = await ChainRules(4, owner);
+            var second = new NfQueueShaper();
+            try
+            {
+                var ex = Assert.ThrowsAsync<ShapingOwnerInUseException>(() => second.ApplyAsync(new ShapingPlan(owner, [TowardEdge(4, 80)])));
+                var clear = Assert.ThrowsAsync<ShapingOwnerInUseException>(() => second.ClearAsync(owner));
+                var rtt = await ShapingTopology.MedianRttAsync(topology.Edge, ShapingTopology.CloudAddress(4), 6);
+                var shown = await first.ShowAsync(owner);
+                using (Assert.EnterMultipleScope())
+                {
+                    Assert.That(ex!.Owner, Is.EqualTo(owner));
+                    Assert.That(clear!.Owner, Is.EqualTo(owner));
+                    Assert.That(await ChainRules(4, owner), Is.EqualTo(before), "the first shaper's rules are untouched");
+                    AssertRtt(rtt, baseline[4], 40, "edge -> c4 keeps the first shaper's delay");
+                    Assert.That(shown.Rules.Single().Health?.PeerPortId, Is.Not.Null.And.Not.Zero, "the first shaper's queue is still bound");
+                }
+            }
+            finally
+            {
+                await second.DisposeAsync();
+            }
+        }
+        finally
+        {
+            await first.ClearAsync(owner);
+            await first.DisposeAsync();
+        }
+    }
+
+    [Test]
     public async Task Delayer_ThousandPacketsPerSecondOn20ms_LatenessP99AtMost2msAndNoDrops()
     {
         var owner = Owner("load");

@@ -108,4 +108,70 @@ public sealed class TcNetemShaperLabTests
         Assert.ThrowsAsync<ForeignQdiscException>(() => shaper.ApplyAsync(new ShapingPlan("nt-tc", [ShapingRule.Egress("eth0", new Impairment { RateBitsPerSecond = 1_000_000 }) with { NetworkNamespace = Ns }])));
         Assert.That(await KernelState(), Is.EqualTo(before));
     }
+
+    // own-126 and own-153 fell in the same one of 768 hash buckets of the old handle derivation.
+    private const string CollidingA = "own-126";
+    private const string CollidingB = "own-153";
+
+    private static ShapingPlan RatePlan(string owner, string device, long rate) =>
+        new(owner, [ShapingRule.Egress(device, new Impairment { RateBitsPerSecond = rate }, TrafficMatch.To(IPAddress.Parse("198.19.200.1"))) with { NetworkNamespace = Ns }]);
+
+    private static async Task<string> DeviceQdiscs(string device) =>
+        Regex.Replace((await ShapingTopology.Run("ip", "netns", "exec", Ns, "tc", "-j", "qdisc", "show", "dev", device)).StandardOutput, "\"direct_packets_stat\":[0-9]+", "");
+
+    [Test]
+    public async Task ApplyAsync_TwoOwnersWithCollidingHashes_NeitherTouchesTheOther()
+    {
+        await using var shaper = new TcNetemShaper();
+        try
+        {
+            await shaper.ApplyAsync(RatePlan(CollidingA, "eth0", 1_000_000));
+            var first = await DeviceQdiscs("eth0");
+            await shaper.ApplyAsync(RatePlan(CollidingB, "eth1", 2_000_000));
+            var afterSecondApply = await DeviceQdiscs("eth0");
+            await shaper.ClearAsync(CollidingB);
+            var afterSecondClear = await DeviceQdiscs("eth0");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(first, Does.Contain("\"kind\":\"htb\""));
+                Assert.That(afterSecondApply, Is.EqualTo(first), "applying another owner leaves the first owner's tree alone");
+                Assert.That(afterSecondClear, Is.EqualTo(first), "clearing another owner leaves the first owner's tree alone");
+                Assert.That(shaper.Plan(RatePlan(CollidingA, "eth0", 1_000_000), await shaper.ShowAsync(CollidingA)), Is.Empty, "the first owner still reads its tree back");
+                Assert.That((await shaper.ShowAsync(CollidingB)).IsEmpty, Is.True);
+            }
+        }
+        finally
+        {
+            await shaper.ClearAsync(CollidingA);
+            await shaper.ClearAsync(CollidingB);
+        }
+    }
+
+    [Test]
+    public async Task ApplyAsync_SecondShaperOfTheSameOwner_FailsAndLeavesTheFirstsState()
+    {
+        await using var first = new TcNetemShaper();
+        try
+        {
+            await first.ApplyAsync(RatePlan("nt-tc", "eth0", 1_000_000));
+            var before = await KernelState();
+            await using (var second = new TcNetemShaper())
+            {
+                var ex = Assert.ThrowsAsync<ShapingOwnerInUseException>(() => second.ApplyAsync(RatePlan("nt-tc", "eth0", 2_000_000)));
+                var afterApply = await KernelState();
+                var clear = Assert.ThrowsAsync<ShapingOwnerInUseException>(() => second.ClearAsync("nt-tc"));
+                using (Assert.EnterMultipleScope())
+                {
+                    Assert.That(ex!.Owner, Is.EqualTo("nt-tc"));
+                    Assert.That(clear!.Owner, Is.EqualTo("nt-tc"));
+                    Assert.That(afterApply, Is.EqualTo(before));
+                    Assert.That(await KernelState(), Is.EqualTo(before));
+                }
+            }
+        }
+        finally
+        {
+            await first.ClearAsync("nt-tc");
+        }
+    }
 }
