@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.Versioning;
 using Cloudlets.Core.Commands;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.Iptables;
 using Cloudlets.Netem.NfQueue;
@@ -10,51 +11,49 @@ using Netns = Cloudlets.Core.Linux.NetworkNamespace;
 
 namespace Cloudlets.Netem;
 
-/// <summary>Options of <see cref="NfQueueShaper"/>.</summary>
-public sealed record NfQueueShaperOptions
+/// <summary>Options of <see cref="NfQueueShaper"/>. Validated once, when the shaper is built.</summary>
+public sealed class NfQueueShaperOptions : IValidatableOptions
 {
     /// <summary>
     /// The packet rate a rule is expected to carry; a queue holds at least rate × (delay + jitter) × 2
     /// packets (and at least the rule's <see cref="Impairment.Limit"/>). The default is 2000 packets per second.
     /// </summary>
-    public int ExpectedPacketsPerSecond { get; init; } = 2000;
+    public int ExpectedPacketsPerSecond { get; set; } = 2000;
 
     /// <summary>
     /// Whether a full queue lets packets pass undelayed (true, the default) rather than dropping them.
     /// Either way a dead delayer never blackholes traffic: every rule carries <c>--queue-bypass</c>.
     /// </summary>
-    public bool FailOpen { get; init; } = true;
+    public bool FailOpen { get; set; } = true;
 
     /// <summary>The netlink receive buffer of each delayer. The default is 8 MiB.</summary>
-    public int ReceiveBufferBytes { get; init; } = 8 << 20;
+    public int ReceiveBufferBytes { get; set; } = 8 << 20;
 
     /// <summary>
     /// The SCHED_FIFO priority (1–99) of each delayer thread, so packets leave on time on a busy machine;
     /// 0 keeps normal scheduling. The thread sleeps in <c>ppoll</c> between packets, it never spins. If the
     /// kernel refuses (no CAP_SYS_NICE), the thread runs normally. The default is 10.
     /// </summary>
-    public int RealtimePriority { get; init; } = 10;
+    public int RealtimePriority { get; set; } = 10;
 
     /// <summary>The clock of the delay line. The default is <see cref="TimeProvider.System"/>.</summary>
-    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
-    internal void Validate()
+    /// <summary>
+    /// Where the owner locks live (see <see cref="ShapingOwnerInUseException"/>): one file per owner, locked
+    /// while a shaper holds the owner. An absolute path. The default is <c>/run/cloudlets-netem/owners</c>.
+    /// </summary>
+    public string OwnerLockDirectory { get; set; } = TcNetemShaperOptions.DefaultOwnerLockDirectory;
+
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
     {
-        if (ExpectedPacketsPerSecond is < 1 or > 10_000_000)
-        {
-            throw new ArgumentOutOfRangeException(nameof(ExpectedPacketsPerSecond), ExpectedPacketsPerSecond, "Between 1 and 10,000,000.");
-        }
-
-        if (ReceiveBufferBytes is < 65536 or > (1 << 30))
-        {
-            throw new ArgumentOutOfRangeException(nameof(ReceiveBufferBytes), ReceiveBufferBytes, "Between 64 KiB and 1 GiB.");
-        }
-
-        ArgumentNullException.ThrowIfNull(TimeProvider);
-        if (RealtimePriority is < 0 or > 99)
-        {
-            throw new ArgumentOutOfRangeException(nameof(RealtimePriority), RealtimePriority, "Between 0 and 99.");
-        }
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.InRange(nameof(ExpectedPacketsPerSecond), ExpectedPacketsPerSecond, 1, 10_000_000);
+        errors.InRange(nameof(ReceiveBufferBytes), ReceiveBufferBytes, 65536, 1 << 30);
+        errors.InRange(nameof(RealtimePriority), RealtimePriority, 0, 99);
+        errors.Require(TimeProvider is not null, nameof(TimeProvider), "is required.");
+        TcNetemShaperOptions.AbsoluteDirectory(errors, nameof(OwnerLockDirectory), OwnerLockDirectory);
     }
 }
 
@@ -83,6 +82,7 @@ public sealed class NfQueueShaper : INetemShaper
     private readonly SemaphoreSlim gate = new(1, 1);
     private readonly Dictionary<string, NfQueueDelayer> delayers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<(string? Ns, ushort Queue)>> queuesByOwner = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, OwnerLock> locks = new(StringComparer.Ordinal);
     private bool disposed;
 
     /// <summary>Creates a shaper.</summary>
@@ -90,10 +90,11 @@ public sealed class NfQueueShaper : INetemShaper
     /// <param name="runner">Runs iptables on this machine; the default is <see cref="LocalCommandRunner"/>.</param>
     /// <param name="logger">A logger.</param>
     /// <param name="reason">Why this backend was chosen (shown in <see cref="Capabilities"/>).</param>
+    /// <exception cref="OptionsValidationException">An option is invalid.</exception>
     public NfQueueShaper(NfQueueShaperOptions? options = null, ICommandRunner? runner = null, ILogger<NfQueueShaper>? logger = null, string? reason = null)
     {
         this.options = options ?? new NfQueueShaperOptions();
-        this.options.Validate();
+        OptionsErrors.ValidateAndThrow(this.options);
         this.runner = runner ?? LocalCommandRunner.Instance;
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
         Capabilities = new ShaperCapabilities(BackendName, SupportedFeatures, reason ?? "userspace NFQUEUE delay line");
@@ -147,6 +148,7 @@ public sealed class NfQueueShaper : INetemShaper
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            Hold(plan.Owner);
             var interesting = plan.Rules.Select(r => r.NetworkNamespace).ToHashSet();
             var current = await ReadAsync(plan.Owner, interesting, cancellationToken).ConfigureAwait(false);
             var commands = IptablesPlanner.Plan(plan, current);
@@ -155,7 +157,7 @@ public sealed class NfQueueShaper : INetemShaper
             {
                 // Listener first, rules second: a queued packet always finds someone to release it.
                 var wanted = new HashSet<(string? Ns, ushort Queue)>();
-                foreach (var q in IptablesPlanner.Queues(plan))
+                foreach (var q in IptablesPlanner.Queues(plan, current))
                 {
                     var delayer = GetOrStartDelayer(q.NetworkNamespace);
                     var maxLength = (uint)Math.Max(q.Impairment.Limit,
@@ -186,7 +188,13 @@ public sealed class NfQueueShaper : INetemShaper
             {
                 NetemLog.RollingBack(logger, plan.Owner, ex);
                 await ClearCoreAsync(plan.Owner, CancellationToken.None).ConfigureAwait(false);
+                Release(plan.Owner);
                 throw;
+            }
+
+            if (plan.Rules.Count == 0)
+            {
+                Release(plan.Owner);
             }
 
             return await ReadAsync(plan.Owner, null, cancellationToken).ConfigureAwait(false);
@@ -205,7 +213,9 @@ public sealed class NfQueueShaper : INetemShaper
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            Hold(owner);
             await ClearCoreAsync(owner, cancellationToken).ConfigureAwait(false);
+            Release(owner);
         }
         finally
         {
@@ -255,6 +265,11 @@ public sealed class NfQueueShaper : INetemShaper
                 await d.DisposeAsync().ConfigureAwait(false);
             }
 
+            foreach (var owner in locks.Keys.ToList())
+            {
+                Release(owner);
+            }
+
             disposed = true;
         }
         finally
@@ -263,6 +278,22 @@ public sealed class NfQueueShaper : INetemShaper
         }
 
         gate.Dispose();
+    }
+
+    private void Hold(string owner)
+    {
+        if (!locks.ContainsKey(owner))
+        {
+            locks[owner] = OwnerLock.Acquire(options.OwnerLockDirectory, "local", owner);
+        }
+    }
+
+    private void Release(string owner)
+    {
+        if (locks.Remove(owner, out var held))
+        {
+            held.Dispose();
+        }
     }
 
     private static void Check(ShapingPlan plan)
@@ -363,14 +394,17 @@ public sealed class NfQueueShaper : INetemShaper
     private async Task<ShapingState> ReadAsync(string owner, HashSet<string?>? sysctlNamespaces, CancellationToken cancellationToken)
     {
         var objects = new List<KernelObject>();
+        var foreign = new List<KernelObject>();
         foreach (var (kind, save) in new[] { (IptablesPlanner.IptablesKind, "iptables-save"), (IptablesPlanner.Ip6tablesKind, "ip6tables-save") })
         {
             var local = await runner.RunAsync(CommandLine.Of(save, "-t", IptablesPlanner.Table), cancellationToken).ConfigureAwait(false);
             objects.AddRange(IptablesPlanner.ParseSave(owner, null, kind, local.StandardOutput));
+            foreign.AddRange(IptablesPlanner.ForeignQueues(owner, null, local.StandardOutput));
             var all = await runner.RunAsync(CommandLine.Of("ip", "-all", "netns", "exec", save, "-t", IptablesPlanner.Table), cancellationToken).ConfigureAwait(false);
             foreach (var (ns, output) in IptablesPlanner.SplitAllNetns(all.StandardOutput))
             {
                 objects.AddRange(IptablesPlanner.ParseSave(owner, ns, kind, output));
+                foreign.AddRange(IptablesPlanner.ForeignQueues(owner, ns, output));
             }
         }
 
@@ -402,11 +436,20 @@ public sealed class NfQueueShaper : INetemShaper
             }
         }
 
-        var state = new ShapingState(owner, BackendName, [], objects, []);
-        return state with { Rules = IptablesPlanner.AppliedRules(state, health) };
-    }
+        // A queue someone listens on that none of this owner's rules names is someone else's (another
+        // owner of this process, another program): never allocated.
+        var own = new ShapingState(owner, BackendName, [], objects, []);
+        var ownQueues = IptablesPlanner.AppliedRules(own, health).Where(r => r.KernelObjectId.StartsWith("nfq:", StringComparison.Ordinal))
+            .Select(r => (r.NetworkNamespace, r.KernelObjectId[4..])).ToHashSet();
+        foreach (var ((ns, queue), h) in health)
+        {
+            var number = queue.ToString(CultureInfo.InvariantCulture);
+            if (h.PeerPortId != 0 && !ownQueues.Contains((ns, number)))
+            {
+                foreign.Add(new KernelObject(ns, IptablesPlanner.ForeignQueueKind, number, "bound by netlink port " + h.PeerPortId.ToString(CultureInfo.InvariantCulture)));
+            }
+        }
 
-    /// <summary>For diagnostics: the owner's queue numbers (first and count).</summary>
-    internal static string QueueRange(string owner) =>
-        string.Create(CultureInfo.InvariantCulture, $"{OwnerNames.QueueBase(owner)}..{OwnerNames.QueueBase(owner) + OwnerNames.QueuesPerOwner - 1}");
+        return new ShapingState(owner, BackendName, IptablesPlanner.AppliedRules(own, health), objects, [.. foreign.Distinct()]);
+    }
 }

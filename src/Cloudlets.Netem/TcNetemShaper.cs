@@ -1,11 +1,49 @@
 using System.Text.Json;
 using Cloudlets.Core.Commands;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.Tc;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cloudlets.Netem;
+
+/// <summary>Options of <see cref="TcNetemShaper"/>.</summary>
+public sealed class TcNetemShaperOptions : IValidatableOptions
+{
+    /// <summary>
+    /// Where the owner locks of this machine live (see <see cref="ShapingOwnerInUseException"/>): one file per
+    /// shaped host and owner, locked while a shaper holds the owner. An absolute path. The default is
+    /// <c>/run/cloudlets-netem/owners</c>.
+    /// </summary>
+    public string OwnerLockDirectory { get; set; } = DefaultOwnerLockDirectory;
+
+    /// <summary>
+    /// Where, on the shaped host, the record of which owner holds which tc handle lives (directories
+    /// <c>HANDLE/OWNER</c>, made with <c>mkdir</c> through the command runner). An absolute path. The default is
+    /// <c>/run/cloudlets-netem/tc-handles</c>.
+    /// </summary>
+    public string HandleRecordDirectory { get; set; } = Tc.TcHandleRecord.DefaultDirectory;
+
+    internal const string DefaultOwnerLockDirectory = "/run/cloudlets-netem/owners";
+
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        AbsoluteDirectory(errors, nameof(OwnerLockDirectory), OwnerLockDirectory);
+        AbsoluteDirectory(errors, nameof(HandleRecordDirectory), HandleRecordDirectory);
+    }
+
+    internal static void AbsoluteDirectory(OptionsErrors errors, string property, string? value)
+    {
+        if (string.IsNullOrEmpty(value) || !value.StartsWith('/') || value.Split('/').Any(p => p is ".." or ".") ||
+            value.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+        {
+            errors.Add(property, $"'{value}' is not an absolute directory path without '.', '..', spaces or control characters.");
+        }
+    }
+}
 
 /// <summary>
 /// Latency shaping with the kernel's netem qdisc, run through <c>tc</c> on this machine or on a remote
@@ -14,6 +52,13 @@ namespace Cloudlets.Netem;
 /// ingress through an IFB device. Only qdiscs under the owner's reserved handle are touched; a foreign
 /// root qdisc is never overwritten. On a kernel without netem, <see cref="NetemUnavailableException"/>
 /// is thrown and whatever this call built is removed again.
+/// <para>
+/// Ownership: an owner's handle slot is allocated and recorded on the shaped host (so two owners never
+/// share a handle, an IFB device or a qdisc), and a shaper holds the owner's lock on this machine from
+/// its first apply until it clears the owner or is disposed; a second shaper of the same owner fails
+/// with <see cref="ShapingOwnerInUseException"/> before it reads or changes anything. Disposing leaves
+/// the kernel state in place (another shaper may take the owner over and clear it).
+/// </para>
 /// </summary>
 public sealed class TcNetemShaper : INetemShaper
 {
@@ -29,14 +74,25 @@ public sealed class TcNetemShaper : INetemShaper
     private readonly ICommandRunner runner;
     private readonly ILogger logger;
     private readonly SemaphoreSlim gate = new(1, 1);
+    private readonly Dictionary<string, OwnerLock> locks = new(StringComparer.Ordinal);
+    private readonly string lockDirectory;
+    private readonly string recordDirectory;
+    private readonly string lockScope;
 
     /// <summary>Creates a shaper.</summary>
     /// <param name="runner">Where tc runs; the default is <see cref="LocalCommandRunner"/>.</param>
     /// <param name="logger">A logger.</param>
     /// <param name="reason">Why this backend was chosen (shown in <see cref="Capabilities"/>).</param>
-    public TcNetemShaper(ICommandRunner? runner = null, ILogger<TcNetemShaper>? logger = null, string? reason = null)
+    /// <param name="options">Options; <see langword="null"/> for the defaults. Validated here.</param>
+    /// <exception cref="OptionsValidationException">An option is invalid.</exception>
+    public TcNetemShaper(ICommandRunner? runner = null, ILogger<TcNetemShaper>? logger = null, string? reason = null, TcNetemShaperOptions? options = null)
     {
+        options ??= new TcNetemShaperOptions();
+        OptionsErrors.ValidateAndThrow(options);
+        lockDirectory = options.OwnerLockDirectory;
+        recordDirectory = options.HandleRecordDirectory;
         this.runner = runner ?? LocalCommandRunner.Instance;
+        lockScope = OwnerLock.Scope((this.runner as Ssh.SshCommandRunner)?.Destination);
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
         Capabilities = new ShaperCapabilities(BackendName, SupportedFeatures, reason ?? "tc netem");
     }
@@ -49,7 +105,7 @@ public sealed class TcNetemShaper : INetemShaper
     {
         Check(plan);
         ArgumentNullException.ThrowIfNull(current);
-        return TcPlanner.Plan(plan, current);
+        return TcPlanner.Plan(plan, current, recordDirectory);
     }
 
     /// <inheritdoc />
@@ -59,8 +115,16 @@ public sealed class TcNetemShaper : INetemShaper
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            Hold(plan.Owner);
+            if (plan.Rules.Count == 0)
+            {
+                await ClearCoreAsync(plan.Owner, cancellationToken).ConfigureAwait(false);
+                Release(plan.Owner);
+                return await ReadAsync(plan.Owner, cancellationToken).ConfigureAwait(false);
+            }
+
             var current = await ReadAsync(plan.Owner, cancellationToken).ConfigureAwait(false);
-            var commands = TcPlanner.Plan(plan, current);
+            var commands = TcPlanner.Plan(plan, current, recordDirectory);
             NetemLog.Applying(logger, plan.Owner, BackendName, commands.Count);
             foreach (var command in commands)
             {
@@ -74,6 +138,7 @@ public sealed class TcNetemShaper : INetemShaper
                 var failure = Translate(result);
                 NetemLog.RollingBack(logger, plan.Owner, failure);
                 await ClearCoreAsync(plan.Owner, CancellationToken.None).ConfigureAwait(false);
+                Release(plan.Owner);
                 throw failure;
             }
 
@@ -92,7 +157,9 @@ public sealed class TcNetemShaper : INetemShaper
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            Hold(owner);
             await ClearCoreAsync(owner, cancellationToken).ConfigureAwait(false);
+            Release(owner);
         }
         finally
         {
@@ -107,11 +174,32 @@ public sealed class TcNetemShaper : INetemShaper
         return ReadAsync(owner, cancellationToken);
     }
 
-    /// <summary>Nothing to release: tc state lives in the kernel until cleared.</summary>
+    /// <summary>Releases the owner locks; the tc state stays in the kernel until an owner is cleared.</summary>
     public ValueTask DisposeAsync()
     {
+        foreach (var owner in locks.Keys.ToList())
+        {
+            Release(owner);
+        }
+
         gate.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    private void Hold(string owner)
+    {
+        if (!locks.ContainsKey(owner))
+        {
+            locks[owner] = OwnerLock.Acquire(lockDirectory, lockScope, owner);
+        }
+    }
+
+    private void Release(string owner)
+    {
+        if (locks.Remove(owner, out var held))
+        {
+            held.Dispose();
+        }
     }
 
     private static void Check(ShapingPlan plan)
@@ -153,6 +241,11 @@ public sealed class TcNetemShaper : INetemShaper
                 new CommandException(result));
         }
 
+        if (result.Command.Program == "mkdir")
+        {
+            return new ShapingException($"Cannot claim a tc handle on the shaped host ({result.Command}: {stderr.Trim()}); another owner may have taken it meanwhile: apply again.", new CommandException(result));
+        }
+
         if (stderr.Contains("Unknown device type", StringComparison.Ordinal) && result.Command.Arguments.Contains("ifb"))
         {
             return new ShapingException("The kernel has no IFB devices (CONFIG_IFB is not set); ingress shaping with tc needs them.", new CommandException(result));
@@ -164,12 +257,34 @@ public sealed class TcNetemShaper : INetemShaper
     private async Task ClearCoreAsync(string owner, CancellationToken cancellationToken)
     {
         var current = await ReadAsync(owner, cancellationToken).ConfigureAwait(false);
-        var commands = TcPlanner.Plan(new ShapingPlan(owner, []), current);
+        var commands = TcPlanner.Plan(new ShapingPlan(owner, []), current, recordDirectory);
+        var failures = new List<string>();
         foreach (var command in commands)
         {
             NetemLog.Running(logger, command);
-            // "Not found" is success: something else may have removed it already.
-            _ = await runner.RunAsync(command, cancellationToken).ConfigureAwait(false);
+            // "Not found" is success: something else may have removed it already; what is left is checked below.
+            var result = await runner.RunAsync(command, cancellationToken).ConfigureAwait(false);
+            if (!result.Succeeded)
+            {
+                failures.Add($"{command}: {result.StandardError.Trim()}");
+            }
+        }
+
+        // The handle is given back only when nothing under it is left, so it is never handed to another
+        // owner while a qdisc of this one still uses it.
+        var after = await ReadAsync(owner, cancellationToken).ConfigureAwait(false);
+        if (after.Objects.Any(o => o.Kind != Tc.TcHandleRecord.OwnedKind))
+        {
+            throw new ShapingException($"Clearing '{owner}' left objects behind ({string.Join("; ", after.Objects.Select(o => o.Location + " " + o.Text))}):{Environment.NewLine}{string.Join(Environment.NewLine, failures)}");
+        }
+
+        if (TcPlanner.OwnedHandle(after) is { } handle)
+        {
+            foreach (var command in Tc.TcHandleRecord.Release(recordDirectory, handle, owner))
+            {
+                NetemLog.Running(logger, command);
+                await runner.RunCheckedAsync(command, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         NetemLog.Cleared(logger, owner, BackendName, commands.Count);
@@ -186,7 +301,14 @@ public sealed class TcNetemShaper : INetemShaper
         }
 
         var objects = new List<KernelObject>();
-        var h = OwnerNames.HandleBase(owner);
+        var records = Tc.TcHandleRecord.Parse(recordDirectory, await runner.RunAsync(Tc.TcHandleRecord.List(recordDirectory), cancellationToken).ConfigureAwait(false));
+        int? h = records.Where(r => r.Owner == owner).Select(r => (int?)r.Handle).FirstOrDefault();
+        if (h is { } recorded)
+        {
+            objects.Add(new KernelObject(null, Tc.TcHandleRecord.OwnedKind, OwnerNames.Hex(recorded), owner));
+        }
+
+        objects.AddRange(records.Where(r => r.Owner != owner).Select(r => new KernelObject(null, Tc.TcHandleRecord.ForeignKind, OwnerNames.Hex(r.Handle), r.Owner)));
         foreach (var ns in namespaces)
         {
             var qdiscs = await runner.RunAsync(CommandLine.Of("tc", "-j", "qdisc", "show").InNamespace(ns), cancellationToken).ConfigureAwait(false);
@@ -214,28 +336,22 @@ public sealed class TcNetemShaper : INetemShaper
                 }
             }
 
-            var found = TcPlanner.ParseQdiscs(owner, ns, qdiscs.StandardOutput, ifbs);
-            var ourIfbs = found.Where(o => o.Kind == TcPlanner.IngressKind).Select(o => OwnerNames.IfbDevice(owner, o.Location)).ToHashSet(StringComparer.Ordinal);
-            var devices = JsonDevices(qdiscs.StandardOutput);
-            foreach (var dev in devices)
-            {
-                var ifb = OwnerNames.IfbDevice(owner, dev);
-                if (ifbs.Contains(ifb))
-                {
-                    ourIfbs.Add(ifb);
-                }
-            }
-
-            foreach (var ifb in ourIfbs.Where(ifbs.Contains).Order(StringComparer.Ordinal))
-            {
-                var source = devices.FirstOrDefault(d => OwnerNames.IfbDevice(owner, d) == ifb) ?? "?";
-                objects.Add(new KernelObject(ns, TcPlanner.LinkKind, ifb, "ifb " + source));
-            }
-
+            var found = TcPlanner.ParseQdiscs(h, ns, qdiscs.StandardOutput, ifbs);
             objects.AddRange(found);
-            foreach (var dev in found.Where(o => o.Kind == TcPlanner.QdiscKind && o.Text.StartsWith($"root {OwnerNames.Hex(h)}: htb", StringComparison.Ordinal)).Select(o => o.Location).Distinct())
+            if (h is not { } root)
             {
-                var filters = await runner.RunAsync(CommandLine.Of("tc", "-j", "filter", "show", "dev", dev, "parent", OwnerNames.Hex(h) + ":").InNamespace(ns), cancellationToken).ConfigureAwait(false);
+                continue;   // no handle, so nothing here is this owner's
+            }
+
+            var devices = JsonDevices(qdiscs.StandardOutput);
+            foreach (var dev in devices.Where(d => ifbs.Contains(OwnerNames.IfbDevice(root, d))).Order(StringComparer.Ordinal))
+            {
+                objects.Add(new KernelObject(ns, TcPlanner.LinkKind, OwnerNames.IfbDevice(root, dev), "ifb " + dev));
+            }
+
+            foreach (var dev in found.Where(o => o.Kind == TcPlanner.QdiscKind && o.Text.StartsWith($"root {OwnerNames.Hex(root)}: htb", StringComparison.Ordinal)).Select(o => o.Location).Distinct())
+            {
+                var filters = await runner.RunAsync(CommandLine.Of("tc", "-j", "filter", "show", "dev", dev, "parent", OwnerNames.Hex(root) + ":").InNamespace(ns), cancellationToken).ConfigureAwait(false);
                 if (filters.Succeeded)
                 {
                     objects.AddRange(TcPlanner.ParseFilters(ns, dev, filters.StandardOutput));
@@ -243,8 +359,8 @@ public sealed class TcNetemShaper : INetemShaper
             }
         }
 
-        var owned = objects.Where(o => o.Kind != TcPlanner.ForeignKind).ToList();
-        var foreign = objects.Where(o => o.Kind == TcPlanner.ForeignKind).ToList();
+        var owned = objects.Where(o => o.Kind is TcPlanner.QdiscKind or TcPlanner.FilterKind or TcPlanner.LinkKind or TcPlanner.IngressKind or Tc.TcHandleRecord.OwnedKind).ToList();
+        var foreign = objects.Except(owned).ToList();
         var rules = owned.Where(o => o.Kind == TcPlanner.QdiscKind && o.Text.Contains("netem", StringComparison.Ordinal))
             .Select(o => new AppliedRule(o.NetworkNamespace, o.Location, ShapingDirection.Egress, o.Text.Split(' ')[o.Text.StartsWith("root", StringComparison.Ordinal) ? 1 : 2], ImpairmentOf(o.Text), "tc:" + o.Location, null))
             .ToList();

@@ -41,5 +41,5 @@ internal sealed class RecordingRunner : ICommandRunner
     }
 
     private static bool IsRead(CommandLine c) =>
-        c.Arguments.Prepend(c.Program).Any(a => a is "iptables-save" or "ip6tables-save" or "cat" or "show" or "list");
+        c.Arguments.Prepend(c.Program).Any(a => a is "iptables-save" or "ip6tables-save" or "cat" or "show" or "list" or "find");
 }

@@ -26,36 +26,93 @@ internal static class IptablesPlanner
 
     public static string Hook(ShapingDirection direction) => direction == ShapingDirection.Egress ? "POSTROUTING" : "PREROUTING";
 
-    /// <summary>The queues of a plan: one per rule that delays, numbered per namespace from the owner's base.</summary>
-    public static IReadOnlyList<DesiredQueue> Queues(ShapingPlan plan)
+    /// <summary>A queue number another owner's rule uses, or one bound by a listener this owner's rules do not name (foreign).</summary>
+    public const string ForeignQueueKind = "nfqueue-in-use";
+
+    /// <summary>
+    /// The queues of a plan, one per rule that delays. Queue numbers are allocated per namespace, not
+    /// derived: a rule keeps the number its ownership comment in <paramref name="current"/> records,
+    /// unless another owner uses it; a new rule gets the lowest number from <see cref="OwnerNames.FirstQueue"/>
+    /// up that no other owner's rule and no other listener uses (<see cref="ForeignQueueKind"/> objects).
+    /// </summary>
+    /// <exception cref="ShapingException">No queue number is free.</exception>
+    public static IReadOnlyList<DesiredQueue> Queues(ShapingPlan plan, ShapingState current)
     {
+        var taken = new HashSet<(string?, int)>();
+        foreach (var o in current.ForeignObjects.Where(o => o.Kind == ForeignQueueKind))
+        {
+            if (int.TryParse(o.Location, NumberStyles.Integer, CultureInfo.InvariantCulture, out var q))
+            {
+                taken.Add((o.NetworkNamespace, q));
+            }
+        }
+
+        var recorded = new Dictionary<(string?, string), int>();
+        foreach (var o in current.Objects.Where(o => o.Kind is IptablesKind or Ip6tablesKind && o.Text.StartsWith("-A NETEM_", StringComparison.Ordinal)))
+        {
+            if (RuleComment.TryParse(IptablesLine.ValueOf(IptablesLine.Tokenize(o.Text), "--comment"), out var c) && c.Owner == plan.Owner && c.Queue > 0)
+            {
+                recorded.TryAdd((o.NetworkNamespace, c.Rule), c.Queue);
+                taken.Add((o.NetworkNamespace, c.Queue));   // a new rule never takes a number an old rule still names
+            }
+        }
+
         var result = new List<DesiredQueue>();
-        var nextIndex = new Dictionary<string, int>(StringComparer.Ordinal);
-        var baseQueue = OwnerNames.QueueBase(plan.Owner);
+        var used = new HashSet<(string?, int)>();
         for (var i = 0; i < plan.Rules.Count; i++)
         {
             var rule = plan.Rules[i];
-            var key = rule.NetworkNamespace ?? "";
-            var index = nextIndex.GetValueOrDefault(key);
-            nextIndex[key] = index + 1;
-            if (index >= OwnerNames.QueuesPerOwner)
+            if (rule.Impairment.Delay <= TimeSpan.Zero)
             {
-                throw new ShapingValidationException("Rules", $"more than {OwnerNames.QueuesPerOwner} rules in namespace '{rule.NetworkNamespace}'.");
+                continue;
             }
 
-            if (rule.Impairment.Delay > TimeSpan.Zero)
+            var ns = rule.NetworkNamespace;
+            var name = plan.RuleName(i);
+            if (!recorded.TryGetValue((ns, name), out var queue) || current.ForeignObjects.Any(o => o.Kind == ForeignQueueKind && o.NetworkNamespace == ns && o.Location == queue.ToString(CultureInfo.InvariantCulture)) || used.Contains((ns, queue)))
             {
-                result.Add(new DesiredQueue(rule.NetworkNamespace, baseQueue + index, plan.RuleName(i), rule.Impairment));
+                queue = OwnerNames.FirstQueue;
+                while (taken.Contains((ns, queue)) || used.Contains((ns, queue)))
+                {
+                    if (++queue > OwnerNames.LastQueue)
+                    {
+                        throw new ShapingException($"No NFQUEUE number is free in namespace '{ns ?? "(current)"}'.");
+                    }
+                }
             }
+
+            used.Add((ns, queue));
+            result.Add(new DesiredQueue(ns, queue, name, rule.Impairment));
         }
 
         return result;
     }
 
-    /// <summary>The rules a (validated) plan needs, in chain order.</summary>
-    public static IReadOnlyList<DesiredIptablesRule> DesiredRules(ShapingPlan plan)
+    /// <summary>
+    /// The queue numbers other owners' rules name in one <c>iptables-save</c> output (from their ownership
+    /// comments), as <see cref="ForeignQueueKind"/> objects.
+    /// </summary>
+    public static IEnumerable<KernelObject> ForeignQueues(string owner, string? ns, string output)
     {
-        var queues = Queues(plan).ToDictionary(q => q.Rule, q => q.Queue, StringComparer.Ordinal);
+        foreach (var raw in output.Split('\n'))
+        {
+            var line = raw.TrimEnd('\r');
+            if (!line.StartsWith("-A ", StringComparison.Ordinal) || !line.Contains(OwnerNames.CommentPrefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (RuleComment.TryParse(IptablesLine.ValueOf(IptablesLine.Tokenize(line), "--comment"), out var c) && c.Owner != owner && c.Queue > 0)
+            {
+                yield return new KernelObject(ns, ForeignQueueKind, c.Queue.ToString(CultureInfo.InvariantCulture), "rule of owner " + c.Owner);
+            }
+        }
+    }
+
+    /// <summary>The rules a (validated) plan needs, in chain order, with queue numbers allocated against <paramref name="current"/>.</summary>
+    public static IReadOnlyList<DesiredIptablesRule> DesiredRules(ShapingPlan plan, ShapingState current)
+    {
+        var queues = Queues(plan, current).ToDictionary(q => q.Rule, q => q.Queue, StringComparer.Ordinal);
         var result = new List<DesiredIptablesRule>();
         for (var i = 0; i < plan.Rules.Count; i++)
         {
@@ -156,7 +213,7 @@ internal static class IptablesPlanner
     /// <summary>The commands that turn <paramref name="current"/> into what <paramref name="plan"/> needs. Pure.</summary>
     public static IReadOnlyList<CommandLine> Plan(ShapingPlan plan, ShapingState current)
     {
-        var desired = DesiredRules(plan);
+        var desired = DesiredRules(plan, current);
         var commands = new List<CommandLine>();
 
         // br_netfilter hands bridged packets to iptables only when asked to, per namespace.

@@ -24,6 +24,9 @@ public sealed class SshCommandRunner : ICommandRunner, IDisposable
         this.ownsClient = ownsClient;
     }
 
+    /// <summary>Where commands run: <c>user@host:port</c>.</summary>
+    public string Destination => $"{client.ConnectionInfo.Username}@{client.ConnectionInfo.Host}:{client.ConnectionInfo.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
     /// <inheritdoc />
     public async Task<CommandResult> RunAsync(CommandLine command, CancellationToken cancellationToken = default)
     {

@@ -25,13 +25,50 @@ internal static class TcPlanner
 
     private sealed record Device(string? Ns, string Name, string? IngressOf, List<(ShapingRule Rule, string RuleName)> Rules);
 
-    /// <summary>The signatures (kind, device, text) the plan wants, per namespace.</summary>
-    public static IReadOnlyList<KernelObject> Desired(ShapingPlan plan)
+    /// <summary>The owner's recorded handle in <paramref name="current"/>, or <see langword="null"/> when it holds none.</summary>
+    public static int? OwnedHandle(ShapingState current)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        var record = current.Objects.FirstOrDefault(o => o.Kind == TcHandleRecord.OwnedKind);
+        return record is not null && int.TryParse(record.Location, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var h) ? h : null;
+    }
+
+    /// <summary>
+    /// A free handle slot for <paramref name="owner"/>: its preferred slot, or the next one that no other
+    /// owner's record and no qdisc in the kernel uses.
+    /// </summary>
+    /// <exception cref="ShapingException">Every slot of the reserved range is taken.</exception>
+    public static int Allocate(string owner, ShapingState current)
+    {
+        var taken = new HashSet<int>();
+        foreach (var o in current.ForeignObjects.Where(o => o.Kind is TcHandleRecord.ForeignKind or TcHandleRecord.HandleInUseKind))
+        {
+            if (int.TryParse(o.Location, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var major) &&
+                major >= OwnerNames.FirstHandle && major < OwnerNames.FirstHandle + (OwnerNames.HandleSlots * OwnerNames.HandlesPerOwner))
+            {
+                taken.Add((major - OwnerNames.FirstHandle) / OwnerNames.HandlesPerOwner);
+            }
+        }
+
+        var preferred = (OwnerNames.PreferredHandle(owner) - OwnerNames.FirstHandle) / OwnerNames.HandlesPerOwner;
+        for (var i = 0; i < OwnerNames.HandleSlots; i++)
+        {
+            var slot = (preferred + i) % OwnerNames.HandleSlots;
+            if (!taken.Contains(slot))
+            {
+                return OwnerNames.FirstHandle + (slot * OwnerNames.HandlesPerOwner);
+            }
+        }
+
+        throw new ShapingException($"Every tc handle slot ({OwnerNames.HandleSlots}) of the reserved range is taken; clear an owner first.");
+    }
+
+    /// <summary>The signatures (kind, device, text) the plan wants, per namespace, under root handle <paramref name="h"/>.</summary>
+    public static IReadOnlyList<KernelObject> Desired(ShapingPlan plan, int h)
     {
         var result = new List<KernelObject>();
-        foreach (var d in Devices(plan))
+        foreach (var d in Devices(plan, h))
         {
-            var h = OwnerNames.HandleBase(plan.Owner);
             if (d.IngressOf is not null)
             {
                 result.Add(new KernelObject(d.Ns, LinkKind, d.Name, "ifb " + d.IngressOf));
@@ -60,17 +97,22 @@ internal static class TcPlanner
         return result;
     }
 
-    /// <summary>The commands that turn <paramref name="current"/> into <paramref name="plan"/>. Pure.</summary>
+    /// <summary>
+    /// The commands that turn <paramref name="current"/> into <paramref name="plan"/>. Pure. An owner that
+    /// holds no handle yet claims one first (<see cref="TcHandleRecord.Claim"/>); the handle is given back
+    /// by <see cref="TcHandleRecord.Release"/> once a clear has removed everything (see the shaper).
+    /// </summary>
     /// <exception cref="ForeignQdiscException">A device's root (or ingress) qdisc belongs to someone else.</exception>
-    public static IReadOnlyList<CommandLine> Plan(ShapingPlan plan, ShapingState current)
+    public static IReadOnlyList<CommandLine> Plan(ShapingPlan plan, ShapingState current, string recordDirectory = TcHandleRecord.DefaultDirectory)
     {
-        var desired = Desired(plan);
-        var devices = Devices(plan);
         var commands = new List<CommandLine>();
-        var h = OwnerNames.HandleBase(plan.Owner);
+        var owned = OwnedHandle(current);
+        var h = owned ?? (plan.Rules.Count > 0 ? Allocate(plan.Owner, current) : 0);
+        var desired = plan.Rules.Count > 0 ? Desired(plan, h) : [];
+        var devices = Devices(plan, h);
 
         // Refuse before anything runs.
-        foreach (var f in current.ForeignObjects.Concat(current.Objects.Where(o => o.Kind == ForeignKind)))
+        foreach (var f in current.ForeignObjects.Concat(current.Objects).Where(o => o.Kind == ForeignKind))
         {
             var onDesiredRoot = devices.Any(d => d.Ns == f.NetworkNamespace && d.Name == f.Location && f.Text.StartsWith("root", StringComparison.Ordinal));
             var onDesiredIngress = devices.Any(d => d.Ns == f.NetworkNamespace && d.IngressOf == f.Location && f.Text.StartsWith("ingress", StringComparison.Ordinal));
@@ -82,6 +124,11 @@ internal static class TcPlanner
 
         CommandLine Tc(string? ns, params string[] args) => CommandLine.Of("tc", args).InNamespace(ns);
         CommandLine Ip(string? ns, params string[] args) => CommandLine.Of("ip", args).InNamespace(ns);
+
+        if (owned is null && plan.Rules.Count > 0)
+        {
+            commands.AddRange(TcHandleRecord.Claim(recordDirectory, h, plan.Owner));
+        }
 
         // Remove what is owned but no longer wanted (trees first, then ingress plumbing, then IFB links).
         var ownedDevices = current.Objects.Where(o => o.Kind == QdiscKind && o.Text.StartsWith("root", StringComparison.Ordinal))
@@ -163,10 +210,13 @@ internal static class TcPlanner
         return commands;
     }
 
-    /// <summary>The owner's objects in the output of <c>tc -j qdisc show</c> (all devices) and the u32 filters of its trees.</summary>
-    public static List<KernelObject> ParseQdiscs(string owner, string? ns, string qdiscJson, IReadOnlyCollection<string> ifbLinks)
+    /// <summary>
+    /// The objects of the owner with root handle <paramref name="h"/> (<see langword="null"/>: it holds none)
+    /// in the output of <c>tc -j qdisc show</c> (all devices), foreign roots and ingress qdiscs in the way,
+    /// and every other major handle in use (<see cref="TcHandleRecord.HandleInUseKind"/>, never allocated).
+    /// </summary>
+    public static List<KernelObject> ParseQdiscs(int? h, string? ns, string qdiscJson, IReadOnlyCollection<string> ifbLinks)
     {
-        var h = OwnerNames.HandleBase(owner);
         var result = new List<KernelObject>();
         if (string.IsNullOrWhiteSpace(qdiscJson))
         {
@@ -187,11 +237,16 @@ internal static class TcPlanner
             }
 
             var major = ParseMajor(handle);
-            var ours = major >= h && major < h + OwnerNames.HandlesPerOwner;
+            var ours = h is { } mine && major >= mine && major < mine + OwnerNames.HandlesPerOwner;
+            if (!ours && major > 0)
+            {
+                result.Add(new KernelObject(ns, TcHandleRecord.HandleInUseKind, Hex(major), dev));
+            }
+
             if (kind == "ingress")
             {
-                var ourIfb = OwnerNames.IfbDevice(owner, dev);
-                if (ifbLinks.Contains(ourIfb))
+                var ourIfb = h is { } rootHandle ? OwnerNames.IfbDevice(rootHandle, dev) : null;
+                if (ourIfb is not null && ifbLinks.Contains(ourIfb))
                 {
                     result.Add(new KernelObject(ns, IngressKind, dev, "ingress redirect " + ourIfb));
                 }
@@ -363,7 +418,7 @@ internal static class TcPlanner
         return (ip & mask, mask);
     }
 
-    private static List<Device> Devices(ShapingPlan plan)
+    private static List<Device> Devices(ShapingPlan plan, int h)
     {
         var map = new Dictionary<(string?, string), Device>();
         var order = new List<Device>();
@@ -371,7 +426,7 @@ internal static class TcPlanner
         {
             var r = plan.Rules[i];
             var ingress = r.Direction == ShapingDirection.Ingress;
-            var name = ingress ? OwnerNames.IfbDevice(plan.Owner, r.Interface) : r.Interface;
+            var name = ingress ? OwnerNames.IfbDevice(h, r.Interface) : r.Interface;
             if (!map.TryGetValue((r.NetworkNamespace, name), out var d))
             {
                 d = new Device(r.NetworkNamespace, name, ingress ? r.Interface : null, []);

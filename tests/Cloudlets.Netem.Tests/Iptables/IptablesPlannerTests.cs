@@ -28,8 +28,8 @@ public sealed class IptablesPlannerTests
     public void Plan_EmptyKernel_CreatesChainRuleAndJump()
     {
         var plan = FixturePlan();
-        var q = OwnerNames.QueueBase("fixture").ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var comment = IptablesPlanner.DesiredRules(plan).Single().Comment.ToString();
+        const string q = "2048";   // the first queue of the allocated range: nothing else is in use
+        var comment = IptablesPlanner.DesiredRules(plan, ShapingState.Empty("fixture", "nfqueue")).Single().Comment.ToString();
         var commands = IptablesPlanner.Plan(plan, ShapingState.Empty("fixture", "nfqueue")).Select(Argv).ToList();
         string[] prefix = ["ip", "netns", "exec", "nt-fx", "iptables", "-w", "-t", "mangle"];
         Assert.That(commands, Is.EqualTo(new string[][]
@@ -38,7 +38,35 @@ public sealed class IptablesPlannerTests
             [.. prefix, "-A", "NETEM_fixture_OUT", "-o", "eth0", "-d", "198.19.200.1/32", "-m", "comment", "--comment", comment, "-j", "NFQUEUE", "--queue-num", q, "--queue-bypass"],
             [.. prefix, "-A", "POSTROUTING", "-m", "comment", "--comment", "cloudlets-netem:o=fixture,r=,p=jump", "-j", "NETEM_fixture_OUT"],
         }));
-        Assert.That(comment, Is.EqualTo($"cloudlets-netem:o=fixture,r=r0,p=queue,q={q},d=300000,j=0,dist=uniform,l=0,h=5a85bd1e"));
+        Assert.That(comment, Is.EqualTo($"cloudlets-netem:o=fixture,r=r0,p=queue,q={q},d=300000,j=0,dist=uniform,l=0,h=b60121a6"));
+    }
+
+    [Test]
+    public void Queues_NumbersOfOtherOwnersAndOtherListeners_AreSkipped()
+    {
+        var save = File.ReadAllText(Path.Combine(Fixtures, "iptables-save-demo.txt")).Replace("56704", "2048", StringComparison.Ordinal);
+        var foreign = IptablesPlanner.ForeignQueues("other", "nt-fx", save).Append(new KernelObject("nt-fx", IptablesPlanner.ForeignQueueKind, "2049", "bound by netlink port 7")).ToList();
+        var state = new ShapingState("other", NfQueueShaper.BackendName, [], [], foreign);
+        var plan = new ShapingPlan("other", [.. FixturePlan().Rules, FixturePlan().Rules[0] with { Name = "second", Match = TrafficMatch.To(IPAddress.Parse("198.19.200.2")) }]);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(foreign[0].Text, Is.EqualTo("rule of owner fixture"));
+            Assert.That(IptablesPlanner.Queues(plan, state).Select(q => q.Queue), Is.EqualTo(new[] { 2050, 2051 }));
+            Assert.That(IptablesPlanner.Queues(plan, ShapingState.Empty("other", "nfqueue")).Select(q => q.Queue), Is.EqualTo(new[] { 2048, 2049 }));
+        }
+    }
+
+    [Test]
+    public void Queues_OwnRecordedNumber_IsKeptUnlessAnotherOwnerUsesIt()
+    {
+        var kept = IptablesPlanner.Queues(FixturePlan(50), FixtureState()).Single().Queue;
+        var taken = FixtureState() with { ForeignObjects = [new KernelObject("nt-fx", IptablesPlanner.ForeignQueueKind, "56704", "rule of owner x")] };
+        var moved = IptablesPlanner.Queues(FixturePlan(50), taken).Single().Queue;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(kept, Is.EqualTo(56704), "the number recorded in the rule's comment");
+            Assert.That(moved, Is.EqualTo(2048));
+        }
     }
 
     [Test]
