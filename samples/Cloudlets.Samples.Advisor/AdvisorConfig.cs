@@ -1,3 +1,4 @@
+using Cloudlets.Core.Options;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -141,7 +142,9 @@ internal sealed record AdvisorConfig(
             policy.MaxLossRate = o.MaxLossRate ?? policy.MaxLossRate;
         }
 
-        errors.AddRange(policy.Validate().Select(e => "policy: " + e));
+        var policyErrors = new OptionsErrors();
+        policy.Validate(policyErrors);
+        errors.AddRange(policyErrors.Errors.Select(e => "policy: " + e));
 
         if (errors.Count > 0)
         {

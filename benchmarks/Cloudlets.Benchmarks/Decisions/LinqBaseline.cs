@@ -5,7 +5,8 @@ namespace Cloudlets.Benchmarks.Decisions;
 /// <summary>
 /// The lowest-latency decision written the obvious way — LINQ over lists of candidates, a new
 /// result array per window — as the baseline the array-based policy is measured against. It makes
-/// the same decision as <see cref="LowestLatencyPolicy"/> for every VM (the benchmark's setup checks).
+/// the same decision as <see cref="LowestLatencyPolicy"/> for every VM (the benchmark's setup checks),
+/// reading the snapshot only through its public views, as a policy in any assembly would.
 /// </summary>
 internal static class LinqBaseline
 {
@@ -37,13 +38,13 @@ internal static class LinqBaseline
 
     private static (bool Stale, double Value) Cell(FleetSnapshot s, LowestLatencyPolicyOptions o, int vantage, int host)
     {
-        var c = s.Cells[(vantage * s.HostCount) + host];
-        if (c.HasData && (s.Now.UtcTicks - c.NewestTicks) > o.MaxSampleAge.Ticks)
+        var c = s.LatencyOf(vantage, host);
+        if (c.HasData && s.LatencyAgeOf(vantage, host) > o.MaxSampleAge)
         {
             return (true, double.NaN);
         }
 
-        var value = o.Statistic switch { LatencyStatistic.P95 => c.P95Ms, LatencyStatistic.Mean => c.MeanMs, _ => c.MedianMs };
+        var value = c.Value(o.Statistic);
         return !c.HasData || c.Received == 0 || c.LossRate > o.MaxLossRate || double.IsNaN(value)
             ? (false, double.PositiveInfinity)
             : (false, value);
@@ -51,9 +52,9 @@ internal static class LinqBaseline
 
     private static (bool Stale, double Score) Score(FleetSnapshot s, LowestLatencyPolicyOptions o, int vm, int host)
     {
-        var users = Enumerable.Range(s.UserStart[vm], s.UserCount[vm])
-            .Select(j => (Cell: Cell(s, o, s.UserVantage[j], host), Weight: s.UserWeight[j]))
-            .ToList();
+        var vantagePoints = s.UserVantagePointsOf(vm).ToArray();
+        var weights = s.UserWeightsOf(vm).ToArray();
+        var users = vantagePoints.Zip(weights, (vantage, weight) => (Cell: Cell(s, o, vantage, host), Weight: weight)).ToList();
         if (users.Any(u => u.Cell.Stale))
         {
             return (true, double.NaN);
@@ -68,11 +69,11 @@ internal static class LinqBaseline
 
     private static Result EvaluateVm(FleetSnapshot s, LowestLatencyPolicyOptions o, int vm, int hosts, Dictionary<int, long> reservedMemory, Dictionary<int, int> reservedVCpus)
     {
-        var cur = s.CurrentHost[vm];
+        var cur = s.PlacementOf(vm);
         Result Done(DecisionKind kind, DecisionReason reason, int target = -1, int pendingHost = -1, int pendingWindows = 0) =>
             new(kind, reason, target, pendingHost, pendingWindows);
 
-        if (s.UserCount[vm] == 0)
+        if (s.UserVantagePointsOf(vm).IsEmpty)
         {
             return Done(DecisionKind.NoDecision, DecisionReason.NoUsers);
         }
@@ -82,12 +83,12 @@ internal static class LinqBaseline
             return Done(DecisionKind.NoDecision, DecisionReason.PlacementUnknown);
         }
 
-        if (s.InFlight[vm])
+        if (s.IsMigrating(vm))
         {
             return Done(DecisionKind.NoDecision, DecisionReason.MigrationInProgress);
         }
 
-        if (s.Availability[cur] == HostAvailability.Down)
+        if (s.AvailabilityOf(cur) == HostAvailability.Down)
         {
             return Done(DecisionKind.NoDecision, DecisionReason.CurrentHostDown);
         }
@@ -98,25 +99,25 @@ internal static class LinqBaseline
             return Done(DecisionKind.NoDecision, DecisionReason.StaleData);
         }
 
-        var memory = s.VmMemoryBytes[vm];
-        var vcpus = s.VmVCpus[vm];
+        var memory = s.MemoryBytesOf(vm);
+        var vcpus = s.VCpusOf(vm);
         var candidates = Enumerable.Range(0, hosts)
             .Where(h => h != cur)
             .Select(h =>
             {
-                if (s.Availability[h] == HostAvailability.Down)
+                if (s.AvailabilityOf(h) == HostAvailability.Down)
                 {
                     return new Candidate(h, CandidateStatus.HostDown, double.NaN);
                 }
 
-                if (s.Availability[h] == HostAvailability.BackedOff)
+                if (s.AvailabilityOf(h) == HostAvailability.BackedOff)
                 {
                     return new Candidate(h, CandidateStatus.BackedOff, double.NaN);
                 }
 
                 var (stale, score) = Score(s, o, vm, h);
-                var fits = s.FreeMemoryBytes[h] - reservedMemory.GetValueOrDefault(h) - o.MemoryReserveBytes >= memory
-                    && s.FreeVCpus[h] - reservedVCpus.GetValueOrDefault(h) >= vcpus;
+                var fits = s.FreeMemoryBytesOf(h) - reservedMemory.GetValueOrDefault(h) - o.MemoryReserveBytes >= memory
+                    && s.FreeVCpusOf(h) - reservedVCpus.GetValueOrDefault(h) >= vcpus;
                 var status = stale ? CandidateStatus.Stale
                     : double.IsPositiveInfinity(score) ? CandidateStatus.Unreachable
                     : !fits ? CandidateStatus.NoCapacity
@@ -134,7 +135,7 @@ internal static class LinqBaseline
         }
 
         var best = eligible[0];
-        var pending = eligible.FirstOrDefault(c => c.Host == s.PendingHost[vm]);
+        var pending = eligible.FirstOrDefault(c => c.Host == s.ConfirmationOf(vm).PendingHost);
         if (pending is not null && pending.Score <= best.Score + o.TieToleranceMs)
         {
             best = pending;
@@ -162,21 +163,21 @@ internal static class LinqBaseline
             return Done(DecisionKind.Stay, DecisionReason.BelowRelativeGain, best.Host);
         }
 
-        var bandwidth = s.Bandwidth[(cur * hosts) + best.Host] is var b && double.IsNaN(b) ? o.DefaultBandwidthBytesPerSecond : b;
-        var dirty = double.IsNaN(s.DirtyRate[vm]) ? o.DefaultDirtyRateBytesPerSecond : s.DirtyRate[vm];
+        var bandwidth = s.BandwidthOf(cur, best.Host) is var b && double.IsNaN(b) ? o.DefaultBandwidthBytesPerSecond : b;
+        var dirty = double.IsNaN(s.DirtyRateOf(vm)) ? o.DefaultDirtyRateBytesPerSecond : s.DirtyRateOf(vm);
         var cost = bandwidth - dirty <= 0 ? double.PositiveInfinity : memory / (bandwidth - dirty) * o.MigrationImpactMs;
         if (double.IsPositiveInfinity(cost) || cost > gain * o.ExpectedStay.TotalSeconds)
         {
             return Done(DecisionKind.Stay, DecisionReason.CostExceedsGain, best.Host);
         }
 
-        var lastMove = s.LastMoveTicks[vm];
-        if (lastMove != long.MinValue && s.Now.UtcTicks - lastMove < o.Cooldown.Ticks)
+        if (s.LastMoveOf(vm) is { } lastMove && s.Now - lastMove < o.Cooldown)
         {
             return Done(DecisionKind.Stay, DecisionReason.Cooldown, best.Host);
         }
 
-        var streak = (s.PendingHost[vm] >= 0 ? s.PendingWindows[vm] : 0) + 1;
+        var (pendingHost, pendingWindows) = s.ConfirmationOf(vm);
+        var streak = (pendingHost >= 0 ? pendingWindows : 0) + 1;
         if (streak < o.ConfirmationWindows)
         {
             return Done(DecisionKind.Stay, DecisionReason.AwaitingConfirmation, best.Host, best.Host, streak);

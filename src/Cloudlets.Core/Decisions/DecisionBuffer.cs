@@ -42,6 +42,7 @@ public sealed class DecisionBuffer
         ArgumentNullException.ThrowIfNull(layout);
         VmCount = layout.VmCount;
         HostCount = layout.HostCount;
+        VantagePointCount = layout.VantagePointCount;
         var v = layout.VmCount;
         Kind = new DecisionKind[v];
         Reason = new DecisionReason[v];
@@ -80,6 +81,9 @@ public sealed class DecisionBuffer
     /// <summary>The number of hosts of the layout.</summary>
     public int HostCount { get; }
 
+    /// <summary>The number of vantage points of the layout.</summary>
+    public int VantagePointCount { get; }
+
     /// <summary>Whether every candidate's status and score is kept.</summary>
     public bool RecordsCandidates { get; }
 
@@ -89,8 +93,109 @@ public sealed class DecisionBuffer
     /// <summary>The number of moves in the last evaluation.</summary>
     public int MoveCount { get; internal set; }
 
-    /// <summary>The confirmation windows the policy requires (for explanations).</summary>
-    internal int RequiredWindows { get; set; }
+    /// <summary>The confirmation windows the policy requires (for explanations), as given to <see cref="Begin"/>.</summary>
+    public int RequiredWindows { get; internal set; }
+
+    /// <summary>Whether this buffer was created for the layout of <paramref name="snapshot"/> (same numbers of VMs, hosts and vantage points).</summary>
+    public bool Fits(FleetSnapshot snapshot) =>
+        snapshot is not null && snapshot.VmCount == VmCount && snapshot.HostCount == HostCount && snapshot.VantagePointCount == VantagePointCount;
+
+    // The writer side, for IMigrationPolicy implementations in any assembly: Begin once per
+    // evaluation, then Set (and optionally SetNextConfirmation, SetCandidate) per VM. None allocates.
+
+    /// <summary>
+    /// Starts an evaluation of <paramref name="snapshot"/>: every entry becomes "no decision" without a
+    /// target, scores or pending confirmation, and every candidate "not evaluated".
+    /// </summary>
+    /// <param name="snapshot">The snapshot about to be evaluated (its <see cref="FleetSnapshot.Now"/> is the evaluation time).</param>
+    /// <param name="requiredWindows">How many consecutive windows the policy requires before a move (used in explanations); at least 1.</param>
+    /// <exception cref="ArgumentException">The buffer was created for another layout.</exception>
+    public void Begin(FleetSnapshot snapshot, int requiredWindows = 1)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (!Fits(snapshot))
+        {
+            throw new ArgumentException("The decision buffer was created for a different snapshot layout.", nameof(snapshot));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(requiredWindows, 1);
+        EvaluatedAt = snapshot.Now;
+        RequiredWindows = requiredWindows;
+        MoveCount = 0;
+        Array.Fill(Kind, DecisionKind.NoDecision);
+        Array.Fill(Reason, DecisionReason.NoUsers);
+        Array.Fill(Target, -1);
+        Array.Fill(CurrentScore, double.NaN);
+        Array.Fill(TargetScore, double.NaN);
+        Array.Fill(Detail1, double.NaN);
+        Array.Fill(Detail2, double.NaN);
+        Array.Fill(NextPendingHost, -1);
+        Array.Clear(NextPendingWindows);
+        if (RecordsCandidates)
+        {
+            Array.Fill(CandidateStatuses!, CandidateStatus.NotEvaluated);
+            Array.Fill(CandidateScores!, double.NaN);
+        }
+    }
+
+    /// <summary>Records what the evaluation concluded for a VM (the last call for a VM wins; <see cref="MoveCount"/> follows).</summary>
+    /// <param name="vm">The VM index.</param>
+    /// <param name="kind">Stay, move or no decision.</param>
+    /// <param name="reason">Why.</param>
+    /// <param name="targetHost">A move's destination, a held-back move's best host, or -1.</param>
+    /// <param name="currentScore">The VM's score on its current host (the policy's unit, lower is better), or NaN.</param>
+    /// <param name="targetScore">The VM's score on the target host, or NaN.</param>
+    /// <param name="figure1">A figure the explanation quotes: the minimum gain (<see cref="DecisionReason.BelowAbsoluteGain"/>, <see cref="DecisionReason.BelowRelativeGain"/>), the migration cost (<see cref="DecisionReason.CostExceedsGain"/>), the seconds of cooldown left (<see cref="DecisionReason.Cooldown"/>); otherwise NaN.</param>
+    /// <param name="figure2">The expected gain for <see cref="DecisionReason.CostExceedsGain"/>; otherwise NaN.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The VM or target host index is out of range, or a move has no target.</exception>
+    public void Set(int vm, DecisionKind kind, DecisionReason reason, int targetHost = -1, double currentScore = double.NaN, double targetScore = double.NaN, double figure1 = double.NaN, double figure2 = double.NaN)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)vm, (uint)VmCount, nameof(vm));
+        if (targetHost < -1 || targetHost >= HostCount || (kind == DecisionKind.Move && targetHost < 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(targetHost), targetHost, "A target is -1 or a host index; a move needs one.");
+        }
+
+        MoveCount += (kind == DecisionKind.Move ? 1 : 0) - (Kind[vm] == DecisionKind.Move ? 1 : 0);
+        Kind[vm] = kind;
+        Reason[vm] = reason;
+        Target[vm] = targetHost;
+        CurrentScore[vm] = currentScore;
+        TargetScore[vm] = targetScore;
+        Detail1[vm] = figure1;
+        Detail2[vm] = figure2;
+    }
+
+    /// <summary>
+    /// Records the confirmation state the next evaluation starts from (carried into the snapshot by
+    /// <see cref="FleetSnapshot.AdvanceConfirmations"/>): the host a move is pending to (-1 for none)
+    /// and for how many consecutive windows it has been seen.
+    /// </summary>
+    public void SetNextConfirmation(int vm, int pendingHost, int windows)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)vm, (uint)VmCount, nameof(vm));
+        ArgumentOutOfRangeException.ThrowIfLessThan(pendingHost, -1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(pendingHost, HostCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(windows);
+        NextPendingHost[vm] = pendingHost;
+        NextPendingWindows[vm] = windows;
+    }
+
+    /// <summary>Records one host's status and score as a candidate for a VM; ignored unless <see cref="RecordsCandidates"/>.</summary>
+    public void SetCandidate(int vm, int host, CandidateStatus status, double score)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)vm, (uint)VmCount, nameof(vm));
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)host, (uint)HostCount, nameof(host));
+        if (RecordsCandidates)
+        {
+            var i = (vm * HostCount) + host;
+            CandidateStatuses![i] = status;
+            CandidateScores![i] = double.IsFinite(score) ? score : double.NaN;
+        }
+    }
+
+    /// <summary>The confirmation state the last evaluation left for the next one.</summary>
+    public (int PendingHost, int Windows) NextConfirmationOf(int vm) => (NextPendingHost[vm], NextPendingWindows[vm]);
 
     /// <summary>What the last evaluation concluded for a VM.</summary>
     public DecisionKind KindOf(int vm) => Kind[vm];

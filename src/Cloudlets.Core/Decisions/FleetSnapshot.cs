@@ -182,7 +182,7 @@ public sealed class FleetSnapshot
 
     /// <summary>Sets what a vantage point measured to a host.</summary>
     public void SetLatency(int vantagePoint, int host, in LatencySummary summary) =>
-        Cells[(vantagePoint * _hosts.Length) + host] = LatencyCell.From(summary);
+        Cells[(vantagePoint * _hosts.Length) + host] = new LatencyCell(summary);
 
     /// <summary>Forgets what a vantage point measured to a host (no data: unreachable).</summary>
     public void ClearLatency(int vantagePoint, int host) => Cells[(vantagePoint * _hosts.Length) + host] = default;
@@ -218,6 +218,53 @@ public sealed class FleetSnapshot
     /// <summary>The VM's confirmation state.</summary>
     public (int PendingHost, int Windows) ConfirmationOf(int vm) => (PendingHost[vm], PendingWindows[vm]);
 
+    // Read-only views for policies (IMigrationPolicy implementations in any assembly). None allocates.
+
+    /// <summary>A host's availability: whether it answers and may receive VMs.</summary>
+    public HostAvailability AvailabilityOf(int host) => Availability[host];
+
+    /// <summary>A host's free memory in bytes (what it can still give to incoming VMs, before any reserve).</summary>
+    public long FreeMemoryBytesOf(int host) => FreeMemoryBytes[host];
+
+    /// <summary>The vCPUs a host can still give to VMs.</summary>
+    public int FreeVCpusOf(int host) => FreeVCpus[host];
+
+    /// <summary>The measured bandwidth for migrations from one host to another in bytes per second, or NaN when unknown.</summary>
+    public double BandwidthOf(int sourceHost, int destinationHost) => Bandwidth[(sourceHost * _hosts.Length) + destinationHost];
+
+    /// <summary>What a vantage point measured to a host (default, <see cref="LatencyCell.HasData"/> false, when nothing is known).</summary>
+    public ref readonly LatencyCell LatencyOf(int vantagePoint, int host) => ref Cells[(vantagePoint * _hosts.Length) + host];
+
+    /// <summary>What a vantage point measured to every host, indexed by host.</summary>
+    public ReadOnlySpan<LatencyCell> LatencyRow(int vantagePoint) => Cells.AsSpan(vantagePoint * _hosts.Length, _hosts.Length);
+
+    /// <summary>How old a vantage point's newest sample to a host is at <see cref="Now"/>; <see cref="TimeSpan.MaxValue"/> without data.</summary>
+    public TimeSpan LatencyAgeOf(int vantagePoint, int host) => Cells[(vantagePoint * _hosts.Length) + host].AgeAt(Now);
+
+    /// <summary>The VM's users' vantage point indices, in the order of its definition.</summary>
+    public ReadOnlySpan<int> UserVantagePointsOf(int vm) => UserVantage.AsSpan(UserStart[vm], UserCount[vm]);
+
+    /// <summary>The VM's users' weights, parallel to <see cref="UserVantagePointsOf"/>.</summary>
+    public ReadOnlySpan<double> UserWeightsOf(int vm) => UserWeight.AsSpan(UserStart[vm], UserCount[vm]);
+
+    /// <summary>The sum of the VM's users' weights.</summary>
+    public double TotalWeightOf(int vm) => TotalWeight[vm];
+
+    /// <summary>The VM's memory in bytes, as last set by <see cref="SetPlacement"/>.</summary>
+    public long MemoryBytesOf(int vm) => VmMemoryBytes[vm];
+
+    /// <summary>The VM's vCPUs.</summary>
+    public int VCpusOf(int vm) => VmVCpus[vm];
+
+    /// <summary>How fast the VM dirties memory in bytes per second, or NaN when unknown.</summary>
+    public double DirtyRateOf(int vm) => DirtyRate[vm];
+
+    /// <summary>When the VM last moved, or <see langword="null"/> when it never did.</summary>
+    public DateTimeOffset? LastMoveOf(int vm) => LastMoveTicks[vm] == long.MinValue ? null : new DateTimeOffset(LastMoveTicks[vm], TimeSpan.Zero);
+
+    /// <summary>Whether a migration of the VM is under way.</summary>
+    public bool IsMigrating(int vm) => InFlight[vm];
+
     /// <summary>
     /// Carries the confirmation state an evaluation produced into this snapshot, so that the next
     /// evaluation continues counting consecutive windows. Call once after each evaluation.
@@ -249,25 +296,58 @@ public sealed class FleetSnapshot
     }
 }
 
-/// <summary>A latency summary reduced to what the policy reads, as plain numbers.</summary>
-internal struct LatencyCell
+/// <summary>
+/// What one vantage point measured to one host, reduced to plain numbers: the view a policy reads
+/// through <see cref="FleetSnapshot.LatencyOf"/> or <see cref="FleetSnapshot.LatencyRow"/>.
+/// </summary>
+public readonly struct LatencyCell
 {
-    public bool HasData;
-    public int Received;
-    public double LossRate;
-    public long NewestTicks;
-    public double MedianMs;
-    public double P95Ms;
-    public double MeanMs;
+    private readonly long _newestTicks;
 
-    public static LatencyCell From(in LatencySummary s) => new()
+    /// <summary>Creates a cell from the summary of a vantage point's samples to a host.</summary>
+    public LatencyCell(in LatencySummary summary)
     {
-        HasData = s.Sent > 0 && s.NewestSampleAt is not null,
-        Received = s.Received,
-        LossRate = s.LossRate,
-        NewestTicks = s.NewestSampleAt?.UtcTicks ?? long.MinValue,
-        MedianMs = s.Median?.TotalMilliseconds ?? double.NaN,
-        P95Ms = s.P95?.TotalMilliseconds ?? double.NaN,
-        MeanMs = s.Mean?.TotalMilliseconds ?? double.NaN,
+        HasData = summary.Sent > 0 && summary.NewestSampleAt is not null;
+        Received = summary.Received;
+        LossRate = summary.LossRate;
+        _newestTicks = summary.NewestSampleAt?.UtcTicks ?? long.MinValue;
+        MedianMs = summary.Median?.TotalMilliseconds ?? double.NaN;
+        P95Ms = summary.P95?.TotalMilliseconds ?? double.NaN;
+        MeanMs = summary.Mean?.TotalMilliseconds ?? double.NaN;
+    }
+
+    /// <summary>Whether any probe was sent and answered or lost (<see langword="false"/>: nothing known, the host counts as unreachable).</summary>
+    public bool HasData { get; }
+
+    /// <summary>How many probes of the window were answered.</summary>
+    public int Received { get; }
+
+    /// <summary>The share of the window's probes that were lost, in [0, 1].</summary>
+    public double LossRate { get; }
+
+    /// <summary>When the newest sample was taken, or <see langword="null"/> without data.</summary>
+    public DateTimeOffset? NewestSampleAt => !HasData ? null : new DateTimeOffset(_newestTicks, TimeSpan.Zero);
+
+    /// <summary>The median RTT of the window in ms, or NaN when nothing was answered.</summary>
+    public double MedianMs { get; }
+
+    /// <summary>The 95th percentile RTT in ms, or NaN.</summary>
+    public double P95Ms { get; }
+
+    /// <summary>The mean RTT in ms, or NaN.</summary>
+    public double MeanMs { get; }
+
+    /// <summary>UTC ticks of the newest sample, meaningful only with <see cref="HasData"/> (the hot path compares ticks).</summary>
+    internal long NewestTicks => _newestTicks;
+
+    /// <summary>The statistic a policy chose, in ms (NaN when nothing was answered).</summary>
+    public double Value(LatencyStatistic statistic) => statistic switch
+    {
+        LatencyStatistic.P95 => P95Ms,
+        LatencyStatistic.Mean => MeanMs,
+        _ => MedianMs,
     };
+
+    /// <summary>How old the newest sample is at <paramref name="now"/>; <see cref="TimeSpan.MaxValue"/> without data.</summary>
+    public TimeSpan AgeAt(DateTimeOffset now) => !HasData ? TimeSpan.MaxValue : TimeSpan.FromTicks(now.UtcTicks - _newestTicks);
 }

@@ -11,7 +11,21 @@ public interface IMigrationPolicy
     /// Evaluates every VM of <paramref name="snapshot"/> into <paramref name="results"/> (created for
     /// the same snapshot). The evaluation path must not allocate: it runs every window over the whole fleet.
     /// </summary>
+    /// <remarks>
+    /// An implementation in another assembly reads the snapshot through its public views
+    /// (<see cref="FleetSnapshot.LatencyRow"/>, <see cref="FleetSnapshot.UserVantagePointsOf"/>,
+    /// <see cref="FleetSnapshot.AvailabilityOf"/>, …) and writes through <see cref="DecisionBuffer.Begin"/>,
+    /// <see cref="DecisionBuffer.Set"/> and <see cref="DecisionBuffer.SetNextConfirmation"/>.
+    /// </remarks>
     void Evaluate(FleetSnapshot snapshot, DecisionBuffer results);
+
+    /// <summary>
+    /// The policy's own score of a VM on a host at <see cref="FleetSnapshot.Now"/>, the number its
+    /// decisions compare: lower is better, +inf when the VM's users cannot reach the host, NaN when
+    /// unknown (stale data, no users). The executor's improvement check compares this before and
+    /// after a move. Must not allocate.
+    /// </summary>
+    double Score(FleetSnapshot snapshot, int vmIndex, int hostIndex);
 }
 
 /// <summary>Conveniences over <see cref="IMigrationPolicy"/>.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Cloudlets.Core.Options;
 
 namespace Cloudlets.Core.Decisions;
 
@@ -41,15 +42,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
     /// <summary>Builds the policy, validating the options once.</summary>
     /// <param name="options">The options, copied; <see langword="null"/> for the defaults.</param>
-    /// <exception cref="ArgumentException">An option is out of its range (the message lists every violation).</exception>
+    /// <exception cref="OptionsValidationException">An option is out of its range (the exception lists every violation with its property).</exception>
     public LowestLatencyPolicy(LowestLatencyPolicyOptions? options = null)
     {
         _options = (options ?? new LowestLatencyPolicyOptions()).Clone();
-        var errors = _options.Validate();
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException("Invalid LowestLatencyPolicyOptions: " + string.Join(" ", errors), nameof(options));
-        }
+        OptionsErrors.ValidateAndThrow(_options);
 
         _statistic = _options.Statistic;
         _percentile = _options.UserPercentile;
@@ -75,7 +72,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         ArgumentNullException.ThrowIfNull(results);
-        if (results.VmCount != snapshot.VmCount || results.HostCount != snapshot.HostCount || results.CellValue.Length != snapshot.Cells.Length)
+        if (!results.Fits(snapshot))
         {
             throw new ArgumentException("The decision buffer was created for a different snapshot layout.", nameof(results));
         }
@@ -118,14 +115,49 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 continue;
             }
 
-            var value = _statistic switch
-            {
-                LatencyStatistic.P95 => c.P95Ms,
-                LatencyStatistic.Mean => c.MeanMs,
-                _ => c.MedianMs,
-            };
-            values[i] = !c.HasData || c.Received == 0 || c.LossRate > _maxLoss || double.IsNaN(value) ? double.PositiveInfinity : value;
+            values[i] = Reachable(c);
         }
+    }
+
+    /// <summary>A fresh cell's value: the chosen statistic in ms, or +inf when the users cannot reach the host (no data, nothing answered, too lossy).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private double Reachable(in LatencyCell c)
+    {
+        var value = c.Value(_statistic);
+        return !c.HasData || c.Received == 0 || c.LossRate > _maxLoss || double.IsNaN(value) ? double.PositiveInfinity : value;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The weighted percentile of the VM's users' latency to the host at <see cref="FleetSnapshot.Now"/>:
+    /// +inf when its users cannot reach it, NaN when any user's data is stale or the VM has no users —
+    /// the same number an evaluation compares.
+    /// </remarks>
+    public double Score(FleetSnapshot snapshot, int vmIndex, int hostIndex)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)vmIndex, (uint)snapshot.VmCount, nameof(vmIndex));
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)hostIndex, (uint)snapshot.HostCount, nameof(hostIndex));
+        var vantage = snapshot.UserVantagePointsOf(vmIndex);
+        if (vantage.Length == 0)
+        {
+            return double.NaN;
+        }
+
+        var now = snapshot.Now.UtcTicks;
+        Span<double> values = vantage.Length <= 64 ? stackalloc double[vantage.Length] : new double[vantage.Length];
+        for (var j = 0; j < vantage.Length; j++)
+        {
+            ref readonly var c = ref snapshot.LatencyOf(vantage[j], hostIndex);
+            if (c.HasData && now - c.NewestTicks > _maxAgeTicks)
+            {
+                return double.NaN;
+            }
+
+            values[j] = Reachable(c);
+        }
+
+        return WeightedPercentile(values, snapshot.UserWeightsOf(vmIndex), Threshold(snapshot, vmIndex));
     }
 
     /// <summary>The room on each host for incoming VMs; a host that may not receive VMs has none at all.</summary>
@@ -593,8 +625,14 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             values[j] = v;
         }
 
+        return WeightedPercentile(values.AsSpan(0, count), s.UserWeight.AsSpan(start, count), threshold);
+    }
+
+    /// <summary>The smallest value whose users at or below it carry at least <paramref name="threshold"/> of weight (no NaN in <paramref name="values"/>).</summary>
+    private static double WeightedPercentile(ReadOnlySpan<double> values, ReadOnlySpan<double> weights, double threshold)
+    {
         var result = double.PositiveInfinity;
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < values.Length; i++)
         {
             var candidate = values[i];
             if (candidate >= result)
@@ -603,11 +641,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             }
 
             var weight = 0.0;
-            for (var j = 0; j < count; j++)
+            for (var j = 0; j < values.Length && j < weights.Length; j++)
             {
                 if (values[j] <= candidate)
                 {
-                    weight += s.UserWeight[start + j];
+                    weight += weights[j];
                 }
             }
 

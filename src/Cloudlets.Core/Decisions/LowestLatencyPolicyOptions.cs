@@ -1,3 +1,6 @@
+using System.Globalization;
+using Cloudlets.Core.Options;
+
 namespace Cloudlets.Core.Decisions;
 
 /// <summary>Which statistic of a vantage point's latency summary stands for that user's latency to a host.</summary>
@@ -15,7 +18,7 @@ public enum LatencyStatistic
 /// Options of <see cref="LowestLatencyPolicy"/>. Every option documents its default and its valid
 /// range; the policy validates them once, when it is built, and keeps a copy.
 /// </summary>
-public sealed class LowestLatencyPolicyOptions
+public sealed class LowestLatencyPolicyOptions : IValidatableOptions
 {
     /// <summary>Which statistic of each user's latency summary is used. The default is <see cref="LatencyStatistic.Median"/>.</summary>
     public LatencyStatistic Statistic { get; set; } = LatencyStatistic.Median;
@@ -86,55 +89,33 @@ public sealed class LowestLatencyPolicyOptions
     /// <summary>Returns a copy, so a built policy cannot be changed through the caller's instance.</summary>
     public LowestLatencyPolicyOptions Clone() => (LowestLatencyPolicyOptions)MemberwiseClone();
 
-    /// <summary>Every violated range, in words; empty when the options are valid.</summary>
-    public IReadOnlyList<string> Validate()
+    /// <summary>Adds every violated range to <paramref name="errors"/> (the policy calls this once, when it is built).</summary>
+    public void Validate(OptionsErrors errors)
     {
-        var errors = new List<string>();
-        if (!Enum.IsDefined(Statistic))
-        {
-            errors.Add($"{nameof(Statistic)} must be one of Median, P95, Mean; it is {Statistic}.");
-        }
-
-        Range(errors, nameof(UserPercentile), UserPercentile, 0, 1, minExclusive: true);
-        Range(errors, nameof(MinAbsoluteGainMs), MinAbsoluteGainMs, 0, 10_000);
-        Range(errors, nameof(MinRelativeGain), MinRelativeGain, 0, 1, maxExclusive: true);
-        if (ConfirmationWindows is < 1 or > 1000)
-        {
-            errors.Add($"{nameof(ConfirmationWindows)} must be in [1, 1000]; it is {ConfirmationWindows}.");
-        }
-
-        Range(errors, nameof(Cooldown), Cooldown, TimeSpan.Zero, TimeSpan.FromDays(1));
-        Range(errors, nameof(TieToleranceMs), TieToleranceMs, 0, 1000);
-        Range(errors, nameof(MaxSampleAge), MaxSampleAge, TimeSpan.Zero, TimeSpan.FromDays(1), minExclusive: true);
-        Range(errors, nameof(MaxLossRate), MaxLossRate, 0, 1, maxExclusive: true);
-        if (MemoryReserveBytes is < 0 or > 1L << 40)
-        {
-            errors.Add($"{nameof(MemoryReserveBytes)} must be in [0, 1 TiB]; it is {MemoryReserveBytes}.");
-        }
-
-        Range(errors, nameof(DefaultBandwidthBytesPerSecond), DefaultBandwidthBytesPerSecond, 0, 1e12, minExclusive: true);
-        Range(errors, nameof(DefaultDirtyRateBytesPerSecond), DefaultDirtyRateBytesPerSecond, 0, 1e12);
-        Range(errors, nameof(ExpectedStay), ExpectedStay, TimeSpan.Zero, TimeSpan.FromDays(30), minExclusive: true);
-        Range(errors, nameof(MigrationImpactMs), MigrationImpactMs, 0, 1e6);
-        return errors;
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.Defined(nameof(Statistic), Statistic);
+        Exclusive(errors, nameof(UserPercentile), UserPercentile, 0, 1, minExclusive: true);
+        errors.InRange(nameof(MinAbsoluteGainMs), MinAbsoluteGainMs, 0, 10_000);
+        Exclusive(errors, nameof(MinRelativeGain), MinRelativeGain, 0, 1, maxExclusive: true);
+        errors.InRange(nameof(ConfirmationWindows), ConfirmationWindows, 1, 1000);
+        errors.InRange(nameof(Cooldown), Cooldown, TimeSpan.Zero, TimeSpan.FromDays(1));
+        errors.InRange(nameof(TieToleranceMs), TieToleranceMs, 0, 1000);
+        errors.Require(MaxSampleAge > TimeSpan.Zero && MaxSampleAge <= TimeSpan.FromDays(1), nameof(MaxSampleAge), Format($"is {MaxSampleAge}; the range is (00:00:00, 1.00:00:00]."));
+        Exclusive(errors, nameof(MaxLossRate), MaxLossRate, 0, 1, maxExclusive: true);
+        errors.InRange(nameof(MemoryReserveBytes), MemoryReserveBytes, 0, 1L << 40);
+        Exclusive(errors, nameof(DefaultBandwidthBytesPerSecond), DefaultBandwidthBytesPerSecond, 0, 1e12, minExclusive: true);
+        errors.InRange(nameof(DefaultDirtyRateBytesPerSecond), DefaultDirtyRateBytesPerSecond, 0, 1e12);
+        errors.Require(ExpectedStay > TimeSpan.Zero && ExpectedStay <= TimeSpan.FromDays(30), nameof(ExpectedStay), Format($"is {ExpectedStay}; the range is (00:00:00, 30.00:00:00]."));
+        errors.InRange(nameof(MigrationImpactMs), MigrationImpactMs, 0, 1e6);
     }
 
-    private static void Range(List<string> errors, string name, double value, double min, double max, bool minExclusive = false, bool maxExclusive = false)
+    private static void Exclusive(OptionsErrors errors, string name, double value, double min, double max, bool minExclusive = false, bool maxExclusive = false)
     {
-        var ok = !double.IsNaN(value)
+        var ok = double.IsFinite(value)
             && (minExclusive ? value > min : value >= min)
             && (maxExclusive ? value < max : value <= max);
-        if (!ok)
-        {
-            errors.Add($"{name} must be in {(minExclusive ? "(" : "[")}{min}, {max}{(maxExclusive ? ")" : "]")}; it is {value}.");
-        }
+        errors.Require(ok, name, Format($"is {value}; the range is {(minExclusive ? "(" : "[")}{min}, {max}{(maxExclusive ? ")" : "]")}."));
     }
 
-    private static void Range(List<string> errors, string name, TimeSpan value, TimeSpan min, TimeSpan max, bool minExclusive = false)
-    {
-        if ((minExclusive ? value <= min : value < min) || value > max)
-        {
-            errors.Add($"{name} must be in {(minExclusive ? "(" : "[")}{min}, {max}]; it is {value}.");
-        }
-    }
+    private static string Format(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

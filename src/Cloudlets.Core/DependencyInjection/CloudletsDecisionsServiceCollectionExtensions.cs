@@ -1,3 +1,4 @@
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
@@ -31,7 +32,9 @@ public sealed class CloudletsDecisionsOptionsValidator : IValidateOptions<Cloudl
         }
         else
         {
-            errors.AddRange(options.Policy.Validate().Select(e => "Policy." + e));
+            var policyErrors = new OptionsErrors();
+            policyErrors.Nested("Policy", options.Policy);
+            errors.AddRange(policyErrors.Errors.Select(e => e.ToString()));
         }
 
         if (options.Pipeline is null)

@@ -44,6 +44,72 @@ public class DecisionBufferTests
         var d = r.ToDecision(s, 0);
         Assert.That((d.Kind, d.Candidates.Count), Is.EqualTo((DecisionKind.Move, 0)));
     }
+
+    [Test]
+    public void Set_MovesAndStays_MoveCountFollowsTheLastCallPerVm()
+    {
+        var (s, r) = MoveReady(windows: 1);
+        r.Begin(s, requiredWindows: 2);
+        r.Set(0, DecisionKind.Move, DecisionReason.Move, targetHost: 1, currentScore: 300, targetScore: 20);
+        var moved = r.MoveCount;
+        r.Set(0, DecisionKind.Stay, DecisionReason.Cooldown, targetHost: 1, currentScore: 300, targetScore: 20, figure1: 12);
+        var d = r.ToDecision(s, 0);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((moved, r.MoveCount, r.RequiredWindows, r.EvaluatedAt), Is.EqualTo((1, 0, 2, s.Now)));
+            Assert.That((d.Kind, d.Reason, d.TargetHost, d.CurrentScoreMs, d.TargetScoreMs), Is.EqualTo((DecisionKind.Stay, DecisionReason.Cooldown, "b", 300.0, 20.0)));
+            Assert.That(d.Explanation, Does.Contain("cooldown ends in 12 s"));
+        }
+    }
+
+    [Test]
+    public void Begin_AfterAnEvaluation_ResetsEveryEntry()
+    {
+        var (s, r) = MoveReady(windows: 1);
+        new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 1 }).Evaluate(s, r);
+        r.Begin(s);
+        var d = r.ToDecision(s, 0);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((r.MoveCount, r.KindOf(0), r.TargetOf(0), r.CurrentScoreOf(0), r.NextConfirmationOf(0)), Is.EqualTo((0, DecisionKind.NoDecision, -1, double.NaN, (-1, 0))));
+            Assert.That(d.Candidates.Select(c => c.Status), Is.All.EqualTo(CandidateStatus.NotEvaluated));
+        }
+    }
+
+    [Test]
+    public void SetCandidateAndNextConfirmation_AreWhatToDecisionAndAdvanceRead()
+    {
+        var (s, r) = MoveReady(windows: 1);
+        r.Begin(s, requiredWindows: 3);
+        r.Set(0, DecisionKind.Stay, DecisionReason.AwaitingConfirmation, targetHost: 1, currentScore: 300, targetScore: 20);
+        r.SetNextConfirmation(0, 1, 2);
+        r.SetCandidate(0, 0, CandidateStatus.Eligible, 300);
+        r.SetCandidate(0, 1, CandidateStatus.Eligible, 20);
+        var d = r.ToDecision(s, 0);
+        s.AdvanceConfirmations(r);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(d.Candidates.Select(c => c.ScoreMs), Is.EqualTo(new double?[] { 300, 20 }));
+            Assert.That(d.ConfirmedWindows, Is.EqualTo(2));
+            Assert.That(s.ConfirmationOf(0), Is.EqualTo((1, 2)));
+        }
+    }
+
+    [Test]
+    public void Set_MoveWithoutTarget_Throws()
+    {
+        var (s, r) = MoveReady(windows: 1);
+        r.Begin(s);
+        Assert.That(() => r.Set(0, DecisionKind.Move, DecisionReason.Move), Throws.TypeOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public void Begin_SnapshotOfOtherLayout_Throws()
+    {
+        var (_, r) = MoveReady(windows: 1);
+        var other = new FleetSnapshot(["a", "b", "c"], [new VmDefinition("vm", [new VmUser("e")])]);
+        Assert.That(() => r.Begin(other), Throws.ArgumentException);
+    }
 }
 
 public class LowestLatencyPolicyFastPathTests

@@ -1,4 +1,5 @@
 using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 
 namespace Cloudlets.Core.Tests.Decisions;
@@ -368,32 +369,88 @@ public class LowestLatencyPolicyTests
     [Test]
     public void Ctor_DefaultOptions_AreValid()
     {
-        Assert.That(new LowestLatencyPolicyOptions().Validate(), Is.Empty);
+        var errors = new OptionsErrors();
+        new LowestLatencyPolicyOptions().Validate(errors);
+        Assert.That(errors.Errors, Is.Empty);
     }
 
     private static IEnumerable<TestCaseData> InvalidOptions()
     {
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.UserPercentile = 0)).SetName("Ctor_PercentileZero_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.UserPercentile = 1.5)).SetName("Ctor_PercentileAboveOne_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.MinAbsoluteGainMs = -1)).SetName("Ctor_NegativeAbsoluteGain_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.MinRelativeGain = 1)).SetName("Ctor_RelativeGainOne_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.ConfirmationWindows = 0)).SetName("Ctor_ZeroWindows_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.Cooldown = TimeSpan.FromSeconds(-1))).SetName("Ctor_NegativeCooldown_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.MaxSampleAge = TimeSpan.Zero)).SetName("Ctor_ZeroSampleAge_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.MaxLossRate = 1)).SetName("Ctor_LossRateOne_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.DefaultBandwidthBytesPerSecond = 0)).SetName("Ctor_ZeroBandwidth_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.DefaultBandwidthBytesPerSecond = double.NaN)).SetName("Ctor_NaNBandwidth_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.ExpectedStay = TimeSpan.Zero)).SetName("Ctor_ZeroStay_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.MemoryReserveBytes = -1)).SetName("Ctor_NegativeReserve_Throws");
-        yield return new TestCaseData((Action<LowestLatencyPolicyOptions>)(o => o.Statistic = (LatencyStatistic)42)).SetName("Ctor_UnknownStatistic_Throws");
+        TestCaseData Case(Action<LowestLatencyPolicyOptions> spoil, string path, string name) => new TestCaseData(spoil, path).SetName(name);
+        yield return Case(o => o.UserPercentile = 0, nameof(LowestLatencyPolicyOptions.UserPercentile), "Ctor_PercentileZero_Throws");
+        yield return Case(o => o.UserPercentile = 1.5, nameof(LowestLatencyPolicyOptions.UserPercentile), "Ctor_PercentileAboveOne_Throws");
+        yield return Case(o => o.MinAbsoluteGainMs = -1, nameof(LowestLatencyPolicyOptions.MinAbsoluteGainMs), "Ctor_NegativeAbsoluteGain_Throws");
+        yield return Case(o => o.MinRelativeGain = 1, nameof(LowestLatencyPolicyOptions.MinRelativeGain), "Ctor_RelativeGainOne_Throws");
+        yield return Case(o => o.ConfirmationWindows = 0, nameof(LowestLatencyPolicyOptions.ConfirmationWindows), "Ctor_ZeroWindows_Throws");
+        yield return Case(o => o.Cooldown = TimeSpan.FromSeconds(-1), nameof(LowestLatencyPolicyOptions.Cooldown), "Ctor_NegativeCooldown_Throws");
+        yield return Case(o => o.MaxSampleAge = TimeSpan.Zero, nameof(LowestLatencyPolicyOptions.MaxSampleAge), "Ctor_ZeroSampleAge_Throws");
+        yield return Case(o => o.MaxLossRate = 1, nameof(LowestLatencyPolicyOptions.MaxLossRate), "Ctor_LossRateOne_Throws");
+        yield return Case(o => o.DefaultBandwidthBytesPerSecond = 0, nameof(LowestLatencyPolicyOptions.DefaultBandwidthBytesPerSecond), "Ctor_ZeroBandwidth_Throws");
+        yield return Case(o => o.DefaultBandwidthBytesPerSecond = double.NaN, nameof(LowestLatencyPolicyOptions.DefaultBandwidthBytesPerSecond), "Ctor_NaNBandwidth_Throws");
+        yield return Case(o => o.ExpectedStay = TimeSpan.Zero, nameof(LowestLatencyPolicyOptions.ExpectedStay), "Ctor_ZeroStay_Throws");
+        yield return Case(o => o.MemoryReserveBytes = -1, nameof(LowestLatencyPolicyOptions.MemoryReserveBytes), "Ctor_NegativeReserve_Throws");
+        yield return Case(o => o.Statistic = (LatencyStatistic)42, nameof(LowestLatencyPolicyOptions.Statistic), "Ctor_UnknownStatistic_Throws");
+        yield return Case(o => o.TieToleranceMs = double.PositiveInfinity, nameof(LowestLatencyPolicyOptions.TieToleranceMs), "Ctor_InfiniteTie_Throws");
+        yield return Case(o => o.MigrationImpactMs = -1, nameof(LowestLatencyPolicyOptions.MigrationImpactMs), "Ctor_NegativeImpact_Throws");
     }
 
     [TestCaseSource(nameof(InvalidOptions))]
-    public void Ctor_InvalidOption_ThrowsNamingIt(Action<LowestLatencyPolicyOptions> spoil)
+    public void Ctor_InvalidOption_ThrowsNamingIt(Action<LowestLatencyPolicyOptions> spoil, string path)
     {
         var o = new LowestLatencyPolicyOptions();
         spoil(o);
-        Assert.That(() => new LowestLatencyPolicy(o), Throws.ArgumentException.With.Message.Contains("must be"));
+        var ex = Assert.Throws<OptionsValidationException>(() => new LowestLatencyPolicy(o));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.OptionsType, Is.EqualTo(nameof(LowestLatencyPolicyOptions)));
+            Assert.That(ex.Errors.Select(e => e.Path), Is.EqualTo(new[] { path }));
+            Assert.That(ex.Message, Does.Contain(path + ": is "));
+        }
+    }
+
+    [Test]
+    public void Ctor_SeveralInvalidOptions_ListsEveryOne()
+    {
+        var o = new LowestLatencyPolicyOptions { UserPercentile = 2, ConfirmationWindows = 0, MaxLossRate = -1 };
+        var ex = Assert.Throws<OptionsValidationException>(() => new LowestLatencyPolicy(o));
+        Assert.That(ex.Errors.Select(e => e.Path), Is.EqualTo(new[] { "UserPercentile", "ConfirmationWindows", "MaxLossRate" }));
+    }
+
+    [Test]
+    public void Score_OneUser_IsTheChosenStatisticOfTheCell()
+    {
+        var s = Fleet(300, 20, null);
+        var policy = Policy();
+        Assert.That((policy.Score(s, 0, 0), policy.Score(s, 0, 1), policy.Score(s, 0, 2)), Is.EqualTo((300.0, 20.0, double.PositiveInfinity)));
+    }
+
+    [Test]
+    public void Score_StaleCell_IsNaN()
+    {
+        var s = Fleet(300, 20, 25);
+        s.SetLatency(0, 1, Summary(20, Now - TimeSpan.FromMinutes(5)));
+        Assert.That(Policy().Score(s, 0, 1), Is.NaN);
+    }
+
+    [Test]
+    public void Score_WeightedUsers_EqualsTheScoreTheEvaluationRecords()
+    {
+        var s = new FleetSnapshot(Hosts, [new VmDefinition("vm", [new VmUser("x", 1), new VmUser("y", 3), new VmUser("z", 1)])]) { Now = Now };
+        double[,] ms = { { 100, 40, 70 }, { 10, 80, 60 }, { 50, 20, 90 } };
+        for (var h = 0; h < 3; h++)
+        {
+            s.SetHost(h, HostAvailability.Available, 8L << 30, 16);
+            for (var p = 0; p < 3; p++)
+            {
+                s.SetLatency(p, h, Summary(ms[p, h], Now));
+            }
+        }
+
+        s.SetPlacement(0, 0, 256L << 20, 1);
+        var policy = Policy(configure: o => o.UserPercentile = 0.5);
+        var candidates = policy.Decide(s)[0].Candidates;
+        Assert.That(Enumerable.Range(0, 3).Select(h => policy.Score(s, 0, h)), Is.EqualTo(candidates.Select(c => c.ScoreMs ?? double.NaN)));
+        Assert.That(policy.Score(s, 0, 0), Is.EqualTo(10), "y carries 3 of 5 weights, so the median is y's 10 ms on host a");
     }
 
     [Test]
