@@ -212,27 +212,15 @@ internal sealed record AdvisorConfig(
             var ok = CheckName(item.Name, at + ".name", names, errors);
             ok &= CheckNamespace(item.NetworkNamespace, at + ".networkNamespace", errors);
             Uri? uri = null;
-            if (string.IsNullOrWhiteSpace(item.Uri))
+            var uriProblems = LibvirtUri.Problems(item.Uri);
+            if (uriProblems.Count > 0)
             {
-                errors.Add($"{at}.uri: is missing (a libvirt URI, for example qemu+tcp://192.0.2.11/system)");
-                ok = false;
-            }
-            else if (!Uri.TryCreate(item.Uri, UriKind.Absolute, out uri))
-            {
-                errors.Add($"{at}.uri: '{item.Uri}' is not an absolute URI");
+                errors.AddRange(uriProblems.Select(p => $"{at}.uri: {p}"));
                 ok = false;
             }
             else
             {
-                try
-                {
-                    LibvirtHostOptions.ValidateUri(uri);
-                }
-                catch (HypervisorException ex)
-                {
-                    errors.Add($"{at}.uri: {ex.Message}");
-                    ok = false;
-                }
+                uri = new Uri(item.Uri!, UriKind.Absolute);
             }
 
             Uri? migrationUri = null;

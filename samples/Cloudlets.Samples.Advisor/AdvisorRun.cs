@@ -52,7 +52,7 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
                 var observed = new ProgressObservingHost(host, OnProgress);
                 hosts.Add(observed);
                 _observed.Add(observed);
-                Write($"connected to {h.Name} ({h.Uri}{(h.NetworkNamespace is null ? "" : ", from netns " + h.NetworkNamespace)})");
+                Write($"connected to {h.Name} ({LibvirtUri.Redact(h.Uri)}{(h.NetworkNamespace is null ? "" : ", from netns " + h.NetworkNamespace)})");
             }
 
             var samples = CreateSamples(probes).Publish();

@@ -26,11 +26,6 @@ public static partial class DomainXml
             throw Invalid($"VM '{spec.Name}': vCPUs must be at least 1 (was {spec.VCpus}).");
         }
 
-        if (string.IsNullOrEmpty(spec.DomainType) || !DomainTypePattern().IsMatch(spec.DomainType))
-        {
-            throw Invalid($"VM '{spec.Name}': domain type '{spec.DomainType}' is not valid (kvm, qemu, or test for the test driver).");
-        }
-
         switch (spec.Boot)
         {
             case KernelBoot k:
@@ -78,10 +73,17 @@ public static partial class DomainXml
     }
 
     /// <summary>Builds the domain XML for a valid spec.</summary>
-    public static string Build(VmSpec spec)
+    /// <param name="spec">The VM.</param>
+    /// <param name="domainType">The libvirt domain type: <c>kvm</c>, <c>qemu</c> (TCG) or <c>test</c> (see <see cref="LibvirtHostOptions.DomainType"/>).</param>
+    public static string Build(VmSpec spec, string domainType = "kvm")
     {
         Validate(spec);
-        var isTest = spec.DomainType == "test";
+        if (string.IsNullOrEmpty(domainType) || !DomainTypePattern().IsMatch(domainType))
+        {
+            throw Invalid($"VM '{spec.Name}': domain type '{domainType}' is not valid (kvm, qemu, or test for the test driver).");
+        }
+
+        var isTest = domainType == "test";
         var type = isTest
             ? new XElement("type", "hvm")
             : new XElement("type", new XAttribute("arch", "x86_64"), new XAttribute("machine", "pc"), "hvm");
@@ -131,7 +133,7 @@ public static partial class DomainXml
 
         var domain = new XElement(
             "domain",
-            new XAttribute("type", spec.DomainType),
+            new XAttribute("type", domainType),
             new XElement("name", spec.Name),
             new XElement("memory", new XAttribute("unit", "MiB"), spec.MemoryMiB.ToString(CultureInfo.InvariantCulture)),
             new XElement("vcpu", spec.VCpus.ToString(CultureInfo.InvariantCulture)),

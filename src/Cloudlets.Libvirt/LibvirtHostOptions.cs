@@ -1,144 +1,115 @@
-using System.Text.RegularExpressions;
-using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 
 namespace Cloudlets.Libvirt;
 
-/// <summary>How to reach one libvirt host. Validated once, when the host connects.</summary>
-public sealed partial record LibvirtHostOptions
+/// <summary>
+/// How to reach one libvirt host. A settable options object: every property documents its default
+/// and range; <see cref="LibvirtHypervisorHost.ConnectAsync"/> validates it once (listing every
+/// error in one <see cref="OptionsValidationException"/>) and keeps its own copy.
+/// </summary>
+public sealed class LibvirtHostOptions : IValidatableOptions
 {
-    /// <summary>The logical host name, unique within a fleet (for example <c>cloudlet-1</c>): 1 to 64 letters, digits, '-', '_' or '.'.</summary>
-    public required string Name { get; init; }
+    /// <summary>The logical host name, unique within a fleet (for example <c>cloudlet-1</c>): 1 to 64 letters, digits, '-', '_' or '.'. Required.</summary>
+    public string Name { get; set; } = string.Empty;
 
     /// <summary>
-    /// The libvirt connection URI: <c>qemu:///system</c>, <c>qemu+tcp://host/system</c>,
-    /// <c>qemu+ssh://user@host/system?no_tty=1</c>, <c>qemu+tls://host/system</c>, or
-    /// <c>test:///ABSOLUTE/PATH/node.xml</c> for the built-in test driver.
+    /// The libvirt connection URI (required; see <see cref="LibvirtUri"/> for what is allowed):
+    /// <c>qemu:///system</c>, <c>qemu+tcp://host/system</c>, <c>qemu+ssh://user@host/system?no_tty=1&amp;keyfile=/path</c>,
+    /// <c>qemu+tls://host/system</c>, or <c>test:///ABSOLUTE/PATH/node.xml</c> for the built-in test driver.
     /// </summary>
-    public required Uri Uri { get; init; }
+    public Uri? Uri { get; set; }
 
     /// <summary>
     /// How often a keepalive probe is sent when the connection is idle. The default is 5 seconds;
-    /// valid range 1 to 3600 seconds (whole seconds). Zero turns keepalive off.
+    /// range 1 to 3600 seconds (whole seconds). Zero turns keepalive off.
     /// </summary>
-    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// How many probes may go unanswered before the connection is declared lost: a dead peer is
-    /// detected after about <see cref="KeepAliveInterval"/> × (count + 1). The default is 3; valid range 0 to 100.
+    /// detected after about <see cref="KeepAliveInterval"/> × (count + 1). The default is 3; range 0 to 100.
     /// </summary>
-    public int KeepAliveCount { get; init; } = 3;
+    public int KeepAliveCount { get; set; } = 3;
 
-    /// <summary>The first delay before reconnecting after the connection is lost. The default is 500 ms.</summary>
-    public TimeSpan ReconnectInitialDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>The first delay before reconnecting after the connection is lost. The default is 500 ms; range 1 ms to 1 hour.</summary>
+    public TimeSpan ReconnectInitialDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>The longest delay between reconnect attempts (the delay doubles up to it). The default is 30 seconds.</summary>
-    public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The longest delay between reconnect attempts (the delay doubles up to it). The default is 30 seconds; range <see cref="ReconnectInitialDelay"/> to 1 hour.</summary>
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// A named network namespace (<c>ip netns</c>) to open the connection from, or <see langword="null"/>
-    /// for this process's own namespace. The default is <see langword="null"/>. Entering one needs root.
+    /// A named network namespace (<c>ip netns</c>) to open connections from (this host's, and the
+    /// ones a migration opens to its destination), or <see langword="null"/> for this process's own
+    /// namespace. The default is <see langword="null"/>. Entering one needs root.
     /// </summary>
-    public string? NetworkNamespace { get; init; }
+    public string? NetworkNamespace { get; set; }
 
     /// <summary>
     /// How long a finished migration waits for the source's job-completed event (which carries
-    /// the downtime) before reporting the result without it. The default is 3 seconds.
+    /// the downtime) before reading the completed job's statistics itself. The default is 3 seconds; range 0 to 1 minute.
     /// </summary>
-    public TimeSpan JobCompletedWait { get; init; } = TimeSpan.FromSeconds(3);
+    public TimeSpan JobCompletedWait { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>
-    /// After a failed migration, how long to keep trying to reach a host whose connection was lost
-    /// (it may be reconnecting) to learn where the VM is, before reporting it as unknown. The default is 10 seconds.
+    /// After a failed migration, how long to keep trying to learn where the VM is (a host whose
+    /// connection was lost may be reconnecting; a source daemon may still be finishing the job)
+    /// before reporting it as unknown. The default is 10 seconds; range 0 to 10 minutes.
     /// </summary>
-    public TimeSpan RecoveryCheckTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan RecoveryCheckTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Throws a <see cref="HypervisorException"/> of kind <see cref="HypervisorErrorKind.InvalidArgument"/> that says what is wrong.</summary>
-    public void Validate()
+    /// <summary>
+    /// The libvirt domain type of VMs defined on this host: <c>kvm</c> (hardware virtualization),
+    /// <c>qemu</c> (software emulation, TCG) or <c>test</c>. The default, <see langword="null"/>, means
+    /// <c>test</c> on the test driver and <c>kvm</c> otherwise.
+    /// </summary>
+    public string? DomainType { get; set; }
+
+    /// <summary>The libvirt choices of migrations started from this host, when a call passes none. The default is <see cref="LibvirtMigrationOptions"/>'s defaults.</summary>
+    public LibvirtMigrationOptions Migration { get; set; } = new();
+
+    /// <summary>The domain type in effect (see <see cref="DomainType"/>).</summary>
+    internal string EffectiveDomainType => DomainType ?? (Uri?.Scheme == "test" ? "test" : "kvm");
+
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
     {
+        ArgumentNullException.ThrowIfNull(errors);
         if (string.IsNullOrEmpty(Name) || Name.Length > 64 || !Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
         {
-            throw Invalid($"Host name '{Name}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.'.");
+            errors.Add(nameof(Name), $"'{Name}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.'.");
         }
 
-        ValidateUri(Uri);
-        if (KeepAliveInterval < TimeSpan.Zero || KeepAliveInterval > TimeSpan.FromHours(1) || KeepAliveInterval.Ticks % TimeSpan.TicksPerSecond != 0)
+        LibvirtUri.Check(errors, nameof(Uri), Uri);
+        errors.InRange(nameof(KeepAliveInterval), KeepAliveInterval, TimeSpan.Zero, TimeSpan.FromHours(1));
+        errors.Require(KeepAliveInterval.Ticks % TimeSpan.TicksPerSecond == 0, nameof(KeepAliveInterval), $"is {KeepAliveInterval}; libvirt takes whole seconds.");
+        errors.InRange(nameof(KeepAliveCount), KeepAliveCount, 0, 100);
+        errors.InRange(nameof(ReconnectInitialDelay), ReconnectInitialDelay, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
+        errors.InRange(nameof(ReconnectMaxDelay), ReconnectMaxDelay, ReconnectInitialDelay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : ReconnectInitialDelay, TimeSpan.FromHours(1));
+        errors.InRange(nameof(JobCompletedWait), JobCompletedWait, TimeSpan.Zero, TimeSpan.FromMinutes(1));
+        errors.InRange(nameof(RecoveryCheckTimeout), RecoveryCheckTimeout, TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        if (DomainType is not null && DomainType is not ("kvm" or "qemu" or "test"))
         {
-            throw Invalid($"KeepAliveInterval {KeepAliveInterval} must be whole seconds between 0 and 3600.");
+            errors.Add(nameof(DomainType), $"is '{DomainType}'; use kvm, qemu or test.");
         }
 
-        if (KeepAliveCount is < 0 or > 100)
+        if (NetworkNamespace is not null && !IsNamespaceName(NetworkNamespace))
         {
-            throw Invalid($"KeepAliveCount {KeepAliveCount} must be between 0 and 100.");
+            errors.Add(nameof(NetworkNamespace), $"'{NetworkNamespace}' is not a network namespace name (1 to 64 letters, digits, '-', '_' or '.', not starting with '.').");
         }
 
-        if (ReconnectInitialDelay <= TimeSpan.Zero || ReconnectMaxDelay < ReconnectInitialDelay)
-        {
-            throw Invalid($"Reconnect delays must be positive and ReconnectMaxDelay ({ReconnectMaxDelay}) at least ReconnectInitialDelay ({ReconnectInitialDelay}).");
-        }
-
-        if (RecoveryCheckTimeout < TimeSpan.Zero)
-        {
-            throw Invalid($"RecoveryCheckTimeout {RecoveryCheckTimeout} must not be negative.");
-        }
-
-        if (JobCompletedWait < TimeSpan.Zero)
-        {
-            throw Invalid($"JobCompletedWait {JobCompletedWait} must not be negative.");
-        }
-
-        if (NetworkNamespace is not null && OperatingSystem.IsLinux())
-        {
-            try
-            {
-                Core.Linux.NetworkNamespace.ValidateName(NetworkNamespace);
-            }
-            catch (ArgumentException ex)
-            {
-                throw new HypervisorException(HypervisorErrorKind.InvalidArgument, ex.Message, ex);
-            }
-        }
+        errors.Nested(nameof(Migration), Migration);
     }
 
-    /// <summary>Checks that <paramref name="uri"/> is a libvirt connection URI, without connecting.</summary>
-    public static void ValidateUri(Uri? uri)
+    /// <summary>A deep copy (the host keeps one, so later changes to these options do not reach it).</summary>
+    public LibvirtHostOptions Clone()
     {
-        if (uri is null || !uri.IsAbsoluteUri)
-        {
-            throw Invalid($"'{uri}' is not an absolute libvirt URI (for example qemu+tcp://host/system).");
-        }
-
-        var match = SchemePattern().Match(uri.Scheme);
-        if (!match.Success)
-        {
-            throw Invalid($"'{uri}' is not a libvirt URI: the scheme must be DRIVER or DRIVER+TRANSPORT (transport tcp, ssh, libssh, libssh2, tls, unix or ext).");
-        }
-
-        var driver = match.Groups["driver"].Value;
-        if (driver is not ("qemu" or "test" or "lxc" or "xen" or "libxl" or "ch" or "vbox" or "vmware" or "esx" or "hyperv" or "bhyve" or "openvz" or "vz" or "remote"))
-        {
-            throw Invalid($"'{uri}' names no libvirt driver ('{driver}'); for KVM hosts use qemu or qemu+tcp/ssh/tls.");
-        }
-
-        var transport = match.Groups["transport"].Value;
-        var remote = transport is "tcp" or "ssh" or "libssh" or "libssh2" or "tls" || (transport.Length == 0 && uri.Host.Length > 0);
-        if (remote && uri.Host.Length == 0)
-        {
-            throw Invalid($"'{uri}' names a network transport but no host.");
-        }
-
-        if (driver == "test" && uri.Host.Length == 0 && !(uri.AbsolutePath == "/default" || uri.AbsolutePath.Length > 1))
-        {
-            throw Invalid($"'{uri}' is not a test driver URI: use test:///default or test:///ABSOLUTE/PATH/node.xml.");
-        }
-
-        if (driver is "qemu" or "lxc" or "ch" && uri.AbsolutePath is not ("/system" or "/session" or "/embed"))
-        {
-            throw Invalid($"'{uri}' must end in /system or /session.");
-        }
+        var copy = (LibvirtHostOptions)MemberwiseClone();
+        copy.Migration = Migration?.Clone()!;
+        return copy;
     }
 
-    private static HypervisorException Invalid(string message) => new(HypervisorErrorKind.InvalidArgument, message);
-
-    [GeneratedRegex("^(?<driver>[a-z][a-z0-9]*)(\\+(?<transport>tcp|ssh|libssh|libssh2|tls|unix|ext))?$", RegexOptions.CultureInvariant)]
-    private static partial Regex SchemePattern();
+    // The same rule as ip-netns names (a file name under /run/netns), kept here so options
+    // validate on any OS without the Linux helpers.
+    private static bool IsNamespaceName(string name) =>
+        name.Length is > 0 and <= 64 && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 }

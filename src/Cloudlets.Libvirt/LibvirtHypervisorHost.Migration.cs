@@ -1,4 +1,5 @@
 using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 using Cloudlets.Libvirt.Native;
 
 namespace Cloudlets.Libvirt;
@@ -6,292 +7,335 @@ namespace Cloudlets.Libvirt;
 public sealed partial class LibvirtHypervisorHost
 {
     /// <summary>
-    /// Live-migrates a VM from this host to <paramref name="destination"/>, peer-to-peer
-    /// (<c>virDomainMigrateToURI3</c>) or client-managed (<c>virDomainMigrate3</c>). Progress is sampled
-    /// from the source's job statistics every <see cref="MigrationOptions.ProgressInterval"/>.
-    /// Cancelling aborts the job on the source. When the migration fails, the source is checked
-    /// first: a paused incoming copy on the destination is removed only when the source still runs
-    /// the VM; otherwise nothing on the destination is touched and the
-    /// <see cref="MigrationException"/> says so.
+    /// Live-migrates a VM from this host to <paramref name="destination"/> with this host's
+    /// <see cref="LibvirtHostOptions.Migration"/> choices; see
+    /// <see cref="MigrateAsync(string, MigrationDestination, MigrationOptions, LibvirtMigrationOptions, IProgress{MigrationProgress}?, CancellationToken)"/>.
     /// </summary>
+    public Task<MigrationResult> MigrateAsync(
+        string vmName,
+        MigrationDestination destination,
+        MigrationOptions options,
+        IProgress<MigrationProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        MigrateAsync(vmName, destination, options, _options.Migration, progress, cancellationToken);
+
+    /// <summary>
+    /// Live-migrates a VM from this host to <paramref name="destination"/>, peer-to-peer
+    /// (<c>virDomainMigrateToURI3</c>) or client-managed (<c>virDomainMigrate3</c>). The destination
+    /// is reached through its <see cref="MigrationDestination.ManagementUri"/> (from this host's
+    /// network namespace) to check it before and to recover after; its data travels to
+    /// <see cref="MigrationDestination.DataUri"/>. Progress is sampled from the source's job
+    /// statistics every <see cref="MigrationOptions.ProgressInterval"/> while a caller listens.
+    /// Cancelling aborts the job on the source. When the migration fails, both hosts are read again
+    /// and only the state table's rules decide what is touched (see the package README): the VM is
+    /// never lost, and the <see cref="MigrationException"/> says where it is.
+    /// </summary>
+    /// <exception cref="OptionsValidationException">Invalid options: nothing was changed.</exception>
     /// <exception cref="HypervisorException">Bad input (kind <see cref="HypervisorErrorKind.InvalidArgument"/>,
     /// <see cref="HypervisorErrorKind.NotFound"/>, <see cref="HypervisorErrorKind.AlreadyExists"/>): nothing was changed.</exception>
     /// <exception cref="MigrationException">The migration failed; says where the VM is.</exception>
     /// <exception cref="OperationCanceledException">Cancelled and aborted; the inner exception is the <see cref="MigrationException"/>.</exception>
     public async Task<MigrationResult> MigrateAsync(
         string vmName,
-        IHypervisorHost destination,
+        MigrationDestination destination,
         MigrationOptions options,
+        LibvirtMigrationOptions libvirtOptions,
         IProgress<MigrationProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(destination);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(libvirtOptions);
         DomainXml.ValidateVmName(vmName);
-        ValidateMigration(options, destination);
+        var (common, own) = ValidateMigration(options, libvirtOptions, destination);
         cancellationToken.ThrowIfCancellationRequested();
         var source = RequireConnection();
-        LibvirtConnection? target = null;
-        if (options.Mode == MigrationMode.ClientManaged)
-        {
-            target = ((LibvirtHypervisorHost)destination).RequireConnection();
-        }
 
         // Pre-flight: everything that can be wrong is found before anything changes.
-        var domain = await Task.Run(
-            () =>
-            {
-                var d = Lookup(source, vmName);
-                var vm = ReadVm(d);
-                if (vm.State is not (VmState.Running or VmState.Paused or VmState.Blocked))
-                {
-                    d.Dispose();
-                    throw new HypervisorException(HypervisorErrorKind.InvalidArgument, $"VM '{vmName}' on {Name} is {vm.State}: only a running VM can be live-migrated.");
-                }
-
-                return d;
-            },
-            cancellationToken).ConfigureAwait(false);
-        using var domainScope = domain;
-        var existing = await destination.TryGetVmAsync(vmName, cancellationToken).ConfigureAwait(false);
-        if (existing is { State: not VmState.ShutOff })
-        {
-            throw new HypervisorException(
-                HypervisorErrorKind.AlreadyExists,
-                $"Destination {destination.Name} already has VM '{vmName}' ({existing.State}); is the VM already there?");
-        }
-
-        var flags = Flags(options);
-        using var parameters = BuildParameters(options);
-        if (options.MaxDowntime is { } maxDowntime)
-        {
-            await Task.Run(
-                () =>
-                {
-                    if (LibvirtNative.virDomainMigrateSetMaxDowntime(domain, (ulong)maxDowntime.TotalMilliseconds, 0) < 0)
-                    {
-                        throw LibvirtException.FromLastError("virDomainMigrateSetMaxDowntime");
-                    }
-                },
-                cancellationToken).ConfigureAwait(false);
-        }
-
-        var destinationUri = (options.DestinationUri ?? destination.Uri).OriginalString;
-        var waiter = new TaskCompletionSource<IReadOnlyDictionary<string, object>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _jobWaiters[vmName] = waiter;
-        Log.MigrationStarting(_logger, vmName, Name, destination.Name, options.Mode.ToString(), flags);
-        var started = _time.GetTimestamp();
-        using var pollStop = new CancellationTokenSource();
-        var poller = progress is null ? Task.CompletedTask : PollProgressAsync(domain, vmName, options.ProgressInterval, progress, started, pollStop.Token);
-        var aborted = 0;
-        LibvirtException? failure = null;
-        var migration = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task abortLoop = Task.CompletedTask;
-        var registration = cancellationToken.Register(() =>
-        {
-            // Off the caller's thread: AbortJob is a blocking RPC.
-            Interlocked.Exchange(ref aborted, 1);
-            abortLoop = Task.Run(() => AbortUntilStoppedAsync(domain, vmName, migration.Task));
-        });
+        var (domain, target) = await Task.Run(() => PrepareMigration(source, vmName, destination), cancellationToken).ConfigureAwait(false);
+        var flags = Flags(common, own);
+        TypedParamsBuilder parameters;
         try
         {
-            await Task.Factory.StartNew(
-                () => MigrateBlocking(domain, target, destinationUri, parameters, flags),
-                CancellationToken.None,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default).ConfigureAwait(false);
+            parameters = BuildParameters(common, own, destination);
+            if (common.MaxDowntime is { } maxDowntime)
+            {
+                await Task.Run(
+                    () =>
+                    {
+                        if (LibvirtNative.virDomainMigrateSetMaxDowntime(domain, (ulong)Math.Ceiling(maxDowntime.TotalMilliseconds), 0) < 0)
+                        {
+                            throw LibvirtException.FromLastError("virDomainMigrateSetMaxDowntime");
+                        }
+                    },
+                    cancellationToken).ConfigureAwait(false);
+            }
         }
-        catch (LibvirtException ex)
+        catch
         {
-            failure = ex;
+            domain.Dispose();
+            target.Dispose();
+            throw;
+        }
+
+        var peerUri = (own.PeerUri ?? destination.ManagementUri).OriginalString;
+        var clientManaged = own.Mode == LibvirtMigrationMode.ClientManaged ? target : null;
+        var waiter = new TaskCompletionSource<IReadOnlyDictionary<string, object>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _jobWaiters[vmName] = waiter;
+        Log.MigrationStarting(_logger, vmName, Name, destination.Name, own.Mode.ToString(), flags);
+        var started = _time.GetTimestamp();
+        using var pollStop = new CancellationTokenSource();
+        var poller = progress is null ? Task.CompletedTask : PollProgressAsync(domain, vmName, common.ProgressInterval, progress, started, pollStop.Token);
+
+        var call = Task.Factory.StartNew(
+            () => MigrateBlocking(domain, clientManaged, peerUri, parameters, flags),
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+
+        var abort = new AbortLoop(() => TryAbortJob(domain), call, _time);
+        var registration = cancellationToken.Register(() =>
+        {
+            Log.MigrationAborting(_logger, vmName, Name);
+            abort.Start(common.AbortTimeout);
+        });
+
+        LibvirtException? failure = null;
+        var gaveUp = false;
+        try
+        {
+            return await FinishAsync().ConfigureAwait(false);
         }
         finally
         {
-            migration.TrySetResult();
-            await registration.DisposeAsync().ConfigureAwait(false);
-            await abortLoop.ConfigureAwait(false);
-            await pollStop.CancelAsync().ConfigureAwait(false);
-            await poller.ConfigureAwait(false);
+            if (gaveUp)
+            {
+                // The native call still uses these; release them when it returns.
+                _ = call.ContinueWith(_ => Release(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+            else
+            {
+                Release();
+            }
         }
 
-        var total = _time.GetElapsedTime(started);
-        if (failure is null)
+        void Release()
         {
-            IReadOnlyDictionary<string, object>? stats = null;
+            parameters.Dispose();
+            domain.Dispose();
+            target.Dispose();
+        }
+
+        async Task<MigrationResult> FinishAsync()
+        {
             try
             {
-                stats = await waiter.Task.WaitAsync(_options.JobCompletedWait, _time, CancellationToken.None).ConfigureAwait(false);
+                await Task.WhenAny(call, abort.GaveUp).ConfigureAwait(false);
+                if (call.IsCompleted)
+                {
+                    await call.ConfigureAwait(false);
+                }
+                else
+                {
+                    gaveUp = true;
+                }
             }
-            catch (TimeoutException)
+            catch (LibvirtException ex)
             {
-                stats = await Task.Run(() => CompletedStats(domain)).ConfigureAwait(false);
+                failure = ex;
             }
             finally
             {
-                _jobWaiters.TryRemove(new(vmName, waiter));
+                await registration.DisposeAsync().ConfigureAwait(false);
+                await pollStop.CancelAsync().ConfigureAwait(false);
+                await poller.ConfigureAwait(false);
             }
 
-            var result = new MigrationResult(
-                vmName,
-                Name,
-                destination.Name,
-                total,
-                Milliseconds(stats, "downtime"),
-                Long(stats, "data_processed") ?? Long(stats, "memory_processed"));
-            Log.MigrationDone(_logger, vmName, Name, destination.Name, total, result.Downtime);
-            return result;
-        }
+            var total = _time.GetElapsedTime(started);
+            if (gaveUp)
+            {
+                _jobWaiters.TryRemove(new(vmName, waiter));
+                Log.AbortUnconfirmed(_logger, vmName, Name, destination.Name, common.AbortTimeout);
+                var unknown = new MigrationException(
+                    HypervisorErrorKind.OperationFailed,
+                    $"The migration of '{vmName}' from {Name} to {destination.Name} was cancelled, but {Name} did not confirm the abort within {common.AbortTimeout}: where the VM runs is unknown; the daemons may still complete or abort it. Nothing was touched.",
+                    vmName,
+                    Name,
+                    destination.Name,
+                    vmRunningOnSource: false,
+                    DestinationCopyAction.Unknown,
+                    innerException: null);
+                throw new OperationCanceledException(unknown.Message, unknown, cancellationToken);
+            }
 
-        _jobWaiters.TryRemove(new(vmName, waiter));
-        Log.MigrationFailed(_logger, vmName, Name, destination.Name, failure);
-        var error = await RecoverAsync(vmName, destination, failure).ConfigureAwait(false);
-        if (cancellationToken.IsCancellationRequested && Volatile.Read(ref aborted) == 1)
-        {
-            throw new OperationCanceledException($"The migration of '{vmName}' from {Name} to {destination.Name} was cancelled and aborted.", error, cancellationToken);
-        }
+            if (failure is null)
+            {
+                return await CompleteAsync(domain, vmName, destination, waiter, total).ConfigureAwait(false);
+            }
 
-        throw error;
+            _jobWaiters.TryRemove(new(vmName, waiter));
+            Log.MigrationFailed(_logger, vmName, Name, destination.Name, failure);
+            var error = await RecoverAsync(vmName, destination, target, failure).ConfigureAwait(false);
+            if (cancellationToken.IsCancellationRequested && abort.Started)
+            {
+                throw new OperationCanceledException($"The migration of '{vmName}' from {Name} to {destination.Name} was cancelled and aborted.", error, cancellationToken);
+            }
+
+            throw error;
+        }
     }
 
     /// <summary>
     /// Switches a running migration of <paramref name="vmName"/> (started with
-    /// <see cref="MigrationOptions.AllowPostCopy"/>) to post-copy: the VM runs on the destination at
+    /// <see cref="LibvirtMigrationOptions.AllowPostCopy"/>) to post-copy: the VM runs on the destination at
     /// once and pulls the rest of its memory from here. Opt-in and irreversible: if either host
     /// fails after the switch, the VM is lost, which is why the library never switches on its own.
     /// </summary>
     public Task StartPostCopyAsync(string vmName, CancellationToken cancellationToken = default) =>
         OnDomainAsync(vmName, "switched to post-copy", "virDomainMigrateStartPostCopy", d => LibvirtNative.virDomainMigrateStartPostCopy(d, 0), cancellationToken);
 
-    /// <summary>
-    /// Aborts the source's job. A cancellation can arrive before libvirt has started the job (then
-    /// there is nothing to abort yet), so it retries briefly until the migration call returns.
-    /// </summary>
-    private async Task AbortUntilStoppedAsync(DomainHandle domain, string vmName, Task migration)
+    private (MigrationOptions Common, LibvirtMigrationOptions Own) ValidateMigration(MigrationOptions options, LibvirtMigrationOptions libvirtOptions, MigrationDestination destination)
     {
-        Log.MigrationAborting(_logger, vmName, Name);
-        for (var attempt = 0; attempt < 50 && !migration.IsCompleted; attempt++)
+        // Copies: what was validated is what runs, whatever the caller changes afterwards.
+        var common = options.Clone();
+        var own = libvirtOptions.Clone();
+        var errors = new OptionsErrors();
+        common.Validate(errors);
+        errors.Nested("Libvirt", own);
+        if (!common.Live && own.AllowPostCopy)
         {
-            try
-            {
-                if (LibvirtNative.virDomainAbortJob(domain) == 0)
-                {
-                    return;
-                }
-
-                LibvirtNative.virResetLastError();
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-
-            await Task.WhenAny(migration, Task.Delay(TimeSpan.FromMilliseconds(100), _time)).ConfigureAwait(false);
+            errors.Add("Libvirt.AllowPostCopy", "needs a live migration (Live = true).");
         }
-    }
 
-    private void ValidateMigration(MigrationOptions options, IHypervisorHost destination)
-    {
+        errors.ThrowIfAny(nameof(MigrationOptions));
+
         static HypervisorException Invalid(string m) => new(HypervisorErrorKind.InvalidArgument, m);
-        if (options.BandwidthMiBps is < 0)
+        if (destination.DataUri is { } data && (!data.IsAbsoluteUri || data.Scheme is not ("tcp" or "rdma" or "unix") || (data.Scheme != "unix" && data.Host.Length == 0) || data.UserInfo.Length > 0 || data.Query.Length > 0))
         {
-            throw Invalid($"Bandwidth {options.BandwidthMiBps} MiB/s must not be negative.");
+            throw Invalid($"Destination {destination.Name}: data URI '{LibvirtUri.Redact(data)}' must be tcp://HOST[:PORT] (or rdma://HOST[:PORT], unix:///PATH).");
         }
 
-        if (options.MaxDowntime is { } d && (d <= TimeSpan.Zero || d > TimeSpan.FromHours(1)))
+        var problems = LibvirtUri.Problems(destination.ManagementUri.OriginalString);
+        if (problems.Count > 0)
         {
-            throw Invalid($"MaxDowntime {d} must be positive and at most one hour.");
+            throw Invalid($"Destination {destination.Name}: management URI {string.Join(" ", problems)}");
         }
 
-        if (options.ProgressInterval <= TimeSpan.Zero)
+        if (Uri.Equals(destination.ManagementUri) || string.Equals(destination.Name, Name, StringComparison.Ordinal))
         {
-            throw Invalid($"ProgressInterval {options.ProgressInterval} must be positive.");
+            throw Invalid($"The destination {destination.Name} ({LibvirtUri.Redact(destination.ManagementUri)}) is the host the VM is on ({Name}).");
         }
 
-        if (options.MigrationUri is { } mu && (!mu.IsAbsoluteUri || mu.Scheme is not ("tcp" or "rdma" or "unix") || (mu.Scheme != "unix" && mu.Host.Length == 0)))
-        {
-            throw Invalid($"Migration URI '{mu}' must be tcp://HOST[:PORT] (or rdma://, unix://).");
-        }
+        return (common, own);
+    }
 
-        if (options.DestinationUri is { } du)
+    /// <summary>Looks the VM up and connects to the destination; both checked before anything changes.</summary>
+    private (DomainHandle Domain, LibvirtConnection Target) PrepareMigration(LibvirtConnection source, string vmName, MigrationDestination destination)
+    {
+        var domain = Lookup(source, vmName);
+        LibvirtConnection? target = null;
+        try
         {
-            LibvirtHostOptions.ValidateUri(du);
-        }
+            var vm = ReadVm(domain);
+            if (vm.State is not (VmState.Running or VmState.Paused or VmState.Blocked))
+            {
+                throw new HypervisorException(HypervisorErrorKind.InvalidArgument, $"VM '{vmName}' on {Name} is {vm.State}: only a running VM can be live-migrated.");
+            }
 
-        if (options.Mode == MigrationMode.ClientManaged && destination is not LibvirtHypervisorHost)
-        {
-            throw Invalid($"Client-managed migration needs a libvirt destination host; {destination.Name} is a {destination.GetType().Name}.");
-        }
+            target = OpenPeer(destination);
+            if (_hostUuid is not null && string.Equals(_hostUuid, ReadHostUuid(target), StringComparison.OrdinalIgnoreCase))
+            {
+                throw new HypervisorException(
+                    HypervisorErrorKind.InvalidArgument,
+                    $"The destination {destination.Name} ({LibvirtUri.Redact(destination.ManagementUri)}) is the host the VM is on ({Name}): both report host UUID {_hostUuid}.");
+            }
 
-        if (!options.Live && options.AllowPostCopy)
-        {
-            throw Invalid("Post-copy needs a live migration.");
-        }
+            if (TryReadVm(target, vmName) is { State: not VmState.ShutOff } existing)
+            {
+                throw new HypervisorException(
+                    HypervisorErrorKind.AlreadyExists,
+                    $"Destination {destination.Name} already has VM '{vmName}' ({existing.State}); is the VM already there?");
+            }
 
-        if (ReferenceEquals(destination, this) ||
-            Uri.Equals(destination.Uri) ||
-            (destination is LibvirtHypervisorHost other && _hostUuid is not null && string.Equals(_hostUuid, other._hostUuid, StringComparison.OrdinalIgnoreCase)))
+            return (domain, target);
+        }
+        catch
         {
-            throw Invalid($"The destination {destination.Name} ({destination.Uri}) is the host the VM is on ({Name}).");
+            target?.Dispose();
+            domain.Dispose();
+            throw;
         }
     }
 
-    private static uint Flags(MigrationOptions o)
+    /// <summary>A connection to the destination's daemon, from this host's network namespace.</summary>
+    private LibvirtConnection OpenPeer(MigrationDestination destination)
+    {
+        var connection = LibvirtConnection.Open(destination.ManagementUri.OriginalString, _options.NetworkNamespace);
+        try
+        {
+            // A dead destination must make calls fail, not hang (the test driver has no keepalive).
+            if (_options.KeepAliveInterval > TimeSpan.Zero)
+            {
+                connection.SetKeepAlive((int)_options.KeepAliveInterval.TotalSeconds, (uint)_options.KeepAliveCount);
+            }
+
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    private static bool TryAbortJob(DomainHandle domain)
+    {
+        try
+        {
+            if (LibvirtNative.virDomainAbortJob(domain) == 0)
+            {
+                return true;
+            }
+
+            LibvirtNative.virResetLastError();
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            // The migration call returned and released the domain: nothing left to abort.
+            return true;
+        }
+    }
+
+    private static uint Flags(MigrationOptions common, LibvirtMigrationOptions own)
     {
         uint flags = 0;
-        if (o.Live)
-        {
-            flags |= Vir.MigrateLive;
-        }
-
-        if (o.Mode == MigrationMode.PeerToPeer)
-        {
-            flags |= Vir.MigratePeer2Peer;
-        }
-
-        if (o.PersistOnDestination)
-        {
-            flags |= Vir.MigratePersistDest;
-        }
-
-        if (o.UndefineSource)
-        {
-            flags |= Vir.MigrateUndefineSource;
-        }
-
-        if (o.AutoConverge)
-        {
-            flags |= Vir.MigrateAutoConverge;
-        }
-
-        if (o.AllowPostCopy)
-        {
-            flags |= Vir.MigratePostCopy;
-        }
-
-        if (o.Compressed)
-        {
-            flags |= Vir.MigrateCompressed;
-        }
-
+        flags |= common.Live ? Vir.MigrateLive : 0;
+        flags |= own.Mode == LibvirtMigrationMode.PeerToPeer ? Vir.MigratePeer2Peer : 0;
+        flags |= own.PersistOnDestination ? Vir.MigratePersistDest : 0;
+        flags |= own.UndefineSource ? Vir.MigrateUndefineSource : 0;
+        flags |= own.AutoConverge ? Vir.MigrateAutoConverge : 0;
+        flags |= own.AllowPostCopy ? Vir.MigratePostCopy : 0;
+        flags |= own.Compressed ? Vir.MigrateCompressed : 0;
         return flags;
     }
 
-    private static TypedParamsBuilder BuildParameters(MigrationOptions o)
+    private static TypedParamsBuilder BuildParameters(MigrationOptions common, LibvirtMigrationOptions own, MigrationDestination destination)
     {
         var p = new TypedParamsBuilder();
         try
         {
-            if (o.MigrationUri is { } uri)
+            if (destination.DataUri is { } uri)
             {
                 p.Add("migrate_uri", uri.OriginalString.TrimEnd('/'));
             }
 
-            if (o.BandwidthMiBps is { } bandwidth and > 0)
+            if (common.BandwidthMiBps is { } bandwidth)
             {
                 p.Add("bandwidth", (ulong)bandwidth);
             }
 
-            if (o.Compressed)
+            if (own.Compressed)
             {
                 p.Add("compression", "xbzrle");
             }
@@ -305,11 +349,11 @@ public sealed partial class LibvirtHypervisorHost
         }
     }
 
-    private static unsafe void MigrateBlocking(DomainHandle domain, LibvirtConnection? target, string destinationUri, TypedParamsBuilder parameters, uint flags)
+    private static unsafe void MigrateBlocking(DomainHandle domain, LibvirtConnection? clientManaged, string peerUri, TypedParamsBuilder parameters, uint flags)
     {
-        if (target is null)
+        if (clientManaged is null)
         {
-            if (LibvirtNative.virDomainMigrateToURI3(domain, destinationUri, parameters.Pointer, (uint)parameters.Count, flags) < 0)
+            if (LibvirtNative.virDomainMigrateToURI3(domain, peerUri, parameters.Pointer, (uint)parameters.Count, flags) < 0)
             {
                 throw LibvirtException.FromLastError("virDomainMigrateToURI3");
             }
@@ -317,7 +361,7 @@ public sealed partial class LibvirtHypervisorHost
             return;
         }
 
-        var moved = LibvirtNative.virDomainMigrate3(domain, target.Handle, parameters.Pointer, (uint)parameters.Count, flags);
+        var moved = LibvirtNative.virDomainMigrate3(domain, clientManaged.Handle, parameters.Pointer, (uint)parameters.Count, flags);
         if (moved.IsInvalid)
         {
             var ex = LibvirtException.FromLastError("virDomainMigrate3");
@@ -328,204 +372,55 @@ public sealed partial class LibvirtHypervisorHost
         moved.Dispose();
     }
 
-    private async Task PollProgressAsync(DomainHandle domain, string vmName, TimeSpan interval, IProgress<MigrationProgress> progress, long started, CancellationToken cancellationToken)
+    private async Task<MigrationResult> CompleteAsync(DomainHandle domain, string vmName, MigrationDestination destination, TaskCompletionSource<IReadOnlyDictionary<string, object>> waiter, TimeSpan total)
     {
-        using var timer = new PeriodicTimer(interval, _time);
+        IReadOnlyDictionary<string, object>? stats;
         try
         {
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var sample = await Task.Run(() => SampleProgress(domain, started), CancellationToken.None).ConfigureAwait(false);
-                if (sample is not null && !cancellationToken.IsCancellationRequested)
-                {
-                    progress.Report(sample);
-                }
-            }
+            stats = await waiter.Task.WaitAsync(_options.JobCompletedWait, _time, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException)
         {
-        }
-#pragma warning disable CA1031 // Progress is best effort; the migration's own outcome decides.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.ProgressFailed(_logger, vmName, ex);
-        }
-    }
-
-    private unsafe MigrationProgress? SampleProgress(DomainHandle domain, long started)
-    {
-        if (LibvirtNative.virDomainGetJobStats(domain, out var type, out var p, out var n, 0) < 0)
-        {
-            // The job may just have finished (the domain is gone, or no longer running).
-            LibvirtNative.virResetLastError();
-            return null;
-        }
-
-        Dictionary<string, object> stats;
-        try
-        {
-            stats = TypedParams.Read(p, n);
+            stats = await Task.Run(() => CompletedStats(domain)).ConfigureAwait(false);
         }
         finally
         {
-            LibvirtNative.virTypedParamsFree(p, n);
+            _jobWaiters.TryRemove(new(vmName, waiter));
         }
 
-        if (type is not (1 or 2))
-        {
-            return null;
-        }
-
-        return new MigrationProgress(
-            Milliseconds(stats, "time_elapsed") ?? _time.GetElapsedTime(started),
-            Long(stats, "data_processed"),
-            Long(stats, "data_remaining"),
-            Long(stats, "data_total"),
-            Long(stats, "memory_dirty_rate"),
-            Long(stats, "memory_iteration") is { } it ? (int)it : null,
-            Milliseconds(stats, "downtime"),
-            Long(stats, "memory_bps"));
+        var result = new MigrationResult(
+            vmName,
+            Name,
+            destination.Name,
+            total,
+            JobStats.Milliseconds(stats, "downtime"),
+            JobStats.Long(stats, "data_processed") ?? JobStats.Long(stats, "memory_processed"));
+        Log.MigrationDone(_logger, vmName, Name, destination.Name, total, result.Downtime);
+        return result;
     }
 
     private static unsafe Dictionary<string, object>? CompletedStats(DomainHandle domain)
     {
-        if (LibvirtNative.virDomainGetJobStats(domain, out var type, out var p, out var n, Vir.JobStatsCompleted) < 0)
-        {
-            LibvirtNative.virResetLastError();
-            return null;
-        }
-
         try
         {
-            return type == 3 ? TypedParams.Read(p, n) : null;
-        }
-        finally
-        {
-            LibvirtNative.virTypedParamsFree(p, n);
-        }
-    }
+            if (LibvirtNative.virDomainGetJobStats(domain, out var type, out var p, out var n, Vir.JobStatsCompleted) < 0)
+            {
+                LibvirtNative.virResetLastError();
+                return null;
+            }
 
-    /// <summary>
-    /// After a failed migration: confirm where the VM runs, and only then clean up. The source is
-    /// checked first; a paused copy on the destination is removed only when the source runs the VM.
-    /// </summary>
-    private async Task<MigrationException> RecoverAsync(string vmName, IHypervisorHost destination, LibvirtException failure)
-    {
-        var (onSource, sourceKnown) = await TryAskAsync(this, vmName).ConfigureAwait(false);
-        var (onDestination, destinationKnown) = await TryAskAsync(destination, vmName).ConfigureAwait(false);
-
-        var sourceRunning = onSource?.State is VmState.Running or VmState.Blocked;
-        if (!sourceRunning && sourceKnown && onSource?.State == VmState.Paused && destinationKnown && onDestination is null)
-        {
-            // Paused on the source and no copy anywhere else: the source copy is the VM; let it run.
             try
             {
-                await ResumeVmAsync(vmName).ConfigureAwait(false);
-                Log.ResumedSource(_logger, vmName, Name);
-                sourceRunning = (await TryGetVmAsync(vmName).ConfigureAwait(false))?.State == VmState.Running;
+                return type == 3 ? TypedParams.Read(p, n) : null;
             }
-            catch (HypervisorException)
+            finally
             {
+                LibvirtNative.virTypedParamsFree(p, n);
             }
         }
-
-        DestinationCopyAction action;
-        if (!destinationKnown)
+        catch (ObjectDisposedException)
         {
-            action = DestinationCopyAction.Unknown;
-        }
-        else if (onDestination is null || onDestination.State == VmState.ShutOff)
-        {
-            action = DestinationCopyAction.None;
-        }
-        else if (sourceRunning && onDestination.State == VmState.Paused)
-        {
-            try
-            {
-                await destination.DestroyVmAsync(vmName).ConfigureAwait(false);
-                action = DestinationCopyAction.Removed;
-                Log.RemovedIncomingCopy(_logger, vmName, Name, destination.Name);
-            }
-            catch (HypervisorException ex) when (ex.Kind == HypervisorErrorKind.NotFound)
-            {
-                // libvirt removed it itself in the meantime.
-                action = DestinationCopyAction.None;
-            }
-            catch (HypervisorException)
-            {
-                action = DestinationCopyAction.Unknown;
-            }
-        }
-        else
-        {
-            action = DestinationCopyAction.LeftUntouched;
-            Log.LeftDestinationCopy(_logger, vmName, Name, destination.Name, onDestination.State.ToString());
-        }
-
-        var where = sourceRunning
-            ? $"'{vmName}' still runs on {Name}"
-            : sourceKnown
-                ? $"'{vmName}' is NOT running on {Name} ({onSource?.State.ToString() ?? "absent"})"
-                : $"{Name} could not be asked whether '{vmName}' still runs there";
-        var copy = action switch
-        {
-            DestinationCopyAction.None => $"{destination.Name} has no copy",
-            DestinationCopyAction.Removed => $"the paused incoming copy on {destination.Name} was removed",
-            DestinationCopyAction.LeftUntouched => $"the copy on {destination.Name} ({onDestination?.State}) was left untouched: it may be the only one",
-            _ => $"{destination.Name} could not be checked",
-        };
-        return new MigrationException(
-            failure.Kind == HypervisorErrorKind.Other ? HypervisorErrorKind.OperationFailed : failure.Kind,
-            $"Migration of '{vmName}' from {Name} to {destination.Name} failed: {failure.LibvirtMessage} (libvirt error {failure.Code}). Afterwards {where}; {copy}.",
-            vmName,
-            Name,
-            destination.Name,
-            sourceRunning,
-            action,
-            failure);
-    }
-
-    /// <summary>
-    /// Asks a host for a VM; while the host's connection is lost (it may be reconnecting), asks
-    /// again until <see cref="LibvirtHostOptions.RecoveryCheckTimeout"/>. Returns whether it answered.
-    /// </summary>
-    private async Task<(VmInfo? Vm, bool Answered)> TryAskAsync(IHypervisorHost host, string vmName)
-    {
-        var started = _time.GetTimestamp();
-        while (true)
-        {
-            try
-            {
-                return (await host.TryGetVmAsync(vmName).ConfigureAwait(false), true);
-            }
-            catch (HypervisorException ex) when (ex.IsTransient && _time.GetElapsedTime(started) < _options.RecoveryCheckTimeout)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(250), _time).ConfigureAwait(false);
-            }
-            catch (HypervisorException)
-            {
-                return (null, false);
-            }
-            catch (ObjectDisposedException)
-            {
-                return (null, false);
-            }
+            return null;
         }
     }
-
-    private static long? Long(IReadOnlyDictionary<string, object>? stats, string key) =>
-        stats is not null && stats.TryGetValue(key, out var v)
-            ? v switch
-            {
-                ulong u => (long)u,
-                long l => l,
-                int i => i,
-                uint ui => ui,
-                _ => null,
-            }
-            : null;
-
-    private static TimeSpan? Milliseconds(IReadOnlyDictionary<string, object>? stats, string key) =>
-        Long(stats, key) is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
 }

@@ -41,7 +41,7 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
-        Uri = options.Uri;
+        Uri = options.Uri!;
         _pump = Task.Run(PumpAsync);
     }
 
@@ -51,8 +51,8 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
     /// <inheritdoc />
     public Uri Uri { get; }
 
-    /// <summary>The options this host was built with.</summary>
-    public LibvirtHostOptions Options => _options;
+    /// <summary>A copy of the options this host was built with (changing it changes nothing).</summary>
+    public LibvirtHostOptions Options => _options.Clone();
 
     /// <inheritdoc />
     public HostConnectionState ConnectionState
@@ -101,10 +101,10 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
     }
 
     /// <summary>
-    /// Validates <paramref name="options"/>, connects, turns on keepalive (where the driver has it)
-    /// and registers for events. Throws <see cref="HypervisorException"/> (kind
-    /// <see cref="HypervisorErrorKind.InvalidArgument"/>) for bad options, or
-    /// <see cref="LibvirtException"/> when the host cannot be reached.
+    /// Validates <paramref name="options"/> (and keeps a copy), connects, turns on keepalive (where
+    /// the driver has it) and registers for events. Throws <see cref="Core.Options.OptionsValidationException"/>
+    /// listing every bad option before anything connects, or <see cref="LibvirtException"/> when the
+    /// host cannot be reached.
     /// </summary>
     public static async Task<LibvirtHypervisorHost> ConnectAsync(
         LibvirtHostOptions options,
@@ -113,9 +113,10 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        var own = options.Clone();
+        Core.Options.OptionsErrors.ValidateAndThrow(own);
         cancellationToken.ThrowIfCancellationRequested();
-        var host = new LibvirtHypervisorHost(options, logger, timeProvider);
+        var host = new LibvirtHypervisorHost(own, logger, timeProvider);
         try
         {
             await Task.Run(host.OpenAndInstall, cancellationToken).ConfigureAwait(false);
@@ -209,7 +210,7 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
     /// <inheritdoc />
     public async Task<VmInfo> DefineVmAsync(VmSpec spec, CancellationToken cancellationToken = default)
     {
-        var xml = DomainXml.Build(spec);
+        var xml = DomainXml.Build(spec, _options.EffectiveDomainType);
         return await RunAsync(
             c =>
             {
@@ -377,7 +378,7 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
             _state = HostConnectionState.Connected;
         }
 
-        Log.Connected(_logger, Name, Uri.OriginalString, keepAlive);
+        Log.Connected(_logger, Name, LibvirtUri.Redact(Uri), keepAlive);
         Publish(new HostConnectionEvent(Name, _time.GetUtcNow(), HostConnectionState.Connected, keepAlive ? "connected (keepalive on)" : "connected"));
     }
 
@@ -553,7 +554,7 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
         {
             return _connection ?? throw new HypervisorException(
                 HypervisorErrorKind.ConnectionLost,
-                $"Host {Name} ({Uri}) is not connected ({_state}); a retry after reconnection may succeed.");
+                $"Host {Name} ({LibvirtUri.Redact(Uri)}) is not connected ({_state}); a retry after reconnection may succeed.");
         }
     }
 
@@ -582,7 +583,7 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
                     // The connection was replaced (lost and being re-opened) while this call started.
                     throw new HypervisorException(
                         HypervisorErrorKind.ConnectionLost,
-                        $"Host {Name} ({Uri}) lost its connection during the call; a retry after reconnection may succeed.",
+                        $"Host {Name} ({LibvirtUri.Redact(Uri)}) lost its connection during the call; a retry after reconnection may succeed.",
                         ex);
                 }
             },
@@ -665,19 +666,20 @@ public sealed partial class LibvirtHypervisorHost : IHypervisorHost
             throw LibvirtException.FromLastError("virDomainIsPersistent");
         }
 
-        var state = info.State switch
-        {
-            1 => VmState.Running,
-            2 => VmState.Blocked,
-            3 => VmState.Paused,
-            4 => VmState.ShuttingDown,
-            5 => VmState.ShutOff,
-            6 => VmState.Crashed,
-            7 => VmState.PowerManagementSuspended,
-            _ => VmState.Unknown,
-        };
-        return new VmInfo(name, uuid, state, (long)info.Memory.Value * 1024, (long)info.MaxMem.Value * 1024, info.NrVirtCpu, persistent == 1);
+        return new VmInfo(name, uuid, ToVmState(info.State), (long)info.Memory.Value * 1024, (long)info.MaxMem.Value * 1024, info.NrVirtCpu, persistent == 1);
     }
+
+    private static VmState ToVmState(int state) => state switch
+    {
+        1 => VmState.Running,
+        2 => VmState.Blocked,
+        3 => VmState.Paused,
+        4 => VmState.ShuttingDown,
+        5 => VmState.ShutOff,
+        6 => VmState.Crashed,
+        7 => VmState.PowerManagementSuspended,
+        _ => VmState.Unknown,
+    };
 
     private static unsafe int StrLen(byte* s, int max)
     {

@@ -47,6 +47,15 @@ internal static partial class Log
     [LoggerMessage(3206, LogLevel.Warning, "Progress sampling of {Vm} failed")]
     public static partial void ProgressFailed(ILogger logger, string vm, Exception exception);
 
-    [LoggerMessage(3207, LogLevel.Warning, "Resumed {Vm} on {Source}: it was left paused and the destination has no copy")]
+    [LoggerMessage(3207, LogLevel.Warning, "Resumed {Vm} on {Source}: the migration left it paused and the destination has no copy")]
     public static partial void ResumedSource(ILogger logger, string vm, string source);
+
+    [LoggerMessage(3208, LogLevel.Information, "Recovery of {Vm}: {Source} shows {SourceState}, {Destination} shows {DestinationState}; rule {Rule}")]
+    public static partial void RecoveryObserved(ILogger logger, string vm, string source, string sourceState, string destination, string destinationState, string rule);
+
+    [LoggerMessage(3209, LogLevel.Critical, "ALARM: {Vm} runs on both {Source} and {Destination} after a failed migration; nothing was touched, an operator must choose the copy to keep")]
+    public static partial void BothRunning(ILogger logger, string vm, string source, string destination);
+
+    [LoggerMessage(3210, LogLevel.Error, "The migration of {Vm} from {Source} to {Destination} was cancelled but the abort was not confirmed within {Timeout}; where the VM runs is unknown")]
+    public static partial void AbortUnconfirmed(ILogger logger, string vm, string source, string destination, TimeSpan timeout);
 }

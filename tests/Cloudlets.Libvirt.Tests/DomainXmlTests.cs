@@ -10,7 +10,6 @@ public class DomainXmlTests
         Name = name,
         MemoryMiB = 256,
         VCpus = 2,
-        DomainType = "qemu",
         Boot = new KernelBoot("/var/lib/cloudlets/vmlinuz", "/var/lib/cloudlets/initrd.img", "console=ttyS0 quiet"),
         Nic = new BridgedNic("br0", "52:54:00:AB:CD:EF"),
     };
@@ -18,7 +17,7 @@ public class DomainXmlTests
     [Test]
     public void Build_KernelBootWithBridgedNic_HasEveryElement()
     {
-        var x = XElement.Parse(DomainXml.Build(Kernel()));
+        var x = XElement.Parse(DomainXml.Build(Kernel(), "qemu"));
 
         using (Assert.EnterMultipleScope())
         {
@@ -67,7 +66,6 @@ public class DomainXmlTests
         yield return new TestCaseData(Kernel() with { VCpus = 0 }).SetName("Validate_ZeroVCpus_Throws");
         yield return new TestCaseData(Kernel("bad name")).SetName("Validate_NameWithSpace_Throws");
         yield return new TestCaseData(Kernel("")).SetName("Validate_EmptyName_Throws");
-        yield return new TestCaseData(Kernel() with { DomainType = "KVM!" }).SetName("Validate_BadDomainType_Throws");
         yield return new TestCaseData(Kernel() with { Boot = new KernelBoot("vmlinuz", null, "") }).SetName("Validate_RelativeKernel_Throws");
         yield return new TestCaseData(Kernel() with { Boot = new DiskBoot("/a.img", "vmdk") }).SetName("Validate_UnknownDiskFormat_Throws");
         yield return new TestCaseData(Kernel() with { Nic = new BridgedNic("br0", "01:00:5e:00:00:01") }).SetName("Validate_MulticastMac_Throws");
@@ -78,6 +76,14 @@ public class DomainXmlTests
     public void Validate_BadSpec_ThrowsInvalidArgument(VmSpec spec)
     {
         var ex = Assert.Throws<HypervisorException>(() => DomainXml.Validate(spec));
+
+        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+    }
+
+    [Test]
+    public void Build_BadDomainType_ThrowsInvalidArgument()
+    {
+        var ex = Assert.Throws<HypervisorException>(() => DomainXml.Build(Kernel(), "KVM!"));
 
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
     }

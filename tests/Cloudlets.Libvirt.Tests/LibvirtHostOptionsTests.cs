@@ -1,54 +1,85 @@
-using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 
 namespace Cloudlets.Libvirt.Tests;
 
 public class LibvirtHostOptionsTests
 {
-    [TestCase("qemu:///system")]
-    [TestCase("qemu+tcp://198.18.0.11/system")]
-    [TestCase("qemu+ssh://root@host/system?no_tty=1")]
-    [TestCase("qemu+tls://host:16514/system")]
-    [TestCase("test:///default")]
-    [TestCase("test:///tmp/node.xml")]
-    public void Validate_LibvirtUri_Passes(string uri)
-    {
-        var o = new LibvirtHostOptions { Name = "h1", Uri = new Uri(uri) };
+    private static LibvirtHostOptions Valid() => new() { Name = "h1", Uri = new Uri("test:///default") };
 
-        Assert.DoesNotThrow(o.Validate);
+    private static IReadOnlyList<string> Paths(LibvirtHostOptions options)
+    {
+        var errors = new OptionsErrors();
+        options.Validate(errors);
+        return [.. errors.Errors.Select(e => e.Path)];
     }
 
-    [TestCase("http://example/system")]
-    [TestCase("qemu+tcp:///system")]
-    [TestCase("qemu+tcp://host/nowhere")]
-    [TestCase("qemu+carrier-pigeon://host/system")]
-    [TestCase("test:///")]
-    public void Validate_MalformedUri_ThrowsInvalidArgument(string uri)
+    [Test]
+    public void Validate_Defaults_HaveNoErrors()
     {
-        var o = new LibvirtHostOptions { Name = "h1", Uri = new Uri(uri) };
-
-        var ex = Assert.Throws<HypervisorException>(o.Validate);
-
-        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+        Assert.That(Paths(Valid()), Is.Empty);
     }
 
     private static IEnumerable<TestCaseData> BadOptions()
     {
-        var ok = new LibvirtHostOptions { Name = "h1", Uri = new Uri("test:///default") };
-        yield return new TestCaseData(ok with { Name = "" }).SetName("Validate_EmptyName_Throws");
-        yield return new TestCaseData(ok with { KeepAliveInterval = TimeSpan.FromMilliseconds(1500) }).SetName("Validate_FractionalKeepAlive_Throws");
-        yield return new TestCaseData(ok with { KeepAliveCount = -1 }).SetName("Validate_NegativeKeepAliveCount_Throws");
-        yield return new TestCaseData(ok with { ReconnectInitialDelay = TimeSpan.Zero }).SetName("Validate_ZeroReconnectDelay_Throws");
-        yield return new TestCaseData(ok with { ReconnectMaxDelay = TimeSpan.FromMilliseconds(1) }).SetName("Validate_MaxBelowInitialDelay_Throws");
-        yield return new TestCaseData(ok with { NetworkNamespace = "../etc" }).SetName("Validate_BadNamespaceName_Throws");
-        yield return new TestCaseData(ok with { RecoveryCheckTimeout = TimeSpan.FromSeconds(-1) }).SetName("Validate_NegativeRecoveryCheckTimeout_Throws");
-        yield return new TestCaseData(ok with { JobCompletedWait = TimeSpan.FromSeconds(-1) }).SetName("Validate_NegativeJobCompletedWait_Throws");
+        TestCaseData Case(string name, string path, Action<LibvirtHostOptions> change)
+        {
+            var o = Valid();
+            change(o);
+            return new TestCaseData(o, path).SetName("Validate_" + name + "_ReportsItsPath");
+        }
+
+        yield return Case("EmptyName", "Name", o => o.Name = "");
+        yield return Case("MissingUri", "Uri", o => o.Uri = null);
+        yield return Case("FractionalKeepAlive", "KeepAliveInterval", o => o.KeepAliveInterval = TimeSpan.FromMilliseconds(1500));
+        yield return Case("KeepAliveOverAnHour", "KeepAliveInterval", o => o.KeepAliveInterval = TimeSpan.FromHours(2));
+        yield return Case("NegativeKeepAliveCount", "KeepAliveCount", o => o.KeepAliveCount = -1);
+        yield return Case("ZeroReconnectDelay", "ReconnectInitialDelay", o => o.ReconnectInitialDelay = TimeSpan.Zero);
+        yield return Case("MaxBelowInitialDelay", "ReconnectMaxDelay", o => o.ReconnectMaxDelay = TimeSpan.FromMilliseconds(1));
+        yield return Case("BadNamespaceName", "NetworkNamespace", o => o.NetworkNamespace = "../etc");
+        yield return Case("NegativeRecoveryCheckTimeout", "RecoveryCheckTimeout", o => o.RecoveryCheckTimeout = TimeSpan.FromSeconds(-1));
+        yield return Case("NegativeJobCompletedWait", "JobCompletedWait", o => o.JobCompletedWait = TimeSpan.FromSeconds(-1));
+        yield return Case("UnknownDomainType", "DomainType", o => o.DomainType = "xen");
+        yield return Case("NullMigration", "Migration", o => o.Migration = null!);
+        yield return Case("PeerUriOnClientManaged", "Migration.PeerUri", o => o.Migration = new LibvirtMigrationOptions { Mode = LibvirtMigrationMode.ClientManaged, PeerUri = new Uri("qemu+tcp://198.18.0.12/system") });
+        yield return Case("PeerUriRunsAProgram", "Migration.PeerUri", o => o.Migration = new LibvirtMigrationOptions { PeerUri = new Uri("qemu+ext:///system?command=/bin/sh") });
     }
 
     [TestCaseSource(nameof(BadOptions))]
-    public void Validate_BadOption_ThrowsInvalidArgument(LibvirtHostOptions options)
+    public void Validate_BadOption(LibvirtHostOptions options, string path)
     {
-        var ex = Assert.Throws<HypervisorException>(options.Validate);
+        Assert.That(Paths(options), Does.Contain(path));
+    }
 
-        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+    [Test]
+    public async Task ConnectAsync_SeveralBadOptions_ThrowsOneExceptionListingEveryOne()
+    {
+        var options = new LibvirtHostOptions { Name = "", Uri = new Uri("qemu+tcp://user:hunter2@198.18.0.11/system"), KeepAliveCount = 1000 };
+
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => LibvirtHypervisorHost.ConnectAsync(options));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.Errors.Select(e => e.Path), Is.EquivalentTo(new[] { "Name", "Uri", "KeepAliveCount" }));
+            Assert.That(ex.Message, Does.Not.Contain("hunter2"), "a password is never echoed");
+        }
+
+        await Task.CompletedTask;
+    }
+
+    [Test]
+    public async Task ConnectAsync_OptionsChangedAfterwards_HostKeepsWhatWasValidated()
+    {
+        using var node = TestNode.Create();
+        var options = node.Options("before");
+        await using var host = await LibvirtHypervisorHost.ConnectAsync(options);
+
+        options.Name = "after";
+        options.Migration.UndefineSource = false;
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(host.Name, Is.EqualTo("before"));
+            Assert.That(host.Options.Migration.UndefineSource, Is.True);
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Reactive.Linq;
 using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 
 namespace Cloudlets.Libvirt.Tests;
 
@@ -40,6 +41,9 @@ public class LibvirtHypervisorHostMigrationTests
         }
     }
 
+    private static MigrationDestination To(IHypervisorHost host, string? dataUri = null) =>
+        MigrationDestination.Of(host, dataUri is null ? null : new Uri(dataUri));
+
     private static async Task AssertUnchangedAsync(Pair p)
     {
         using (Assert.EnterMultipleScope())
@@ -54,7 +58,7 @@ public class LibvirtHypervisorHostMigrationTests
     {
         await using var p = await Pair.CreateAsync();
 
-        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", p.Source, new MigrationOptions()));
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", To(p.Source), new MigrationOptions()));
 
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
     }
@@ -65,7 +69,7 @@ public class LibvirtHypervisorHostMigrationTests
         await using var p = await Pair.CreateAsync();
         await using var again = await LibvirtHypervisorHost.ConnectAsync(p.SourceNode.Options("src-again"));
 
-        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", again, new MigrationOptions()));
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", To(again), new MigrationOptions()));
 
         using (Assert.EnterMultipleScope())
         {
@@ -79,7 +83,7 @@ public class LibvirtHypervisorHostMigrationTests
     {
         await using var p = await Pair.CreateAsync();
 
-        var ex = Assert.ThrowsAsync<LibvirtException>(() => p.Source.MigrateAsync("ghost", p.Destination, new MigrationOptions()));
+        var ex = Assert.ThrowsAsync<LibvirtException>(() => p.Source.MigrateAsync("ghost", To(p.Destination), new MigrationOptions()));
 
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.NotFound));
     }
@@ -89,33 +93,83 @@ public class LibvirtHypervisorHostMigrationTests
     {
         await using var p = await Pair.CreateAsync();
 
-        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-off", p.Destination, new MigrationOptions()));
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-off", To(p.Destination), new MigrationOptions()));
 
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
     }
 
     [Test]
-    public async Task MigrateAsync_NegativeBandwidth_ThrowsInvalidArgumentAndChangesNothing()
+    public async Task MigrateAsync_NegativeBandwidth_ThrowsOptionsValidationAndChangesNothing()
     {
         await using var p = await Pair.CreateAsync();
 
-        var ex = Assert.ThrowsAsync<HypervisorException>(() =>
-            p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions { BandwidthMiBps = -1 }));
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() =>
+            p.Source.MigrateAsync("vm-run", To(p.Destination), new MigrationOptions { BandwidthMiBps = -1 }));
 
-        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+        Assert.That(ex.Errors.Select(e => e.Path), Is.EqualTo(new[] { "BandwidthMiBps" }));
         await AssertUnchangedAsync(p);
+    }
+
+    // Before: 0.5 ms passed validation and PeriodicTimer threw after the migration, so recovery never
+    // ran and the caller got an ArgumentOutOfRangeException instead of the outcome; a day passed too.
+    [TestCase(0.5)]
+    [TestCase(0.0)]
+    [TestCase(86_400_000.0)]
+    public async Task MigrateAsync_ProgressIntervalOutOfRange_ThrowsOptionsValidationAndChangesNothing(double milliseconds)
+    {
+        await using var p = await Pair.CreateAsync();
+        var samples = new List<MigrationProgress>();
+
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => p.Source.MigrateAsync(
+            "vm-run", To(p.Destination), new MigrationOptions { ProgressInterval = TimeSpan.FromMilliseconds(milliseconds) }, new Progress<MigrationProgress>(samples.Add)));
+
+        Assert.That(ex.Errors.Select(e => e.Path), Is.EqualTo(new[] { "ProgressInterval" }));
+        await AssertUnchangedAsync(p);
+    }
+
+    [Test]
+    public async Task MigrateAsync_SeveralBadOptions_ListsEveryErrorWithItsPath()
+    {
+        await using var p = await Pair.CreateAsync();
+        var options = new MigrationOptions { Live = false, BandwidthMiBps = 0, MaxDowntime = TimeSpan.Zero, AbortTimeout = TimeSpan.Zero };
+        var own = new LibvirtMigrationOptions { AllowPostCopy = true, Mode = (LibvirtMigrationMode)7 };
+
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => p.Source.MigrateAsync("vm-run", To(p.Destination), options, own));
+
+        Assert.That(
+            ex.Errors.Select(e => e.Path),
+            Is.EquivalentTo(new[] { "BandwidthMiBps", "MaxDowntime", "AbortTimeout", "Libvirt.Mode", "Libvirt.AllowPostCopy" }));
     }
 
     [TestCase("http://198.18.0.12")]
     [TestCase("tcp:///nohost")]
-    public async Task MigrateAsync_BadMigrationUri_ThrowsInvalidArgument(string uri)
+    [TestCase("tcp://user:secret@198.18.0.12")]
+    public async Task MigrateAsync_BadDataUri_ThrowsInvalidArgumentWithoutEchoingSecrets(string uri)
     {
         await using var p = await Pair.CreateAsync();
 
         var ex = Assert.ThrowsAsync<HypervisorException>(() =>
-            p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions { MigrationUri = new Uri(uri) }));
+            p.Source.MigrateAsync("vm-run", To(p.Destination, uri), new MigrationOptions()));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+            Assert.That(ex.Message, Does.Not.Contain("secret"));
+        }
+
+        await AssertUnchangedAsync(p);
+    }
+
+    [Test]
+    public async Task MigrateAsync_DestinationUriRunsAProgram_ThrowsInvalidArgumentBeforeConnecting()
+    {
+        await using var p = await Pair.CreateAsync();
+        var destination = new MigrationDestination("dst", new Uri("qemu+ext:///system?command=/tmp/evil"));
+
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", destination, new MigrationOptions()));
 
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+        await AssertUnchangedAsync(p);
     }
 
     [Test]
@@ -123,22 +177,23 @@ public class LibvirtHypervisorHostMigrationTests
     {
         await using var p = await Pair.CreateAsync("vm-run");
 
-        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions()));
+        var ex = Assert.ThrowsAsync<HypervisorException>(() => p.Source.MigrateAsync("vm-run", To(p.Destination), new MigrationOptions()));
 
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.AlreadyExists));
     }
 
-    [TestCase(MigrationMode.PeerToPeer)]
-    [TestCase(MigrationMode.ClientManaged)]
-    public async Task MigrateAsync_DriverCannotMigrate_ThrowsMigrationExceptionAndVmStaysOnSource(MigrationMode mode)
+    [TestCase(LibvirtMigrationMode.PeerToPeer)]
+    [TestCase(LibvirtMigrationMode.ClientManaged)]
+    public async Task MigrateAsync_DriverCannotMigrate_ThrowsMigrationExceptionAndVmStaysOnSource(LibvirtMigrationMode mode)
     {
         await using var p = await Pair.CreateAsync();
         var samples = new List<MigrationProgress>();
 
         var ex = Assert.ThrowsAsync<MigrationException>(() => p.Source.MigrateAsync(
             "vm-run",
-            p.Destination,
-            new MigrationOptions { Mode = mode, BandwidthMiBps = 10, MigrationUri = new Uri("tcp://127.0.0.1:49152") },
+            To(p.Destination, "tcp://127.0.0.1:49152"),
+            new MigrationOptions { BandwidthMiBps = 10 },
+            new LibvirtMigrationOptions { Mode = mode },
             new Progress<MigrationProgress>(samples.Add)));
 
         using (Assert.EnterMultipleScope())
@@ -161,7 +216,7 @@ public class LibvirtHypervisorHostMigrationTests
         await using var p = await Pair.CreateAsync();
 
         var ex = Assert.ThrowsAsync<LibvirtException>(() =>
-            p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions { MaxDowntime = TimeSpan.FromMilliseconds(300) }));
+            p.Source.MigrateAsync("vm-run", To(p.Destination), new MigrationOptions { MaxDowntime = TimeSpan.FromMilliseconds(300) }));
 
         using (Assert.EnterMultipleScope())
         {
@@ -180,7 +235,7 @@ public class LibvirtHypervisorHostMigrationTests
         await cts.CancelAsync();
 
         Assert.That(
-            () => p.Source.MigrateAsync("vm-run", p.Destination, new MigrationOptions(), null, cts.Token),
+            () => p.Source.MigrateAsync("vm-run", To(p.Destination), new MigrationOptions(), null, cts.Token),
             Throws.InstanceOf<OperationCanceledException>());
         await AssertUnchangedAsync(p);
     }
@@ -191,7 +246,7 @@ public class LibvirtHypervisorHostMigrationTests
         await using var p = await Pair.CreateAsync();
 
         var ex = Assert.ThrowsAsync<MigrationException>(async () =>
-            await p.Source.MigrateObservable("vm-run", p.Destination, new MigrationOptions()).ToList());
+            await p.Source.MigrateObservable("vm-run", To(p.Destination), new MigrationOptions()).ToList());
 
         Assert.That(ex.VmRunningOnSource, Is.True);
     }

@@ -13,7 +13,6 @@ public class LibvirtHypervisorHostTests
     {
         Name = name,
         MemoryMiB = memoryMiB,
-        DomainType = "test",
         Boot = new KernelBoot("/boot/vmlinuz", "/boot/initrd.img", "console=ttyS0"),
     };
 
@@ -321,13 +320,13 @@ public class LibvirtHypervisorHostTests
     }
 
     [Test]
-    public void ConnectAsync_MalformedUri_ThrowsInvalidArgument()
+    public void ConnectAsync_MalformedUri_ThrowsOptionsValidationForTheUri()
     {
         var options = new LibvirtHostOptions { Name = "bad", Uri = new Uri("qemu+tcp:///system") };
 
-        var ex = Assert.ThrowsAsync<HypervisorException>(() => LibvirtHypervisorHost.ConnectAsync(options));
+        var ex = Assert.ThrowsAsync<Cloudlets.Core.Options.OptionsValidationException>(() => LibvirtHypervisorHost.ConnectAsync(options));
 
-        Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
+        Assert.That(ex.Errors.Select(e => e.Path), Is.EqualTo(new[] { "Uri" }));
     }
 
     [Test]

@@ -16,7 +16,7 @@ public class MigrateObservableTests
     {
         var host = new ScriptedHost("a", samples: 3);
 
-        var updates = await host.MigrateObservable("vm", new ScriptedHost("b", 0), new MigrationOptions()).ToList();
+        var updates = await host.MigrateObservable("vm", new MigrationDestination("b", new Uri("test:///b.xml")), new MigrationOptions()).ToList();
 
         using (Assert.EnterMultipleScope())
         {
@@ -33,7 +33,7 @@ public class MigrateObservableTests
     {
         var host = new ScriptedHost("a", samples: 1);
 
-        _ = host.MigrateObservable("vm", new ScriptedHost("b", 0), new MigrationOptions());
+        _ = host.MigrateObservable("vm", new MigrationDestination("b", new Uri("test:///b.xml")), new MigrationOptions());
         await Task.Yield();
 
         Assert.That(host.Calls, Is.Zero);
@@ -45,7 +45,7 @@ public class MigrateObservableTests
         var host = new ScriptedHost("a", samples: 1, waitForCancel: true);
         var first = new TaskCompletionSource();
 
-        var subscription = host.MigrateObservable("vm", new ScriptedHost("b", 0), new MigrationOptions())
+        var subscription = host.MigrateObservable("vm", new MigrationDestination("b", new Uri("test:///b.xml")), new MigrationOptions())
             .Subscribe(_ => first.TrySetResult(), _ => { });
         await first.Task.WaitAsync(TimeSpan.FromSeconds(10));
         subscription.Dispose();
@@ -67,7 +67,7 @@ public class MigrateObservableTests
 
         public IObservable<HostEvent> Events => Observable.Never<HostEvent>();
 
-        public async Task<MigrationResult> MigrateAsync(string vmName, IHypervisorHost destination, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancellationToken = default)
+        public async Task<MigrationResult> MigrateAsync(string vmName, MigrationDestination destination, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancellationToken = default)
         {
             Calls++;
             for (var i = 0; i < samples; i++)

@@ -142,9 +142,12 @@ public static partial class MigrationComparison
     [SupportedOSPlatform("linux")]
     private static async Task<(double TotalMs, double? DowntimeMs)> LibraryAsync(LibvirtHypervisorHost from, LibvirtHypervisorHost to, LabGuest guest, LabHost destination)
     {
-        var options = new MigrationOptions { MigrationUri = destination.MigrationUri, UndefineSource = false };
         var started = Stopwatch.GetTimestamp();
-        var result = await from.MigrateAsync(guest.Name, to, options).ConfigureAwait(false);
+        var result = await from.MigrateAsync(
+            guest.Name,
+            MigrationDestination.Of(to, destination.MigrationUri),
+            new MigrationOptions(),
+            new LibvirtMigrationOptions { UndefineSource = false }).ConfigureAwait(false);
         var total = Stopwatch.GetElapsedTime(started);
         Console.Error.WriteLine($"  library: migrate call {result.TotalTime.TotalMilliseconds:0} ms of {total.TotalMilliseconds:0} ms");
         return (total.TotalMilliseconds, result.Downtime?.TotalMilliseconds);

@@ -40,13 +40,15 @@ public interface IHypervisorHost : IAsyncDisposable
     Task UndefineVmAsync(string vmName, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Live-migrates <paramref name="vmName"/> from this host to <paramref name="destination"/>.
+    /// Live-migrates <paramref name="vmName"/> from this host to <paramref name="destination"/>
+    /// (a value: the destination's name and endpoints; use <see cref="MigrationDestination.Of"/> for a host you hold).
     /// Cancelling aborts the migration through this (the source) host's job; a failed or aborted
-    /// migration leaves the VM running here.
+    /// migration leaves the VM running here. Invalid <paramref name="options"/> throw
+    /// <see cref="Options.OptionsValidationException"/> before anything changes.
     /// </summary>
     Task<MigrationResult> MigrateAsync(
         string vmName,
-        IHypervisorHost destination,
+        MigrationDestination destination,
         MigrationOptions options,
         IProgress<MigrationProgress>? progress = null,
         CancellationToken cancellationToken = default);

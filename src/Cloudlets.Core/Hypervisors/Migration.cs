@@ -1,58 +1,99 @@
+using Cloudlets.Core.Options;
+
 namespace Cloudlets.Core.Hypervisors;
 
-/// <summary>Who drives a migration.</summary>
-public enum MigrationMode
+/// <summary>
+/// Where a VM goes, as a value any backend can read: the destination's logical name and the
+/// endpoints a backend needs to reach it. It carries no host object, so a source never needs to
+/// know (or unwrap) the destination's implementation type.
+/// </summary>
+public sealed record MigrationDestination
 {
-    /// <summary>The source host's daemon talks to the destination itself (libvirt <c>PEER2PEER</c>).</summary>
-    PeerToPeer,
-    /// <summary>This process talks to both hosts and drives the hand-over.</summary>
-    ClientManaged,
+    /// <summary>Creates a destination.</summary>
+    /// <param name="name">The destination's logical host name (its <see cref="IHypervisorHost.Name"/>).</param>
+    /// <param name="managementUri">The destination's management endpoint as this process reaches it (its <see cref="IHypervisorHost.Uri"/>; for libvirt, its connection URI).</param>
+    /// <param name="dataUri">The address the destination receives migration data on (for example <c>tcp://198.18.0.12</c>), or <see langword="null"/> to let the destination choose by its hostname.</param>
+    public MigrationDestination(string name, Uri managementUri, Uri? dataUri = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(managementUri);
+        Name = name;
+        ManagementUri = managementUri;
+        DataUri = dataUri;
+    }
+
+    /// <summary>The destination's logical host name.</summary>
+    public string Name { get; }
+
+    /// <summary>The destination's management endpoint as this process reaches it.</summary>
+    public Uri ManagementUri { get; }
+
+    /// <summary>The address the destination receives migration data on, or <see langword="null"/> for the destination's choice.</summary>
+    public Uri? DataUri { get; }
+
+    /// <summary>The destination that <paramref name="host"/> is (its name and URI), with an optional data-channel address.</summary>
+    public static MigrationDestination Of(IHypervisorHost host, Uri? dataUri = null)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return new MigrationDestination(host.Name, host.Uri, dataUri);
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => DataUri is null ? Name : $"{Name} (data {DataUri})";
 }
 
-/// <summary>How a VM is migrated. Every property documents its default.</summary>
-public sealed record MigrationOptions
+/// <summary>
+/// How a VM is migrated, in terms every hypervisor has. Backend-only choices (for libvirt:
+/// peer-to-peer or client-managed, persistence, compression, post-copy) are the backend's own
+/// options. Every property documents its default and range; <see cref="Validate"/> lists every error.
+/// </summary>
+public sealed class MigrationOptions : IValidatableOptions
 {
+    /// <summary>The shortest progress interval: below it, sampling would compete with the migration itself.</summary>
+    public static readonly TimeSpan MinProgressInterval = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>The longest progress interval.</summary>
+    public static readonly TimeSpan MaxProgressInterval = TimeSpan.FromMinutes(10);
+
     /// <summary>Live (the VM keeps running while memory is copied). The default is <see langword="true"/>.</summary>
-    public bool Live { get; init; } = true;
+    public bool Live { get; set; } = true;
 
-    /// <summary>Who drives the migration. The default is <see cref="MigrationMode.PeerToPeer"/>.</summary>
-    public MigrationMode Mode { get; init; } = MigrationMode.PeerToPeer;
+    /// <summary>Bandwidth limit in MiB/s, or <see langword="null"/> for the hypervisor's default. Range 1 to 1,048,576 (1 TiB/s).</summary>
+    public long? BandwidthMiBps { get; set; }
 
-    /// <summary>Define the VM persistently on the destination. The default is <see langword="true"/>.</summary>
-    public bool PersistOnDestination { get; init; } = true;
+    /// <summary>The longest pause the VM may see at hand-over, or <see langword="null"/> for the hypervisor's default. Range 1 ms to 1 hour.</summary>
+    public TimeSpan? MaxDowntime { get; set; }
 
-    /// <summary>Remove the VM's definition from the source after success. The default is <see langword="true"/>.</summary>
-    public bool UndefineSource { get; init; } = true;
-
-    /// <summary>Bandwidth limit in MiB/s, or <see langword="null"/> for the hypervisor's default. Must not be negative.</summary>
-    public long? BandwidthMiBps { get; init; }
-
-    /// <summary>The longest pause the VM may see at hand-over, or <see langword="null"/> for the hypervisor's default.</summary>
-    public TimeSpan? MaxDowntime { get; init; }
+    /// <summary>How often progress is sampled while a caller listens. The default is 250 ms; range 10 ms to 10 minutes.</summary>
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
-    /// The data-channel URI the destination listens on (for example <c>tcp://198.18.0.12</c>), or
-    /// <see langword="null"/> to let the destination choose by its hostname.
+    /// After a cancellation, how long the call waits for the hypervisor to confirm the abort (the
+    /// migration call to return) before it gives up waiting and reports the VM's place as unknown.
+    /// The default is 60 seconds; range 1 second to 1 hour.
     /// </summary>
-    public Uri? MigrationUri { get; init; }
+    public TimeSpan AbortTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>
-    /// The destination's management URI as seen from the source host (peer-to-peer only), or
-    /// <see langword="null"/> for the destination's own <see cref="IHypervisorHost.Uri"/>.
-    /// </summary>
-    public Uri? DestinationUri { get; init; }
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        if (BandwidthMiBps is { } bandwidth)
+        {
+            errors.InRange(nameof(BandwidthMiBps), bandwidth, 1, 1L << 20);
+        }
 
-    /// <summary>Throttle the VM's CPUs when memory does not converge. The default is <see langword="false"/>.</summary>
-    public bool AutoConverge { get; init; }
+        if (MaxDowntime is { } downtime)
+        {
+            errors.InRange(nameof(MaxDowntime), downtime, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
+        }
 
-    /// <summary>Allow switching to post-copy (opt-in: a failure after the switch loses the VM). The default is <see langword="false"/>.</summary>
-    public bool AllowPostCopy { get; init; }
+        errors.InRange(nameof(ProgressInterval), ProgressInterval, MinProgressInterval, MaxProgressInterval);
+        errors.InRange(nameof(AbortTimeout), AbortTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+    }
 
-    /// <summary>Compress migration data (opt-in). The default is <see langword="false"/>.</summary>
-    public bool Compressed { get; init; }
-
-    /// <summary>How often progress is sampled. The default is 250 ms.</summary>
-    public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>A copy of these options (callers keep the copy they validated).</summary>
+    public MigrationOptions Clone() => (MigrationOptions)MemberwiseClone();
 }
 
 /// <summary>A progress sample of a running migration. Counters that the hypervisor did not report are <see langword="null"/>.</summary>

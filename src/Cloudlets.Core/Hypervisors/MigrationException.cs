@@ -14,6 +14,11 @@ public enum DestinationCopyAction
     LeftUntouched,
     /// <summary>The destination could not be checked (for example its connection was lost).</summary>
     Unknown,
+    /// <summary>
+    /// Alarm: the VM runs on both hosts. Nothing was touched and nothing is retried automatically;
+    /// an operator must decide which copy to keep.
+    /// </summary>
+    BothRunning,
 }
 
 /// <summary>
@@ -85,5 +90,8 @@ public sealed class MigrationException : HypervisorException
     public DestinationCopyAction DestinationCopy { get; }
 
     /// <inheritdoc />
-    public override bool IsTransient => VmRunningOnSource && (InnerException as HypervisorException)?.IsTransient == true;
+    public override bool IsTransient =>
+        VmRunningOnSource &&
+        DestinationCopy is DestinationCopyAction.None or DestinationCopyAction.Removed &&
+        (InnerException as HypervisorException)?.IsTransient == true;
 }

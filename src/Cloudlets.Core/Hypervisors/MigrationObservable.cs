@@ -22,7 +22,7 @@ public static class HypervisorHostObservableExtensions
     public static IObservable<MigrationUpdate> MigrateObservable(
         this IHypervisorHost source,
         string vmName,
-        IHypervisorHost destination,
+        MigrationDestination destination,
         MigrationOptions options)
     {
         ArgumentNullException.ThrowIfNull(source);

@@ -62,17 +62,13 @@ public sealed class ProgressObservingHost : IHypervisorHost
     /// <inheritdoc />
     public Task<MigrationResult> MigrateAsync(
         string vmName,
-        IHypervisorHost destination,
+        MigrationDestination destination,
         MigrationOptions options,
         IProgress<MigrationProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref _migrations);
-
-        // Implementations check their peer's identity (the same host, a client-managed hand-over
-        // needing its own connection), so they are given the real destination, not a wrapper.
-        var peer = destination is ProgressObservingHost observed ? observed.Inner : destination;
-        return Inner.MigrateAsync(vmName, peer, options, new Forward(vmName, progress, _onProgress), cancellationToken);
+        return Inner.MigrateAsync(vmName, destination, options, new Forward(vmName, progress, _onProgress), cancellationToken);
     }
 
     /// <inheritdoc />

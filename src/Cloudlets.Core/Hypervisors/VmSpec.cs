@@ -20,12 +20,6 @@ public sealed record VmSpec
 
     /// <summary>A NIC bridged onto the named host bridge, or <see langword="null"/> for none.</summary>
     public BridgedNic? Nic { get; init; }
-
-    /// <summary>
-    /// The virtualization type: <c>kvm</c> for hardware virtualization, <c>qemu</c> for software
-    /// emulation (TCG). The default is <c>kvm</c>.
-    /// </summary>
-    public string DomainType { get; init; } = "kvm";
 }
 
 /// <summary>How a VM boots.</summary>

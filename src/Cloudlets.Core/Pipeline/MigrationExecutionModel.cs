@@ -58,12 +58,14 @@ public sealed record ImprovementCheck(ImprovementVerdict Verdict, double? Before
 /// <param name="Destination">The host it should run on.</param>
 /// <param name="Options">The migration options, or <see langword="null"/> for the executor's.</param>
 /// <param name="ScoreBeforeMs">The users' latency in ms before the move, as the improvement check measures it (the pipeline: the weighted mean of each user's median over the current window), or <see langword="null"/>.</param>
+/// <param name="DestinationDataUri">The address the destination receives migration data on, or <see langword="null"/> for its own choice (see <see cref="MigrationDestination.DataUri"/>).</param>
 public sealed record MigrationRequest(
     string VmName,
     IHypervisorHost Source,
     IHypervisorHost Destination,
     MigrationOptions? Options = null,
-    double? ScoreBeforeMs = null);
+    double? ScoreBeforeMs = null,
+    Uri? DestinationDataUri = null);
 
 /// <summary>How a migration ended, with the error and the improvement check.</summary>
 /// <param name="VmName">The VM.</param>

@@ -239,7 +239,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
         try
         {
             result = await request.Source.MigrateAsync(
-                request.VmName, request.Destination, request.Options ?? _options.Migration, progress, abort.Token).ConfigureAwait(false);
+                request.VmName, MigrationDestination.Of(request.Destination, request.DestinationDataUri), request.Options ?? _options.Migration, progress, abort.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Every failure of a migration is an outcome, never a crash of the loop.
         catch (Exception ex)

@@ -254,10 +254,9 @@ public sealed class MigrationPipeline : IAsyncDisposable
                         {
                             var target = _hosts[_buffer.TargetOf(vm)];
                             var source = _hosts[_snapshot.PlacementOf(vm)].Host;
-                            var migration = target.MigrationUri is null ? null : _options.Executor.Migration with { MigrationUri = target.MigrationUri };
                             var (definition, vmTarget) = _vms[vm];
                             var before = WeightedMean(definition, vmTarget ?? _hosts[_snapshot.PlacementOf(vm)].ProbeTarget, DateTimeOffset.MinValue, DateTimeOffset.MaxValue);
-                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, migration, double.IsNaN(before) ? null : before));
+                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, null, double.IsNaN(before) ? null : before, target.MigrationUri));
                         }
                     }
                 }

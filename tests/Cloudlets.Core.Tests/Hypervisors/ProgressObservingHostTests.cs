@@ -9,7 +9,7 @@ public sealed class ProgressObservingHostTests
     /// <summary>Records what it was asked and reports one progress sample, as a real host would.</summary>
     private sealed class RecordingHost(string name) : IHypervisorHost
     {
-        public IHypervisorHost? LastDestination { get; private set; }
+        public MigrationDestination? LastDestination { get; private set; }
 
         public string Name => name;
 
@@ -34,7 +34,7 @@ public sealed class ProgressObservingHostTests
 
         public Task UndefineVmAsync(string vmName, CancellationToken cancellationToken = default) => Task.CompletedTask;
 
-        public Task<MigrationResult> MigrateAsync(string vmName, IHypervisorHost destination, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancellationToken = default)
+        public Task<MigrationResult> MigrateAsync(string vmName, MigrationDestination destination, MigrationOptions options, IProgress<MigrationProgress>? progress = null, CancellationToken cancellationToken = default)
         {
             LastDestination = destination;
             progress?.Report(Sample);
@@ -52,7 +52,7 @@ public sealed class ProgressObservingHostTests
     }
 
     [Test]
-    public async Task MigrateAsync_WrappedDestination_GivesTheRealHostDownAndShowsProgressToBoth()
+    public async Task MigrateAsync_WrappedDestination_PassesTheDestinationValueUnchangedAndShowsProgressToBoth()
     {
         var source = new RecordingHost("a");
         var destination = new RecordingHost("b");
@@ -61,11 +61,13 @@ public sealed class ProgressObservingHostTests
         var wrappedSource = new ProgressObservingHost(source, (vm, p) => observed.Add((vm, p)));
         var wrappedDestination = new ProgressObservingHost(destination, (_, _) => { });
 
-        var result = await wrappedSource.MigrateAsync("vm1", wrappedDestination, new MigrationOptions(), caller);
+        var target = MigrationDestination.Of(wrappedDestination, new Uri("tcp://198.18.0.12"));
+        var result = await wrappedSource.MigrateAsync("vm1", target, new MigrationOptions(), caller);
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(source.LastDestination, Is.SameAs(destination), "the real destination, not the wrapper");
+            Assert.That(source.LastDestination, Is.SameAs(target), "the value as given: nothing to unwrap");
+            Assert.That(target.ManagementUri, Is.EqualTo(destination.Uri), "a wrapper's destination value names the real host's endpoint");
             Assert.That(observed, Is.EqualTo(new[] { ("vm1", Sample) }));
             Assert.That(caller.Seen, Is.EqualTo(new[] { Sample }), "the caller's progress still sees every sample");
             Assert.That(wrappedSource.MigrationsStarted, Is.EqualTo(1));

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Reactive.Linq;
 using Cloudlets.Core.Hypervisors;
 
@@ -15,17 +16,29 @@ public enum FakeMigrationMode
 }
 
 /// <summary>A unit-test double of <see cref="IHypervisorHost"/>: an in-memory host whose answers the test controls.</summary>
-public sealed class FakeHypervisorHost(string name, int cpus = 4, long freeMemoryBytes = 8L << 30) : IHypervisorHost
+public sealed class FakeHypervisorHost : IHypervisorHost
 {
+    // A migration names its destination by value (name and URI); the fake finds the destination
+    // fake by its URI, which is unique per instance, so parallel tests never meet.
+    private static readonly ConcurrentDictionary<Uri, WeakReference<FakeHypervisorHost>> Registry = new();
     private readonly Lock _gate = new();
     private readonly List<VmInfo> _vms = [];
 
-    public string Name { get; } = name;
-    public Uri Uri { get; } = new($"test:///{name}");
+    public FakeHypervisorHost(string name, int cpus = 4, long freeMemoryBytes = 8L << 30)
+    {
+        Name = name;
+        Cpus = cpus;
+        FreeMemoryBytes = freeMemoryBytes;
+        Uri = new($"test:///{name}-{Guid.NewGuid():N}.xml");
+        Registry[Uri] = new WeakReference<FakeHypervisorHost>(this);
+    }
+
+    public string Name { get; }
+    public Uri Uri { get; }
     public HostConnectionState ConnectionState { get; set; } = HostConnectionState.Connected;
     public IObservable<HostEvent> Events => Observable.Never<HostEvent>();
-    public int Cpus { get; set; } = cpus;
-    public long FreeMemoryBytes { get; set; } = freeMemoryBytes;
+    public int Cpus { get; set; }
+    public long FreeMemoryBytes { get; set; }
 
     /// <summary>When false, every call fails with a lost connection.</summary>
     public bool Answering { get; set; } = true;
@@ -105,7 +118,7 @@ public sealed class FakeHypervisorHost(string name, int cpus = 4, long freeMemor
 
     public Task<MigrationResult> MigrateAsync(
         string vmName,
-        IHypervisorHost destination,
+        MigrationDestination destination,
         MigrationOptions options,
         IProgress<MigrationProgress>? progress = null,
         CancellationToken cancellationToken = default)
@@ -133,7 +146,7 @@ public sealed class FakeHypervisorHost(string name, int cpus = 4, long freeMemor
         }
     }
 
-    internal MigrationResult Complete(string vmName, IHypervisorHost destination)
+    internal MigrationResult Complete(string vmName, MigrationDestination destination)
     {
         VmInfo? vm;
         lock (_gate)
@@ -142,7 +155,7 @@ public sealed class FakeHypervisorHost(string name, int cpus = 4, long freeMemor
             _vms.RemoveAll(v => v.Name == vmName);
         }
 
-        if (vm is not null && destination is FakeHypervisorHost fake)
+        if (vm is not null && Registry.TryGetValue(destination.ManagementUri, out var peer) && peer.TryGetTarget(out var fake))
         {
             fake.Add(vm);
         }
@@ -167,7 +180,7 @@ public sealed class PendingMigration
     private readonly TaskCompletionSource<MigrationResult> _tcs = new();
     private readonly FakeHypervisorHost _source;
 
-    internal PendingMigration(FakeHypervisorHost source, string vm, IHypervisorHost destination, IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
+    internal PendingMigration(FakeHypervisorHost source, string vm, MigrationDestination destination, IProgress<MigrationProgress>? progress, CancellationToken cancellationToken)
     {
         _source = source;
         Vm = vm;
@@ -181,7 +194,7 @@ public sealed class PendingMigration
     }
 
     public string Vm { get; }
-    public IHypervisorHost Destination { get; }
+    public MigrationDestination Destination { get; }
     public IProgress<MigrationProgress>? Progress { get; }
     public bool WasCancelled { get; private set; }
     public Task<MigrationResult> Task => _tcs.Task;

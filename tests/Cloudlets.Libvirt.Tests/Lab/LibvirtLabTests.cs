@@ -72,17 +72,18 @@ public class LibvirtLabTests : LabFixture
 
         var there = await h1.MigrateAsync(
             Guest.Name,
-            h2,
-            new MigrationOptions { MigrationUri = Lab.GetHost(H2).MigrationUri, ProgressInterval = TimeSpan.FromMilliseconds(100), BandwidthMiBps = 64 },
+            MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri),
+            new MigrationOptions { ProgressInterval = TimeSpan.FromMilliseconds(100), BandwidthMiBps = 64 },
             new SyncProgress(samples.Enqueue));
         var afterThere = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(20));
         var runningThere = await RunningCopiesAsync();
         var onH2 = await h2.TryGetVmAsync(Guest.Name);
 
-        var updates = await h2.MigrateObservable(
+        await using var h2ClientManaged = await ConnectAsync(H2, migration: new LibvirtMigrationOptions { Mode = LibvirtMigrationMode.ClientManaged });
+        var updates = await h2ClientManaged.MigrateObservable(
             Guest.Name,
-            h1,
-            new MigrationOptions { Mode = MigrationMode.ClientManaged, MigrationUri = Lab.GetHost(H1).MigrationUri, ProgressInterval = TimeSpan.FromMilliseconds(100) })
+            MigrationDestination.Of(h1, Lab.GetHost(H1).MigrationUri),
+            new MigrationOptions { ProgressInterval = TimeSpan.FromMilliseconds(100) })
             .ToList();
         var back = updates[^1].Result;
         var afterBack = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(20));
@@ -126,7 +127,7 @@ public class LibvirtLabTests : LabFixture
         });
         cts.CancelAfter(TimeSpan.FromSeconds(20));
 
-        var ex = Assert.ThrowsAsync<OperationCanceledException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), progress, cts.Token));
+        var ex = Assert.ThrowsAsync<OperationCanceledException>(() => h1.MigrateAsync(Guest.Name, ToH2(h2), SlowOptions(), progress, cts.Token));
 
         var inner = ex.InnerException as MigrationException;
         using (Assert.EnterMultipleScope())
@@ -148,7 +149,7 @@ public class LibvirtLabTests : LabFixture
         await using var h2 = await ConnectAsync(H2);
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(20));
 
-        var ex = Assert.CatchAsync<OperationCanceledException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), null, cts.Token));
+        var ex = Assert.CatchAsync<OperationCanceledException>(() => h1.MigrateAsync(Guest.Name, ToH2(h2), SlowOptions(), null, cts.Token));
 
         using (Assert.EnterMultipleScope())
         {
@@ -182,7 +183,7 @@ public class LibvirtLabTests : LabFixture
         MigrationException? ex;
         try
         {
-            ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), progress));
+            ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, ToH2(h2), SlowOptions(), progress));
         }
         finally
         {
@@ -217,7 +218,7 @@ public class LibvirtLabTests : LabFixture
             }
         });
 
-        var ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, h2, SlowOptions(), progress));
+        var ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, ToH2(h2), SlowOptions(), progress));
 
         TestContext.Out.WriteLine(ex.Message);
         using (Assert.EnterMultipleScope())
@@ -246,9 +247,10 @@ public class LibvirtLabTests : LabFixture
                 switchTask = Task.Run(() => h1.StartPostCopyAsync(Guest.Name));
             }
         });
-        var options = SlowOptions() with { AllowPostCopy = true, BandwidthMiBps = 8 };
+        var options = SlowOptions();
+        options.BandwidthMiBps = 8;
 
-        var result = await h1.MigrateAsync(Guest.Name, h2, options, progress);
+        var result = await h1.MigrateAsync(Guest.Name, ToH2(h2), options, new LibvirtMigrationOptions { AllowPostCopy = true }, progress);
         await switchTask;
         var reading = await Lab.CreateGuestClient(Guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
         TestContext.Out.WriteLine($"post-copy: total {result.TotalTime.TotalMilliseconds:0} ms, downtime {result.Downtime?.TotalMilliseconds} ms");
@@ -299,7 +301,7 @@ public class LibvirtLabTests : LabFixture
         TestContext.Out.WriteLine($"keepalive detection {detection.TotalMilliseconds:0} ms");
 
         // Re-registered callbacks: a define/undefine on the reconnected host raises events again.
-        var spec = new VmSpec { Name = "lv-probe", MemoryMiB = 64, DomainType = "qemu", Boot = new KernelBoot("/nonexistent/vmlinuz", null, "") };
+        var spec = new VmSpec { Name = "lv-probe", MemoryMiB = 64, Boot = new KernelBoot("/nonexistent/vmlinuz", null, "") };
         await h2.DefineVmAsync(spec);
         await h2.UndefineVmAsync(spec.Name);
         var defined = lifecycle.TryTake(out var first, TimeSpan.FromSeconds(5));
@@ -314,14 +316,15 @@ public class LibvirtLabTests : LabFixture
         }
     }
 
-    private MigrationOptions SlowOptions() => new()
+    private MigrationDestination ToH2(LibvirtHypervisorHost h2) => MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri);
+
+    private static MigrationOptions SlowOptions() => new()
     {
-        MigrationUri = Lab.GetHost(H2).MigrationUri,
         BandwidthMiBps = SlowBandwidthMiBps,
         ProgressInterval = TimeSpan.FromMilliseconds(200),
     };
 
-    private Task<LibvirtHypervisorHost> ConnectAsync(string hostName, int keepAliveSeconds = 2, int keepAliveCount = 3)
+    private Task<LibvirtHypervisorHost> ConnectAsync(string hostName, int keepAliveSeconds = 2, int keepAliveCount = 3, LibvirtMigrationOptions? migration = null)
     {
         var host = Lab.GetHost(hostName);
         return LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions
@@ -333,6 +336,8 @@ public class LibvirtLabTests : LabFixture
             KeepAliveCount = keepAliveCount,
             ReconnectInitialDelay = TimeSpan.FromMilliseconds(250),
             ReconnectMaxDelay = TimeSpan.FromSeconds(2),
+            DomainType = "qemu",
+            Migration = migration ?? new LibvirtMigrationOptions(),
         });
     }
 

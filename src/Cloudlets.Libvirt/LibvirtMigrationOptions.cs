@@ -1,0 +1,68 @@
+using Cloudlets.Core.Options;
+
+namespace Cloudlets.Libvirt;
+
+/// <summary>Who drives a libvirt migration.</summary>
+public enum LibvirtMigrationMode
+{
+    /// <summary>The source host's daemon talks to the destination's itself (libvirt <c>PEER2PEER</c>); this process only waits.</summary>
+    PeerToPeer,
+
+    /// <summary>This process connects to both daemons and drives the hand-over (<c>virDomainMigrate3</c>).</summary>
+    ClientManaged,
+}
+
+/// <summary>
+/// The libvirt-only choices of a migration, next to the backend-neutral
+/// <see cref="Core.Hypervisors.MigrationOptions"/>. A host's defaults are
+/// <see cref="LibvirtHostOptions.Migration"/>; a call can pass its own. Every property documents its default.
+/// </summary>
+public sealed class LibvirtMigrationOptions : IValidatableOptions
+{
+    /// <summary>Who drives the migration. The default is <see cref="LibvirtMigrationMode.PeerToPeer"/>.</summary>
+    public LibvirtMigrationMode Mode { get; set; } = LibvirtMigrationMode.PeerToPeer;
+
+    /// <summary>Define the VM persistently on the destination (<c>PERSIST_DEST</c>). The default is <see langword="true"/>.</summary>
+    public bool PersistOnDestination { get; set; } = true;
+
+    /// <summary>Remove the VM's definition from the source after success (<c>UNDEFINE_SOURCE</c>). The default is <see langword="true"/>.</summary>
+    public bool UndefineSource { get; set; } = true;
+
+    /// <summary>Throttle the VM's CPUs when memory does not converge (<c>AUTO_CONVERGE</c>). The default is <see langword="false"/>.</summary>
+    public bool AutoConverge { get; set; }
+
+    /// <summary>
+    /// Allow switching to post-copy (<c>POSTCOPY</c>; the switch itself is
+    /// <see cref="LibvirtHypervisorHost.StartPostCopyAsync"/>). Opt-in: a failure of either host after
+    /// the switch loses the VM. The default is <see langword="false"/>.
+    /// </summary>
+    public bool AllowPostCopy { get; set; }
+
+    /// <summary>Compress migration data with XBZRLE (<c>COMPRESSED</c>). The default is <see langword="false"/>.</summary>
+    public bool Compressed { get; set; }
+
+    /// <summary>
+    /// The destination's connection URI as the source daemon reaches it (peer-to-peer only), or
+    /// <see langword="null"/> for <see cref="Core.Hypervisors.MigrationDestination.ManagementUri"/>. The default is <see langword="null"/>.
+    /// </summary>
+    public Uri? PeerUri { get; set; }
+
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.Defined(nameof(Mode), Mode);
+        if (PeerUri is not null)
+        {
+            if (Mode != LibvirtMigrationMode.PeerToPeer)
+            {
+                errors.Add(nameof(PeerUri), "applies to peer-to-peer migrations only.");
+            }
+
+            LibvirtUri.Check(errors, nameof(PeerUri), PeerUri);
+        }
+    }
+
+    /// <summary>A copy of these options.</summary>
+    public LibvirtMigrationOptions Clone() => (LibvirtMigrationOptions)MemberwiseClone();
+}
