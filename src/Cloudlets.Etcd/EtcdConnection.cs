@@ -18,7 +18,7 @@ internal sealed class EtcdConnection : IDisposable
     private readonly EtcdLeaderElectionOptions _options;
     private readonly GrpcChannel[] _channels;
     private readonly Lock _gate = new();
-    private readonly X509Certificate2? _ca;
+    private readonly X509Certificate2Collection? _ca;
     private readonly X509Certificate2Collection? _clientCertificates;
     private int _current;
     private string? _token;
@@ -28,7 +28,13 @@ internal sealed class EtcdConnection : IDisposable
         _options = options;
         if (options.Tls?.CaCertificateFile is { } caFile)
         {
-            _ca = X509CertificateLoader.LoadCertificateFromFile(caFile);
+            // Every certificate of the PEM file (a bundle may hold several), text around them ignored.
+            _ca = [];
+            _ca.ImportFromPemFile(caFile);
+            if (_ca.Count == 0)
+            {
+                throw new ArgumentException($"The CA file '{caFile}' holds no PEM certificate.", nameof(options));
+            }
         }
 
         if (options.Tls is { ClientCertificateFile: { } certFile, ClientKeyFile: { } keyFile })
@@ -136,13 +142,14 @@ internal sealed class EtcdConnection : IDisposable
             channel.Dispose();
         }
 
-        _ca?.Dispose();
-        if (_clientCertificates is not null)
+        foreach (var certificate in (IEnumerable<X509Certificate2>?)_ca ?? [])
         {
-            foreach (var certificate in _clientCertificates)
-            {
-                certificate.Dispose();
-            }
+            certificate.Dispose();
+        }
+
+        foreach (var certificate in (IEnumerable<X509Certificate2>?)_clientCertificates ?? [])
+        {
+            certificate.Dispose();
         }
     }
 
@@ -152,8 +159,9 @@ internal sealed class EtcdConnection : IDisposable
         {
             ConnectTimeout = _options.RequestTimeout,
             // HTTP/2 pings find a dead connection even while no request is outstanding.
-            KeepAlivePingDelay = _options.Election.LeaseTtl / 2,
-            KeepAlivePingTimeout = _options.RequestTimeout,
+            // (SocketsHttpHandler accepts no ping delay or timeout under one second.)
+            KeepAlivePingDelay = Max(_options.Election.LeaseTtl / 2, TimeSpan.FromSeconds(1)),
+            KeepAlivePingTimeout = Max(_options.RequestTimeout, TimeSpan.FromSeconds(1)),
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
             EnableMultipleHttp2Connections = true,
         };
@@ -176,6 +184,8 @@ internal sealed class EtcdConnection : IDisposable
         });
     }
 
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
     private bool ValidateAgainstCa(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
         if (certificate is null || _ca is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0
@@ -186,7 +196,7 @@ internal sealed class EtcdConnection : IDisposable
 
         using var custom = new X509Chain();
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        custom.ChainPolicy.CustomTrustStore.Add(_ca);
+        custom.ChainPolicy.CustomTrustStore.AddRange(_ca);
         custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         using var leaf = new X509Certificate2(certificate);
         return custom.Build(leaf);
