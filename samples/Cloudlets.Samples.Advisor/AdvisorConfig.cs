@@ -127,7 +127,9 @@ internal sealed record AdvisorConfig(
             pipeline.SampleWindow = p.SampleWindow ?? pipeline.SampleWindow;
         }
 
-        errors.AddRange(pipeline.Validate().Select(e => "pipeline: " + e));
+        var pipelineErrors = new Cloudlets.Core.Options.OptionsErrors();
+        pipeline.Validate(pipelineErrors);
+        errors.AddRange(pipelineErrors.Errors.Select(e => "pipeline: " + e));
 
         var policy = new LowestLatencyPolicyOptions();
         if (file.Policy is { } o)

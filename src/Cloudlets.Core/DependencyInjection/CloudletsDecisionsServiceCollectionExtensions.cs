@@ -1,5 +1,6 @@
 using Cloudlets.Core.Options;
 using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -37,14 +38,9 @@ public sealed class CloudletsDecisionsOptionsValidator : IValidateOptions<Cloudl
             errors.AddRange(policyErrors.Errors.Select(e => e.ToString()));
         }
 
-        if (options.Pipeline is null)
-        {
-            errors.Add("Pipeline must not be null.");
-        }
-        else
-        {
-            errors.AddRange(options.Pipeline.Validate().Select(e => "Pipeline." + e));
-        }
+        var pipeline = new OptionsErrors();
+        pipeline.Nested(nameof(options.Pipeline), options.Pipeline);
+        errors.AddRange(pipeline.Errors.Select(e => e.ToString()));
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -1,4 +1,5 @@
 using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 
 namespace Cloudlets.Core.Pipeline;
 
@@ -109,7 +110,7 @@ public readonly record struct ImprovementCheckArguments(
 /// Options of <see cref="MigrationExecutor"/>. Every option documents its default and range; the
 /// executor validates them once, when it is built.
 /// </summary>
-public sealed class MigrationExecutorOptions
+public sealed class MigrationExecutorOptions : IValidatableOptions
 {
     /// <summary>Migrations running at once in total. Range [1, 1000]. The default is 2.</summary>
     public int MaxConcurrentMigrations { get; set; } = 2;
@@ -138,46 +139,20 @@ public sealed class MigrationExecutorOptions
     /// <summary>Returns a copy.</summary>
     public MigrationExecutorOptions Clone() => (MigrationExecutorOptions)MemberwiseClone();
 
-    /// <summary>Every violated range, in words; empty when the options are valid.</summary>
-    public IReadOnlyList<string> Validate()
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
     {
-        var errors = new List<string>();
-        if (MaxConcurrentMigrations is < 1 or > 1000)
-        {
-            errors.Add($"{nameof(MaxConcurrentMigrations)} must be in [1, 1000]; it is {MaxConcurrentMigrations}.");
-        }
-
-        if (MaxConcurrentPerHost is < 1 or > 100)
-        {
-            errors.Add($"{nameof(MaxConcurrentPerHost)} must be in [1, 100]; it is {MaxConcurrentPerHost}.");
-        }
-
-        Positive(errors, nameof(ProgressTimeout), ProgressTimeout, TimeSpan.FromDays(1));
-        Positive(errors, nameof(CompletionTimeout), CompletionTimeout, TimeSpan.FromDays(1));
-        Positive(errors, nameof(BackoffBase), BackoffBase, TimeSpan.FromDays(1));
-        if (BackoffMax < BackoffBase || BackoffMax > TimeSpan.FromDays(1))
-        {
-            errors.Add($"{nameof(BackoffMax)} must be in [{nameof(BackoffBase)} ({BackoffBase}), 1 day]; it is {BackoffMax}.");
-        }
-
-        if (ImprovementCheckDelay < TimeSpan.Zero || ImprovementCheckDelay > TimeSpan.FromHours(1))
-        {
-            errors.Add($"{nameof(ImprovementCheckDelay)} must be in [0, 1 hour]; it is {ImprovementCheckDelay}.");
-        }
-
-        if (Migration is null)
-        {
-            errors.Add($"{nameof(Migration)} must not be null.");
-        }
-
-        return errors;
-    }
-
-    private static void Positive(List<string> errors, string name, TimeSpan value, TimeSpan max)
-    {
-        if (value <= TimeSpan.Zero || value > max)
-        {
-            errors.Add($"{name} must be in (0, {max}]; it is {value}.");
-        }
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.InRange(nameof(MaxConcurrentMigrations), MaxConcurrentMigrations, 1, 1000);
+        errors.InRange(nameof(MaxConcurrentPerHost), MaxConcurrentPerHost, 1, 100);
+        MigrationPipelineOptions.Positive(errors, nameof(ProgressTimeout), ProgressTimeout, TimeSpan.FromDays(1));
+        MigrationPipelineOptions.Positive(errors, nameof(CompletionTimeout), CompletionTimeout, TimeSpan.FromDays(1));
+        MigrationPipelineOptions.Positive(errors, nameof(BackoffBase), BackoffBase, TimeSpan.FromDays(1));
+        errors.Require(
+            BackoffMax >= BackoffBase && BackoffMax <= TimeSpan.FromDays(1),
+            nameof(BackoffMax),
+            FormattableString.Invariant($"is {BackoffMax}; the range is [BackoffBase ({BackoffBase}), 1 day]."));
+        errors.InRange(nameof(ImprovementCheckDelay), ImprovementCheckDelay, TimeSpan.Zero, TimeSpan.FromHours(1));
+        errors.Require(Migration is not null, nameof(Migration), "is required.");
     }
 }

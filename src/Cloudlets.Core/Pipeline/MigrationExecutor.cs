@@ -3,6 +3,8 @@ using System.Reactive.Concurrency;
 using System.Reactive.Linq;
 using System.Reactive.Subjects;
 using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
+using Cloudlets.Core.Scheduling;
 using Cloudlets.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -35,32 +37,30 @@ public sealed class MigrationExecutor : IAsyncDisposable
 
     /// <summary>Builds an executor, validating the options once.</summary>
     /// <param name="options">The options, copied; <see langword="null"/> for the defaults.</param>
-    /// <param name="scheduler">Runs the timeouts and the improvement-check delay (virtual in tests).</param>
-    /// <param name="timeProvider">Stamps outcomes and backoffs.</param>
-    /// <param name="logger">Where to log, or <see langword="null"/>.</param>
+    /// <param name="timeProvider">
+    /// The clock: it stamps outcomes and backoffs, and the Rx scheduler of the timeouts and of the
+    /// improvement-check delay is derived from it (<see cref="TimeProviderScheduler"/>), so a fake
+    /// provider drives all of them. <see langword="null"/> for <see cref="TimeProvider.System"/>.
+    /// </param>
+    /// <param name="loggerFactory">Where to log (category <c>Cloudlets.Core.Executor</c>), or <see langword="null"/> to log nothing.</param>
     /// <param name="improvementCheck">Measures the users' latency after a move, or <see langword="null"/> for no check.</param>
-    /// <exception cref="ArgumentException">An option is out of its range.</exception>
+    /// <exception cref="OptionsValidationException">An option is out of its range (every error is listed).</exception>
     public MigrationExecutor(
-        MigrationExecutorOptions? options,
-        IScheduler scheduler,
-        TimeProvider timeProvider,
-        ILogger? logger = null,
+        MigrationExecutorOptions? options = null,
+        TimeProvider? timeProvider = null,
+        ILoggerFactory? loggerFactory = null,
         Func<ImprovementCheckArguments, ValueTask<ImprovementCheck>>? improvementCheck = null)
     {
-        ArgumentNullException.ThrowIfNull(scheduler);
-        ArgumentNullException.ThrowIfNull(timeProvider);
         _options = (options ?? new MigrationExecutorOptions()).Clone();
-        var errors = _options.Validate();
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException("Invalid MigrationExecutorOptions: " + string.Join(" ", errors), nameof(options));
-        }
-
-        _scheduler = scheduler;
-        _time = timeProvider;
-        _logger = logger ?? NullLogger.Instance;
+        OptionsErrors.ValidateAndThrow(_options);
+        _time = timeProvider ?? TimeProvider.System;
+        _scheduler = new TimeProviderScheduler(_time);
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger(LoggerCategory);
         _check = improvementCheck;
     }
+
+    /// <summary>The logger category of the executor.</summary>
+    public const string LoggerCategory = "Cloudlets.Core.Executor";
 
     /// <summary>Every migration's outcome (after its improvement check, for successes). Completes when the executor is disposed.</summary>
     public IObservable<MigrationOutcome> Outcomes => _outcomes.AsObservable();

@@ -6,6 +6,7 @@ using System.Reactive.Subjects;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Probing;
+using Cloudlets.Core.Scheduling;
 using Cloudlets.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 
@@ -47,7 +48,6 @@ public sealed class MigrationPipeline : IAsyncDisposable
         PipelineHost[] hosts,
         (VmDefinition Vm, string? ProbeTarget)[] vms,
         IMigrationPolicy policy,
-        IScheduler scheduler,
         TimeProvider time,
         MigrationPipelineOptions options,
         ILoggerFactory loggers)
@@ -56,10 +56,10 @@ public sealed class MigrationPipeline : IAsyncDisposable
         _hosts = hosts;
         _vms = vms;
         _policy = policy;
-        _scheduler = scheduler;
         _time = time;
+        _scheduler = new TimeProviderScheduler(time);
         _options = options;
-        _logger = loggers.CreateLogger("Cloudlets.Core.Pipeline");
+        _logger = loggers.CreateLogger(LoggerCategory);
         _snapshot = new FleetSnapshot([.. hosts.Select(h => h.Host.Name)], [.. vms.Select(v => v.Vm)]);
         _buffer = new DecisionBuffer(_snapshot, recordCandidates: true);
         _windows = new LatencyWindows(options.SampleWindow);
@@ -72,10 +72,13 @@ public sealed class MigrationPipeline : IAsyncDisposable
 
         if (options.Mode == PipelineMode.Automatic)
         {
-            _executor = new MigrationExecutor(options.Executor, scheduler, time, loggers.CreateLogger("Cloudlets.Core.Executor"), CheckImprovementAsync);
+            _executor = new MigrationExecutor(options.Executor, time, loggers, CheckImprovementAsync);
             _subscriptions.Add(_executor.Outcomes.Subscribe(OnOutcome));
         }
     }
+
+    /// <summary>The logger category of the pipeline.</summary>
+    public const string LoggerCategory = "Cloudlets.Core.Pipeline";
 
     /// <summary>Advisory or automatic.</summary>
     public PipelineMode Mode => _options.Mode;
@@ -453,13 +456,12 @@ public sealed class MigrationPipeline : IAsyncDisposable
         double sum = 0, weights = 0;
         foreach (var user in vm.Users)
         {
-            var median = _windows.MedianBetween(user.VantagePoint, target, from, to);
-            if (double.IsNaN(median))
+            if (_windows.Summarize(user.VantagePoint, target, from, to).Median is not { } median)
             {
                 return double.NaN;
             }
 
-            sum += median * user.Weight;
+            sum += median.TotalMilliseconds * user.Weight;
             weights += user.Weight;
         }
 

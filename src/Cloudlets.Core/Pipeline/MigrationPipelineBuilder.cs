@@ -1,6 +1,6 @@
-using System.Reactive.Concurrency;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -10,7 +10,7 @@ namespace Cloudlets.Core.Pipeline;
 /// <summary>
 /// Builds a <see cref="MigrationPipeline"/>: the latency samples, the hosts and which probe target
 /// stands for each, the VMs and their users, the policy, the scheduler and clock, and the options.
-/// Everything is validated in <see cref="Build"/>; a builder builds once.
+/// Everything is validated in <see cref="Build"/>; a builder builds once and refuses any change after it.
 /// </summary>
 public sealed class MigrationPipelineBuilder
 {
@@ -19,7 +19,6 @@ public sealed class MigrationPipelineBuilder
     private readonly MigrationPipelineOptions _options = new();
     private IObservable<LatencySample>? _samples;
     private IMigrationPolicy? _policy;
-    private IScheduler? _scheduler;
     private TimeProvider? _time;
     private ILoggerFactory? _loggers;
     private bool _built;
@@ -27,6 +26,7 @@ public sealed class MigrationPipelineBuilder
     /// <summary>The latency samples (from any number of vantage points).</summary>
     public MigrationPipelineBuilder WithSamples(IObservable<LatencySample> samples)
     {
+        ThrowIfBuilt();
         _samples = samples ?? throw new ArgumentNullException(nameof(samples));
         return this;
     }
@@ -37,6 +37,7 @@ public sealed class MigrationPipelineBuilder
     /// <param name="migrationUri">The data-channel URI migrations to this host use (for example <c>tcp://198.18.0.12</c>), or <see langword="null"/> for the executor's options.</param>
     public MigrationPipelineBuilder AddHost(IHypervisorHost host, string probeTarget, Uri? migrationUri = null)
     {
+        ThrowIfBuilt();
         ArgumentNullException.ThrowIfNull(host);
         ArgumentException.ThrowIfNullOrEmpty(probeTarget);
         _hosts.Add(new PipelineHost(host, probeTarget, migrationUri));
@@ -48,6 +49,7 @@ public sealed class MigrationPipelineBuilder
     /// <param name="probeTarget">A probe target that measures the VM's own address, or <see langword="null"/>; when given, the check after a move uses it.</param>
     public MigrationPipelineBuilder AddVm(VmDefinition vm, string? probeTarget = null)
     {
+        ThrowIfBuilt();
         ArgumentNullException.ThrowIfNull(vm);
         _vms.Add((vm, probeTarget));
         return this;
@@ -60,20 +62,20 @@ public sealed class MigrationPipelineBuilder
     /// <summary>The policy. The default is a <see cref="LowestLatencyPolicy"/> with default options.</summary>
     public MigrationPipelineBuilder WithPolicy(IMigrationPolicy policy)
     {
+        ThrowIfBuilt();
         _policy = policy ?? throw new ArgumentNullException(nameof(policy));
         return this;
     }
 
-    /// <summary>The scheduler for windows, refreshes and timeouts. The default is <see cref="DefaultScheduler.Instance"/>.</summary>
-    public MigrationPipelineBuilder WithScheduler(IScheduler scheduler)
-    {
-        _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
-        return this;
-    }
-
-    /// <summary>The clock. The default is <see cref="TimeProvider.System"/>. Keep it in step with the scheduler.</summary>
+    /// <summary>
+    /// The clock of the whole pipeline: sample ages, cooldowns and outcome times read it, and the Rx
+    /// scheduler of its windows, refreshes and timeouts is derived from it
+    /// (<see cref="Scheduling.TimeProviderScheduler"/>), so a fake provider (for example
+    /// <c>FakeTimeProvider</c>) runs the whole loop in virtual time. The default is <see cref="TimeProvider.System"/>.
+    /// </summary>
     public MigrationPipelineBuilder WithTimeProvider(TimeProvider timeProvider)
     {
+        ThrowIfBuilt();
         _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
         return this;
     }
@@ -81,13 +83,15 @@ public sealed class MigrationPipelineBuilder
     /// <summary>Where to log. The default logs nothing.</summary>
     public MigrationPipelineBuilder WithLoggerFactory(ILoggerFactory loggerFactory)
     {
+        ThrowIfBuilt();
         _loggers = loggerFactory ?? throw new ArgumentNullException(nameof(loggerFactory));
         return this;
     }
 
-    /// <summary>Changes the options (applied in <see cref="Build"/> order).</summary>
+    /// <summary>Changes the options (the callbacks run in the order given; the result is validated once, in <see cref="Build"/>).</summary>
     public MigrationPipelineBuilder Configure(Action<MigrationPipelineOptions> configure)
     {
+        ThrowIfBuilt();
         ArgumentNullException.ThrowIfNull(configure);
         configure(_options);
         return this;
@@ -95,13 +99,11 @@ public sealed class MigrationPipelineBuilder
 
     /// <summary>Validates everything and builds the pipeline (not started: call <see cref="MigrationPipeline.Start"/>).</summary>
     /// <exception cref="InvalidOperationException">The builder already built, or an input is missing.</exception>
-    /// <exception cref="ArgumentException">An option is out of range, a name repeats, or a user is invalid.</exception>
+    /// <exception cref="OptionsValidationException">An option is out of its range (every error is listed with its path).</exception>
+    /// <exception cref="ArgumentException">A probe target stands for two hosts, or a VM has no users.</exception>
     public MigrationPipeline Build()
     {
-        if (_built)
-        {
-            throw new InvalidOperationException("This builder already built a pipeline; use a new builder.");
-        }
+        ThrowIfBuilt();
 
         if (_samples is null)
         {
@@ -119,11 +121,7 @@ public sealed class MigrationPipelineBuilder
         }
 
         var options = _options.Clone();
-        var errors = options.Validate();
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException("Invalid MigrationPipelineOptions: " + string.Join(" ", errors));
-        }
+        OptionsErrors.ValidateAndThrow(options);
 
         var targets = new HashSet<string>(StringComparer.Ordinal);
         foreach (var h in _hosts)
@@ -149,10 +147,17 @@ public sealed class MigrationPipelineBuilder
             [.. _hosts],
             [.. _vms],
             _policy ?? new LowestLatencyPolicy(),
-            _scheduler ?? DefaultScheduler.Instance,
             _time ?? TimeProvider.System,
             options,
             loggers);
+    }
+
+    private void ThrowIfBuilt()
+    {
+        if (_built)
+        {
+            throw new InvalidOperationException("This builder already built a pipeline; use a new builder.");
+        }
     }
 }
 

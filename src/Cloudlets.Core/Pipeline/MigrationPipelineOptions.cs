@@ -1,3 +1,5 @@
+using Cloudlets.Core.Options;
+
 namespace Cloudlets.Core.Pipeline;
 
 /// <summary>Whether the pipeline only advises or also migrates.</summary>
@@ -13,7 +15,7 @@ public enum PipelineMode
 /// Options of <see cref="MigrationPipeline"/>. Every option documents its default and range; the
 /// builder validates them once, when it builds.
 /// </summary>
-public sealed class MigrationPipelineOptions
+public sealed class MigrationPipelineOptions : IValidatableOptions
 {
     /// <summary>Advisory or automatic. The default is <see cref="PipelineMode.Advisory"/>.</summary>
     public PipelineMode Mode { get; set; } = PipelineMode.Advisory;
@@ -44,45 +46,20 @@ public sealed class MigrationPipelineOptions
         return copy;
     }
 
-    /// <summary>Every violated range, in words (including the executor's); empty when valid.</summary>
-    public IReadOnlyList<string> Validate()
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
     {
-        var errors = new List<string>();
-        if (!Enum.IsDefined(Mode))
-        {
-            errors.Add($"{nameof(Mode)} must be Advisory or Automatic; it is {Mode}.");
-        }
-
-        Check(errors, nameof(EvaluationInterval), EvaluationInterval, TimeSpan.FromHours(1));
-        Check(errors, nameof(PlacementRefreshInterval), PlacementRefreshInterval, TimeSpan.FromHours(1));
-        Check(errors, nameof(HostTimeout), HostTimeout, TimeSpan.FromMinutes(5));
-        if (SampleWindow is < 1 or > 10_000)
-        {
-            errors.Add($"{nameof(SampleWindow)} must be in [1, 10000]; it is {SampleWindow}.");
-        }
-
-        if (!(VCpuOvercommit > 0 && VCpuOvercommit <= 64))
-        {
-            errors.Add($"{nameof(VCpuOvercommit)} must be in (0, 64]; it is {VCpuOvercommit}.");
-        }
-
-        if (Executor is null)
-        {
-            errors.Add($"{nameof(Executor)} must not be null.");
-        }
-        else
-        {
-            errors.AddRange(Executor.Validate().Select(e => "Executor." + e));
-        }
-
-        return errors;
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.Defined(nameof(Mode), Mode);
+        Positive(errors, nameof(EvaluationInterval), EvaluationInterval, TimeSpan.FromHours(1));
+        Positive(errors, nameof(PlacementRefreshInterval), PlacementRefreshInterval, TimeSpan.FromHours(1));
+        Positive(errors, nameof(HostTimeout), HostTimeout, TimeSpan.FromMinutes(5));
+        errors.InRange(nameof(SampleWindow), SampleWindow, 1, 10_000);
+        errors.Require(VCpuOvercommit > 0 && VCpuOvercommit <= 64, nameof(VCpuOvercommit), FormattableString.Invariant($"is {VCpuOvercommit}; the range is (0, 64]."));
+        errors.Nested(nameof(Executor), Executor);
     }
 
-    private static void Check(List<string> errors, string name, TimeSpan value, TimeSpan max)
-    {
-        if (value <= TimeSpan.Zero || value > max)
-        {
-            errors.Add($"{name} must be in (0, {max}]; it is {value}.");
-        }
-    }
+    /// <summary>Adds an error unless 0 &lt; <paramref name="value"/> ≤ <paramref name="max"/>.</summary>
+    internal static void Positive(OptionsErrors errors, string name, TimeSpan value, TimeSpan max) =>
+        errors.Require(value > TimeSpan.Zero && value <= max, name, FormattableString.Invariant($"is {value}; the range is (0, {max}]."));
 }

@@ -3,7 +3,7 @@ namespace Cloudlets.Core.Probing;
 /// <summary>
 /// Statistics over the newest <see cref="Window"/> samples of one target: a ring buffer that
 /// <see cref="Add(in LatencySample)"/> updates in O(1) without allocating, and that
-/// <see cref="Summarize"/> turns into a <see cref="LatencySummary"/> (O(n log n), no allocation either).
+/// <see cref="Summarize()"/> turns into a <see cref="LatencySummary"/> (O(n log n), no allocation either).
 /// </summary>
 /// <remarks>
 /// Not thread-safe: one instance per target, fed from one thread (a prober's callback, an Rx
@@ -68,15 +68,21 @@ public sealed class RollingLatencyStatistics
     }
 
     /// <summary>Summarizes the window. Round-trip figures are <see langword="null"/> when nothing was answered.</summary>
-    public LatencySummary Summarize()
-    {
-        if (count == 0)
-        {
-            return new LatencySummary(0, 0, null, null, null, null, null, null, null);
-        }
+    public LatencySummary Summarize() => Summarize(long.MinValue, long.MaxValue);
 
+    /// <summary>
+    /// Summarizes the samples of the window sent in [<paramref name="fromUtc"/>, <paramref name="toUtc"/>)
+    /// (for example those sent after a migration completed), with the same definitions as
+    /// <see cref="Summarize()"/>. An empty summary when none was sent in that span.
+    /// </summary>
+    public LatencySummary Summarize(DateTimeOffset fromUtc, DateTimeOffset toUtc) =>
+        Summarize(fromUtc.UtcTicks, toUtc == DateTimeOffset.MaxValue ? long.MaxValue : toUtc.UtcTicks);
+
+    private LatencySummary Summarize(long fromTicks, long toTicks)
+    {
         var window = roundTrips.Length;
         var oldest = count < window ? 0 : next;
+        var sent = 0;
         var received = 0;
         long sum = 0;
         long jitterSum = 0;
@@ -90,7 +96,14 @@ public sealed class RollingLatencyStatistics
                 index -= window;
             }
 
-            newest = Math.Max(newest, sentAt[index]);
+            var at = sentAt[index];
+            if (at < fromTicks || at >= toTicks)
+            {
+                continue;
+            }
+
+            sent++;
+            newest = Math.Max(newest, at);
             var rtt = roundTrips[index];
             if (rtt == Lost)
             {
@@ -107,27 +120,39 @@ public sealed class RollingLatencyStatistics
             previous = rtt;
         }
 
+        if (sent == 0)
+        {
+            return new LatencySummary(0, 0, null, null, null, null, null, null, null);
+        }
+
         var newestAt = new DateTimeOffset(newest, TimeSpan.Zero);
         if (received == 0)
         {
-            return new LatencySummary(count, 0, null, null, null, null, null, null, newestAt);
+            return new LatencySummary(sent, 0, null, null, null, null, null, null, newestAt);
         }
 
         var sorted = scratch.AsSpan(0, received);
         sorted.Sort();
-        var median = (received & 1) == 1
-            ? sorted[received / 2]
-            : (sorted[(received / 2) - 1] + sorted[received / 2]) / 2;
-        var p95Rank = (int)Math.Ceiling(0.95 * received);
         return new LatencySummary(
-            count,
+            sent,
             received,
             TimeSpan.FromTicks(sorted[0]),
-            TimeSpan.FromTicks(median),
-            TimeSpan.FromTicks(sorted[p95Rank - 1]),
+            TimeSpan.FromTicks(Median(sorted)),
+            TimeSpan.FromTicks(NearestRank(sorted, 0.95)),
             TimeSpan.FromTicks(sorted[received - 1]),
             TimeSpan.FromTicks(sum / received),
             received > 1 ? TimeSpan.FromTicks(jitterSum / (received - 1)) : null,
             newestAt);
     }
+
+    // The median of an even count is the mean of the two middle values.
+    private static long Median(ReadOnlySpan<long> sorted)
+    {
+        var n = sorted.Length;
+        return (n & 1) == 1 ? sorted[n / 2] : (sorted[(n / 2) - 1] + sorted[n / 2]) / 2;
+    }
+
+    // Nearest rank: the ⌈p·n⌉-th smallest value.
+    private static long NearestRank(ReadOnlySpan<long> sorted, double p) =>
+        sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 }

@@ -10,12 +10,22 @@ namespace Cloudlets.Core.Scheduling;
 /// other timing code then follow the same clock, with nothing to keep in step by hand.
 /// </summary>
 /// <remarks>
-/// Work runs when the provider's timer fires: on the thread pool for the system provider (work due
-/// now at once), inside <c>Advance</c> for a fake provider (work due now on its next advance or at once, as the fake does).
+/// Each scheduled item is one one-shot timer of the provider, so work runs where the provider's
+/// timers fire: on the thread pool for the system provider, inside <c>Advance</c> for
+/// <c>FakeTimeProvider</c>. With <c>FakeTimeProvider</c>, items due at the same time run in the order
+/// they were scheduled, and work due now (less than 1 ms away: the fake counts whole milliseconds)
+/// runs at once, on the scheduling thread, before <see cref="Schedule{TState}(TState, TimeSpan, Func{IScheduler, TState, IDisposable})"/>
+/// returns. Disposing the returned value before the item ran cancels it; after it ran, it
+/// disposes what the work returned. <c>FakeTimeProvider</c> moves its clock to the end of an
+/// <c>Advance</c> before it fires the timers that fell due, so a test advances in steps no larger
+/// than the resolution it means to observe. Stopwatches (<see cref="StartStopwatch"/>), absolute
+/// due times and periodic work (<see cref="SchedulePeriodic{TState}"/>, used by
+/// <c>Observable.Interval</c>) all follow the provider too.
 /// </remarks>
-public sealed class TimeProviderScheduler : LocalScheduler
+public sealed class TimeProviderScheduler : LocalScheduler, ISchedulerPeriodic
 {
     /// <summary>Creates a scheduler over <paramref name="timeProvider"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
     public TimeProviderScheduler(TimeProvider timeProvider)
     {
         ArgumentNullException.ThrowIfNull(timeProvider);
@@ -32,32 +42,122 @@ public sealed class TimeProviderScheduler : LocalScheduler
     public override IDisposable Schedule<TState>(TState state, TimeSpan dueTime, Func<IScheduler, TState, IDisposable> action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        var result = new SingleAssignmentDisposable();
-        var due = Scheduler.Normalize(dueTime);
-        var timerLock = new object();
-        ITimer? timer = null;
-        timer = TimeProvider.CreateTimer(_ => Run(), null, due, Timeout.InfiniteTimeSpan);
-        return new CompositeDisposable(result, Disposable.Create(() =>
-        {
-            lock (timerLock)
-            {
-                timer?.Dispose();
-                timer = null;
-            }
-        }));
+        var item = new Item<TState>(this, state, action);
+        item.Start(Scheduler.Normalize(dueTime));
+        return item;
+    }
 
-        void Run()
-        {
-            if (!result.IsDisposed)
+    /// <inheritdoc />
+    public override IDisposable Schedule<TState>(TState state, DateTimeOffset dueTime, Func<IScheduler, TState, IDisposable> action) =>
+        // LocalScheduler's own absolute scheduling runs on the system clock; this one follows the provider.
+        Schedule(state, dueTime - Now, action);
+
+    /// <inheritdoc />
+    public override IStopwatch StartStopwatch() => new ProviderStopwatch(TimeProvider);
+
+    /// <summary>Runs <paramref name="action"/> every <paramref name="period"/> on one periodic timer of the provider; runs never overlap.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="period"/> is not positive.</exception>
+    public IDisposable SchedulePeriodic<TState>(TState state, TimeSpan period, Func<TState, TState> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(period, TimeSpan.Zero);
+        var gate = new Lock();
+        var current = state;
+        var stopped = false;
+        var timer = TimeProvider.CreateTimer(
+            _ =>
             {
-                result.Disposable = action(this, state);
+                lock (gate)
+                {
+                    if (!stopped)
+                    {
+                        current = action(current);
+                    }
+                }
+            },
+            null,
+            period,
+            period);
+        return Disposable.Create(() =>
+        {
+            lock (gate)
+            {
+                stopped = true;
             }
 
-            lock (timerLock)
+            timer.Dispose();
+        });
+    }
+
+    /// <inheritdoc />
+    protected override object? GetService(Type serviceType) =>
+        serviceType == typeof(ISchedulerPeriodic) ? this : base.GetService(serviceType);
+
+    private sealed class ProviderStopwatch(TimeProvider timeProvider) : IStopwatch
+    {
+        private readonly long _start = timeProvider.GetTimestamp();
+
+        public TimeSpan Elapsed => timeProvider.GetElapsedTime(_start);
+    }
+
+    /// <summary>One scheduled piece of work and its timer; runs at most once.</summary>
+    private sealed class Item<TState>(TimeProviderScheduler scheduler, TState state, Func<IScheduler, TState, IDisposable> action) : IDisposable
+    {
+        private readonly Lock _gate = new();
+        private readonly SingleAssignmentDisposable _result = new();
+        private ITimer? _timer;
+        private bool _ran;
+        private bool _disposed;
+
+        public void Start(TimeSpan dueTime)
+        {
+            // A fake provider may fire a timer that is due now inside CreateTimer: Run then finds no
+            // timer to release, and the timer is released here instead (a fired fake timer stays
+            // registered with its provider until disposed).
+            var timer = scheduler.TimeProvider.CreateTimer(static s => ((Item<TState>)s!).Run(), this, dueTime, Timeout.InfiniteTimeSpan);
+            lock (_gate)
             {
-                timer?.Dispose();
-                timer = null;
+                if (!_ran && !_disposed)
+                {
+                    _timer = timer;
+                    return;
+                }
             }
+
+            timer.Dispose();
+        }
+
+        public void Dispose()
+        {
+            ITimer? timer;
+            lock (_gate)
+            {
+                _disposed = true;
+                timer = _timer;
+                _timer = null;
+            }
+
+            timer?.Dispose();
+            _result.Dispose();
+        }
+
+        private void Run()
+        {
+            ITimer? timer;
+            lock (_gate)
+            {
+                if (_ran || _disposed)
+                {
+                    return;
+                }
+
+                _ran = true;
+                timer = _timer;
+                _timer = null;
+            }
+
+            timer?.Dispose();
+            _result.Disposable = action(scheduler, state);
         }
     }
 }

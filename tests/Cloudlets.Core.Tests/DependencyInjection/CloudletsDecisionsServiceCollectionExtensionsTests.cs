@@ -71,6 +71,6 @@ public class CloudletsDecisionsServiceCollectionExtensionsTests
     public void Validator_NullSections_Fails()
     {
         var result = new CloudletsDecisionsOptionsValidator().Validate(null, new CloudletsDecisionsOptions { Policy = null!, Pipeline = null! });
-        Assert.That(result.Failures, Is.EquivalentTo(new List<string> { "Policy must not be null.", "Pipeline must not be null." }));
+        Assert.That(result.Failures, Is.EquivalentTo(new List<string> { "Policy must not be null.", "Pipeline: is required." }));
     }
 }

@@ -27,7 +27,7 @@ public class LatencyWindowsTests
             Assert.That((summary.Sent, summary.Received), Is.EqualTo((5, 4)));
             Assert.That(summary.LossRate, Is.EqualTo(0.2).Within(1e-12));
             Assert.That(summary.Min, Is.EqualTo(TimeSpan.FromMilliseconds(10)));
-            Assert.That(summary.Median, Is.EqualTo(TimeSpan.FromMilliseconds(20)));
+            Assert.That(summary.Median, Is.EqualTo(TimeSpan.FromMilliseconds(25)), "10/20/30/40: the mean of the two middle values, as RollingLatencyStatistics defines it");
             Assert.That(summary.P95, Is.EqualTo(TimeSpan.FromMilliseconds(40)));
             Assert.That(summary.Mean, Is.EqualTo(TimeSpan.FromMilliseconds(25)));
             Assert.That(summary.Jitter!.Value.TotalMilliseconds, Is.EqualTo(50.0 / 3).Within(1e-3)); // |30-10|, |20-30|, |40-20|
@@ -52,7 +52,7 @@ public class LatencyWindowsTests
     }
 
     [Test]
-    public void MedianBetween_SamplesInRange_MedianOfThoseOnly()
+    public void Summarize_Span_OnlySamplesSentInIt()
     {
         var windows = new LatencyWindows(capacity: 10);
         for (var i = 0; i < 10; i++)
@@ -62,9 +62,25 @@ public class LatencyWindowsTests
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(windows.MedianBetween("edge", "a", T0, T0 + TimeSpan.FromSeconds(5)), Is.EqualTo(300));
-            Assert.That(windows.MedianBetween("edge", "a", T0 + TimeSpan.FromSeconds(5), DateTimeOffset.MaxValue), Is.EqualTo(20));
-            Assert.That(windows.MedianBetween("edge", "a", T0 + TimeSpan.FromSeconds(50), DateTimeOffset.MaxValue), Is.NaN);
+            var before = windows.Summarize("edge", "a", T0, T0 + TimeSpan.FromSeconds(5));
+            Assert.That((before.Sent, before.Median), Is.EqualTo((5, (TimeSpan?)TimeSpan.FromMilliseconds(300))));
+            var after = windows.Summarize("edge", "a", T0 + TimeSpan.FromSeconds(5), DateTimeOffset.MaxValue);
+            Assert.That((after.Sent, after.Median, after.NewestSampleAt), Is.EqualTo((5, (TimeSpan?)TimeSpan.FromMilliseconds(20), (DateTimeOffset?)(T0 + TimeSpan.FromSeconds(9)))));
+            Assert.That(windows.Summarize("edge", "a", T0 + TimeSpan.FromSeconds(50), DateTimeOffset.MaxValue), Is.EqualTo(default(LatencySummary)));
         }
+    }
+
+    [Test]
+    public void Summarize_SameSamples_SameAsRollingLatencyStatistics()
+    {
+        var windows = new LatencyWindows(capacity: 4);
+        var statistics = new RollingLatencyStatistics(4);
+        foreach (var s in new[] { Sample(0, 10), Sample(1, 20), Sample(2, 30), Sample(3, 40) })
+        {
+            windows.Add(s);
+            statistics.Add(s);
+        }
+
+        Assert.That(windows.Summarize("edge", "a"), Is.EqualTo(statistics.Summarize()));
     }
 }

@@ -1,17 +1,19 @@
+using Microsoft.Extensions.Time.Testing;
 using Cloudlets.Core.Hypervisors;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Pipeline;
 
 namespace Cloudlets.Core.Tests.Pipeline;
 
 public class MigrationExecutorTests
 {
-    private VirtualClock _clock = null!;
+    private FakeTimeProvider _clock = null!;
     private List<MigrationOutcome> _outcomes = null!;
 
     [SetUp]
     public void SetUp()
     {
-        _clock = new VirtualClock();
+        _clock = VirtualClock.Create();
         _outcomes = [];
     }
 
@@ -19,7 +21,7 @@ public class MigrationExecutorTests
     {
         var o = new MigrationExecutorOptions();
         configure?.Invoke(o);
-        var executor = new MigrationExecutor(o, _clock.Scheduler, _clock, improvementCheck: check);
+        var executor = new MigrationExecutor(o, _clock, improvementCheck: check);
         executor.Outcomes.Subscribe(_outcomes.Add);
         return executor;
     }
@@ -83,9 +85,9 @@ public class MigrationExecutorTests
         await using var executor = Executor(o => o.ProgressTimeout = TimeSpan.FromSeconds(30));
         var (a, b) = (Manual("a", "vm"), Manual("b"));
         executor.TryStart(new MigrationRequest("vm", a, b), out _);
-        _clock.Advance(TimeSpan.FromSeconds(29));
+        _clock.Step(TimeSpan.FromSeconds(29));
         Assert.That(_outcomes, Is.Empty);
-        _clock.Advance(TimeSpan.FromSeconds(1));
+        _clock.Step(TimeSpan.FromSeconds(1));
 
         Assert.That(_outcomes, Has.Count.EqualTo(1));
         using (Assert.EnterMultipleScope())
@@ -108,7 +110,7 @@ public class MigrationExecutorTests
         executor.TryStart(new MigrationRequest("vm", a, b), out _);
         for (var i = 1; i <= 6; i++)
         {
-            _clock.Advance(TimeSpan.FromSeconds(20));
+            _clock.Step(TimeSpan.FromSeconds(20));
             a.Pending[0].ReportProcessed(i * 1000);
         }
 
@@ -131,7 +133,7 @@ public class MigrationExecutorTests
         a.Pending[0].ReportProcessed(1000);
         for (var i = 0; i < 4; i++)
         {
-            _clock.Advance(TimeSpan.FromSeconds(10));
+            _clock.Step(TimeSpan.FromSeconds(10));
             a.Pending[0].ReportProcessed(1000); // stuck: the same count again
         }
 
@@ -150,7 +152,7 @@ public class MigrationExecutorTests
         executor.TryStart(new MigrationRequest("vm", a, b), out _);
         for (var i = 1; i <= 10; i++)
         {
-            _clock.Advance(TimeSpan.FromSeconds(10));
+            _clock.Step(TimeSpan.FromSeconds(10));
             a.Pending[0].ReportProcessed(i * 1000);
         }
 
@@ -184,7 +186,7 @@ public class MigrationExecutorTests
             backoffs.Add(until!.Value - _clock.GetUtcNow());
             Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out var rejected), Is.False, "no retry in a tight loop");
             Assert.That(rejected, Does.Contain("backed off"));
-            _clock.Advance(backoffs[^1]);
+            _clock.Step(backoffs[^1]);
         }
 
         using (Assert.EnterMultipleScope())
@@ -205,7 +207,7 @@ public class MigrationExecutorTests
         a.AddVm("vm");
         var b = new FakeHypervisorHost("b");
         executor.TryStart(new MigrationRequest("vm", a, b), out _);
-        _clock.Advance(TimeSpan.FromSeconds(30));
+        _clock.Step(TimeSpan.FromSeconds(30));
         a.MigrationMode = FakeMigrationMode.Succeed;
         executor.TryStart(new MigrationRequest("vm", a, b), out _);
         Assert.That(executor.BackedOffUntil("b"), Is.Null);
@@ -225,7 +227,7 @@ public class MigrationExecutorTests
         var (a, b) = (new FakeHypervisorHost("a"), new FakeHypervisorHost("b"));
         a.AddVm("vm");
         executor.TryStart(new MigrationRequest("vm", a, b, ScoreBeforeMs: 20), out _);
-        _clock.Advance(TimeSpan.FromSeconds(14));
+        _clock.Step(TimeSpan.FromSeconds(14));
         using (Assert.EnterMultipleScope())
         {
             Assert.That(seen, Is.Null, "not checked before the delay");
@@ -234,7 +236,7 @@ public class MigrationExecutorTests
             Assert.That(executor.TryStart(new MigrationRequest("vm2", a, b), out _), Is.True, "the hosts are free once the call returned");
         }
 
-        _clock.Advance(TimeSpan.FromSeconds(1));
+        _clock.Step(TimeSpan.FromSeconds(1));
         var outcome = _outcomes.First(o => o.VmName == "vm");
         using (Assert.EnterMultipleScope())
         {
@@ -278,6 +280,6 @@ public class MigrationExecutorTests
     {
         var o = new MigrationExecutorOptions();
         spoil(o);
-        Assert.That(() => new MigrationExecutor(o, _clock.Scheduler, _clock), Throws.ArgumentException.With.Message.Contains("must"));
+        Assert.That(() => new MigrationExecutor(o, _clock), Throws.TypeOf<OptionsValidationException>().With.Property(nameof(OptionsValidationException.Errors)).Count.EqualTo(1));
     }
 }

@@ -123,8 +123,7 @@ public class MigrationPipelineTests
     [Test]
     public async Task Decisions_BestHostFull_SkippedWithReasonAndNextBestChosen()
     {
-        await using var fleet = TraceFleet.Start(PipelineMode.Automatic);
-        fleet.Hosts["b"].FreeMemoryBytes = 100L << 20;
+        await using var fleet = TraceFleet.Start(PipelineMode.Automatic, arrange: h => h["b"].FreeMemoryBytes = 100L << 20);
         fleet.Replay(TimeSpan.FromSeconds(60), (t, host) => host switch { "a" => 300, "b" => 20, _ => 60 });
 
         var evaluated = fleet.Decisions.Where(d => d.Kind != DecisionKind.NoDecision).ToList();
@@ -140,8 +139,7 @@ public class MigrationPipelineTests
     [Test]
     public async Task Decisions_OnlyBetterHostFull_StaysWithNoCandidates()
     {
-        await using var fleet = TraceFleet.Start(PipelineMode.Automatic, hosts: ["a", "b"]);
-        fleet.Hosts["b"].FreeMemoryBytes = 100L << 20;
+        await using var fleet = TraceFleet.Start(PipelineMode.Automatic, arrange: h => h["b"].FreeMemoryBytes = 100L << 20, hosts: ["a", "b"]);
         fleet.Replay(TimeSpan.FromSeconds(60), (t, host) => host == "a" ? 300 : 20);
 
         var evaluated = fleet.Decisions.Where(d => d.Kind != DecisionKind.NoDecision).ToList();
@@ -222,8 +220,7 @@ public class MigrationPipelineTests
     [Test]
     public async Task Decisions_HostStopsAnswering_LeavesCandidatesAndReturns()
     {
-        await using var fleet = TraceFleet.Start(PipelineMode.Automatic, p => p.ConfirmationWindows = 1);
-        fleet.Hosts["b"].Answering = false;
+        await using var fleet = TraceFleet.Start(PipelineMode.Automatic, p => p.ConfirmationWindows = 1, arrange: h => h["b"].Answering = false);
         double? Trace(TimeSpan t, string host) => host switch { "a" => 300, "b" => 20, _ => null };
         fleet.Replay(TimeSpan.FromSeconds(60), Trace);
         var whileDown = fleet.Decisions.ToList();
@@ -320,7 +317,12 @@ public class MigrationPipelineTests
             .AddHost(new FakeHypervisorHost("a"), "a")
             .AddVm("vm", "edge");
         _ = builder.Build();
-        Assert.That(builder.Build, Throws.InvalidOperationException);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(builder.Build, Throws.InvalidOperationException.With.Message.Contains("already built"));
+            Assert.That(() => builder.AddVm("vm2", "edge"), Throws.InvalidOperationException.With.Message.Contains("already built"));
+            Assert.That(() => builder.Configure(o => o.SampleWindow = 3), Throws.InvalidOperationException.With.Message.Contains("already built"));
+        }
     }
 
     [Test]
@@ -350,5 +352,7 @@ public class MigrationPipelineTests
                     o.Executor.MaxConcurrentPerHost = 0;
                 })
                 .Build(),
-            Throws.ArgumentException.With.Message.Contains("EvaluationInterval").And.Message.Contains("Executor.MaxConcurrentPerHost"));
+            Throws.TypeOf<Cloudlets.Core.Options.OptionsValidationException>()
+                .With.Property(nameof(Cloudlets.Core.Options.OptionsValidationException.Errors)).Matches<IReadOnlyList<Cloudlets.Core.Options.OptionsError>>(
+                    e => e.Select(x => x.Path).SequenceEqual(new[] { "EvaluationInterval", "Executor.MaxConcurrentPerHost" })));
 }

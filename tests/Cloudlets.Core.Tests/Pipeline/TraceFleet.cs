@@ -3,6 +3,7 @@ using System.Reactive.Subjects;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Pipeline;
 using Cloudlets.Core.Probing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Cloudlets.Core.Tests.Pipeline;
 
@@ -16,7 +17,7 @@ public sealed class TraceFleet : IAsyncDisposable
     private readonly Subject<LatencySample> _samples = new();
     private readonly Dictionary<string, ProbeTarget> _targets = [];
 
-    private TraceFleet(VirtualClock clock, FakeHypervisorHost[] hosts)
+    private TraceFleet(FakeTimeProvider clock, FakeHypervisorHost[] hosts)
     {
         Clock = clock;
         Hosts = hosts.ToDictionary(h => h.Name);
@@ -26,7 +27,7 @@ public sealed class TraceFleet : IAsyncDisposable
         }
     }
 
-    public VirtualClock Clock { get; }
+    public FakeTimeProvider Clock { get; }
     public Dictionary<string, FakeHypervisorHost> Hosts { get; }
     public MigrationPipeline Pipeline { get; private set; } = null!;
     public List<MigrationDecision> Decisions { get; } = [];
@@ -34,15 +35,19 @@ public sealed class TraceFleet : IAsyncDisposable
     public IEnumerable<MigrationDecision> Moves => Decisions.Where(d => d.IsMove);
     public TimeSpan Elapsed => Clock.GetUtcNow() - VirtualClock.Epoch;
 
-    /// <summary>Hosts a, b, c (or the given names); the VM "vm" of 256 MiB on the first host; one user "edge".</summary>
+    /// <summary>
+    /// Hosts a, b, c (or the given names); the VM "vm" of 256 MiB on the first host; one user "edge".
+    /// <paramref name="arrange"/> sets the hosts up before the pipeline starts and reads them.
+    /// </summary>
     public static TraceFleet Start(
         PipelineMode mode,
         Action<LowestLatencyPolicyOptions>? policy = null,
         Action<MigrationPipelineOptions>? options = null,
         IReadOnlyList<string>? extraVms = null,
+        Action<IReadOnlyDictionary<string, FakeHypervisorHost>>? arrange = null,
         params string[] hosts)
     {
-        var clock = new VirtualClock();
+        var clock = VirtualClock.Create();
         var fakes = (hosts.Length == 0 ? ["a", "b", "c"] : hosts).Select(n => new FakeHypervisorHost(n)).ToArray();
         fakes[0].AddVm("vm");
         var fleet = new TraceFleet(clock, fakes);
@@ -50,7 +55,6 @@ public sealed class TraceFleet : IAsyncDisposable
         policy?.Invoke(policyOptions);
         var builder = new MigrationPipelineBuilder()
             .WithSamples(fleet._samples)
-            .WithScheduler(clock.Scheduler)
             .WithTimeProvider(clock)
             .WithPolicy(new LowestLatencyPolicy(policyOptions))
             .AddVm("vm", Edge)
@@ -75,6 +79,7 @@ public sealed class TraceFleet : IAsyncDisposable
         fleet.Pipeline = builder.Build();
         fleet.Pipeline.Decisions.Subscribe(fleet.Decisions.Add);
         fleet.Pipeline.Outcomes.Subscribe(fleet.Outcomes.Add);
+        arrange?.Invoke(fleet.Hosts); // before the start: its first read of the hosts runs at once
         fleet.Pipeline.Start();
         return fleet;
     }
@@ -104,7 +109,7 @@ public sealed class TraceFleet : IAsyncDisposable
                     lost ? ProbeStatus.Timeout : ProbeStatus.Ok));
             }
 
-            Clock.Advance(TimeSpan.FromSeconds(1));
+            Clock.Step(TimeSpan.FromSeconds(1));
         }
     }
 

@@ -1,20 +1,41 @@
-using System.Reactive.Concurrency;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Cloudlets.Core.Tests.Pipeline;
 
-/// <summary>A <see cref="TimeProvider"/> that reads the virtual clock of a <see cref="HistoricalScheduler"/>, so both advance together.</summary>
-public sealed class VirtualClock : TimeProvider
+/// <summary>
+/// Virtual time for the pipeline tests: one <see cref="FakeTimeProvider"/> is the pipeline's only clock
+/// (its Rx scheduler is derived from it), and <see cref="Step"/> advances it.
+/// </summary>
+public static class VirtualClock
 {
     public static readonly DateTimeOffset Epoch = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
-    public VirtualClock() => Scheduler = new HistoricalScheduler(Epoch);
+    /// <summary>A fake clock at <see cref="Epoch"/>.</summary>
+    public static FakeTimeProvider Create()
+    {
+        var clock = new FakeTimeProvider();
+        clock.SetUtcNow(Epoch);
+        return clock;
+    }
 
-    public HistoricalScheduler Scheduler { get; }
+    /// <summary>The largest single advance of <see cref="Step"/>.</summary>
+    public static readonly TimeSpan Resolution = TimeSpan.FromMilliseconds(10);
 
-    public override DateTimeOffset GetUtcNow() => Scheduler.Now;
-
-    /// <summary>Advances virtual time, running due work (and the awaits it completes) on this thread.</summary>
-    public void Advance(TimeSpan by) => Inline(() => Scheduler.AdvanceBy(by));
+    /// <summary>
+    /// Advances virtual time, running due work (and the awaits it completes) on this thread. The
+    /// fake moves its clock to the end of an advance before it fires the timers that fell due, so
+    /// this advances in slices of <see cref="Resolution"/>: each timer then fires within 10 ms of
+    /// its due time (at it, for due times on the 10 ms grid, as all of these tests use).
+    /// </summary>
+    public static void Step(this FakeTimeProvider clock, TimeSpan by) => Inline(() =>
+    {
+        while (by > TimeSpan.Zero)
+        {
+            var slice = by < Resolution ? by : Resolution;
+            clock.Advance(slice);
+            by -= slice;
+        }
+    });
 
     /// <summary>
     /// Runs an action without a synchronization context. NUnit runs async tests under one, and an

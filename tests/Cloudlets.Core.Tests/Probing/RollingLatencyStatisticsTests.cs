@@ -179,4 +179,29 @@ public class RollingLatencyStatisticsTests
 
         Assert.That(allocated, Is.Zero);
     }
+
+    [Test]
+    public void Summarize_Span_CountsOnlySamplesSentInIt()
+    {
+        var statistics = new RollingLatencyStatistics(8);
+        statistics.Add(Ms(300), T0);
+        statistics.Add(null, T0.AddSeconds(1));
+        statistics.Add(Ms(300), T0.AddSeconds(2));
+        statistics.Add(Ms(10), T0.AddSeconds(3));
+        statistics.Add(Ms(20), T0.AddSeconds(4));
+        statistics.Add(null, T0.AddSeconds(5));
+        statistics.Add(Ms(40), T0.AddSeconds(6));
+
+        var after = statistics.Summarize(T0.AddSeconds(3), DateTimeOffset.MaxValue);
+        var before = statistics.Summarize(T0, T0.AddSeconds(3));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((after.Sent, after.Received, after.Median, after.Max), Is.EqualTo((4, 3, (TimeSpan?)Ms(20), (TimeSpan?)Ms(40))));
+            Assert.That(after.Jitter, Is.EqualTo(Ms(15)), "|20-10| and |40-20| over two consecutive answered pairs");
+            Assert.That(after.NewestSampleAt, Is.EqualTo(T0.AddSeconds(6)));
+            Assert.That((before.Sent, before.Received, before.Median, before.NewestSampleAt), Is.EqualTo((3, 2, (TimeSpan?)Ms(300), (DateTimeOffset?)T0.AddSeconds(2))));
+            Assert.That(statistics.Summarize(T0.AddSeconds(7), DateTimeOffset.MaxValue), Is.EqualTo(new LatencySummary(0, 0, null, null, null, null, null, null, null)));
+            Assert.That(statistics.Summarize(DateTimeOffset.MinValue, DateTimeOffset.MaxValue), Is.EqualTo(statistics.Summarize()));
+        }
+    }
 }
