@@ -29,7 +29,6 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
     private readonly List<MigrationOutcome> _outcomes = [];
     private readonly List<ProgressObservingHost> _observed = [];
     private readonly Dictionary<string, TimeSpan> _progressPrinted = new(StringComparer.Ordinal);
-    private TaskCompletionSource _outcomeArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>How long the end of an --apply run waits for migrations under way.</summary>
     private static readonly TimeSpan MigrationWaitBound = TimeSpan.FromMinutes(5);
@@ -37,10 +36,13 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
     /// <summary>Runs for <paramref name="duration"/> (or until cancelled); returns the exit code.</summary>
     public async Task<int> RunAsync(TimeSpan? duration, CancellationToken cancellationToken)
     {
-        var hosts = new List<IHypervisorHost>();
-        var probes = new List<IAsyncDisposable>();
-        var subscriptions = new List<IDisposable>();
+        // The builder takes each host as it connects and each prober as it is made; the pipeline it
+        // builds owns them all, so one dispose releases everything. Until it is built, "owned" holds
+        // what a failure must release.
+        var builder = new MigrationPipelineBuilder();
+        var owned = new List<IAsyncDisposable>();
         MigrationPipeline? pipeline = null;
+        var subscriptions = new List<IDisposable>();
         try
         {
             foreach (var h in config.Hosts)
@@ -50,13 +52,21 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
                     cancellationToken: cancellationToken);
                 // Counts the migrations really started from each host (the summary reports them) and shows their progress.
                 var observed = new ProgressObservingHost(host, OnProgress);
-                hosts.Add(observed);
+                owned.Add(observed);
                 _observed.Add(observed);
+                builder.AddHost(observed, AdvisorConfig.HostTarget(h.Name), h.MigrationUri);
                 Write($"connected to {h.Name} ({LibvirtUri.Redact(h.Uri)}{(h.NetworkNamespace is null ? "" : ", from netns " + h.NetworkNamespace)})");
             }
 
+            var probes = new List<IAsyncDisposable>();
             var samples = CreateSamples(probes).Publish();
-            var builder = new MigrationPipelineBuilder()
+            owned.AddRange(probes);
+            foreach (var probe in probes)
+            {
+                builder.Owns(probe);
+            }
+
+            builder
                 .WithSamples(samples)
                 .WithPolicy(new LowestLatencyPolicy(config.Policy))
                 .Configure(o =>
@@ -66,18 +76,15 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
                     o.PlacementRefreshInterval = config.Pipeline.PlacementRefreshInterval;
                     o.HostTimeout = config.Pipeline.HostTimeout;
                     o.SampleWindow = config.Pipeline.SampleWindow;
+                    o.StopTimeout = MigrationWaitBound;
                 });
-            for (var i = 0; i < hosts.Count; i++)
-            {
-                builder.AddHost(hosts[i], AdvisorConfig.HostTarget(config.Hosts[i].Name), config.Hosts[i].MigrationUri);
-            }
-
             foreach (var vm in config.Vms)
             {
-                builder.AddVm(new VmDefinition(vm.Name, vm.Users), vm.Probe is null ? null : AdvisorConfig.VmTarget(vm.Name));
+                builder.AddVm(new VmDefinition(vm.Name, vm.Users));
             }
 
             pipeline = builder.Build();
+            owned.Clear(); // the pipeline owns them now
             Write(apply
                 ? "mode: AUTOMATIC (--apply): decided moves are executed"
                 : "mode: advisory: decisions are printed, nothing is migrated (--apply to migrate)");
@@ -85,7 +92,7 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
             subscriptions.Add(pipeline.Decisions.Subscribe(OnDecision));
             subscriptions.Add(pipeline.Outcomes.Subscribe(OnOutcome));
             subscriptions.Add(samples.Connect());
-            pipeline.Start();
+            await pipeline.StartAsync(cancellationToken);
 
             try
             {
@@ -96,7 +103,14 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
                 Write("stopped");
             }
 
-            await WaitForMigrationsAsync(cancellationToken);
+            // With --apply, a migration under way is let finish (at most MigrationWaitBound) so its
+            // outcome is reported rather than cut off; after Ctrl+C the stop aborts it at once.
+            if (apply && !cancellationToken.IsCancellationRequested)
+            {
+                Write($"stopping: migrations under way may finish (at most {MigrationWaitBound.TotalMinutes:0} min)");
+            }
+
+            await pipeline.StopAsync(cancellationToken);
         }
         finally
         {
@@ -110,50 +124,14 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
                 await pipeline.DisposeAsync();
             }
 
-            foreach (var p in probes)
+            foreach (var o in owned)
             {
-                await p.DisposeAsync();
-            }
-
-            foreach (var h in hosts)
-            {
-                await h.DisposeAsync();
+                await o.DisposeAsync();
             }
         }
 
         WriteSummary();
         return 0;
-    }
-
-    /// <summary>
-    /// With --apply, a migration under way when the run ends is waited for (bounded, and Ctrl+C stops
-    /// the wait), so its outcome is reported rather than cut off.
-    /// </summary>
-    private async Task WaitForMigrationsAsync(CancellationToken cancellationToken)
-    {
-        var bound = Task.Delay(MigrationWaitBound, CancellationToken.None);
-        while (true)
-        {
-            Task changed;
-            lock (_gate)
-            {
-                var running = _migrationsStarted - _outcomes.Count;
-                if (running <= 0)
-                {
-                    return;
-                }
-
-                WriteLocked($"waiting for {running} migration(s) under way to finish (at most {MigrationWaitBound.TotalMinutes:0} min; Ctrl+C stops waiting)");
-                changed = _outcomeArrived.Task;
-            }
-
-            var first = await Task.WhenAny(changed, bound, Task.Delay(Timeout.Infinite, cancellationToken));
-            if (first != changed)
-            {
-                Write("stopped waiting for migrations under way");
-                return;
-            }
-        }
     }
 
     /// <summary>One ICMP prober (targets without a port) and one TCP prober (targets with one) per vantage point, merged.</summary>
@@ -248,8 +226,6 @@ internal sealed class AdvisorRun(AdvisorConfig config, bool apply, TextWriter ou
         lock (_gate)
         {
             _outcomes.Add(outcome);
-            _outcomeArrived.TrySetResult();
-            _outcomeArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var total = (outcome.FinishedAt - outcome.StartedAt).TotalMilliseconds;
             WriteLocked(string.Create(CultureInfo.InvariantCulture,
                 $"migration: {outcome.VmName} {outcome.Source} -> {outcome.Destination}: {outcome.Kind} after {total:0} ms{(outcome.Error is { } e ? " (" + e.Message + ")" : "")}"));

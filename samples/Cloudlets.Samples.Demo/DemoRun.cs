@@ -69,7 +69,9 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             .Build();
 
         INetemShaper? shaper = null;
-        IcmpProber? prober = null;
+        // The pipeline owns the hosts and the prober once built; until then "owned" holds what a
+        // failure must release.
+        var owned = new List<IAsyncDisposable>();
         var hosts = new List<IHypervisorHost>();
         MigrationPipeline? pipeline = null;
         var subscriptions = new List<IDisposable>();
@@ -91,10 +93,13 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
                 var host = await LibvirtHypervisorHost.ConnectAsync(
                     new LibvirtHostOptions { Name = h.Name, Uri = h.Uri, NetworkNamespace = lab.Edge.Namespace },
                     cancellationToken: cancellationToken);
-                hosts.Add(new ProgressObservingHost(host, (_, p) => OnProgress(p)));
+                var observed = new ProgressObservingHost(host, (_, p) => OnProgress(p));
+                owned.Add(observed);
+                hosts.Add(observed);
             }
 
-            prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = VantagePoint, NetworkNamespace = lab.Edge.Namespace });
+            var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = VantagePoint, NetworkNamespace = lab.Edge.Namespace });
+            owned.Add(prober);
             var vmTarget = new ProbeTarget(VmSeries, guest.Address);
             ProbeTarget[] targets = [.. lab.Hosts.Select(h => new ProbeTarget(h.Name, h.Address)), vmTarget];
             var samples = prober.Observe(targets, ProbePeriod, ProbeTimeout, TaskPoolScheduler.Default).Publish();
@@ -113,8 +118,9 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             });
             var builder = new MigrationPipelineBuilder()
                 .WithSamples(samples)
+                .Owns(prober)
                 .WithPolicy(policy)
-                .AddVm(new VmDefinition(guest.Name, [new VmUser(VantagePoint)]), vmTarget.Name)
+                .AddVm(new VmDefinition(guest.Name, [new VmUser(VantagePoint)]))
                 .Configure(o =>
                 {
                     o.Mode = PipelineMode.Automatic;
@@ -130,11 +136,12 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             }
 
             pipeline = builder.Build();
+            owned.Clear(); // the pipeline owns them now
             subscriptions.Add(samples.Subscribe(s => _recorder.AddRtt(Now, s.Target.Name, s.Status == ProbeStatus.Ok ? s.RoundTripTime?.TotalMilliseconds : null)));
             subscriptions.Add(pipeline.Decisions.Subscribe(OnDecision));
             subscriptions.Add(pipeline.Outcomes.Subscribe(OnOutcome));
             subscriptions.Add(samples.Connect());
-            pipeline.Start();
+            await pipeline.StartAsync(cancellationToken);
 
             var completed = await LoopAsync(lab, shaper, view, cancellationToken);
             var summary = await SummarizeAsync(lab, guest, cancellationToken);
@@ -154,17 +161,12 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
 
             if (pipeline is not null)
             {
-                await pipeline.DisposeAsync();
+                await pipeline.DisposeAsync(); // and with it the hosts and the prober
             }
 
-            if (prober is not null)
+            foreach (var o in owned)
             {
-                await prober.DisposeAsync();
-            }
-
-            foreach (var h in hosts)
-            {
-                await h.DisposeAsync();
+                await o.DisposeAsync();
             }
 
             if (shaper is not null)

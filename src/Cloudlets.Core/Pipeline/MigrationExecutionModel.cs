@@ -23,8 +23,84 @@ public enum MigrationAbortCause
     ProgressTimeout,
     /// <summary>The migration did not finish within the completion timeout.</summary>
     CompletionTimeout,
-    /// <summary>The executor was disposed while the migration ran.</summary>
+    /// <summary>The executor was stopped or disposed while the migration ran (after the stop's drain timeout, for a stop).</summary>
     Shutdown,
+    /// <summary>Aborted through its <see cref="MigrationHandle.Abort()"/>.</summary>
+    Requested,
+}
+
+/// <summary>
+/// A migration the executor started: its outcome, and an abort of this one migration (the VM then
+/// stays on its source). Returned by <see cref="MigrationExecutor.TryStart"/>.
+/// </summary>
+public sealed class MigrationHandle
+{
+    private readonly CancellationTokenSource _abort;
+    private readonly TaskCompletionSource<MigrationOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _cause;
+    private int _returned;
+
+    internal MigrationHandle(MigrationRequest request, DateTimeOffset startedAt, CancellationToken executorDisposing)
+    {
+        Request = request;
+        StartedAt = startedAt;
+        _abort = CancellationTokenSource.CreateLinkedTokenSource(executorDisposing);
+    }
+
+    /// <summary>What is being migrated where.</summary>
+    public MigrationRequest Request { get; }
+
+    /// <summary>The VM.</summary>
+    public string VmName => Request.VmName;
+
+    /// <summary>When the executor started it.</summary>
+    public DateTimeOffset StartedAt { get; }
+
+    /// <summary>
+    /// The outcome, once the migration ended and (for a success) its improvement check is done; the
+    /// same value <see cref="MigrationExecutor.Outcomes"/> publishes. Never faults.
+    /// </summary>
+    public Task<MigrationOutcome> Outcome => _outcome.Task;
+
+    /// <summary>
+    /// Aborts this migration through the source host (the VM stays on its source): the outcome
+    /// becomes <see cref="MigrationOutcomeKind.Aborted"/> with <see cref="MigrationAbortCause.Requested"/>,
+    /// unless the hypervisor finished the migration first.
+    /// </summary>
+    /// <returns>Whether this call asked for the abort: <see langword="false"/> when the migration call already returned or another abort came first.</returns>
+    public bool Abort() => Abort(MigrationAbortCause.Requested);
+
+    internal CancellationToken Token => _abort.Token;
+
+    internal MigrationAbortCause Cause => (MigrationAbortCause)Volatile.Read(ref _cause);
+
+    internal bool Abort(MigrationAbortCause cause)
+    {
+        if (Volatile.Read(ref _returned) == 1
+            || Interlocked.CompareExchange(ref _cause, (int)cause, (int)MigrationAbortCause.None) != (int)MigrationAbortCause.None)
+        {
+            return false;
+        }
+
+        try
+        {
+            _abort.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The migration ended meanwhile.
+        }
+
+        return true;
+    }
+
+    internal void MigrationReturned() => Volatile.Write(ref _returned, 1);
+
+    internal void Complete(MigrationOutcome outcome)
+    {
+        _outcome.TrySetResult(outcome);
+        _abort.Dispose();
+    }
 }
 
 /// <summary>What the check after a move found.</summary>
@@ -58,7 +134,7 @@ public sealed record ImprovementCheck(ImprovementVerdict Verdict, double? Before
 /// <param name="Source">The host it runs on.</param>
 /// <param name="Destination">The host it should run on.</param>
 /// <param name="Options">The migration options, or <see langword="null"/> for the executor's.</param>
-/// <param name="ScoreBeforeMs">The users' latency in ms before the move, as the improvement check measures it (the pipeline: the weighted mean of each user's median over the current window), or <see langword="null"/>.</param>
+/// <param name="ScoreBeforeMs">The VM's score on its source before the move, as the improvement check measures it (the pipeline: the policy's <see cref="Decisions.IMigrationPolicy.Score"/>, in ms for <see cref="Decisions.LowestLatencyPolicy"/>), or <see langword="null"/>.</param>
 /// <param name="DestinationDataUri">The address the destination receives migration data on, or <see langword="null"/> for its own choice (see <see cref="MigrationDestination.DataUri"/>).</param>
 public sealed record MigrationRequest(
     string VmName,

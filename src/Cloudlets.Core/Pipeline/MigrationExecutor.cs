@@ -29,10 +29,12 @@ public sealed class MigrationExecutor : IAsyncDisposable
     private readonly HashSet<string> _vms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _perHost = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (int Failures, DateTimeOffset Until)> _backoff = new(StringComparer.Ordinal);
-    private readonly List<Task> _running = [];
+    private readonly Dictionary<MigrationHandle, Task> _running = [];
     private readonly ISubject<MigrationOutcome> _outcomes = Subject.Synchronize(new Subject<MigrationOutcome>());
     private readonly CancellationTokenSource _disposing = new();
+    private readonly CancellationTokenSource _checksEnding = new();
     private int _active;
+    private bool _stopping;
     private bool _disposed;
 
     /// <summary>Builds an executor, validating the options once.</summary>
@@ -96,15 +98,16 @@ public sealed class MigrationExecutor : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts a migration unless a limit or a backoff refuses it. Returns at once; the outcome is
+    /// Starts a migration unless a limit, a backoff or a stop refuses it. Returns at once with the
+    /// migration's handle (its outcome, and an abort of this one migration); the outcome is also
     /// published on <see cref="Outcomes"/>.
     /// </summary>
     /// <param name="request">What to migrate where.</param>
     /// <param name="rejection">Why it was not started, or <see langword="null"/>.</param>
-    /// <returns>Whether the migration started.</returns>
+    /// <returns>The running migration, or <see langword="null"/> when it was not started.</returns>
     /// <exception cref="ArgumentException">The source and the destination are the same host.</exception>
     /// <exception cref="ObjectDisposedException">The executor was disposed.</exception>
-    public bool TryStart(MigrationRequest request, out string? rejection)
+    public MigrationHandle? TryStart(MigrationRequest request, out string? rejection)
     {
         ArgumentNullException.ThrowIfNull(request);
         var source = request.Source.Name;
@@ -114,34 +117,88 @@ public sealed class MigrationExecutor : IAsyncDisposable
             throw new ArgumentException($"VM '{request.VmName}': the source and the destination are the same host '{source}'.", nameof(request));
         }
 
+        MigrationHandle handle;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            rejection = Admit(request.VmName, source, destination);
+            rejection = _stopping ? "the executor is stopping: no new migration starts." : Admit(request.VmName, source, destination);
             if (rejection is not null)
             {
                 DecisionsLog.MigrationRejected(_logger, request.VmName, destination, rejection);
-                return false;
+                return null;
             }
 
             _vms.Add(request.VmName);
             _perHost[source] = _perHost.GetValueOrDefault(source) + 1;
             _perHost[destination] = _perHost.GetValueOrDefault(destination) + 1;
             _active++;
+            handle = new MigrationHandle(request, _time.GetUtcNow(), _disposing.Token);
         }
 
         // Started outside the lock: the migration call runs synchronously up to its first await.
-        var task = RunAsync(request);
+        var task = RunAsync(request, handle);
         lock (_gate)
         {
             if (!task.IsCompleted)
             {
-                _running.Add(task);
+                _running.Add(handle, task);
             }
         }
 
-        _ = task.ContinueWith(Forget, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return true;
+        _ = task.ContinueWith(_ => Forget(handle), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return handle;
+    }
+
+    /// <summary>
+    /// Stops gracefully: no new migration starts from now on (<see cref="TryStart"/> rejects),
+    /// pending improvement checks end without a verdict, and running migrations may finish for up
+    /// to <paramref name="drainTimeout"/> (on the executor's clock). Those still running then — or
+    /// when <paramref name="cancellationToken"/> is cancelled — are aborted (each VM stays on its
+    /// source). Returns when none runs; every outcome is published. Idempotent.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="drainTimeout"/> is negative.</exception>
+    public async Task StopAsync(TimeSpan drainTimeout, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(drainTimeout, TimeSpan.Zero);
+        Task[] running;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _stopping = true;
+            running = [.. _running.Values];
+        }
+
+        await _checksEnding.CancelAsync().ConfigureAwait(false);
+        if (running.Length == 0)
+        {
+            return;
+        }
+
+        var all = Task.WhenAll(running);
+        try
+        {
+            await all.WaitAsync(drainTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            MigrationHandle[] left;
+            lock (_gate)
+            {
+                left = [.. _running.Keys];
+            }
+
+            DecisionsLog.StopAbortingMigrations(_logger, left.Length, drainTimeout);
+            foreach (var handle in left)
+            {
+                handle.Abort(MigrationAbortCause.Shutdown);
+            }
+
+            await all.ConfigureAwait(false); // migrations never fault: every failure is an outcome
+        }
     }
 
     /// <summary>Aborts every running migration (each VM stays on its source), waits for them, and completes <see cref="Outcomes"/>.</summary>
@@ -156,20 +213,23 @@ public sealed class MigrationExecutor : IAsyncDisposable
             }
 
             _disposed = true;
-            running = [.. _running];
+            _stopping = true;
+            running = [.. _running.Values];
         }
 
         await _disposing.CancelAsync().ConfigureAwait(false);
+        await _checksEnding.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(running).ConfigureAwait(false);
         _outcomes.OnCompleted();
         _disposing.Dispose();
+        _checksEnding.Dispose();
     }
 
-    private void Forget(Task task)
+    private void Forget(MigrationHandle handle)
     {
         lock (_gate)
         {
-            _running.Remove(task);
+            _running.Remove(handle);
         }
     }
 
@@ -201,11 +261,11 @@ public sealed class MigrationExecutor : IAsyncDisposable
         return null;
     }
 
-    private async Task RunAsync(MigrationRequest request)
+    private async Task RunAsync(MigrationRequest request, MigrationHandle handle)
     {
         var source = request.Source.Name;
         var destination = request.Destination.Name;
-        var started = _time.GetUtcNow();
+        var started = handle.StartedAt;
         using var activity = CloudletsTelemetry.ActivitySource.StartActivity("cloudlets.migrate", ActivityKind.Internal);
         activity?.SetTag(CloudletsTelemetry.Tags.Vm, request.VmName);
         activity?.SetTag(CloudletsTelemetry.Tags.SourceHost, source);
@@ -213,33 +273,16 @@ public sealed class MigrationExecutor : IAsyncDisposable
         CloudletsTelemetry.ActiveMigrations.Add(1);
         DecisionsLog.MigrationStarted(_logger, request.VmName, source, destination);
 
-        using var abort = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token);
-        var cause = (int)MigrationAbortCause.None;
-        void Abort(MigrationAbortCause why)
-        {
-            if (Interlocked.CompareExchange(ref cause, (int)why, (int)MigrationAbortCause.None) == (int)MigrationAbortCause.None)
-            {
-                try
-                {
-                    abort.Cancel();
-                }
-                catch (ObjectDisposedException)
-                {
-                    // The migration already returned.
-                }
-            }
-        }
-
-        using var completionTimer = _scheduler.Schedule(_options.CompletionTimeout, () => Abort(MigrationAbortCause.CompletionTimeout));
-        using var progress = new ProgressWatch(_scheduler, _options.ProgressTimeout, () => Abort(MigrationAbortCause.ProgressTimeout));
-        using var shutdown = _disposing.Token.Register(() => Abort(MigrationAbortCause.Shutdown));
+        using var completionTimer = _scheduler.Schedule(_options.CompletionTimeout, () => handle.Abort(MigrationAbortCause.CompletionTimeout));
+        using var progress = new ProgressWatch(_scheduler, _options.ProgressTimeout, () => handle.Abort(MigrationAbortCause.ProgressTimeout));
+        using var shutdown = _disposing.Token.Register(() => handle.Abort(MigrationAbortCause.Shutdown));
 
         MigrationResult? result = null;
         Exception? error = null;
         try
         {
             result = await request.Source.MigrateAsync(
-                request.VmName, MigrationDestination.Of(request.Destination, request.DestinationDataUri), request.Options ?? _options.Migration, progress, abort.Token).ConfigureAwait(false);
+                request.VmName, MigrationDestination.Of(request.Destination, request.DestinationDataUri), request.Options ?? _options.Migration, progress, handle.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Every failure of a migration is an outcome, never a crash of the loop.
         catch (Exception ex)
@@ -251,7 +294,8 @@ public sealed class MigrationExecutor : IAsyncDisposable
         progress.Stop();
         completionTimer.Dispose();
         var finished = _time.GetUtcNow();
-        var why = (MigrationAbortCause)Volatile.Read(ref cause);
+        handle.MigrationReturned();
+        var why = handle.Cause;
         var kind = error is null ? MigrationOutcomeKind.Succeeded
             : why != MigrationAbortCause.None ? MigrationOutcomeKind.Aborted
             : MigrationOutcomeKind.Failed;
@@ -321,6 +365,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
         }
 
         _outcomes.OnNext(outcome);
+        handle.Complete(outcome);
     }
 
     private async Task<ImprovementCheck> CheckAsync(MigrationRequest request, MigrationResult result, DateTimeOffset completedAt)
@@ -329,10 +374,10 @@ public sealed class MigrationExecutor : IAsyncDisposable
         {
             if (_options.ImprovementCheckDelay > TimeSpan.Zero)
             {
-                await SchedulerDelay.Delay(_scheduler, _options.ImprovementCheckDelay, _disposing.Token).ConfigureAwait(false);
+                await SchedulerDelay.Delay(_scheduler, _options.ImprovementCheckDelay, _checksEnding.Token).ConfigureAwait(false);
             }
 
-            var check = await _check!(new ImprovementCheckArguments(request, result, completedAt, _disposing.Token)).ConfigureAwait(false);
+            var check = await _check!(new ImprovementCheckArguments(request, result, completedAt, _checksEnding.Token)).ConfigureAwait(false);
             DecisionsLog.ImprovementChecked(_logger, request.VmName, request.Destination.Name, check.Verdict, check.BeforeMs, check.AfterMs);
             if (check.GainMs is { } gain)
             {

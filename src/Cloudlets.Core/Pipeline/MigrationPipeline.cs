@@ -24,7 +24,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
     private readonly IObservable<LatencySample> _samples;
     private readonly PipelineHost[] _hosts;
     private readonly HostState[] _hostStates;
-    private readonly (VmDefinition Vm, string? ProbeTarget)[] _vms;
+    private readonly VmDefinition[] _vms;
     private readonly IMigrationPolicy _policy;
     private readonly IScheduler _scheduler;
     private readonly TimeProvider _time;
@@ -37,21 +37,27 @@ public sealed class MigrationPipeline : IAsyncDisposable
     private readonly MigrationExecutor? _executor;
     private readonly ISubject<MigrationDecision> _decisions = Subject.Synchronize(new Subject<MigrationDecision>());
     private readonly CompositeDisposable _subscriptions = [];
+    private readonly CompositeDisposable _loop = [];
+    private readonly IAsyncDisposable[] _owned;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
     private int _refreshing;
+    private int _refreshRequested;
     private bool _started;
+    private bool _stopped;
     private bool _disposed;
 
     internal MigrationPipeline(
         IObservable<LatencySample> samples,
         PipelineHost[] hosts,
-        (VmDefinition Vm, string? ProbeTarget)[] vms,
+        VmDefinition[] vms,
         IMigrationPolicy policy,
         TimeProvider time,
         MigrationPipelineOptions options,
-        ILoggerFactory loggers)
+        ILoggerFactory loggers,
+        IAsyncDisposable[] owned)
     {
+        _owned = owned;
         _samples = samples;
         _hosts = hosts;
         _vms = vms;
@@ -60,7 +66,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
         _scheduler = new TimeProviderScheduler(time);
         _options = options;
         _logger = loggers.CreateLogger(LoggerCategory);
-        _snapshot = new FleetSnapshot([.. hosts.Select(h => h.Host.Name)], [.. vms.Select(v => v.Vm)]);
+        _snapshot = new FleetSnapshot([.. hosts.Select(h => h.Host.Name)], vms);
         _buffer = new DecisionBuffer(_snapshot, recordCandidates: true);
         _windows = new LatencyWindows(options.SampleWindow);
         _lastMove = new DateTimeOffset?[vms.Length];
@@ -85,36 +91,113 @@ public sealed class MigrationPipeline : IAsyncDisposable
 
     /// <summary>
     /// Every evaluation's outcome, one decision per VM per window (hot: subscribe before
-    /// <see cref="Start"/> to see the first window). Completes when the pipeline is disposed.
+    /// <see cref="StartAsync"/> to see the first window). Completes when the pipeline is disposed.
     /// </summary>
     public IObservable<MigrationDecision> Decisions => _decisions.AsObservable();
 
     /// <summary>The executor's migration outcomes (automatic mode); empty in advisory mode. Completes when the pipeline is disposed.</summary>
     public IObservable<MigrationOutcome> Outcomes => _executor?.Outcomes ?? Observable.Empty<MigrationOutcome>();
 
-    /// <summary>Starts the loop: subscribes the samples, reads the hosts at once and then periodically, and evaluates every window.</summary>
-    /// <exception cref="InvalidOperationException">Already started.</exception>
-    public void Start()
+    /// <summary>
+    /// Starts the loop: subscribes the samples and every host's lifecycle events, reads the hosts at
+    /// once and then periodically (and again whenever a host reports a VM event, so a VM moved
+    /// outside the pipeline is seen at once), and evaluates every window.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Already started, or stopped.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before it started.</exception>
+    public Task StartAsync(CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_started)
             {
-                throw new InvalidOperationException("The pipeline is already started.");
+                throw new InvalidOperationException(_stopped ? "The pipeline was stopped; build a new one." : "The pipeline is already started.");
             }
 
             _started = true;
         }
 
-        _subscriptions.Add(_samples.Subscribe(OnSample, ex => DecisionsLog.SampleStreamFailed(_logger, ex)));
-        _subscriptions.Add(_scheduler.Schedule(() => KickRefresh()));
-        _subscriptions.Add(Observable.Interval(_options.PlacementRefreshInterval, _scheduler).Subscribe(_ => KickRefresh()));
-        _subscriptions.Add(Observable.Interval(_options.EvaluationInterval, _scheduler).Subscribe(_ => Evaluate()));
+        _loop.Add(_samples.Subscribe(OnSample, ex => DecisionsLog.SampleStreamFailed(_logger, ex)));
+        foreach (var h in _hosts)
+        {
+            var name = h.Host.Name;
+            _loop.Add(h.Host.Events.Subscribe(e => OnHostEvent(name, e), ex => DecisionsLog.HostEventsFailed(_logger, name, ex)));
+        }
+
+        _loop.Add(_scheduler.Schedule(KickRefresh));
+        _loop.Add(Observable.Interval(_options.PlacementRefreshInterval, _scheduler).Subscribe(_ => KickRefresh()));
+        _loop.Add(Observable.Interval(_options.EvaluationInterval, _scheduler).Subscribe(_ => Evaluate()));
         DecisionsLog.PipelineStarted(_logger, _options.Mode, _vms.Length, _hosts.Length, _options.EvaluationInterval);
+        return Task.CompletedTask;
     }
 
-    /// <summary>Stops the loop, aborts running migrations (each VM stays on its source) and completes the streams.</summary>
+    /// <summary>
+    /// Stops gracefully: no more windows, so no new move starts; running migrations may finish for
+    /// up to <see cref="MigrationPipelineOptions.StopTimeout"/> (on the pipeline's clock), and those
+    /// still running then — or when <paramref name="cancellationToken"/> is cancelled — are aborted,
+    /// each VM staying on its source. Returns when no migration runs; their outcomes are published.
+    /// The pipeline cannot start again; <see cref="DisposeAsync"/> then releases what it owns. Idempotent.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (!_started || _stopped || _disposed)
+            {
+                return;
+            }
+
+            _stopped = true;
+        }
+
+        DecisionsLog.PipelineStopping(_logger, _options.StopTimeout);
+        _loop.Dispose();
+        if (_executor is not null)
+        {
+            await _executor.StopAsync(_options.StopTimeout, cancellationToken).ConfigureAwait(false);
+        }
+
+        DecisionsLog.PipelineStopped(_logger);
+    }
+
+    /// <summary>
+    /// Where the pipeline last saw the VM running (from its last read of the hosts, or from the
+    /// outcome of its own migration), or <see langword="null"/> when it runs on none of them or on two.
+    /// </summary>
+    public string? PlacementOf(string vmName)
+    {
+        ArgumentNullException.ThrowIfNull(vmName);
+        lock (_gate)
+        {
+            string? found = null;
+            for (var h = 0; h < _hosts.Length; h++)
+            {
+                foreach (var vm in _hostStates[h].Vms)
+                {
+                    if (vm.State is VmState.Running or VmState.Blocked && string.Equals(vm.Name, vmName, StringComparison.Ordinal))
+                    {
+                        if (found is not null)
+                        {
+                            return null;
+                        }
+
+                        found = _hosts[h].Host.Name;
+                    }
+                }
+            }
+
+            return found;
+        }
+    }
+
+    /// <summary>
+    /// Stops at once: aborts running migrations (each VM stays on its source), completes the
+    /// streams, then disposes what the pipeline owns (the hosts it was given unless told to leave
+    /// them open, and what was handed to <see cref="MigrationPipelineBuilder.Owns"/>). Call
+    /// <see cref="StopAsync"/> first to let migrations finish.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         lock (_gate)
@@ -128,6 +211,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
+        _loop.Dispose();
         _subscriptions.Dispose();
         if (_executor is not null)
         {
@@ -135,7 +219,30 @@ public sealed class MigrationPipeline : IAsyncDisposable
         }
 
         _decisions.OnCompleted();
+        foreach (var owned in _owned)
+        {
+            try
+            {
+                await owned.DisposeAsync().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // One failed release must not keep the others (hosts, probers) open.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                DecisionsLog.OwnedDisposeFailed(_logger, owned is IHypervisorHost host ? "host " + host.Name : owned.GetType().Name, ex);
+            }
+        }
+
         _stopping.Dispose();
+    }
+
+    private void OnHostEvent(string host, HostEvent e)
+    {
+        if (e is VmLifecycleEvent or HostConnectionEvent { State: HostConnectionState.Connected })
+        {
+            DecisionsLog.HostEventSeen(_logger, host, e);
+            KickRefresh();
+        }
     }
 
     private void OnSample(LatencySample sample)
@@ -148,8 +255,11 @@ public sealed class MigrationPipeline : IAsyncDisposable
 
     private void KickRefresh()
     {
-        // One refresh at a time: a host that hangs must not pile refreshes up.
-        if (Interlocked.Exchange(ref _refreshing, 1) == 1)
+        // One refresh at a time, and at most one more asked for while it runs: a host that hangs
+        // must not pile refreshes up, and an event during a refresh must not be lost (that refresh
+        // may have read the hosts before the change).
+        Volatile.Write(ref _refreshRequested, 1);
+        if (Interlocked.CompareExchange(ref _refreshing, 1, 0) == 1)
         {
             return;
         }
@@ -161,11 +271,20 @@ public sealed class MigrationPipeline : IAsyncDisposable
     {
         try
         {
-            await Task.WhenAll(_hosts.Select((h, i) => RefreshHostAsync(i))).ConfigureAwait(false);
+            while (Interlocked.Exchange(ref _refreshRequested, 0) == 1 && !_stopping.IsCancellationRequested)
+            {
+                await Task.WhenAll(_hosts.Select((h, i) => RefreshHostAsync(i))).ConfigureAwait(false);
+            }
         }
         finally
         {
             Volatile.Write(ref _refreshing, 0);
+        }
+
+        // Asked for between the last check and the release above.
+        if (Volatile.Read(ref _refreshRequested) == 1 && !_stopping.IsCancellationRequested)
+        {
+            KickRefresh();
         }
     }
 
@@ -241,7 +360,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
             List<MigrationRequest>? moves = null;
             lock (_gate)
             {
-                if (_disposed)
+                if (_disposed || _stopped)
                 {
                     return;
                 }
@@ -257,9 +376,8 @@ public sealed class MigrationPipeline : IAsyncDisposable
                         {
                             var target = _hosts[_buffer.TargetOf(vm)];
                             var source = _hosts[_snapshot.PlacementOf(vm)].Host;
-                            var (definition, vmTarget) = _vms[vm];
-                            var before = WeightedMean(definition, vmTarget ?? _hosts[_snapshot.PlacementOf(vm)].ProbeTarget, DateTimeOffset.MinValue, DateTimeOffset.MaxValue);
-                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, null, double.IsNaN(before) ? null : before, target.MigrationUri));
+                            var before = _policy.Score(_snapshot, vm, _snapshot.PlacementOf(vm));
+                            moves.Add(new MigrationRequest(_snapshot.VmName(vm), source, target.Host, null, double.IsFinite(before) ? before : null, target.MigrationUri));
                         }
                     }
                 }
@@ -269,7 +387,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
             List<(int Vm, string Why)>? held = null;
             foreach (var move in moves ?? [])
             {
-                if (!_executor!.TryStart(move, out var why))
+                if (_executor!.TryStart(move, out var why) is null)
                 {
                     (held ??= []).Add((_snapshot.IndexOfVm(move.VmName), why!));
                 }
@@ -324,8 +442,11 @@ public sealed class MigrationPipeline : IAsyncDisposable
         }
     }
 
-    /// <summary>Copies what is known into the snapshot. Called under the lock.</summary>
-    private void Fill()
+    /// <summary>
+    /// Copies what is known into the snapshot: the latency statistics of the whole windows, or of the
+    /// samples sent from <paramref name="samplesFrom"/> on. Called under the lock.
+    /// </summary>
+    private void Fill(DateTimeOffset? samplesFrom = null)
     {
         var now = _time.GetUtcNow();
         _snapshot.Now = now;
@@ -350,14 +471,16 @@ public sealed class MigrationPipeline : IAsyncDisposable
             _snapshot.SetHost(h, availability, state.Info?.FreeMemoryBytes ?? 0, cpus - usedVCpus);
             for (var p = 0; p < _snapshot.VantagePointCount; p++)
             {
-                var summary = _windows.Summarize(_snapshot.VantagePointName(p), _hosts[h].ProbeTarget);
+                var summary = samplesFrom is { } from
+                    ? _windows.Summarize(_snapshot.VantagePointName(p), _hosts[h].ProbeTarget, from, DateTimeOffset.MaxValue)
+                    : _windows.Summarize(_snapshot.VantagePointName(p), _hosts[h].ProbeTarget);
                 _snapshot.SetLatency(p, h, summary);
             }
         }
 
         for (var v = 0; v < _vms.Length; v++)
         {
-            var name = _vms[v].Vm.Name;
+            var name = _vms[v].Name;
             var placed = -1;
             VmInfo? info = null;
             for (var h = 0; h < _hosts.Length; h++)
@@ -416,30 +539,26 @@ public sealed class MigrationPipeline : IAsyncDisposable
     }
 
     /// <summary>
-    /// After a move: the users' latency (the weighted mean of each user's median) measured in the
-    /// window before the move (<see cref="MigrationRequest.ScoreBeforeMs"/>, taken when the move was
-    /// started) against samples sent after it completed — to the VM's own probe target when it has
-    /// one, otherwise to the destination host's.
+    /// After a move: the policy's own score of the VM on its destination
+    /// (<see cref="IMigrationPolicy.Score"/>), computed from samples sent after the move completed
+    /// only, against its score on the source when the move was started
+    /// (<see cref="MigrationRequest.ScoreBeforeMs"/>). Lower is better.
     /// </summary>
     private ValueTask<ImprovementCheck> CheckImprovementAsync(ImprovementCheckArguments args)
     {
         lock (_gate)
         {
             var vm = _snapshot.IndexOfVm(args.Request.VmName);
-            if (vm < 0)
+            var destination = _snapshot.IndexOfHost(args.Request.Destination.Name);
+            if (vm < 0 || destination < 0 || _disposed)
             {
                 return ValueTask.FromResult(ImprovementCheck.NotChecked);
             }
 
-            var (definition, vmTarget) = _vms[vm];
-            var destinationTarget = vmTarget ?? TargetOf(args.Request.Destination.Name);
-            if (destinationTarget is null)
-            {
-                return ValueTask.FromResult(ImprovementCheck.NotChecked);
-            }
-
+            // The next window fills the snapshot again from the whole windows.
+            Fill(samplesFrom: args.CompletedAt);
+            var after = _policy.Score(_snapshot, vm, destination);
             var before = args.Request.ScoreBeforeMs;
-            var after = WeightedMean(definition, destinationTarget, args.CompletedAt, DateTimeOffset.MaxValue);
             if (double.IsNaN(after) || before is null)
             {
                 return ValueTask.FromResult(new ImprovementCheck(ImprovementVerdict.NoData, before, double.IsNaN(after) ? null : after));
@@ -447,25 +566,6 @@ public sealed class MigrationPipeline : IAsyncDisposable
 
             return ValueTask.FromResult(new ImprovementCheck(after < before ? ImprovementVerdict.Improved : ImprovementVerdict.NotImproved, before, after));
         }
-    }
-
-    private string? TargetOf(string hostName) => Array.Find(_hosts, h => h.Host.Name == hostName)?.ProbeTarget;
-
-    private double WeightedMean(VmDefinition vm, string target, DateTimeOffset from, DateTimeOffset to)
-    {
-        double sum = 0, weights = 0;
-        foreach (var user in vm.Users)
-        {
-            if (_windows.Summarize(user.VantagePoint, target, from, to).Median is not { } median)
-            {
-                return double.NaN;
-            }
-
-            sum += median.TotalMilliseconds * user.Weight;
-            weights += user.Weight;
-        }
-
-        return weights > 0 ? sum / weights : double.NaN;
     }
 
     private sealed class HostState

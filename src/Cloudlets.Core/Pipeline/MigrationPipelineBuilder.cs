@@ -15,8 +15,9 @@ namespace Cloudlets.Core.Pipeline;
 public sealed class MigrationPipelineBuilder
 {
     private readonly List<PipelineHost> _hosts = [];
-    private readonly List<(VmDefinition Vm, string? ProbeTarget)> _vms = [];
-    private readonly MigrationPipelineOptions _options = new();
+    private readonly List<IAsyncDisposable> _owned = [];
+    private readonly List<VmDefinition> _vms = [];
+    private MigrationPipelineOptions _options = new();
     private IObservable<LatencySample>? _samples;
     private IMigrationPolicy? _policy;
     private TimeProvider? _time;
@@ -35,23 +36,39 @@ public sealed class MigrationPipelineBuilder
     /// <param name="host">The host.</param>
     /// <param name="probeTarget">The name of the probe target whose samples measure the latency to this host (<see cref="ProbeTarget.Name"/>).</param>
     /// <param name="migrationUri">The data-channel URI migrations to this host use (for example <c>tcp://198.18.0.12</c>), or <see langword="null"/> for the executor's options.</param>
-    public MigrationPipelineBuilder AddHost(IHypervisorHost host, string probeTarget, Uri? migrationUri = null)
+    /// <param name="leaveOpen">
+    /// <see langword="false"/> (the default): the pipeline owns the host and disposes it when it is
+    /// disposed. <see langword="true"/>: the caller keeps it and disposes it after the pipeline.
+    /// </param>
+    public MigrationPipelineBuilder AddHost(IHypervisorHost host, string probeTarget, Uri? migrationUri = null, bool leaveOpen = false)
     {
         ThrowIfBuilt();
         ArgumentNullException.ThrowIfNull(host);
         ArgumentException.ThrowIfNullOrEmpty(probeTarget);
-        _hosts.Add(new PipelineHost(host, probeTarget, migrationUri));
+        _hosts.Add(new PipelineHost(host, probeTarget, migrationUri, leaveOpen));
+        return this;
+    }
+
+    /// <summary>
+    /// Gives the pipeline something to dispose with it — typically the prober or the sample source
+    /// behind <see cref="WithSamples"/>. Owned resources are disposed in the order given, after the
+    /// pipeline has stopped and before its hosts.
+    /// </summary>
+    public MigrationPipelineBuilder Owns(IAsyncDisposable resource)
+    {
+        ThrowIfBuilt();
+        ArgumentNullException.ThrowIfNull(resource);
+        _owned.Add(resource);
         return this;
     }
 
     /// <summary>Adds a VM with its users.</summary>
     /// <param name="vm">The VM and its weighted users.</param>
-    /// <param name="probeTarget">A probe target that measures the VM's own address, or <see langword="null"/>; when given, the check after a move uses it.</param>
-    public MigrationPipelineBuilder AddVm(VmDefinition vm, string? probeTarget = null)
+    public MigrationPipelineBuilder AddVm(VmDefinition vm)
     {
         ThrowIfBuilt();
         ArgumentNullException.ThrowIfNull(vm);
-        _vms.Add((vm, probeTarget));
+        _vms.Add(vm);
         return this;
     }
 
@@ -88,6 +105,18 @@ public sealed class MigrationPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Replaces the options with a copy of <paramref name="options"/> (for example bound from
+    /// configuration); later <see cref="Configure"/> calls change the copy. Validated in <see cref="Build"/>.
+    /// </summary>
+    public MigrationPipelineBuilder WithOptions(MigrationPipelineOptions options)
+    {
+        ThrowIfBuilt();
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Clone();
+        return this;
+    }
+
     /// <summary>Changes the options (the callbacks run in the order given; the result is validated once, in <see cref="Build"/>).</summary>
     public MigrationPipelineBuilder Configure(Action<MigrationPipelineOptions> configure)
     {
@@ -97,7 +126,7 @@ public sealed class MigrationPipelineBuilder
         return this;
     }
 
-    /// <summary>Validates everything and builds the pipeline (not started: call <see cref="MigrationPipeline.Start"/>).</summary>
+    /// <summary>Validates everything and builds the pipeline (not started: call <see cref="MigrationPipeline.StartAsync"/>).</summary>
     /// <exception cref="InvalidOperationException">The builder already built, or an input is missing.</exception>
     /// <exception cref="OptionsValidationException">An option is out of its range (every error is listed with its path).</exception>
     /// <exception cref="ArgumentException">A probe target stands for two hosts, or a VM has no users.</exception>
@@ -132,7 +161,7 @@ public sealed class MigrationPipelineBuilder
             }
         }
 
-        foreach (var (vm, _) in _vms)
+        foreach (var vm in _vms)
         {
             if (vm.Users is null || vm.Users.Count == 0)
             {
@@ -149,7 +178,8 @@ public sealed class MigrationPipelineBuilder
             _policy ?? new LowestLatencyPolicy(),
             _time ?? TimeProvider.System,
             options,
-            loggers);
+            loggers,
+            [.. _owned, .. _hosts.Where(h => !h.LeaveOpen).Select(h => (IAsyncDisposable)h.Host)]);
     }
 
     private void ThrowIfBuilt()
@@ -162,4 +192,4 @@ public sealed class MigrationPipelineBuilder
 }
 
 /// <summary>A host as the pipeline knows it.</summary>
-internal sealed record PipelineHost(IHypervisorHost Host, string ProbeTarget, Uri? MigrationUri);
+internal sealed record PipelineHost(IHypervisorHost Host, string ProbeTarget, Uri? MigrationUri, bool LeaveOpen);

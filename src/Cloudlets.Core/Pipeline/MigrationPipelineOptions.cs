@@ -35,6 +35,13 @@ public sealed class MigrationPipelineOptions : IValidatableOptions
     /// <summary>vCPUs a host may give to VMs per logical CPU. Range (0, 64]. The default is 4.</summary>
     public double VCpuOvercommit { get; set; } = 4;
 
+    /// <summary>
+    /// How long <see cref="MigrationPipeline.StopAsync"/> lets running migrations finish before it
+    /// aborts them (each VM then stays on its source). Range [0, 1 day]. The default is 10 minutes,
+    /// the executor's default completion timeout.
+    /// </summary>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>The executor's options (automatic mode). The default is <see cref="MigrationExecutorOptions"/>'s defaults.</summary>
     public MigrationExecutorOptions Executor { get; set; } = new();
 
@@ -56,6 +63,7 @@ public sealed class MigrationPipelineOptions : IValidatableOptions
         Positive(errors, nameof(HostTimeout), HostTimeout, TimeSpan.FromMinutes(5));
         errors.InRange(nameof(SampleWindow), SampleWindow, 1, 10_000);
         errors.Require(VCpuOvercommit > 0 && VCpuOvercommit <= 64, nameof(VCpuOvercommit), FormattableString.Invariant($"is {VCpuOvercommit}; the range is (0, 64]."));
+        errors.InRange(nameof(StopTimeout), StopTimeout, TimeSpan.Zero, TimeSpan.FromDays(1));
         errors.Nested(nameof(Executor), Executor);
     }
 

@@ -26,6 +26,18 @@ internal static partial class DecisionsLog
         Message = "The latency sample stream failed; without samples every host becomes stale and no decision is made.")]
     public static partial void SampleStreamFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 6005, EventName = "PipelineStopping", Level = LogLevel.Information,
+        Message = "Migration pipeline stopping: no new move starts; running migrations may finish for up to {DrainTimeout}.")]
+    public static partial void PipelineStopping(ILogger logger, TimeSpan drainTimeout);
+
+    [LoggerMessage(EventId = 6006, EventName = "PipelineStopped", Level = LogLevel.Information,
+        Message = "Migration pipeline stopped.")]
+    public static partial void PipelineStopped(ILogger logger);
+
+    [LoggerMessage(EventId = 6007, EventName = "OwnedDisposeFailed", Level = LogLevel.Warning,
+        Message = "Disposing {Resource}, which the pipeline owned, failed; the rest is still disposed.")]
+    public static partial void OwnedDisposeFailed(ILogger logger, string resource, Exception exception);
+
     // 6100–6199: executor.
     [LoggerMessage(EventId = 6100, EventName = "MigrationStarted", Level = LogLevel.Information,
         Message = "Migrating VM {Vm} from {Source} to {Destination}.")]
@@ -60,6 +72,10 @@ internal static partial class DecisionsLog
     public static partial void ImprovementCheckFailed(ILogger logger, string vm, Exception exception);
 
     // 6200–6299: hosts and placement.
+    [LoggerMessage(EventId = 6108, EventName = "StopAbortingMigrations", Level = LogLevel.Warning,
+        Message = "{Count} migration(s) still running when the stop's drain of {DrainTimeout} ended (or the stop was cancelled): aborting them; each VM stays on its source.")]
+    public static partial void StopAbortingMigrations(ILogger logger, int count, TimeSpan drainTimeout);
+
     [LoggerMessage(EventId = 6200, EventName = "HostUnavailable", Level = LogLevel.Warning,
         Message = "Host {Host} does not answer; it leaves the candidates until it answers again.")]
     public static partial void HostUnavailable(ILogger logger, string host, Exception? exception);
@@ -67,4 +83,12 @@ internal static partial class DecisionsLog
     [LoggerMessage(EventId = 6201, EventName = "HostAvailable", Level = LogLevel.Information,
         Message = "Host {Host} answers again; it is a candidate again.")]
     public static partial void HostAvailable(ILogger logger, string host);
+
+    [LoggerMessage(EventId = 6202, EventName = "HostEventSeen", Level = LogLevel.Debug,
+        Message = "Host {Host}: {Event}; placement is read again now.")]
+    public static partial void HostEventSeen(ILogger logger, string host, Hypervisors.HostEvent @event);
+
+    [LoggerMessage(EventId = 6203, EventName = "HostEventsFailed", Level = LogLevel.Warning,
+        Message = "Host {Host}: its event stream failed; placement changes made outside the pipeline are seen only at the periodic refresh.")]
+    public static partial void HostEventsFailed(ILogger logger, string host, Exception exception);
 }

@@ -112,8 +112,9 @@ internal sealed class LabPipelineRun : IAsyncDisposable
 
         var builder = new MigrationPipelineBuilder()
             .WithSamples(samples)
+            .Owns(_prober)
             .WithPolicy(new LowestLatencyPolicy(policyOptions))
-            .AddVm(new VmDefinition(_guest.Name, [new VmUser(VantagePoint)]), VmTarget)
+            .AddVm(new VmDefinition(_guest.Name, [new VmUser(VantagePoint)]))
             .Configure(o =>
             {
                 o.Mode = PipelineMode.Automatic;
@@ -156,7 +157,7 @@ internal sealed class LabPipelineRun : IAsyncDisposable
                 $"  t={Now:0.0}s outcome {o.Source} -> {o.Destination}: {o.Kind} ({o.AbortCause}) in {o.Duration.TotalSeconds:0.0} s {o.Error?.GetType().Name}: {o.Error?.Message}"));
         }));
         _subscriptions.Add(samples.Connect());
-        _pipeline.Start();
+        _pipeline.StartAsync().GetAwaiter().GetResult(); // starts synchronously
     }
 
     /// <summary>The median RTT in ms of the answered samples to a probe target received in [from, to) seconds; NaN when none.</summary>
@@ -218,12 +219,8 @@ internal sealed class LabPipelineRun : IAsyncDisposable
 
         if (_pipeline is not null)
         {
-            await _pipeline.DisposeAsync();
-        }
-
-        if (_prober is not null)
-        {
-            await _prober.DisposeAsync();
+            await _pipeline.DisposeAsync(); // it owns the hosts and the prober
+            return;
         }
 
         foreach (var h in _hosts)

@@ -23,6 +23,7 @@ public sealed class FakeHypervisorHost : IHypervisorHost
     private static readonly ConcurrentDictionary<Uri, WeakReference<FakeHypervisorHost>> Registry = new();
     private readonly Lock _gate = new();
     private readonly List<VmInfo> _vms = [];
+    private readonly System.Reactive.Subjects.Subject<HostEvent> _events = new();
 
     public FakeHypervisorHost(string name, int cpus = 4, long freeMemoryBytes = 8L << 30)
     {
@@ -36,7 +37,14 @@ public sealed class FakeHypervisorHost : IHypervisorHost
     public string Name { get; }
     public Uri Uri { get; }
     public HostConnectionState ConnectionState { get; set; } = HostConnectionState.Connected;
-    public IObservable<HostEvent> Events => Observable.Never<HostEvent>();
+    public IObservable<HostEvent> Events => _events.AsObservable();
+
+    /// <summary>Whether <see cref="DisposeAsync"/> was called.</summary>
+    public bool Disposed { get; private set; }
+
+    /// <summary>Publishes a lifecycle event, as libvirt's event loop would.</summary>
+    public void Emit(HostEvent e) => VirtualClock.Inline(() => _events.OnNext(e));
+
     public int Cpus { get; set; }
     public long FreeMemoryBytes { get; set; }
 
@@ -163,7 +171,12 @@ public sealed class FakeHypervisorHost : IHypervisorHost
         return new MigrationResult(vmName, Name, destination.Name, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(100), vm?.MemoryBytes);
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public ValueTask DisposeAsync()
+    {
+        Disposed = true;
+        _events.OnCompleted();
+        return ValueTask.CompletedTask;
+    }
 
     private void ThrowIfNotAnswering()
     {

@@ -42,8 +42,8 @@ public class MigrationExecutorTests
     {
         await using var executor = Executor();
         var (a, b, c) = (Manual("a", "vm"), Manual("b"), Manual("c"));
-        Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out _), Is.True);
-        Assert.That(executor.TryStart(new MigrationRequest("vm", a, c), out var why), Is.False);
+        Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out _), Is.Not.Null);
+        Assert.That(executor.TryStart(new MigrationRequest("vm", a, c), out var why), Is.Null);
         Assert.That(why, Does.Contain("already being migrated"));
     }
 
@@ -58,17 +58,17 @@ public class MigrationExecutorTests
         var (a, b, c, d, e, f) = (Manual("a", "vm1"), Manual("b"), Manual("c", "vm2", "vm3"), Manual("d"), Manual("e", "vm4"), Manual("f"));
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(executor.TryStart(new MigrationRequest("vm1", a, b), out _), Is.True);
-            Assert.That(executor.TryStart(new MigrationRequest("vm2", c, b), out var perHost), Is.False);
+            Assert.That(executor.TryStart(new MigrationRequest("vm1", a, b), out _), Is.Not.Null);
+            Assert.That(executor.TryStart(new MigrationRequest("vm2", c, b), out var perHost), Is.Null);
             Assert.That(perHost, Does.Contain("host 'b'"));
-            Assert.That(executor.TryStart(new MigrationRequest("vm3", c, d), out _), Is.True);
-            Assert.That(executor.TryStart(new MigrationRequest("vm4", e, f), out var total), Is.False);
+            Assert.That(executor.TryStart(new MigrationRequest("vm3", c, d), out _), Is.Not.Null);
+            Assert.That(executor.TryStart(new MigrationRequest("vm4", e, f), out var total), Is.Null);
             Assert.That(total, Does.Contain("limit in total is 2"));
             Assert.That(executor.ActiveCount, Is.EqualTo(2));
         }
 
         a.Pending[0].Succeed();
-        Assert.That(executor.TryStart(new MigrationRequest("vm4", e, f), out _), Is.True, "a slot is free again");
+        Assert.That(executor.TryStart(new MigrationRequest("vm4", e, f), out _), Is.Not.Null, "a slot is free again");
     }
 
     [Test]
@@ -180,11 +180,11 @@ public class MigrationExecutorTests
         var backoffs = new List<TimeSpan>();
         for (var i = 0; i < 4; i++)
         {
-            Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out var why), Is.True, why);
+            Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out var why), Is.Not.Null, why);
             var until = executor.BackedOffUntil("b");
             Assert.That(until, Is.Not.Null);
             backoffs.Add(until!.Value - _clock.GetUtcNow());
-            Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out var rejected), Is.False, "no retry in a tight loop");
+            Assert.That(executor.TryStart(new MigrationRequest("vm", a, b), out var rejected), Is.Null, "no retry in a tight loop");
             Assert.That(rejected, Does.Contain("backed off"));
             _clock.Step(backoffs[^1]);
         }
@@ -233,7 +233,7 @@ public class MigrationExecutorTests
             Assert.That(seen, Is.Null, "not checked before the delay");
             Assert.That(_outcomes, Is.Empty);
             Assert.That(executor.IsMigrating("vm"), Is.True, "the VM stays locked until its outcome is out");
-            Assert.That(executor.TryStart(new MigrationRequest("vm2", a, b), out _), Is.True, "the hosts are free once the call returned");
+            Assert.That(executor.TryStart(new MigrationRequest("vm2", a, b), out _), Is.Not.Null, "the hosts are free once the call returned");
         }
 
         _clock.Step(TimeSpan.FromSeconds(1));
@@ -281,5 +281,111 @@ public class MigrationExecutorTests
         var o = new MigrationExecutorOptions();
         spoil(o);
         Assert.That(() => new MigrationExecutor(o, _clock), Throws.TypeOf<OptionsValidationException>().With.Property(nameof(OptionsValidationException.Errors)).Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task TryStart_Started_HandleCarriesThePublishedOutcome()
+    {
+        await using var executor = Executor();
+        var (a, b) = (Manual("a", "vm"), Manual("b"));
+        var handle = executor.TryStart(new MigrationRequest("vm", a, b), out var why);
+        Assert.That(handle, Is.Not.Null, why);
+        Assert.That(handle!.Outcome.IsCompleted, Is.False);
+
+        a.Pending[0].Succeed();
+        var outcome = await handle.Outcome.WaitAsync(TimeSpan.FromSeconds(30));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(handle.VmName, Is.EqualTo("vm"));
+            Assert.That(outcome.Kind, Is.EqualTo(MigrationOutcomeKind.Succeeded));
+            Assert.That(_outcomes, Is.EqualTo(new[] { outcome }));
+            Assert.That(b.Vms.Select(v => v.Name), Is.EqualTo(new[] { "vm" }));
+        }
+    }
+
+    [Test]
+    public async Task Abort_OneOfTwoMigrations_OnlyThatOneAbortedAndItsVmStays()
+    {
+        await using var executor = Executor();
+        var (a, b, c, d) = (Manual("a", "vm1"), Manual("b"), Manual("c", "vm2"), Manual("d"));
+        var first = executor.TryStart(new MigrationRequest("vm1", a, b), out _)!;
+        var second = executor.TryStart(new MigrationRequest("vm2", c, d), out _)!;
+
+        Assert.That(first.Abort(), Is.True);
+        var aborted = await first.Outcome.WaitAsync(TimeSpan.FromSeconds(30));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((aborted.Kind, aborted.AbortCause), Is.EqualTo((MigrationOutcomeKind.Aborted, MigrationAbortCause.Requested)));
+            Assert.That(a.Pending[0].WasCancelled, Is.True);
+            Assert.That(a.Vms.Select(v => v.Name), Is.EqualTo(new[] { "vm1" }), "the VM stays on its source");
+            Assert.That(c.Pending[0].WasCancelled, Is.False, "the other migration runs on");
+            Assert.That(second.Outcome.IsCompleted, Is.False);
+            Assert.That(first.Abort(), Is.False, "an ended migration cannot be aborted again");
+        }
+
+        c.Pending[0].Succeed();
+        Assert.That((await second.Outcome.WaitAsync(TimeSpan.FromSeconds(30))).Kind, Is.EqualTo(MigrationOutcomeKind.Succeeded));
+    }
+
+    [Test]
+    public async Task StopAsync_MigrationRunning_NoNewStartAndTheRunningOneFinishes()
+    {
+        await using var executor = Executor();
+        var (a, b, c, d) = (Manual("a", "vm1"), Manual("b"), Manual("c", "vm2"), Manual("d"));
+        var running = executor.TryStart(new MigrationRequest("vm1", a, b), out _)!;
+
+        var stop = executor.StopAsync(TimeSpan.FromMinutes(1));
+        _clock.Step(TimeSpan.FromSeconds(5));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(stop.IsCompleted, Is.False, "the stop waits for the running migration");
+            Assert.That(executor.TryStart(new MigrationRequest("vm2", c, d), out var why), Is.Null);
+            Assert.That(why, Does.Contain("stopping"));
+            Assert.That(c.Migrations, Is.Empty);
+        }
+
+        a.Pending[0].Succeed();
+        await stop.WaitAsync(TimeSpan.FromSeconds(30));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((await running.Outcome).Kind, Is.EqualTo(MigrationOutcomeKind.Succeeded));
+            Assert.That(a.Pending[0].WasCancelled, Is.False);
+            Assert.That(b.Vms.Select(v => v.Name), Is.EqualTo(new[] { "vm1" }));
+        }
+    }
+
+    [Test]
+    public async Task StopAsync_DrainTimeoutPasses_RemainingMigrationAbortedVmStays()
+    {
+        await using var executor = Executor();
+        var (a, b) = (Manual("a", "vm"), Manual("b"));
+        var running = executor.TryStart(new MigrationRequest("vm", a, b), out _)!;
+
+        var stop = executor.StopAsync(TimeSpan.FromSeconds(10));
+        _clock.Step(TimeSpan.FromSeconds(9));
+        Assert.That(stop.IsCompleted, Is.False);
+        _clock.Step(TimeSpan.FromSeconds(1));
+        await stop.WaitAsync(TimeSpan.FromSeconds(30));
+        var outcome = await running.Outcome;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((outcome.Kind, outcome.AbortCause), Is.EqualTo((MigrationOutcomeKind.Aborted, MigrationAbortCause.Shutdown)));
+            Assert.That(a.Pending[0].WasCancelled, Is.True);
+            Assert.That(a.Vms.Select(v => v.Name), Is.EqualTo(new[] { "vm" }));
+        }
+    }
+
+    [Test]
+    public async Task StopAsync_Cancelled_AbortsAtOnce()
+    {
+        await using var executor = Executor();
+        var (a, b) = (Manual("a", "vm"), Manual("b"));
+        var running = executor.TryStart(new MigrationRequest("vm", a, b), out _)!;
+        using var cts = new CancellationTokenSource();
+
+        var stop = executor.StopAsync(TimeSpan.FromMinutes(10), cts.Token);
+        await cts.CancelAsync();
+        await stop.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.That((await running.Outcome).AbortCause, Is.EqualTo(MigrationAbortCause.Shutdown));
     }
 }

@@ -1,4 +1,5 @@
 using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
 
 namespace Cloudlets.Core.Tests.Pipeline;
@@ -355,4 +356,130 @@ public class MigrationPipelineTests
             Throws.TypeOf<Cloudlets.Core.Options.OptionsValidationException>()
                 .With.Property(nameof(Cloudlets.Core.Options.OptionsValidationException.Errors)).Matches<IReadOnlyList<Cloudlets.Core.Options.OptionsError>>(
                     e => e.Select(x => x.Path).SequenceEqual(new[] { "EvaluationInterval", "Executor.MaxConcurrentPerHost" })));
+
+    [Test]
+    public async Task PlacementOf_VmMovedOutsideThePipelineWithAnEvent_SeenWithinOneSecond()
+    {
+        await using var fleet = TraceFleet.Start(PipelineMode.Advisory);
+        fleet.Replay(TimeSpan.FromSeconds(3), (t, h) => 20);
+        Assert.That(fleet.Pipeline.PlacementOf("vm"), Is.EqualTo("a"));
+
+        // As `virsh migrate` would: the VM leaves a and runs on b, and both hosts say so.
+        fleet.MoveOutside("vm", "a", "b");
+        fleet.Hosts["a"].Emit(new VmLifecycleEvent("a", fleet.Clock.GetUtcNow(), "vm", VmLifecycle.Stopped, 3, ByMigration: true));
+        fleet.Hosts["b"].Emit(new VmLifecycleEvent("b", fleet.Clock.GetUtcNow(), "vm", VmLifecycle.Started, 1, ByMigration: true));
+        fleet.Clock.Step(TimeSpan.FromSeconds(1));
+
+        Assert.That(fleet.Pipeline.PlacementOf("vm"), Is.EqualTo("b"));
+    }
+
+    [Test]
+    public async Task PlacementOf_VmMovedOutsideThePipelineWithoutAnEvent_SeenOnlyAtThePeriodicRefresh()
+    {
+        await using var fleet = TraceFleet.Start(PipelineMode.Advisory);
+        fleet.Replay(TimeSpan.FromSeconds(3), (t, h) => 20);
+        fleet.MoveOutside("vm", "a", "b");
+
+        fleet.Clock.Step(TimeSpan.FromSeconds(1));
+        Assert.That(fleet.Pipeline.PlacementOf("vm"), Is.EqualTo("a"), "no event: the change is not seen yet (the control for the test above)");
+        fleet.Clock.Step(TimeSpan.FromSeconds(11)); // the refresh every 15 s
+        Assert.That(fleet.Pipeline.PlacementOf("vm"), Is.EqualTo("b"));
+    }
+
+    [Test]
+    public async Task StopAsync_MigrationRunning_NoNewWindowAndTheMigrationFinishes()
+    {
+        await using var fleet = TraceFleet.Start(
+            PipelineMode.Automatic,
+            options: o => o.Executor.ProgressTimeout = TimeSpan.FromMinutes(10), // the fake reports no progress
+            arrange: h => h["a"].MigrationMode = FakeMigrationMode.Manual);
+        fleet.Replay(TimeSpan.FromSeconds(90), StepTrace);
+        Assert.That(fleet.Hosts["a"].Pending, Has.Count.EqualTo(1), "the step's move is running");
+
+        var stop = fleet.Pipeline.StopAsync();
+        var decisions = fleet.Decisions.Count;
+        fleet.Replay(TimeSpan.FromSeconds(20), StepTrace);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(stop.IsCompleted, Is.False, "the stop waits for the running migration");
+            Assert.That(fleet.Decisions, Has.Count.EqualTo(decisions), "no window after the stop");
+        }
+
+        fleet.Hosts["a"].Pending[0].Succeed();
+        await stop.WaitAsync(TimeSpan.FromSeconds(30));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fleet.Outcomes.Select(o => o.Kind), Is.EqualTo(new[] { MigrationOutcomeKind.Succeeded }));
+            Assert.That(fleet.VmHost, Is.EqualTo("b"));
+            Assert.That(fleet.Hosts["a"].Pending[0].WasCancelled, Is.False);
+        }
+    }
+
+    [Test]
+    public async Task StopAsync_StopTimeoutPasses_MigrationAbortedVmStaysOnSource()
+    {
+        await using var fleet = TraceFleet.Start(
+            PipelineMode.Automatic,
+            options: o =>
+            {
+                o.StopTimeout = TimeSpan.FromSeconds(5);
+                o.Executor.ProgressTimeout = TimeSpan.FromMinutes(10);
+            },
+            arrange: h => h["a"].MigrationMode = FakeMigrationMode.Manual);
+        fleet.Replay(TimeSpan.FromSeconds(90), StepTrace);
+        Assert.That(fleet.Hosts["a"].Pending, Has.Count.EqualTo(1));
+
+        var stop = fleet.Pipeline.StopAsync();
+        fleet.Clock.Step(TimeSpan.FromSeconds(5));
+        await stop.WaitAsync(TimeSpan.FromSeconds(30));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fleet.Outcomes.Select(o => (o.Kind, o.AbortCause)), Is.EqualTo(new[] { (MigrationOutcomeKind.Aborted, MigrationAbortCause.Shutdown) }));
+            Assert.That(fleet.VmHost, Is.EqualTo("a"));
+        }
+    }
+
+    [Test]
+    public async Task StartAsync_AfterStop_Throws()
+    {
+        await using var fleet = TraceFleet.Start(PipelineMode.Advisory);
+        await fleet.Pipeline.StopAsync();
+        Assert.That(() => fleet.Pipeline.StartAsync(), Throws.InvalidOperationException.With.Message.Contains("stopped"));
+    }
+
+    [Test]
+    public async Task DisposeAsync_OwnedHostsAndResources_DisposedLeftOpenHostsNot()
+    {
+        var owned = new FakeHypervisorHost("a");
+        owned.AddVm("vm");
+        var leftOpen = new FakeHypervisorHost("b");
+        var prober = new DisposalProbe();
+        var pipeline = new MigrationPipelineBuilder()
+            .WithSamples(System.Reactive.Linq.Observable.Never<Cloudlets.Core.Probing.LatencySample>())
+            .AddHost(owned, "a")
+            .AddHost(leftOpen, "b", leaveOpen: true)
+            .Owns(prober)
+            .AddVm("vm", "edge")
+            .Build();
+        await pipeline.StartAsync();
+
+        await pipeline.DisposeAsync();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(owned.Disposed, Is.True);
+            Assert.That(leftOpen.Disposed, Is.False);
+            Assert.That(prober.Disposed, Is.True);
+        }
+    }
+
+    private sealed class DisposalProbe : IAsyncDisposable
+    {
+        public bool Disposed { get; private set; }
+
+        public ValueTask DisposeAsync()
+        {
+            Disposed = true;
+            return ValueTask.CompletedTask;
+        }
+    }
 }

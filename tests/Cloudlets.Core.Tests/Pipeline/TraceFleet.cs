@@ -80,7 +80,7 @@ public sealed class TraceFleet : IAsyncDisposable
         fleet.Pipeline.Decisions.Subscribe(fleet.Decisions.Add);
         fleet.Pipeline.Outcomes.Subscribe(fleet.Outcomes.Add);
         arrange?.Invoke(fleet.Hosts); // before the start: its first read of the hosts runs at once
-        fleet.Pipeline.Start();
+        fleet.Pipeline.StartAsync().GetAwaiter().GetResult(); // starts synchronously
         return fleet;
     }
 
@@ -111,6 +111,14 @@ public sealed class TraceFleet : IAsyncDisposable
 
             Clock.Step(TimeSpan.FromSeconds(1));
         }
+    }
+
+    /// <summary>Moves a VM between the fakes behind the pipeline's back (as <c>virsh migrate</c> would), without any event.</summary>
+    public void MoveOutside(string vm, string from, string to)
+    {
+        var info = Hosts[from].Vms.Single(v => v.Name == vm);
+        Hosts[from].Remove(vm);
+        Hosts[to].Add(info);
     }
 
     /// <summary>Where the fakes say the VM runs.</summary>
