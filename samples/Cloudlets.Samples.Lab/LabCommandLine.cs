@@ -23,6 +23,21 @@ internal sealed record LabCommandLine(
     IReadOnlyList<(string Host, TimeSpan Delay)> Delays,
     TimeSpan? HoldFor)
 {
+    /// <summary>The verbs.</summary>
+    public static readonly IReadOnlyList<string> Verbs = ["up", "status", "down", "shape", "clear", "migrate"];
+
+    /// <summary>The largest <c>--bandwidth</c>, in MiB/s.</summary>
+    public const int MaxBandwidth = 100_000;
+
+    /// <summary>For <c>migrate</c>: the guest (<c>guest-I</c>).</summary>
+    public string? Guest { get; init; }
+
+    /// <summary>For <c>migrate</c>: the destination host (<c>cloudlet-N</c>).</summary>
+    public string? To { get; init; }
+
+    /// <summary>For <c>migrate</c>: the bandwidth limit in MiB/s, 0 for none.</summary>
+    public int Bandwidth { get; init; }
+
     /// <summary>The longest <c>--for</c>: one day.</summary>
     public static readonly TimeSpan MaxHold = TimeSpan.FromDays(1);
 
@@ -36,6 +51,12 @@ internal sealed record LabCommandLine(
         }
 
         var verb = args[0];
+        if (!Verbs.Contains(verb))
+        {
+            throw new FormatException($"unknown command '{verb}' (commands: {string.Join(", ", Verbs)})");
+        }
+
+        var bandwidth = 0;
         var name = "cloudlets";
         var hosts = 3;
         var guests = new List<string>();
@@ -67,6 +88,15 @@ internal sealed record LabCommandLine(
                 case "--for" when verb == "shape":
                     holdFor = ParseHold(Value());
                     break;
+                case "--bandwidth" when verb == "migrate":
+                    var mibs = Value();
+                    bandwidth = int.TryParse(mibs, NumberStyles.None, CultureInfo.InvariantCulture, out var b) && b is >= 1 and <= MaxBandwidth
+                        ? b
+                        : throw new FormatException($"--bandwidth takes MiB/s from 1 to {MaxBandwidth.ToString(CultureInfo.InvariantCulture)}, not '{mibs}'");
+                    break;
+                case var a when verb == "migrate" && !a.StartsWith("--", StringComparison.Ordinal):
+                    positional.Add(a);
+                    break;
                 case var a when verb == "shape" && !a.StartsWith("--", StringComparison.Ordinal):
                     // HOST DELAY pairs; a negative delay such as "-5" lands here too and is refused below.
                     positional.Add(a);
@@ -78,7 +108,27 @@ internal sealed record LabCommandLine(
 
         LabNaming.ValidateLabName(name);
         var delays = verb == "shape" ? ParseDelays(positional) : [];
-        return new LabCommandLine(verb, name, hosts, guests, json, cache, delays, holdFor);
+        string? guest = null, to = null;
+        if (verb == "migrate")
+        {
+            if (positional.Count != 2)
+            {
+                throw new FormatException("migrate takes GUEST HOST, for example: migrate guest-1 cloudlet-2");
+            }
+
+            (guest, to) = (positional[0], positional[1]);
+            if (!guest.StartsWith("guest-", StringComparison.Ordinal) || !int.TryParse(guest.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out var gi) || gi is < 1 or > LabNaming.MaxGuests || guest[6] == '0')
+            {
+                throw new FormatException($"'{guest}' is not a lab guest (guest-1, guest-2, …)");
+            }
+
+            if (!LabNaming.TryParseHostName(to, out _))
+            {
+                throw new FormatException($"'{to}' is not a lab host (cloudlet-1, cloudlet-2, …)");
+            }
+        }
+
+        return new LabCommandLine(verb, name, hosts, guests, json, cache, delays, holdFor) { Guest = guest, To = to, Bandwidth = bandwidth };
     }
 
     /// <summary>

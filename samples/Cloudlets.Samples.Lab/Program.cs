@@ -4,6 +4,7 @@
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
 //   cloudlets-lab clear [--name NAME]
+//   cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
 using System.Globalization;
 using System.Net;
 using Cloudlets.Core.Probing;
@@ -22,15 +23,23 @@ const string Usage = """
            cloudlets-lab down [--name NAME]
            cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
            cloudlets-lab clear [--name NAME]
+           cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
     --cache is the guest image cache (default /var/cache/cloudlets-lab; it holds the kernel .deb).
     The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8).
-    "up" on a healthy lab of the same name and host count changes nothing; "down" it first to
-    reshape it. "up" after a crashed or killed run removes that run's leftovers first.
+    "up" on a healthy lab of the same name and host count changes nothing; on a lab of another
+    shape, or one whose owner process is alive, it refuses (exit 4, nothing changed): "down" it
+    first. "up" after a crashed or killed run removes that run's leftovers first. The lab removes
+    only what it recorded as its own: a namespace with its names made by anybody else is left alone.
+    Exit codes: 0 done, 1 failed, 2 bad input, 3 prerequisites missing, 4 the name is held.
     "shape" gives each HOST (cloudlet-N) a one-way DELAY toward the edge (milliseconds, or 0.3s) and
     unshapes the others; it holds the delays until Ctrl+C (or for --for SECONDS), printing what the
     kernel holds and the RTT measured from the edge, then clears them. The userspace delay line lives
     in that process: if it is killed, traffic flows undelayed and "clear" removes the leftover rules.
+    "migrate" live-migrates GUEST (guest-N) to HOST with virsh --p2p (--bandwidth limits it, MiB/s).
     CLOUDLETS_LAB_LOG=information (or debug) logs what the lab does to stderr.
+    CLOUDLETS_LAB_HOLD_AT=PHASE stops the command at that phase (it prints "holding at phase PHASE"
+    and waits to be killed), for fault-injection tests. Phases: those of Cloudlets.Lab.LabPhases for
+    "up", shape-applying and shape-applied for "shape", migrate-started and migrate-running for "migrate".
     """;
 
 if (!OperatingSystem.IsLinux())
@@ -63,6 +72,7 @@ try
         "down" => await DownAsync(parsed, logger, cancel.Token),
         "shape" => await ShapeAsync(parsed, cancel.Token),
         "clear" => await ClearAsync(parsed, cancel.Token),
+        "migrate" => await MigrateAsync(parsed, cancel.Token),
         _ => Fail(Usage),
     };
 }
@@ -82,6 +92,10 @@ catch (LabPrerequisiteException ex)
 {
     return Fail(ex.Message, 3);
 }
+catch (LabConflictException ex)
+{
+    return Fail(ex.Message, 4);
+}
 catch (LabException ex)
 {
     return Fail(ex.Message, 1);
@@ -99,6 +113,17 @@ catch (OperationCanceledException)
     return Fail("cancelled", 130);
 }
 
+// The fault-injection hook: the command stops at the named phase until it is killed.
+static void Reached(string phase)
+{
+    if (Environment.GetEnvironmentVariable("CLOUDLETS_LAB_HOLD_AT") == phase)
+    {
+        Console.WriteLine($"holding at phase {phase}");
+        Console.Out.Flush();
+        Thread.Sleep(Timeout.Infinite);
+    }
+}
+
 static int Fail(string message, int code = 2)
 {
     Console.Error.WriteLine(message);
@@ -107,7 +132,7 @@ static int Fail(string message, int code = 2)
 
 static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
-    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithKeepRunningOnDispose().WithLogger(logger);
+    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
     if (options.CacheFolder is not null)
     {
         builder.WithCacheFolder(options.CacheFolder);
@@ -161,10 +186,15 @@ static async Task<int> StatusAsync(LabCommandLine options, CancellationToken ct)
 
 static async Task<int> DownAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
-    var leftovers = await CloudletLab.DownAsync(options.Name, logger: logger, cancellationToken: ct);
-    if (leftovers.Count > 0)
+    var report = await CloudletLab.DownAsync(options.Name, logger: logger, cancellationToken: ct);
+    foreach (var item in report.LeftAlone)
     {
-        return Fail($"lab {options.Name}: left behind:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", leftovers), 1);
+        Console.Error.WriteLine($"lab {options.Name}: left alone, not the lab's: {item}");
+    }
+
+    if (report.Leftovers.Count > 0)
+    {
+        return Fail($"lab {options.Name}: left behind:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", report.Leftovers), 1);
     }
 
     Console.WriteLine($"lab {options.Name} is down");
@@ -192,6 +222,7 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
     }
 
     var applied = new TaskCompletionSource<ShapingState>(TaskCreationOptions.RunContinuationsAsynchronously);
+    Reached("shape-applying");
     var holding = lab.HoldShapingAsync(shaper, delays, state => applied.TrySetResult(state), hold.Token);
     if (await Task.WhenAny(applied.Task, holding) == holding)
     {
@@ -200,6 +231,7 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
     }
 
     PrintState(await applied.Task);
+    Reached("shape-applied");
     Console.WriteLine(options.HoldFor is { } f
         ? string.Create(CultureInfo.InvariantCulture, $"holding for {f.TotalSeconds:0.#} s (Ctrl+C ends it sooner) …")
         : "holding until Ctrl+C …");
@@ -272,6 +304,48 @@ static void PrintState(ShapingState state)
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  {rule.Name,-10} {rule.Direction} {rule.NetworkNamespace}/{rule.Interface}: delay {rule.Impairment.Delay.TotalMilliseconds:0.#} ms{health}"));
     }
+}
+
+static async Task<int> MigrateAsync(LabCommandLine options, CancellationToken ct)
+{
+    await using var lab = CloudletLab.Attach(options.Name);
+    if (lab is null)
+    {
+        return Fail($"no lab named {options.Name} is up", 1);
+    }
+
+    var guest = lab.GetGuest(options.Guest!);
+    var to = lab.GetHost(options.To!);
+    var from = await lab.FindGuestHostAsync(guest, ct);
+    if (from is null)
+    {
+        return Fail($"lab {lab.Name}: {guest.Name} runs on no host", 1);
+    }
+
+    if (from == to)
+    {
+        return Fail($"lab {lab.Name}: {guest.Name} runs on {to.Name} already", 2);
+    }
+
+    Reached("migrate-started");
+    var clock = System.Diagnostics.Stopwatch.StartNew();
+    var migration = lab.MigrateWithVirshAsync(guest, from.Name, to.Name, options.Bandwidth, ct);
+    // Tell the phase when the source reports the job running (bounded by the migration itself).
+    while (!migration.IsCompleted)
+    {
+        var job = await Cloudlets.Core.Commands.LocalCommandRunner.Instance.RunAsync(lab.Virsh(from, "domjobinfo", guest.Name), ct);
+        if (job.Succeeded && job.StandardOutput.Contains("Job type:", StringComparison.Ordinal) && !job.StandardOutput.Contains("None", StringComparison.Ordinal))
+        {
+            Reached("migrate-running");
+            break;
+        }
+
+        await Task.WhenAny(migration, Task.Delay(50, ct));
+    }
+
+    await migration;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lab {lab.Name}: {guest.Name} migrated {from.Name} -> {to.Name} in {clock.Elapsed.TotalSeconds:0.00} s"));
+    return 0;
 }
 
 static async Task<int> ClearAsync(LabCommandLine options, CancellationToken ct)

@@ -34,6 +34,47 @@ public sealed record CloudletLabOptions
 
     /// <summary>Whether disposing leaves the lab running (for the console sample's <c>up</c>). The default is false.</summary>
     public bool KeepRunningOnDispose { get; init; }
+
+    /// <summary>
+    /// Called synchronously as the lab passes each phase of its start (see <see cref="LabPhases"/>),
+    /// after the state file records what the phase created. For progress displays and for
+    /// fault-injection tests that stop the process at a phase. The default is none.
+    /// </summary>
+    public Action<string>? PhaseObserver { get; init; }
+}
+
+/// <summary>The phases of <see cref="CloudletLab.StartAsync"/>, in order, as given to <see cref="CloudletLabOptions.PhaseObserver"/>.</summary>
+public static class LabPhases
+{
+    /// <summary>The subnet is claimed and the state file written; nothing else exists yet.</summary>
+    public const string Claimed = "claimed";
+
+    /// <summary>The switch namespace exists.</summary>
+    public const string Switch = "switch";
+
+    /// <summary>The edge namespace exists and is wired to the switch.</summary>
+    public const string Edge = "edge";
+
+    /// <summary>Host N's namespace exists and is wired (its daemons are not started yet).</summary>
+    public static string HostNamespace(int index) => "host-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-namespace";
+
+    /// <summary>Host N's virtlogd and libvirtd were started (they are not recorded yet).</summary>
+    public static string HostDaemons(int index) => "host-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-daemons";
+
+    /// <summary>Every libvirtd answers and every daemon is recorded (the configured guests are not started yet).</summary>
+    public const string DaemonsReady = "daemons-ready";
+
+    /// <summary>The lab is up: every configured guest answers. Only now does the state file say <c>ready</c>.</summary>
+    public const string Ready = "ready";
+
+    /// <summary>Guest I is defined on its host (not started).</summary>
+    public static string GuestDefined(int index) => "guest-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-defined";
+
+    /// <summary>Guest I's QEMU runs and is recorded (the guest has not answered yet).</summary>
+    public static string GuestStarted(int index) => "guest-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-started";
+
+    /// <summary>Guest I answers from the edge.</summary>
+    public static string GuestAnswering(int index) => "guest-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-answering";
 }
 
 /// <summary>
@@ -70,6 +111,13 @@ public sealed class CloudletLabBuilder
 
     /// <summary>Leaves the lab running on dispose (tear it down with <see cref="CloudletLab.DownAsync(string, string?, ILogger?, CancellationToken)"/>).</summary>
     public CloudletLabBuilder WithKeepRunningOnDispose(bool keepRunning = true) => Set(_options with { KeepRunningOnDispose = keepRunning });
+
+    /// <summary>Sets the phase observer (see <see cref="CloudletLabOptions.PhaseObserver"/>).</summary>
+    public CloudletLabBuilder WithPhaseObserver(Action<string> observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        return Set(_options with { PhaseObserver = observer });
+    }
 
     /// <summary>Sets the logger.</summary>
     public CloudletLabBuilder WithLogger(ILogger logger)

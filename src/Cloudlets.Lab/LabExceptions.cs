@@ -48,3 +48,20 @@ public sealed class LabPrerequisiteException : LabException
     /// <summary>Everything that is missing.</summary>
     public IReadOnlyList<LabPrerequisite> Missing { get; } = [];
 }
+
+/// <summary>
+/// The lab cannot start because something already holds its name: a lab of that name that is
+/// running or whose owner process is alive, or a network namespace with one of its names that it
+/// did not create. Thrown before anything is changed.
+/// </summary>
+public sealed class LabConflictException : LabException
+{
+    /// <summary>Creates an exception.</summary>
+    public LabConflictException() : base("Something already holds the lab's name.") { }
+
+    /// <summary>Creates an exception.</summary>
+    public LabConflictException(string message) : base(message) { }
+
+    /// <summary>Creates an exception.</summary>
+    public LabConflictException(string message, Exception innerException) : base(message, innerException) { }
+}

@@ -32,6 +32,12 @@ internal static partial class LabLog
     [LoggerMessage(EventId = 5009, Level = LogLevel.Warning, Message = "Lab {Lab}: removing it, an orphan: its owner process {Owner} ended without tearing it down")]
     public static partial void RemovingOrphan(ILogger logger, string lab, int owner);
 
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Warning, Message = "Lab {Lab}: left alone: {What}")]
+    public static partial void LeftAlone(ILogger logger, string lab, string what);
+
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Information, Message = "Lab {Lab}: phase {Phase}")]
+    public static partial void Phase(ILogger logger, string lab, string phase);
+
     [LoggerMessage(EventId = 5008, Level = LogLevel.Debug, Message = "Lab {Lab}: {Command}")]
     public static partial void Running(ILogger logger, string lab, Cloudlets.Core.Commands.CommandLine command);
 }

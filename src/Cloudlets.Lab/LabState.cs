@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Cloudlets.Lab.Ownership;
 
 namespace Cloudlets.Lab;
 
@@ -9,7 +10,7 @@ namespace Cloudlets.Lab;
 public sealed record LabState
 {
     /// <summary>The state file format version.</summary>
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     /// <summary>The format version.</summary>
     public int Version { get; init; } = CurrentVersion;
@@ -42,6 +43,12 @@ public sealed record LabState
     /// <summary>The guests that were started.</summary>
     public IReadOnlyList<LabStateGuest> Guests { get; init; } = [];
 
+    /// <summary>The network namespaces this lab created (the teardown removes these and no other).</summary>
+    public IReadOnlyList<LabOwnedNamespace> Namespaces { get; init; } = [];
+
+    /// <summary>The processes this lab started and recorded (the teardown ends these, and lab daemons inside its own namespaces).</summary>
+    public IReadOnlyList<LabOwnedProcess> Processes { get; init; } = [];
+
     /// <summary>Serializes to indented JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, LabJsonContext.Default.LabState);
 
@@ -59,11 +66,20 @@ public sealed record LabState
         }
 
         // A JSON null for a list arrives as null despite the non-nullable type.
-        if (state is null || state.Hosts is null || state.Guests is null || !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
+        if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null ||
+            !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
             state.Version != CurrentVersion || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {
             throw new LabException("The lab state file does not describe a valid lab (name, subnet, version or indexes out of range).");
+        }
+
+        // What the teardown will remove must be the lab's own kind of object: its own namespace names, and processes by absolute path.
+        var names = LabNaming.AllNamespaces(state.Name);
+        if (state.Namespaces.Any(n => n is null || !names.Contains(n.Name)) ||
+            state.Processes.Any(p => p is null || p.Pid <= 0 || p.Host is < 1 or > LabNaming.MaxHosts || string.IsNullOrEmpty(p.Executable) || !Path.IsPathFullyQualified(p.Executable)))
+        {
+            throw new LabException("The lab state file records a namespace or a process that cannot be the lab's (a foreign name, a pid or a program path out of range).");
         }
 
         return state;

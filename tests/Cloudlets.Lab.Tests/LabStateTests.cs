@@ -36,7 +36,9 @@ public class LabStateTests
     public void Parse_HandWrittenFile_ReadsCamelCaseFields()
     {
         const string json = """
-            {"version":1,"name":"lab-a","subnet":3,"phase":"starting","hosts":[{"index":1,"hostUuid":"u1"}],"guests":[]}
+            {"version":2,"name":"lab-a","subnet":3,"phase":"starting","hosts":[{"index":1,"hostUuid":"u1"}],"guests":[],
+             "namespaces":[{"name":"lab-a-sw","inode":4026532000},{"name":"lab-a-h1","inode":0}],
+             "processes":[{"host":1,"role":"libvirtd","pid":42,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}
             """;
         var state = LabState.Parse(json);
         using (Assert.EnterMultipleScope())
@@ -44,16 +46,24 @@ public class LabStateTests
             Assert.That(state.Name, Is.EqualTo("lab-a"));
             Assert.That(state.Hosts.Single().HostUuid, Is.EqualTo("u1"));
             Assert.That(state.Guests, Is.Empty);
+            Assert.That(state.Namespaces, Is.EqualTo(new[] { new Cloudlets.Lab.Ownership.LabOwnedNamespace("lab-a-sw", 4026532000), new Cloudlets.Lab.Ownership.LabOwnedNamespace("lab-a-h1", 0) }));
+            Assert.That(state.Processes.Single().Identity, Is.EqualTo(new Cloudlets.Lab.Processes.ProcessIdentity(42, 7, "/usr/sbin/libvirtd")));
         }
     }
 
     [TestCase("not json")]
     [TestCase("null")]
-    [TestCase("""{"version":1,"name":"Bad Name","subnet":3}""")]
-    [TestCase("""{"version":1,"name":"ok","subnet":0}""")]
-    [TestCase("""{"version":2,"name":"ok","subnet":3}""")]
-    [TestCase("""{"version":1,"name":"ok","subnet":3,"hosts":[{"index":99,"hostUuid":"u"}]}""")]
-    [TestCase("""{"version":1,"name":"ok","subnet":3,"guests":[{"index":0,"initialHost":"cloudlet-1"}]}""")]
+    [TestCase("""{"version":2,"name":"Bad Name","subnet":3}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":0}""")]
+    [TestCase("""{"version":1,"name":"ok","subnet":3}""")]
+    [TestCase("""{"version":3,"name":"ok","subnet":3}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[{"index":99,"hostUuid":"u"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"guests":[{"index":0,"initialHost":"cloudlet-1"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"namespaces":[{"name":"other-h1","inode":1}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"namespaces":null}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":1,"role":"libvirtd","pid":42,"startTime":7,"executable":"libvirtd"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":1,"role":"libvirtd","pid":0,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":9,"role":"libvirtd","pid":4,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}""")]
     public void Parse_InvalidState_ThrowsLabException(string json) =>
         Assert.That(() => LabState.Parse(json), Throws.InstanceOf<LabException>());
 }

@@ -14,7 +14,7 @@ fail() {
   exit 2
 }
 
-[ "$#" -eq 3 ] || fail "usage: lab-host.sh start HOST_FOLDER HOSTNAME | lab-host.sh libvirtd HOST_FOLDER PID"
+[ "$#" -eq 3 ] || { [ "$#" -eq 5 ] && [ "$1" = libvirtd ]; } || fail "usage: lab-host.sh start HOST_FOLDER HOSTNAME | lab-host.sh libvirtd HOST_FOLDER MNT_FILE UTS_FILE NET_FILE"
 mode=$1
 dir=$2
 case "$dir" in
@@ -46,11 +46,17 @@ case "$mode" in
     libvirtd -d -l </dev/null >>/var/log/libvirt/daemons.log 2>&1
     ;;
   libvirtd)
-    pid=$3
-    case "$pid" in
-      "" | *[!0-9]*) fail "PID must be a number" ;;
-    esac
-    exec nsenter --target "$pid" --mount --uts --net -- libvirtd -d -l </dev/null >>"$dir/log/daemons.log" 2>&1
+    [ "$#" -eq 5 ] || fail "usage: lab-host.sh libvirtd HOST_FOLDER MNT_FILE UTS_FILE NET_FILE"
+    for f in "$3" "$4" "$5"; do
+      case "$f" in
+        /proc/[0-9]*/fd/[0-9]*) ;;
+        *) fail "namespace files must be /proc/PID/fd/N" ;;
+      esac
+      case "$f" in
+        *[!a-z0-9/]*) fail "namespace files must be /proc/PID/fd/N" ;;
+      esac
+    done
+    exec nsenter --mount="$3" --uts="$4" --net="$5" -- libvirtd -d -l </dev/null >>"$dir/log/daemons.log" 2>&1
     ;;
   *)
     fail "unknown mode '$mode'"

@@ -5,8 +5,8 @@ using System.Runtime.Versioning;
 namespace Cloudlets.Lab.Processes;
 
 /// <summary>
-/// Ends the lab's processes by the ids they recorded in their pid files, and only after checking
-/// <c>/proc/PID/exe</c> (a recorded pid may have been reused by another program since).
+/// Reads and ends processes the lab proved its own (see <see cref="ProcessIdentity"/>): a recorded
+/// pid may have been reused by another program since, so nothing is signalled by pid alone.
 /// </summary>
 [SupportedOSPlatform("linux")]
 internal static partial class LabProcess
@@ -29,8 +29,8 @@ internal static partial class LabProcess
         }
     }
 
-    /// <summary>The program file name a process runs (from <c>/proc/PID/exe</c>), or null when it is gone or unreadable.</summary>
-    public static string? ExecutableName(int pid)
+    /// <summary>The absolute path of the program a process runs (from <c>/proc/PID/exe</c>), or null when it is gone or unreadable.</summary>
+    public static string? ExecutablePath(int pid)
     {
         if (pid <= 0)
         {
@@ -40,14 +40,8 @@ internal static partial class LabProcess
         try
         {
             var target = new FileInfo($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/exe").LinkTarget;
-            if (target is null)
-            {
-                return null;
-            }
-
             const string deleted = " (deleted)";
-            var name = Path.GetFileName(target);
-            return name.EndsWith(deleted, StringComparison.Ordinal) ? name[..^deleted.Length] : name;
+            return target is null ? null : target.EndsWith(deleted, StringComparison.Ordinal) ? target[..^deleted.Length] : target;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -55,27 +49,27 @@ internal static partial class LabProcess
         }
     }
 
-    /// <summary>Whether <paramref name="pid"/> is alive and runs the program <paramref name="program"/> (a file name such as <c>libvirtd</c>).</summary>
-    public static bool IsRunning(int pid, string program) => ExecutableName(pid) == program;
-
     /// <summary>
-    /// Ends a recorded process: SIGTERM, then SIGKILL after <paramref name="grace"/>; does nothing when
-    /// the pid is gone or now runs another program. Returns whether the process is gone.
+    /// Ends a process the lab proved its own: SIGTERM (or SIGKILL at once), then SIGKILL after
+    /// <paramref name="grace"/>. Every signal goes out only after the identity is checked again (same
+    /// pid, start time and program), so a pid reused meanwhile is never signalled. Returns whether
+    /// the process is gone.
     /// </summary>
-    public static async Task<bool> EndAsync(int pid, string program, TimeSpan grace, bool killAtOnce, CancellationToken cancellationToken)
+    public static async Task<bool> EndAsync(ProcessIdentity process, TimeSpan grace, bool killAtOnce, CancellationToken cancellationToken)
     {
-        if (!IsRunning(pid, program))
+        ArgumentNullException.ThrowIfNull(process);
+        if (!process.IsAlive())
         {
-            return true;
+            return !process.Exists();
         }
 
-        // From here on the pid is known to be ours: wait for it to be gone, not for its exe link
-        // (a multi-threaded daemon loses /proc/PID/exe while its other threads still shut down).
-        _ = kill(pid, killAtOnce ? SigKill : SigTerm);
+        _ = kill(process.Pid, killAtOnce ? SigKill : SigTerm);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        // Wait for the process to be gone, not for its exe link (a multi-threaded daemon loses
+        // /proc/PID/exe while its other threads still shut down): Exists() checks pid and start time.
         while (System.Diagnostics.Stopwatch.GetElapsedTime(started) < grace)
         {
-            if (!IsAlive(pid))
+            if (!process.Exists())
             {
                 return true;
             }
@@ -83,17 +77,45 @@ internal static partial class LabProcess
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
 
-        if (IsAlive(pid))
+        if (process.Exists() && LabProcess.StartTime(process.Pid) == process.StartTime)
         {
-            _ = kill(pid, SigKill);
-            for (var i = 0; i < 100 && IsAlive(pid); i++)
+            _ = kill(process.Pid, SigKill);
+            for (var i = 0; i < 100 && process.Exists(); i++)
             {
                 await Task.Delay(50, cancellationToken).ConfigureAwait(false);
             }
         }
 
-        return !IsAlive(pid);
+        return !process.Exists();
     }
+
+    /// <summary>The inode of the network namespace a process lives in (what <c>/proc/PID/ns/net</c> shows as <c>net:[INODE]</c>); 0 when unknown.</summary>
+    public static ulong NetNamespaceInode(int pid) =>
+        pid > 0 ? NamespaceLinkInode($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/ns/net") : 0;
+
+    /// <summary>Parses the target of a namespace link (<c>net:[INODE]</c>); 0 when it is not one.</summary>
+    internal static ulong NamespaceLinkInode(string link)
+    {
+        try
+        {
+            var target = new FileInfo(link).LinkTarget;
+            return target is not null && target.StartsWith("net:[", StringComparison.Ordinal) && target.EndsWith(']') &&
+                   ulong.TryParse(target.AsSpan(5, target.Length - 6), NumberStyles.None, CultureInfo.InvariantCulture, out var inode)
+                ? inode
+                : 0;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Every pid in /proc.</summary>
+    public static IEnumerable<int> EnumerateProcesses() =>
+        Directory.EnumerateDirectories("/proc")
+            .Select(Path.GetFileName)
+            .Select(n => int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : 0)
+            .Where(pid => pid > 0);
 
     /// <summary>Whether a process with this pid exists and is not a zombie.</summary>
     public static bool IsAlive(int pid)
@@ -139,12 +161,9 @@ internal static partial class LabProcess
     /// <summary>Whether the process <paramref name="pid"/> that started at <paramref name="startTime"/> is still alive (not a reused pid).</summary>
     public static bool IsSameProcessAlive(int pid, ulong startTime) => IsAlive(pid) && StartTime(pid) == startTime;
 
-    /// <summary>Whether this process runs as root.</summary>
-    public static bool IsRoot => geteuid() == 0;
+    /// <summary>Whether this process runs as root (effective user id 0; the one root check of the lab and its test gate).</summary>
+    public static bool IsRoot => Environment.IsPrivilegedProcess;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int kill(int pid, int signal);
-
-    [LibraryImport("libc", EntryPoint = "geteuid")]
-    private static partial uint geteuid();
 }

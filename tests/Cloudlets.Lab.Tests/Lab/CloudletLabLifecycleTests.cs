@@ -68,6 +68,9 @@ public class CloudletLabLifecycleTests
         var firstPids = first.Hosts.SelectMany(h => AllPids(first.GetProcesses(h.Name))).ToList();
         await first.KillLibvirtdAsync("cloudlet-1");
         await first.DisposeAsync();
+        // As if its owner had been killed: a live owner would make the next start refuse.
+        var paths = new LabPaths(LabPaths.DefaultRoot);
+        paths.WriteState(paths.TryReadState(name)! with { Owner = int.MaxValue - 1, OwnerStartTime = 1 });
 
         var second = new CloudletLabBuilder().WithName(name).WithHosts(2).Build();
         try
@@ -147,8 +150,18 @@ public class CloudletLabLifecycleTests
         await using (var lab = new CloudletLabBuilder().WithName(name).WithHosts(2).WithGuestOn("cloudlet-1").Build())
         {
             await lab.StartAsync();
-            var reading = await lab.CreateGuestClient(lab.GetGuest("guest-1")).ReadAsync(TimeSpan.FromSeconds(5));
-            Assert.That(reading.Counter, Is.GreaterThanOrEqualTo(0));
+            var guest = lab.GetGuest("guest-1");
+            var first = await lab.CreateGuestClient(guest).ReadAsync(TimeSpan.FromSeconds(5));
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            var second = await lab.CreateGuestClient(guest).ReadAsync(TimeSpan.FromSeconds(5));
+            var copies = await lab.FindGuestCopiesAsync(guest);
+            using (Assert.EnterMultipleScope())
+            {
+                // The guest of the new run runs once, and keeps running (same boot, counting on).
+                Assert.That(copies.Select(h => h.Name), Is.EqualTo(new[] { "cloudlet-1" }));
+                Assert.That(second.BootId, Is.EqualTo(first.BootId));
+                Assert.That(second.Counter, Is.GreaterThan(first.Counter));
+            }
         }
 
         Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
@@ -212,42 +225,23 @@ public class CloudletLabLifecycleTests
         }
     }
 
-    private static string SampleDll => Path.Combine(AppContext.BaseDirectory, "cloudlets-lab.dll");
+    private static Task<CommandResult> RunSampleAsync(string[] arguments) => LabSample.RunAsync(arguments);
 
-    private static ProcessStartInfo SampleStartInfo(IEnumerable<string> arguments)
-    {
-        var host = Environment.ProcessPath is { } p && Path.GetFileName(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(host) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(SampleDll);
-        foreach (var a in arguments)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        return psi;
-    }
-
-    private static async Task<CommandResult> RunSampleAsync(string[] arguments)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var psi = SampleStartInfo(arguments);
-        return await LocalCommandRunner.Instance.RunAsync(new CommandLine(psi.FileName, [.. psi.ArgumentList]), timeout.Token);
-    }
-
-    /// <summary>Runs `cloudlets-lab up` as a child and kills it (SIGKILL) once the guest's QEMU runs.</summary>
+    /// <summary>Runs `cloudlets-lab up` as a child, holding once the guest's QEMU runs (CLOUDLETS_LAB_HOLD_AT), and kills it (SIGKILL) there.</summary>
     private static async Task KillSampleUpWhileGuestBootsAsync(string name)
     {
-        using var up = Process.Start(SampleStartInfo(["up", "--hosts", "2", "--guest-on", "cloudlet-1", "--name", name]))!;
-        var output = up.StandardOutput.ReadToEndAsync();
+        var phase = LabPhases.GuestStarted(1);
+        using var up = Process.Start(LabSample.StartInfo(["up", "--hosts", "2", "--guest-on", "cloudlet-1", "--name", name], new Dictionary<string, string> { ["CLOUDLETS_LAB_HOLD_AT"] = phase }))!;
         var error = up.StandardError.ReadToEndAsync();
-        var qemuPidFile = Path.Combine(new LabPaths(LabPaths.DefaultRoot).HostFolder(name, 1), "run", "libvirt", "qemu", "guest-1.pid");
-        var clock = Stopwatch.StartNew();
-        while (!File.Exists(qemuPidFile) && !up.HasExited && clock.Elapsed < TimeSpan.FromSeconds(90))
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var holding = false;
+        while (!holding && await up.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
         {
-            await Task.Delay(20);
+            holding = line == "holding at phase " + phase;
         }
 
-        Assert.That(up.HasExited, Is.False, $"up ended before it could be killed: {await output} {await error}");
+        Assert.That(holding, Is.True, $"up never reached {phase}: {(up.HasExited ? await error : "")}");
+        var qemuPidFile = Path.Combine(new LabPaths(LabPaths.DefaultRoot).HostFolder(name, 1), "run", "libvirt", "qemu", "guest-1.pid");
         Assert.That(File.Exists(qemuPidFile), Is.True, "the guest never started");
         up.Kill();
         await up.WaitForExitAsync();

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Xml.Linq;
 using Cloudlets.Core.Commands;
 using Cloudlets.TestUtils;
-using LabProcess = Cloudlets.Lab.Processes.LabProcess;
+using Cloudlets.Lab.Processes;
 
 namespace Cloudlets.Lab.Tests.Lab;
 
@@ -69,10 +69,14 @@ public class CloudletLabTests : LabFixture
         var other = Lab.GetProcesses("cloudlet-2");
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(LabProcess.IsRunning(processes.Virtlogd, "virtlogd"), Is.True);
-            Assert.That(LabProcess.IsRunning(processes.Libvirtd, "libvirtd"), Is.True);
+            Assert.That(ProcessIdentity.Capture(processes.Virtlogd)?.Executable, Is.EqualTo("/usr/sbin/virtlogd"));
+            Assert.That(ProcessIdentity.Capture(processes.Libvirtd)?.Executable, Is.EqualTo("/usr/sbin/libvirtd"));
             Assert.That(processes.Qemu.Keys, Is.EqualTo(new[] { "guest-1" }));
-            Assert.That(LabProcess.IsRunning(processes.Qemu["guest-1"], "qemu-system-x86_64"), Is.True);
+            Assert.That(ProcessIdentity.Capture(processes.Qemu["guest-1"])?.Executable, Is.EqualTo("/usr/bin/qemu-system-x86_64"));
+            // The state records the same processes with their start times: what teardown will end.
+            Assert.That(Lab.OwnedProcesses.Where(p => p.Host == 1).Select(p => (p.Role, p.Pid)),
+                Is.EquivalentTo(new[] { ("virtlogd", processes.Virtlogd), ("libvirtd", processes.Libvirtd), ("qemu guest-1", processes.Qemu["guest-1"]) }));
+            Assert.That(Lab.OwnedProcesses.Select(p => p.Identity).All(p => p.IsAlive()), Is.True);
             Assert.That(other.Libvirtd, Is.Not.EqualTo(processes.Libvirtd));
             Assert.That(other.Qemu, Is.Empty);
         }

@@ -32,39 +32,50 @@ public class LabProcessTests
     }
 
     [Test]
-    public void IsRunning_OwnProcess_TrueOnlyForItsOwnProgram()
+    public void Capture_OwnProcess_HasItsStartTimeAndCanonicalProgramPath()
     {
-        var self = LabProcess.ExecutableName(Environment.ProcessId);
+        var self = ProcessIdentity.Capture(Environment.ProcessId);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(self, Is.Not.Null.And.Not.Empty);
-            Assert.That(LabProcess.IsRunning(Environment.ProcessId, self!), Is.True);
-            Assert.That(LabProcess.IsRunning(Environment.ProcessId, "libvirtd"), Is.False);
-            Assert.That(LabProcess.IsAlive(Environment.ProcessId), Is.True);
-            Assert.That(LabProcess.IsAlive(0), Is.False);
+            Assert.That(self, Is.Not.Null);
+            Assert.That(self!.StartTime, Is.EqualTo(LabProcess.StartTime(Environment.ProcessId)));
+            Assert.That(Path.IsPathFullyQualified(self.Executable), Is.True, self.Executable);
+            Assert.That(self.IsAlive(), Is.True);
+            Assert.That((self with { StartTime = self.StartTime + 1 }).IsAlive(), Is.False, "a reused pid (another start time) was taken for this process");
+            Assert.That((self with { Executable = "/usr/sbin/libvirtd" }).IsAlive(), Is.False, "another program was taken for this process");
+            Assert.That(ProcessIdentity.Capture(0), Is.Null);
         }
     }
 
     [Test]
-    public async Task EndAsync_PidRunsAnotherProgram_LeavesItAlone()
+    public async Task EndAsync_SamePidAndProgramNameButAnotherStartTime_LeavesItAlone()
     {
-        // The recorded pid now belongs to this test process, not to a libvirtd: nothing is sent.
-        var ended = await LabProcess.EndAsync(Environment.ProcessId, "libvirtd", TimeSpan.FromSeconds(1), killAtOnce: true, CancellationToken.None);
-        using (Assert.EnterMultipleScope())
+        // A recorded process whose pid now belongs to another process of the same program: nothing is sent.
+        using var child = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
+        var now = ProcessIdentity.Capture(child.Id)!;
+        try
         {
-            Assert.That(ended, Is.True);
-            Assert.That(LabProcess.IsAlive(Environment.ProcessId), Is.True);
+            var ended = await LabProcess.EndAsync(now with { StartTime = now.StartTime - 1 }, TimeSpan.FromSeconds(1), killAtOnce: true, CancellationToken.None);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(ended, Is.True, "the recorded process is gone");
+                Assert.That(now.IsAlive(), Is.True, "the process that reused the pid was signalled");
+            }
+        }
+        finally
+        {
+            child.Kill();
         }
     }
 
     [Test]
-    public async Task EndAsync_RecordedChildOfThatProgram_EndsIt()
+    public async Task EndAsync_RecordedChild_EndsIt()
     {
         using var child = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
-        var program = LabProcess.ExecutableName(child.Id);
-        Assert.That(program, Is.Not.Null);
+        var identity = ProcessIdentity.Capture(child.Id);
+        Assert.That(identity, Is.Not.Null);
 
-        var ended = await LabProcess.EndAsync(child.Id, program!, TimeSpan.FromSeconds(5), killAtOnce: false, CancellationToken.None);
+        var ended = await LabProcess.EndAsync(identity!, TimeSpan.FromSeconds(5), killAtOnce: false, CancellationToken.None);
 
         using (Assert.EnterMultipleScope())
         {

@@ -1,0 +1,33 @@
+namespace Cloudlets.Lab;
+
+/// <summary>The configuration files of a lab host's daemons (bind-mounted over /etc/libvirt inside the host).</summary>
+internal static class LabHostConfiguration
+{
+    /// <summary>Creates the host's folders and writes libvirtd.conf, qemu.conf and virtlogd.conf.</summary>
+    public static void Write(LabHost host, LabStateHost state)
+    {
+        foreach (var sub in new[] { "etc", "lib", "log", "log/qemu", "run" })
+        {
+            Directory.CreateDirectory(Path.Combine(host.Folder, sub));
+        }
+
+        // TCP without authentication is acceptable only because the address lives inside the lab's own namespaces.
+        File.WriteAllText(Path.Combine(host.Folder, "etc", "libvirtd.conf"), $"""
+            listen_tls = 0
+            listen_tcp = 1
+            auth_tcp = "none"
+            host_uuid = "{state.HostUuid}"
+            log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+            """ + "\n");
+        // No cgroups: the hosts share the machine's cgroup tree, where two libvirtds would pick the same names.
+        File.WriteAllText(Path.Combine(host.Folder, "etc", "qemu.conf"), """
+            user = "root"
+            group = "root"
+            security_driver = "none"
+            dynamic_ownership = 0
+            remember_owner = 0
+            cgroup_controllers = [ ]
+            """ + "\n");
+        File.WriteAllText(Path.Combine(host.Folder, "etc", "virtlogd.conf"), "log_outputs = \"3:file:/var/log/libvirt/virtlogd.log\"\n");
+    }
+}
