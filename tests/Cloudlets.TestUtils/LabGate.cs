@@ -3,9 +3,12 @@ using Cloudlets.Lab;
 namespace Cloudlets.TestUtils;
 
 /// <summary>
-/// The gate of the lab test tier: a lab test calls <see cref="Require"/> first. When something the
-/// lab needs is missing, the test FAILS when the environment variable CI is <c>true</c> (the lab
-/// tier is mandatory in CI) and is ignored with the reason otherwise (a developer laptop).
+/// The one gate of the lab test tier, for every test project: a lab test calls <see cref="Require"/>
+/// (a full cloudlet lab) or <see cref="RequireRoot"/> (root on Linux and some programs, for shaping
+/// and raw-socket tests) first. When something is missing, the test FAILS when the environment
+/// variable CI is <c>true</c> (the lab tier is mandatory in CI) and is ignored with the reason
+/// otherwise (a developer laptop). Root means one thing everywhere: an effective user id of 0
+/// (<see cref="Environment.IsPrivilegedProcess"/>, as <see cref="LabPrerequisites"/> checks it).
 /// </summary>
 public static class LabGate
 {
@@ -24,11 +27,37 @@ public static class LabGate
         return missing.Count == 0 ? null : LabPrerequisites.Describe(missing);
     }
 
-    /// <summary>Fails (CI=true) or ignores (otherwise) the current test unless the lab can run here.</summary>
-    /// <param name="cacheFolder">The guest image cache; the default is the lab's default cache.</param>
-    public static void Require(string? cacheFolder = null)
+    /// <summary>What is missing for a root test that runs <paramref name="programs"/>; null when nothing is.</summary>
+    /// <param name="what">What needs it, for the message (for example "Shaping tests").</param>
+    /// <param name="programs">Programs that must be installed (found on the lab's search path).</param>
+    public static string? MissingRootReason(string what, params IEnumerable<string> programs)
     {
-        var reason = MissingReason(cacheFolder);
+        ArgumentException.ThrowIfNullOrEmpty(what);
+        if (!OperatingSystem.IsLinux())
+        {
+            return what + " need Linux.";
+        }
+
+        if (!Environment.IsPrivilegedProcess)
+        {
+            return what + " need root.";
+        }
+
+        var absent = (programs ?? []).Where(p => LabPrerequisites.FindProgram(p) is null).ToList();
+        return absent.Count == 0 ? null : $"{what} need the program(s) {string.Join(", ", absent)}.";
+    }
+
+    /// <summary>Fails (CI=true) or ignores (otherwise) the current test unless a cloudlet lab can run here.</summary>
+    /// <param name="cacheFolder">The guest image cache; the default is the lab's default cache.</param>
+    public static void Require(string? cacheFolder = null) => Decide(MissingReason(cacheFolder));
+
+    /// <summary>Fails (CI=true) or ignores (otherwise) the current test unless it runs as root on Linux with <paramref name="programs"/> installed.</summary>
+    /// <param name="what">What needs it, for the message (for example "Shaping tests").</param>
+    /// <param name="programs">Programs that must be installed.</param>
+    public static void RequireRoot(string what, params IEnumerable<string> programs) => Decide(MissingRootReason(what, programs));
+
+    private static void Decide(string? reason)
+    {
         if (reason is null)
         {
             return;
