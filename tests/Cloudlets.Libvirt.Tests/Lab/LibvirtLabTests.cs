@@ -316,6 +316,129 @@ public class LibvirtLabTests : LabFixture
         }
     }
 
+    // Issue 11: the client's connection drops while the source daemon carries on with the
+    // peer-to-peer migration. Before 33798ca, recovery read the source as running and the destination
+    // as paused and destroyed the incoming copy without asking whether the source daemon was still
+    // migrating; now the source's job is read first and nothing is touched while it runs.
+    [Test]
+    [Order(7)]
+    public async Task MigrateAsync_ClientConnectionCutWhileTheDaemonsCarryOn_TouchesNothingWhileTheSourceJobRuns()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var cut = 0;
+        Task cutting = Task.CompletedTask;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.DataProcessedBytes > 0 && Interlocked.Exchange(ref cut, 1) == 0)
+            {
+                cutting = Task.Run(() => CutClientConnectionsAsync(H1));
+            }
+        });
+
+        MigrationException? ex;
+        try
+        {
+            ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, ToH2(h2), SlowOptions(), progress));
+        }
+        finally
+        {
+            await cutting;
+        }
+
+        var jobAfterRecovery = await DomJobTypeAsync(Lab.GetHost(H1));
+        var destinationAfterRecovery = await DomStateAsync(Lab.GetHost(H2));
+        TestContext.Out.WriteLine($"{ex?.Message}\nsource job after recovery: {jobAfterRecovery}; destination: {destinationAfterRecovery}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cut, Is.EqualTo(1), "the client's connection was cut mid-migration");
+            Assert.That(jobAfterRecovery, Is.EqualTo("Unbounded"), "the source daemon carried on migrating");
+            Assert.That(ex!.DestinationCopy, Is.EqualTo(DestinationCopyAction.LeftUntouched), "the incoming copy is not destroyed while the source still migrates");
+            Assert.That(destinationAfterRecovery, Is.EqualTo("paused"), "the incoming copy is still there");
+            Assert.That(ex.Message, Does.Contain("S2"));
+            Assert.That(ex.IsTransient, Is.False);
+        }
+
+        // The operator's abort goes through the source's job; libvirt removes the incoming copy itself.
+        var abort = await LocalCommandRunner.Instance.RunAsync(Lab.Virsh(Lab.GetHost(H1), "domjobabort", Guest.Name));
+        Assert.That(abort.Succeeded, Is.True, abort.StandardError);
+        await WaitForNoJobAsync(Lab.GetHost(H1));
+        await AssertOneCopyOnSourceAsync();
+    }
+
+    // Issue 11: the source's libvirtd dies mid-migration (QEMU keeps running the guest) and comes
+    // back; recovery waits for it, reads both hosts, and the guest runs exactly once, on the source.
+    [Test]
+    [Order(8)]
+    public async Task MigrateAsync_SourceLibvirtdKilledMidwayAndRestarted_GuestRunsOnceOnTheSource()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var killed = 0;
+        Task restart = Task.CompletedTask;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.DataProcessedBytes > 0 && Interlocked.Exchange(ref killed, 1) == 0)
+            {
+                restart = Task.Run(async () =>
+                {
+                    await Lab.KillLibvirtdAsync(H1);
+                    await Lab.RestartLibvirtdAsync(H1);
+                });
+            }
+        });
+
+        MigrationException? ex;
+        try
+        {
+            ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(Guest.Name, ToH2(h2), SlowOptions(), progress));
+        }
+        finally
+        {
+            await restart;
+        }
+
+        TestContext.Out.WriteLine(ex?.Message);
+        await WaitForNoJobAsync(Lab.GetHost(H1));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(killed, Is.EqualTo(1), "the source's libvirtd was killed mid-migration");
+            Assert.That(ex!.DestinationCopy, Is.Not.EqualTo(DestinationCopyAction.BothRunning));
+            Assert.That(ex.InnerException, Is.InstanceOf<LibvirtException>());
+        }
+
+        await AssertOneCopyOnSourceAsync();
+    }
+
+    private async Task CutClientConnectionsAsync(string hostName)
+    {
+        // Kills this process's TCP connections to that daemon (in the edge namespace, where the
+        // hosts connect from); the daemons and their own peer-to-peer connection carry on.
+        var host = Lab.GetHost(hostName);
+        var port = host.Uri.Port > 0 ? host.Uri.Port : 16509;
+        var r = await LocalCommandRunner.Instance.RunAsync(CommandLine.Of(
+            "ip", "netns", "exec", Lab.Edge.Namespace, "/usr/bin/ss", "-K", "dst", host.Address.ToString(), "dport", "=", ":" + port.ToString(CultureInfo.InvariantCulture)));
+        Assert.That(r.Succeeded, Is.True, r.StandardError);
+    }
+
+    private async Task<string?> DomJobTypeAsync(LabHost host)
+    {
+        var r = await LocalCommandRunner.Instance.RunAsync(Lab.Virsh(host, "domjobinfo", Guest.Name));
+        var line = r.StandardOutput.Split('\n').FirstOrDefault(l => l.StartsWith("Job type:", StringComparison.Ordinal));
+        return line?["Job type:".Length..].Trim();
+    }
+
+    private async Task WaitForNoJobAsync(LabHost host)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(60 * Stopwatch.Frequency);
+        while (await DomJobTypeAsync(host) is not (null or "None") && Stopwatch.GetTimestamp() < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.That(await DomJobTypeAsync(host), Is.Null.Or.EqualTo("None"), "the source's job ended");
+    }
+
     private MigrationDestination ToH2(LibvirtHypervisorHost h2) => MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri);
 
     private static MigrationOptions SlowOptions() => new()
