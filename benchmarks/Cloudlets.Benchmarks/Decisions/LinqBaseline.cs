@@ -165,7 +165,7 @@ internal static class LinqBaseline
 
         var bandwidth = s.BandwidthOf(cur, best.Host) is var b && double.IsNaN(b) ? o.DefaultBandwidthBytesPerSecond : b;
         var dirty = double.IsNaN(s.DirtyRateOf(vm)) ? o.DefaultDirtyRateBytesPerSecond : s.DirtyRateOf(vm);
-        var cost = bandwidth - dirty <= 0 ? double.PositiveInfinity : memory / (bandwidth - dirty) * o.MigrationImpactMs;
+        var cost = bandwidth - dirty <= 0 ? double.PositiveInfinity : o.MigrationPenaltyMsSeconds + (memory / (bandwidth - dirty) * o.MigrationImpactMs);
         if (double.IsPositiveInfinity(cost) || cost > gain * o.ExpectedStay.TotalSeconds)
         {
             return Done(DecisionKind.Stay, DecisionReason.CostExceedsGain, best.Host);

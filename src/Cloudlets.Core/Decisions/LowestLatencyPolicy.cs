@@ -38,6 +38,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     private readonly double _dirty;
     private readonly double _staySeconds;
     private readonly double _impact;
+    private readonly double _penalty;
     private readonly LatencyStatistic _statistic;
 
     /// <summary>Builds the policy, validating the options once.</summary>
@@ -62,6 +63,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         _dirty = _options.DefaultDirtyRateBytesPerSecond;
         _staySeconds = _options.ExpectedStay.TotalSeconds;
         _impact = _options.MigrationImpactMs;
+        _penalty = _options.MigrationPenaltyMsSeconds;
     }
 
     /// <summary>A copy of the options the policy was built with.</summary>
@@ -298,7 +300,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         var effective = bandwidth - dirty;
-        var cost = effective <= 0 ? double.PositiveInfinity : memory / effective * _impact;
+        var cost = effective <= 0 ? double.PositiveInfinity : _penalty + (memory / effective * _impact);
         var benefit = gain * _staySeconds;
         if (double.IsPositiveInfinity(cost) || cost > benefit)
         {

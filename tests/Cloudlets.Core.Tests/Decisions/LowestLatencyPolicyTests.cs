@@ -295,13 +295,23 @@ public class LowestLatencyPolicyTests
     [Test]
     public void Evaluate_CostAboveGainOverStay_Stays()
     {
-        // 64 GiB over 10 MB/s is ~6900 s of migration at 100 ms impact: ~690,000 ms·s; 20 ms × 600 s = 12,000 ms·s.
+        // 64 GiB over 10 MB/s is ~6900 s of migration at 100 ms impact: ~690,000 ms·s; 20 ms × 1200 s = 24,000 ms·s.
         var s = Fleet(100, 80, 300);
         s.SetPlacement(0, 0, 64L << 30, 1);
         s.SetHost(1, HostAvailability.Available, 128L << 30, 16);
         s.SetBandwidth(0, 1, 10_000_000);
         var d = Policy().Decide(s)[0];
         Assert.That((d.Kind, d.Reason), Is.EqualTo((DecisionKind.Stay, DecisionReason.CostExceedsGain)));
+    }
+
+    [TestCase(30_000, DecisionKind.Stay)]
+    [TestCase(10_000, DecisionKind.Move)]
+    public void Evaluate_MigrationPenalty_WeighedAgainstGainOverStay(double penalty, DecisionKind expected)
+    {
+        // 100 → 80 ms: 20 ms × the default 20-minute stay = 24,000 ms·s of gain.
+        var s = Fleet(100, 80, 300);
+        var d = Policy(configure: o => { o.MigrationPenaltyMsSeconds = penalty; o.MinRelativeGain = 0.1; }).Decide(s)[0];
+        Assert.That(d.Kind, Is.EqualTo(expected), d.Explanation);
     }
 
     [Test]
@@ -391,6 +401,7 @@ public class LowestLatencyPolicyTests
         yield return Case(o => o.MemoryReserveBytes = -1, nameof(LowestLatencyPolicyOptions.MemoryReserveBytes), "Ctor_NegativeReserve_Throws");
         yield return Case(o => o.Statistic = (LatencyStatistic)42, nameof(LowestLatencyPolicyOptions.Statistic), "Ctor_UnknownStatistic_Throws");
         yield return Case(o => o.TieToleranceMs = double.PositiveInfinity, nameof(LowestLatencyPolicyOptions.TieToleranceMs), "Ctor_InfiniteTie_Throws");
+        yield return Case(o => o.MigrationPenaltyMsSeconds = double.NaN, nameof(LowestLatencyPolicyOptions.MigrationPenaltyMsSeconds), "Ctor_NaNPenalty_Throws");
         yield return Case(o => o.MigrationImpactMs = -1, nameof(LowestLatencyPolicyOptions.MigrationImpactMs), "Ctor_NegativeImpact_Throws");
     }
 
