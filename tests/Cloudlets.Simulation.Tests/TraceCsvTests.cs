@@ -61,3 +61,26 @@ public class TraceCsvTests
     public void WriteSample_NameWithComma_Throws() =>
         Assert.That(() => TraceCsv.WriteSample(new StringWriter(), new TraceSample(0, "u,1", "a", 1)), Throws.ArgumentException);
 }
+
+public class TraceRecorderTests
+{
+    [Test]
+    public void Flush_SamplesOutOfOrder_WritesATraceInTimeOrderThatReadsBack()
+    {
+        var start = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var a = new Cloudlets.Core.Probing.ProbeTarget("a", System.Net.IPAddress.Loopback);
+        var text = new StringWriter();
+        using (var recorder = new TraceRecorder(text, start))
+        {
+            recorder.OnNext(new("e", a, start.AddSeconds(2), TimeSpan.FromMilliseconds(20.5), Cloudlets.Core.Probing.ProbeStatus.Ok));
+            recorder.OnNext(new("e", a, start.AddSeconds(1), null, Cloudlets.Core.Probing.ProbeStatus.Timeout));
+            recorder.OnNext(new("e", a, start.AddSeconds(-1), TimeSpan.FromMilliseconds(1), Cloudlets.Core.Probing.ProbeStatus.Ok));
+        }
+
+        Assert.That(TraceCsv.Read(new StringReader(text.ToString())).Samples, Is.EqualTo(new[]
+        {
+            new TraceSample(1, "e", "a", null),
+            new TraceSample(2, "e", "a", 20.5),
+        }));
+    }
+}
