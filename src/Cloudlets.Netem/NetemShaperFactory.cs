@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.Versioning;
 using Cloudlets.Core.Commands;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.NfQueue;
 using Microsoft.Extensions.Logging;
@@ -28,20 +29,32 @@ public enum ShapingBackend
 /// <param name="NfQueueDetail">What the NFQUEUE probe found.</param>
 public sealed record KernelProbeResult(bool Netem, string NetemDetail, bool? NfQueue, string NfQueueDetail);
 
-/// <summary>Options of <see cref="NetemShaperFactory"/>.</summary>
-public sealed record NetemShaperFactoryOptions
+/// <summary>Options of <see cref="NetemShaperFactory"/>. Validated once, when <see cref="NetemShaperFactory.CreateAsync"/> is called.</summary>
+public sealed class NetemShaperFactoryOptions : IValidatableOptions
 {
     /// <summary>Which backend. The default is <see cref="ShapingBackend.Auto"/>.</summary>
-    public ShapingBackend Backend { get; init; } = ShapingBackend.Auto;
+    public ShapingBackend Backend { get; set; } = ShapingBackend.Auto;
 
     /// <summary>Where commands run. The default (<see langword="null"/>) is this machine; a remote runner allows tc netem only.</summary>
-    public ICommandRunner? Runner { get; init; }
+    public ICommandRunner? Runner { get; set; }
 
-    /// <summary>Options for the NFQUEUE backend. The default is <see cref="NfQueueShaperOptions"/>'s defaults.</summary>
-    public NfQueueShaperOptions? NfQueue { get; init; }
+    /// <summary>Options for the NFQUEUE backend. The default (<see langword="null"/>) is <see cref="NfQueueShaperOptions"/>'s defaults.</summary>
+    public NfQueueShaperOptions? NfQueue { get; set; }
+
+    /// <summary>Options for the tc-netem backend. The default (<see langword="null"/>) is <see cref="TcNetemShaperOptions"/>'s defaults.</summary>
+    public TcNetemShaperOptions? TcNetem { get; set; }
 
     /// <summary>Loggers. The default is none.</summary>
-    public ILoggerFactory? LoggerFactory { get; init; }
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.Defined(nameof(Backend), Backend);
+        errors.Nested(nameof(NfQueue), NfQueue, required: false);
+        errors.Nested(nameof(TcNetem), TcNetem, required: false);
+    }
 }
 
 /// <summary>Probes the kernel in a throwaway network namespace and builds the right <see cref="INetemShaper"/>.</summary>
@@ -54,6 +67,7 @@ public static class NetemShaperFactory
     public static async Task<INetemShaper> CreateAsync(NetemShaperFactoryOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new NetemShaperFactoryOptions();
+        OptionsErrors.ValidateAndThrow(options);
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var local = options.Runner is null or LocalCommandRunner;
         var runner = options.Runner ?? LocalCommandRunner.Instance;
@@ -73,7 +87,7 @@ public static class NetemShaperFactory
         {
             var reason = "the kernel has netem (" + probe.NetemDetail + ")";
             NetemLog.BackendChosen(logger, TcNetemShaper.BackendName, reason);
-            return new TcNetemShaper(runner, loggers.CreateLogger<TcNetemShaper>(), reason);
+            return new TcNetemShaper(runner, loggers.CreateLogger<TcNetemShaper>(), reason, options.TcNetem);
         }
 
         if (options.Backend == ShapingBackend.TcNetem || !local)
