@@ -22,7 +22,7 @@ public static class AgentCommand
         output ??= Console.Out;
         error ??= Console.Error;
         var vantagePoint = new Option<string>("--vantage-point") { Description = "The vantage point (site) this agent measures from; its topic is cloudlets/v1/samples/NAME.", Required = true };
-        var broker = new Option<Uri>("--broker") { Description = "The broker: mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] (TLS, 8883).", Required = true };
+        var broker = new Option<string>("--broker") { Description = "The broker: mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] (TLS, 8883).", Required = true };
         var targets = new Option<FileInfo>("--targets") { Description = "A JSON file: {\"targets\":[{\"name\":..,\"address\":..[,\"port\":N]}]}; with a port: TCP connect, without: ICMP echo.", Required = true };
         var username = new Option<string?>("--username") { Description = "The broker user name (with an ACL, usually the vantage point)." };
         var passwordFile = new Option<FileInfo?>("--password-file") { Description = "A file whose first line is the broker password (never on the command line)." };
@@ -65,7 +65,7 @@ public static class AgentCommand
     }
 
     private sealed record AgentSettings(
-        string VantagePoint, Uri Broker, string TargetsFile, string? Username, string? PasswordFile, bool Tls, string? Ca,
+        string VantagePoint, string Broker, string TargetsFile, string? Username, string? PasswordFile, bool Tls, string? Ca,
         int PeriodMs, int TimeoutMs, int Buffer, string? NetworkNamespace, LogLevel LogLevel);
 
     private static async Task<int> RunAgentAsync(AgentSettings s, TextWriter output, TextWriter error)
@@ -175,7 +175,11 @@ public static class AgentCommand
 
     private static MqttPublisherOptions BuildOptions(AgentSettings s)
     {
-        var uri = s.Broker;
+        if (!Uri.TryCreate(s.Broker, UriKind.Absolute, out var uri))
+        {
+            throw new FormatException($"--broker '{s.Broker}' is not an absolute URI such as mqtt://127.0.0.1:1883.");
+        }
+
         if (s.Tls && uri.Scheme == "mqtt")
         {
             uri = new UriBuilder(uri) { Scheme = "mqtts", Port = uri.IsDefaultPort || uri.Port <= 0 ? 8883 : uri.Port }.Uri;

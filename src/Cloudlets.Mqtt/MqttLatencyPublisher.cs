@@ -9,8 +9,8 @@ namespace Cloudlets.Mqtt;
 
 /// <summary>What a publisher has done so far.</summary>
 /// <param name="Posted">Samples handed to <see cref="MqttLatencyPublisher.Post"/>.</param>
-/// <param name="Published">Samples in messages the broker acknowledged.</param>
-/// <param name="MessagesPublished">Messages the broker acknowledged.</param>
+/// <param name="Published">Samples in messages the broker acknowledged as delivered to at least one subscriber.</param>
+/// <param name="MessagesPublished">Messages the broker acknowledged as delivered to at least one subscriber.</param>
 /// <param name="DroppedBufferFull">Samples dropped, oldest first, because the buffer was full while the broker was away
 /// (a sample dropped while its message was in flight may still have arrived).</param>
 /// <param name="Rejected">Samples in messages the broker refused (not authorized for the topic, …); they are not retried.</param>
@@ -23,9 +23,12 @@ public readonly record struct MqttPublisherCounters(long Posted, long Published,
 /// <see cref="SampleBatchCodec"/>, at QoS 1, over a connection that reconnects with backoff.
 /// </summary>
 /// <remarks>
-/// Ownership: the publisher owns its MQTT connection and its buffer; it does not own whatever feeds <see cref="Post"/>.
+/// A message the broker acknowledges with "no matching subscribers" (MQTT v5) is not counted as published: its
+/// samples stay buffered and go again next period, so samples taken while no controller listens (a broker restart
+/// races the controller's resubscription) are not lost, within the buffer's bound.
+/// <para>Ownership: the publisher owns its MQTT connection and its buffer; it does not own whatever feeds <see cref="Post"/>.
 /// <see cref="DisposeAsync"/> stops the batching, publishes what is buffered if the broker is there (bounded by
-/// <see cref="MqttPublisherOptions.PublishTimeout"/>), then disconnects. Unsent samples are counted and logged.
+/// <see cref="MqttPublisherOptions.PublishTimeout"/>), then disconnects. Unsent samples are counted and logged.</para>
 /// </remarks>
 public sealed class MqttLatencyPublisher : IAsyncDisposable
 {
@@ -129,13 +132,18 @@ public sealed class MqttLatencyPublisher : IAsyncDisposable
     /// <summary>Publishes everything buffered, one message per <see cref="MqttPublisherOptions.MaxSamplesPerMessage"/>, while the broker is there.</summary>
     private async Task PublishBufferedAsync(CancellationToken cancellationToken)
     {
-        while (_connection.IsReady && !cancellationToken.IsCancellationRequested)
+        // Only what was buffered at the tick: samples posted meanwhile wait for the next period, so a slow broker
+        // gets fewer, fuller messages rather than a chase of small ones.
+        var due = _ring.Count;
+        while (due > 0 && _connection.IsReady && !cancellationToken.IsCancellationRequested)
         {
-            var (start, count) = _ring.Peek(_scratch);
+            var (start, count) = _ring.Peek(_scratch.AsSpan(0, Math.Min(due, _scratch.Length)));
             if (count == 0)
             {
                 return;
             }
+
+            due -= count;
 
             _payload.ResetWrittenCount();
             SampleBatchCodec.Encode(_payload, _options.VantagePoint, _sequence, _options.TimeProvider.GetUtcNow(), _scratch.AsSpan(0, count));
@@ -159,8 +167,15 @@ public sealed class MqttLatencyPublisher : IAsyncDisposable
                 return;
             }
 
+            if (result.ReasonCode is MqttClientPublishReasonCode.NoMatchingSubscribers)
+            {
+                // Nobody listens yet (a controller not yet resubscribed after a broker restart): the broker dropped
+                // the message, so the samples stay buffered for the next period, and the sequence number is reused.
+                return;
+            }
+
             _sequence++;
-            if (result.ReasonCode is MqttClientPublishReasonCode.Success or MqttClientPublishReasonCode.NoMatchingSubscribers)
+            if (result.ReasonCode is MqttClientPublishReasonCode.Success)
             {
                 _ring.Commit(start, count);
                 Interlocked.Add(ref _published, count);

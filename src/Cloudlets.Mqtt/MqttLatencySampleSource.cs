@@ -16,6 +16,18 @@ namespace Cloudlets.Mqtt;
 /// <param name="MissedMessages">Messages that never arrived, from gaps in the vantage points' sequence numbers.</param>
 public readonly record struct MqttSampleSourceCounters(long Messages, long Samples, long Malformed, long Foreign, long Duplicates, long MissedMessages);
 
+/// <summary>
+/// One accepted message with both clocks: the agent's publication time and the controller's arrival time. Its
+/// samples are those emitted on <see cref="MqttLatencySampleSource.Samples"/> (restamped on the controller's clock);
+/// a sample's send time on the agent's clock is <c>PublishedAt - (ArrivedAt - sample.SentAt)</c>.
+/// </summary>
+/// <param name="VantagePoint">The vantage point.</param>
+/// <param name="Sequence">The publisher's message counter.</param>
+/// <param name="PublishedAt">When the agent encoded it, on the agent's clock (never used for freshness).</param>
+/// <param name="ArrivedAt">When it arrived, on the controller's clock.</param>
+/// <param name="Samples">Its samples, restamped on the controller's clock.</param>
+public sealed record ReceivedSampleBatch(string VantagePoint, ulong Sequence, DateTimeOffset PublishedAt, DateTimeOffset ArrivedAt, IReadOnlyList<LatencySample> Samples);
+
 /// <summary>One vantage point as the source has seen it.</summary>
 /// <param name="VantagePoint">The vantage point.</param>
 /// <param name="LastArrival">When its last message arrived, on the controller's clock.</param>
@@ -47,6 +59,7 @@ public sealed class MqttLatencySampleSource : IAsyncDisposable
     private readonly MqttSampleSourceOptions _options;
     private readonly ReconnectingMqttClient _connection;
     private readonly Subject<LatencySample> _subject = new();
+    private readonly Subject<ReceivedSampleBatch> _batches = new();
     private readonly HashSet<string>? _accepted;
     private readonly Dictionary<string, VantagePointState> _vantagePoints = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -65,7 +78,14 @@ public sealed class MqttLatencySampleSource : IAsyncDisposable
         _connection = new ReconnectingMqttClient(options.Broker.Copy(), "source", SubscribeAsync, options.TimeProvider, options.Logger);
         _connection.Client.ApplicationMessageReceivedAsync += OnMessageAsync;
         Samples = _subject.AsObservable();
+        Batches = _batches.AsObservable();
     }
+
+    /// <summary>
+    /// Each accepted message as one batch with both clocks (for measuring transit and batching delay), emitted just
+    /// before its samples on <see cref="Samples"/>. Hot, never fails, completes on dispose.
+    /// </summary>
+    public IObservable<ReceivedSampleBatch> Batches { get; }
 
     /// <summary>The samples, restamped on the controller's clock. Hot, never fails, completes on dispose.</summary>
     public IObservable<LatencySample> Samples { get; }
@@ -179,24 +199,35 @@ public sealed class MqttLatencySampleSource : IAsyncDisposable
         }
 
         MqttTelemetry.ClockOffset.Record(offset.TotalSeconds, new KeyValuePair<string, object?>(MqttTelemetry.Tags.VantagePoint, batch.VantagePoint));
-        foreach (var s in batch.Samples)
+        var restamped = new LatencySample[batch.Samples.Count];
+        for (var i = 0; i < restamped.Length; i++)
         {
             // The age is a difference of two readings of the agent's clock; the arrival is the controller's.
-            var age = batch.PublishedAt - s.SentAt;
-            var restamped = s with { SentAt = arrival - age };
-            try
-            {
-                _subject.OnNext(restamped);
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                MqttLog.SubscriberFailed(_options.Logger, ex);
-            }
+            var s = batch.Samples[i];
+            restamped[i] = s with { SentAt = arrival - (batch.PublishedAt - s.SentAt) };
+        }
+
+        Emit(_batches, new ReceivedSampleBatch(batch.VantagePoint, batch.Sequence, batch.PublishedAt, arrival, restamped));
+        foreach (var s in restamped)
+        {
+            Emit(_subject, s);
         }
 
         Interlocked.Add(ref _samples, batch.Samples.Count);
         MqttTelemetry.SamplesReceived.Add(batch.Samples.Count);
         return Task.CompletedTask;
+    }
+
+    private void Emit<T>(Subject<T> subject, T value)
+    {
+        try
+        {
+            subject.OnNext(value);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            MqttLog.SubscriberFailed(_options.Logger, ex);
+        }
     }
 
     private Task Drop(ref long counter, string reason, string topic, string detail)
@@ -217,7 +248,9 @@ public sealed class MqttLatencySampleSource : IAsyncDisposable
 
         _connection.Client.ApplicationMessageReceivedAsync -= OnMessageAsync;
         await _connection.DisposeAsync().ConfigureAwait(false);
+        _batches.OnCompleted();
         _subject.OnCompleted();
+        _batches.Dispose();
         _subject.Dispose();
     }
 

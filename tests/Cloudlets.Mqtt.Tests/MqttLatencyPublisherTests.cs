@@ -78,6 +78,26 @@ public sealed class MqttLatencyPublisherTests
     }
 
     [Test]
+    public async Task Post_NoControllerSubscribed_KeepsTheSamplesUntilOneIs()
+    {
+        await using var publisher = MqttLatencyPublisher.Start(Publisher(_broker, "cell-1"));
+        await publisher.WaitConnectedAsync().WaitAsync(Patience);
+        for (var i = 1; i <= 3; i++)
+        {
+            publisher.Post(Sample("cell-1", i, DateTimeOffset.UtcNow));
+        }
+
+        await Task.Delay(600); // several batch periods: each publish is answered "no matching subscribers"
+        Assert.That((publisher.Counters.Published, publisher.Counters.Buffered), Is.EqualTo((0L, 3)));
+
+        await using var source = MqttLatencySampleSource.Start(Source(_broker));
+        var recorder = new Recorder<LatencySample>();
+        using var subscription = source.Samples.Subscribe(recorder);
+        await WaitUntilAsync(() => recorder.Items.Count == 3, "the kept samples arrived once a controller subscribed");
+        Assert.That(source.Counters.MissedMessages, Is.Zero);
+    }
+
+    [Test]
     public async Task DisposeAsync_WithBufferedSamples_PublishesThemFirst()
     {
         await using var source = MqttLatencySampleSource.Start(Source(_broker));

@@ -54,6 +54,35 @@ public sealed class MqttLatencySampleSourceTests
     }
 
     [Test]
+    public async Task Batches_CarryBothClocksAndTheSamplesOfSamples()
+    {
+        await using var source = MqttLatencySampleSource.Start(Source(_broker));
+        var batches = new Recorder<ReceivedSampleBatch>();
+        var samples = new Recorder<LatencySample>();
+        using var s1 = source.Batches.Subscribe(batches);
+        using var s2 = source.Samples.Subscribe(samples);
+        await source.WaitConnectedAsync().WaitAsync(Patience);
+        var agentClock = new SkewedTimeProvider(TimeSpan.FromMinutes(-10));
+        await using var publisher = MqttLatencyPublisher.Start(Publisher(_broker, "cell-1", time: agentClock));
+        await publisher.WaitConnectedAsync().WaitAsync(Patience);
+
+        var sentOnAgentClock = agentClock.GetUtcNow() - TimeSpan.FromSeconds(2);
+        publisher.Post(Sample("cell-1", 1, sentOnAgentClock));
+        publisher.Post(Sample("cell-1", 2, sentOnAgentClock));
+
+        await WaitUntilAsync(() => samples.Items.Count == 2, "2 samples arrived");
+        var batch = batches.Items.Single();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(batch.Samples, Is.EqualTo(samples.Items));
+            Assert.That(batch.PublishedAt - batch.ArrivedAt, Is.InRange(TimeSpan.FromMinutes(-10.1), TimeSpan.FromMinutes(-9.9)));
+            // The documented way back to the agent's clock gives the agent's stamp (to the format's millisecond).
+            var back = batch.PublishedAt - (batch.ArrivedAt - batch.Samples[0].SentAt);
+            Assert.That((back - sentOnAgentClock).Duration(), Is.LessThan(TimeSpan.FromMilliseconds(1)));
+        }
+    }
+
+    [Test]
     public async Task Samples_ThreeObservers_ShareOneSubscription()
     {
         await using var source = MqttLatencySampleSource.Start(Source(_broker));
