@@ -11,7 +11,9 @@ namespace Cloudlets.Etcd.Tests;
 [NonParallelizable]
 public sealed class EtcdCandidateProcessTests
 {
-    private const int TtlSeconds = 2;
+    /// <summary>The lease TTL of the child candidates: 2 s, or CLOUDLETS_ETCD_TEST_TTL (whole seconds, 2-60) to measure takeover at another TTL.</summary>
+    private static readonly int TtlSeconds =
+        int.TryParse(Environment.GetEnvironmentVariable("CLOUDLETS_ETCD_TEST_TTL"), CultureInfo.InvariantCulture, out var ttl) && ttl is >= 2 and <= 60 ? ttl : 2;
     private const int ConfirmEveryMs = 100;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
