@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Renci.SshNet;
 
 namespace Cloudlets.Netem.Ssh;

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
+using Cloudlets.Core.Probing;
+using Cloudlets.Probing.Linux;
 
-namespace Cloudlets.Core.Probing.Icmp;
+namespace Cloudlets.Probing.Icmp;
 
 /// <summary>How the prober classified one received ICMP message.</summary>
 internal enum IcmpReplyKind
@@ -290,7 +292,7 @@ internal sealed class IcmpProbeTable
         IcmpAddressKey destination;
         if (ipv6)
         {
-            if (quoted.Length < 48 || quoted[6] != IcmpNative.IpProtoIcmpV6)
+            if (quoted.Length < 48 || quoted[6] != Libc.IpProtoIcmpV6)
             {
                 return IcmpReplyKind.Ignored;
             }
@@ -302,7 +304,7 @@ internal sealed class IcmpProbeTable
         }
         else
         {
-            if (quoted.Length < 28 || quoted[9] != IcmpNative.IpProtoIcmp)
+            if (quoted.Length < 28 || quoted[9] != Libc.IpProtoIcmp)
             {
                 return IcmpReplyKind.Ignored;
             }

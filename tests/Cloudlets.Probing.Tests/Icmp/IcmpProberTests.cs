@@ -3,12 +3,12 @@
 
 using System.Collections.Concurrent;
 using System.Net;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Probing.Icmp;
 using Cloudlets.TestUtils;
 
-namespace Cloudlets.Core.Tests.Probing.Icmp;
+namespace Cloudlets.Probing.Tests.Icmp;
 
 /// <summary>Real ICMP to loopback addresses only. Raw sockets need root, hence the Lab category.</summary>
 [Category("Lab")]

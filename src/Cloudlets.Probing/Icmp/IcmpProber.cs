@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Cloudlets.Core.Probing;
+using Cloudlets.Probing.Linux;
 
-namespace Cloudlets.Core.Probing.Icmp;
+namespace Cloudlets.Probing.Icmp;
 
 /// <summary>
 /// An ICMP echo prober for many targets at once: one socket per address family (IPv4, IPv6), one
@@ -54,8 +56,8 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         if (kernelTimestamps)
         {
             // Best effort: without it, round trips end when the receive thread reads the reply.
-            kernelTimestamps = IcmpNative.SetInt(fd4, IcmpNative.SolSocket, IcmpNative.SoTimestampNs, 1) == 0 &&
-                (fd6 < 0 || IcmpNative.SetInt(fd6, IcmpNative.SolSocket, IcmpNative.SoTimestampNs, 1) == 0);
+            kernelTimestamps = Libc.SetInt(fd4, Libc.SolSocket, Libc.SoTimestampNs, 1) == 0 &&
+                (fd6 < 0 || Libc.SetInt(fd6, Libc.SolSocket, Libc.SoTimestampNs, 1) == 0);
         }
 
         var identifier = options.Identifier ?? (ushort)Random.Shared.Next(1, 0x10000);
@@ -104,17 +106,17 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         }
 
         var (fd4, fd6, v6Failure, isRaw) = Linux.NetworkNamespace.Run(options.NetworkNamespace, () => OpenSockets(options));
-        var wake = IcmpNative.EventFd(0, IcmpNative.EfdNonBlock | IcmpNative.EfdCloexec);
+        var wake = Libc.EventFd(0, Libc.EfdNonBlock | Libc.EfdCloexec);
         if (wake < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            _ = IcmpNative.Close(fd4);
+            _ = Libc.Close(fd4);
             if (fd6 >= 0)
             {
-                _ = IcmpNative.Close(fd6);
+                _ = Libc.Close(fd6);
             }
 
-            throw new IOException($"Cannot create the prober's wake-up eventfd: {IcmpNative.ErrnoName(errno)}.");
+            throw new IOException($"Cannot create the prober's wake-up eventfd: {Libc.ErrnoName(errno)}.");
         }
 
         return new IcmpProber(options, fd4, fd6, v6Failure, isRaw, wake);
@@ -204,13 +206,13 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         Wake();
         receiver.Join();
         table.FailAll(new ObjectDisposedException(nameof(IcmpProber), "The prober was disposed before the probe completed."));
-        _ = IcmpNative.Close(fd4);
+        _ = Libc.Close(fd4);
         if (fd6 >= 0)
         {
-            _ = IcmpNative.Close(fd6);
+            _ = Libc.Close(fd6);
         }
 
-        _ = IcmpNative.Close(wakeFd);
+        _ = Libc.Close(wakeFd);
         disposing.Dispose();
         return ValueTask.CompletedTask;
     }
@@ -361,7 +363,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
             {
                 // A timed sleep, not a yield: on a loaded machine a yielding thread can lose the processor
                 // for a whole time slice, while a sleeper is woken on time. Wake a little early and spin the rest.
-                _ = IcmpNative.USleep((uint)((remaining / microsecond) - 60));
+                _ = Libc.USleep((uint)((remaining / microsecond) - 60));
             }
             else
             {
@@ -390,7 +392,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         IcmpPacket.Stamp(new Span<byte>(packet, packetLength), sequence, generation, computeChecksum: raw && !ipv6);
         sentAt = table.Time.GetTimestamp();
         table.Publish(sequence, sentAt, kernelTimestamps ? DateTime.UtcNow.Ticks : 0);
-        var sent = IcmpNative.SendTo(ipv6 ? fd6 : fd4, packet, (nuint)packetLength, 0, sockaddr, (uint)sockaddrLength);
+        var sent = Libc.SendTo(ipv6 ? fd6 : fd4, packet, (nuint)packetLength, 0, sockaddr, (uint)sockaddrLength);
         if (sent < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
@@ -404,15 +406,15 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     private unsafe void Wake()
     {
         ulong one = 1;
-        _ = IcmpNative.Write(wakeFd, &one, sizeof(ulong));
+        _ = Libc.Write(wakeFd, &one, sizeof(ulong));
     }
 
     private unsafe void ReceiveLoop()
     {
         // One recvmmsg reads up to ReceiveBatch replies, each with its kernel receive timestamp.
         var buffers = (byte*)NativeMemory.Alloc((nuint)(ReceiveBatch * (ReceiveBufferLength + SockAddrLength + ControlLength)));
-        var messages = (IcmpNative.MMsgHdr*)NativeMemory.AllocZeroed((nuint)ReceiveBatch, (nuint)sizeof(IcmpNative.MMsgHdr));
-        var vectors = (IcmpNative.IoVec*)NativeMemory.AllocZeroed((nuint)ReceiveBatch, (nuint)sizeof(IcmpNative.IoVec));
+        var messages = (Libc.MMsgHdr*)NativeMemory.AllocZeroed((nuint)ReceiveBatch, (nuint)sizeof(Libc.MMsgHdr));
+        var vectors = (Libc.IoVec*)NativeMemory.AllocZeroed((nuint)ReceiveBatch, (nuint)sizeof(Libc.IoVec));
         try
         {
             for (var j = 0; j < ReceiveBatch; j++)
@@ -426,10 +428,10 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 messages[j].Header.Control = at + ReceiveBufferLength + SockAddrLength;
             }
 
-            var fds = stackalloc IcmpNative.PollFd[3];
-            fds[0] = new IcmpNative.PollFd { Fd = wakeFd, Events = IcmpNative.PollIn };
-            fds[1] = new IcmpNative.PollFd { Fd = fd4, Events = IcmpNative.PollIn };
-            fds[2] = new IcmpNative.PollFd { Fd = fd6, Events = IcmpNative.PollIn };
+            var fds = stackalloc Libc.PollFd[3];
+            fds[0] = new Libc.PollFd { Fd = wakeFd, Events = Libc.PollIn };
+            fds[1] = new Libc.PollFd { Fd = fd4, Events = Libc.PollIn };
+            fds[2] = new Libc.PollFd { Fd = fd6, Events = Libc.PollIn };
             var count = fd6 >= 0 ? 3 : 2;
             var time = table.Time;
             var frequency = time.TimestampFrequency;
@@ -438,7 +440,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 var now = time.GetTimestamp();
                 var next = table.Expire(now);
                 var timeoutMs = next == long.MaxValue ? 1000 : (int)Math.Clamp(((next - now) * 1000 + frequency - 1) / frequency, 0, 1000);
-                var ready = IcmpNative.Poll(fds, (nuint)count, timeoutMs);
+                var ready = Libc.Poll(fds, (nuint)count, timeoutMs);
                 if (ready <= 0)
                 {
                     continue;
@@ -447,7 +449,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 if (fds[0].Revents != 0)
                 {
                     ulong wakeCount;
-                    _ = IcmpNative.Read(wakeFd, &wakeCount, sizeof(ulong));
+                    _ = Libc.Read(wakeFd, &wakeCount, sizeof(ulong));
                 }
 
                 var drained = 0;
@@ -466,7 +468,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 // instead of a wake-up (an inter-processor interrupt) per reply.
                 if (kernelTimestamps && drained > 0 && receivePauseMicroseconds > 0)
                 {
-                    _ = IcmpNative.USleep(receivePauseMicroseconds);
+                    _ = Libc.USleep(receivePauseMicroseconds);
                 }
             }
         }
@@ -478,7 +480,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
         }
     }
 
-    private unsafe int Drain(int fd, bool ipv6, IcmpNative.MMsgHdr* messages)
+    private unsafe int Drain(int fd, bool ipv6, Libc.MMsgHdr* messages)
     {
         var total = 0;
         var time = table.Time;
@@ -491,7 +493,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 messages[j].Header.Flags = 0;
             }
 
-            var received = IcmpNative.RecvMmsg(fd, messages, ReceiveBatch, IcmpNative.MsgDontWait, null);
+            var received = Libc.RecvMmsg(fd, messages, ReceiveBatch, Libc.MsgDontWait, null);
             if (received <= 0)
             {
                 return total;
@@ -532,20 +534,20 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     }
 
     /// <summary>The SCM_TIMESTAMPNS control message of a received datagram as <see cref="DateTime"/> ticks; 0 when absent.</summary>
-    private static unsafe long ReceiveTimestamp(ref IcmpNative.MsgHdr header)
+    private static unsafe long ReceiveTimestamp(ref Libc.MsgHdr header)
     {
         var control = (byte*)header.Control;
         var end = control + header.ControlLength;
-        var headerSize = sizeof(IcmpNative.CMsgHdr);
+        var headerSize = sizeof(Libc.CMsgHdr);
         while (control + headerSize <= end)
         {
-            var cmsg = (IcmpNative.CMsgHdr*)control;
+            var cmsg = (Libc.CMsgHdr*)control;
             if (cmsg->Length < (nuint)headerSize)
             {
                 return 0;
             }
 
-            if (cmsg->Level == IcmpNative.SolSocket && cmsg->Type == IcmpNative.ScmTimestampNs && cmsg->Length >= (nuint)(headerSize + 16))
+            if (cmsg->Level == Libc.SolSocket && cmsg->Type == Libc.ScmTimestampNs && cmsg->Length >= (nuint)(headerSize + 16))
             {
                 var seconds = *(long*)(control + headerSize);
                 var nanoseconds = *(long*)(control + headerSize + 8);
@@ -583,13 +585,13 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
 
     private static int Open(bool ipv6, IcmpSocketKind kind, out bool isRaw, out string? failure)
     {
-        var family = ipv6 ? IcmpNative.AfInet6 : IcmpNative.AfInet;
-        var protocol = ipv6 ? IcmpNative.IpProtoIcmpV6 : IcmpNative.IpProtoIcmp;
+        var family = ipv6 ? Libc.AfInet6 : Libc.AfInet;
+        var protocol = ipv6 ? Libc.IpProtoIcmpV6 : Libc.IpProtoIcmp;
         var name = ipv6 ? "ICMPv6" : "ICMP";
         string? rawFailure = null;
         if (kind is IcmpSocketKind.Auto or IcmpSocketKind.Raw)
         {
-            var fd = IcmpNative.Socket(family, IcmpNative.SockRaw | IcmpNative.SockCloexec, protocol);
+            var fd = Libc.Socket(family, Libc.SockRaw | Libc.SockCloexec, protocol);
             if (fd >= 0)
             {
                 isRaw = true;
@@ -597,7 +599,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 return fd;
             }
 
-            rawFailure = $"a raw {name} socket was refused: {IcmpNative.ErrnoName(Marshal.GetLastPInvokeError())} (raw sockets need root or CAP_NET_RAW)";
+            rawFailure = $"a raw {name} socket was refused: {Libc.ErrnoName(Marshal.GetLastPInvokeError())} (raw sockets need root or CAP_NET_RAW)";
             if (kind == IcmpSocketKind.Raw)
             {
                 isRaw = false;
@@ -606,7 +608,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
             }
         }
 
-        var dgram = IcmpNative.Socket(family, IcmpNative.SockDgram | IcmpNative.SockCloexec, protocol);
+        var dgram = Libc.Socket(family, Libc.SockDgram | Libc.SockCloexec, protocol);
         if (dgram >= 0)
         {
             isRaw = false;
@@ -614,7 +616,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
             return dgram;
         }
 
-        var dgramFailure = $"an unprivileged {name} datagram socket was refused: {IcmpNative.ErrnoName(Marshal.GetLastPInvokeError())} " +
+        var dgramFailure = $"an unprivileged {name} datagram socket was refused: {Libc.ErrnoName(Marshal.GetLastPInvokeError())} " +
             $"(allowed only when the process's group is inside net.ipv4.ping_group_range, now '{ReadPingGroupRange()}')";
         isRaw = false;
         failure = rawFailure is null
@@ -642,9 +644,9 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     private unsafe static void Configure(int fd, bool ipv6, bool isRaw, int receiveBufferBytes)
     {
         // Best effort: a smaller buffer or no filter still works, just less well under load.
-        if (IcmpNative.SetInt(fd, IcmpNative.SolSocket, IcmpNative.SoRcvBufForce, receiveBufferBytes) != 0)
+        if (Libc.SetInt(fd, Libc.SolSocket, Libc.SoRcvBufForce, receiveBufferBytes) != 0)
         {
-            _ = IcmpNative.SetInt(fd, IcmpNative.SolSocket, IcmpNative.SoRcvBuf, receiveBufferBytes);
+            _ = Libc.SetInt(fd, Libc.SolSocket, Libc.SoRcvBuf, receiveBufferBytes);
         }
 
         if (!isRaw)
@@ -666,13 +668,13 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
                 filter[type >> 5] &= ~(1u << (type & 31));
             }
 
-            _ = IcmpNative.SetSockOpt(fd, IcmpNative.SolIcmpV6, IcmpNative.Icmp6Filter, filter, 32);
+            _ = Libc.SetSockOpt(fd, Libc.SolIcmpV6, Libc.Icmp6Filter, filter, 32);
         }
         else
         {
             // ICMP_FILTER: a set bit blocks the type. Without it a raw socket also reads every echo request it sends to loopback.
             var blocked = ~((1u << IcmpPacket.EchoReplyV4) | (1u << IcmpPacket.DestinationUnreachableV4) | (1u << IcmpPacket.TimeExceededV4));
-            _ = IcmpNative.SetSockOpt(fd, IcmpNative.SolRaw, IcmpNative.IcmpFilter, &blocked, sizeof(uint));
+            _ = Libc.SetSockOpt(fd, Libc.SolRaw, Libc.IcmpFilter, &blocked, sizeof(uint));
         }
     }
 }

@@ -1,4 +1,6 @@
-namespace Cloudlets.Core.Probing;
+using Cloudlets.Core.Probing;
+
+namespace Cloudlets.Probing;
 
 /// <summary>
 /// Runs a <see cref="ProbeSchedule"/> over any <see cref="ILatencyProbe"/>: targets in turn, the

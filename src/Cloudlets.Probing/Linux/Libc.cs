@@ -1,14 +1,18 @@
 using System.Runtime.InteropServices;
 
-namespace Cloudlets.Core.Probing.Icmp;
+namespace Cloudlets.Probing.Linux;
 
 /// <summary>
-/// The few libc socket calls the ICMP prober needs. Called directly rather than through
-/// <see cref="System.Net.Sockets.Socket"/> so the hot path never throws, never allocates, and can
-/// drain a socket without blocking (MSG_DONTWAIT) after one poll.
+/// The libc calls of this package, in one place: the socket calls of the ICMP prober and the
+/// namespace calls of <see cref="NetworkNamespace"/>. The prober calls sockets directly rather than
+/// through <see cref="System.Net.Sockets.Socket"/> so the hot path never throws, never allocates,
+/// and can drain a socket without blocking (MSG_DONTWAIT) after one poll.
 /// </summary>
-internal static unsafe partial class IcmpNative
+internal static unsafe partial class Libc
 {
+    public const int CloneNewNet = 0x40000000;
+    public const int OpenReadOnly = 0;
+    public const int OpenCloseOnExec = 0x80000;
     public const int AfInet = 2;
     public const int AfInet6 = 10;
     public const int SockDgram = 2;
@@ -112,6 +116,12 @@ internal static unsafe partial class IcmpNative
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
+    public static partial int SetNs(int fd, int namespaceType);
 
     /// <summary>Sets an integer socket option; returns the errno, or 0.</summary>
     public static int SetInt(int fd, int level, int name, int value)

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.Versioning;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
@@ -11,7 +11,7 @@ using Cloudlets.Lab.Shaping;
 using Cloudlets.Netem;
 using Cloudlets.TestUtils;
 
-namespace Cloudlets.Core.Tests.Integration;
+namespace Cloudlets.Integration.Tests;
 
 /// <summary>
 /// The fault cases of the decision issue, through the real pipeline in automatic mode on a lab of

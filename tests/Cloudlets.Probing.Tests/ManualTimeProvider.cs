@@ -1,4 +1,4 @@
-namespace Cloudlets.Core.Tests.Probing;
+namespace Cloudlets.Probing.Tests;
 
 /// <summary>A clock that moves only when told: timestamps in 100 ns units, UTC from a fixed start.</summary>
 public sealed class ManualTimeProvider : TimeProvider

@@ -1,6 +1,7 @@
+using Cloudlets.Core.Probing;
 using Microsoft.Extensions.Logging;
 
-namespace Cloudlets.Core.Probing;
+namespace Cloudlets.Probing;
 
 /// <summary>Log messages of the probers; event ids 4000 to 4099.</summary>
 internal static partial class ProbingLog

@@ -7,11 +7,11 @@ using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Probing.Icmp;
 using Cloudlets.Lab;
 using Cloudlets.Libvirt;
 
-namespace Cloudlets.Core.Tests.Integration;
+namespace Cloudlets.Integration.Tests;
 
 /// <summary>
 /// The real pipeline in automatic mode on a started lab, the demonstration's way: libvirt hosts

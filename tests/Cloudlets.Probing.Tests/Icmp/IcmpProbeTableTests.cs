@@ -4,9 +4,9 @@
 using System.Buffers.Binary;
 using System.Net;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Probing.Icmp;
 
-namespace Cloudlets.Core.Tests.Probing.Icmp;
+namespace Cloudlets.Probing.Tests.Icmp;
 
 public class IcmpProbeTableTests
 {
@@ -373,5 +373,53 @@ public class IcmpProbeTableTests
         table.FailSend(sequence, ProbeStatus.Error);
 
         Assert.That(samples.Select(s => s.Status), Is.EqualTo(new[] { ProbeStatus.Error }));
+    }
+
+    [Test]
+    public void ReserveStampPublishMatchExpire_SteadyState_AllocatesNothing()
+    {
+        // The per-probe path of the prober (what the send and receive threads do for every probe):
+        // it must not allocate once warmed up. Samples go to a counter, not a list, so the test
+        // measures the path and not its own bookkeeping.
+        var counted = 0L;
+        var steady = new IcmpProbeBatch(targets, table.ToTimestampUnits(Timeout), 1 << 20, _ => counted++);
+        table.Register(steady);
+        var request = new byte[IcmpPacket.HeaderLength + 56];
+        IcmpPacket.WriteTemplate(request, ipv6: false, Identifier, Nonce);
+        var reply = (byte[])request.Clone();
+        var source = IcmpPacket.KeyOf(targets[0].Address);
+        var refused = 0;
+        void Round()
+        {
+            for (var i = 0; i < 64; i++)
+            {
+                // No Assert inside the measured loop: NUnit's constraints allocate.
+                if (!table.TryReserve(steady, 0, out var sequence, out var generation))
+                {
+                    refused++;
+                    continue;
+                }
+
+                IcmpPacket.Stamp(request, sequence, generation, computeChecksum: true);
+                table.Publish(sequence, time.GetTimestamp());
+                IcmpPacket.Stamp(reply, sequence, generation, computeChecksum: false);
+                reply[0] = IcmpPacket.EchoReplyV4;
+                table.HandleMessage(reply, ipv6: false, source, time.GetTimestamp());
+            }
+
+            time.Advance(Timeout);
+            table.Expire(time.GetTimestamp());
+        }
+
+        Round();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var r = 0; r < 10; r++)
+        {
+            Round();
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.That((allocated, counted, refused), Is.EqualTo((0L, 11 * 64L, 0)));
     }
 }

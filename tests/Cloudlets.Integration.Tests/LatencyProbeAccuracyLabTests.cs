@@ -2,15 +2,15 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.Versioning;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
-using Cloudlets.Core.Probing.Tcp;
+using Cloudlets.Probing.Icmp;
+using Cloudlets.Probing.Tcp;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
 using Cloudlets.Lab.Shaping;
 using Cloudlets.Netem;
 using Cloudlets.TestUtils;
 
-namespace Cloudlets.Core.Tests.Integration;
+namespace Cloudlets.Integration.Tests;
 
 /// <summary>
 /// Accuracy of the library's probes in the lab (the probing issue): the shaper puts a delay on the

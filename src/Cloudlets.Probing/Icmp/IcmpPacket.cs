@@ -2,8 +2,10 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Cloudlets.Core.Probing;
+using Cloudlets.Probing.Linux;
 
-namespace Cloudlets.Core.Probing.Icmp;
+namespace Cloudlets.Probing.Icmp;
 
 /// <summary>
 /// The echo request layout: an 8-byte ICMP header (type, code, checksum, identifier, sequence),
@@ -110,12 +112,12 @@ internal static class IcmpPacket
         sockaddr.Clear();
         if (address.AddressFamily == AddressFamily.InterNetwork)
         {
-            MemoryMarshal.Write(sockaddr, (ushort)IcmpNative.AfInet);
+            MemoryMarshal.Write(sockaddr, (ushort)Libc.AfInet);
             address.TryWriteBytes(sockaddr[4..], out _);
             return 16;
         }
 
-        MemoryMarshal.Write(sockaddr, (ushort)IcmpNative.AfInet6);
+        MemoryMarshal.Write(sockaddr, (ushort)Libc.AfInet6);
         address.TryWriteBytes(sockaddr[8..], out _);
         MemoryMarshal.Write(sockaddr[24..], (uint)address.ScopeId);
         return 28;

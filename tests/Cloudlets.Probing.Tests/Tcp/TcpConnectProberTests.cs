@@ -4,9 +4,9 @@
 using System.Net;
 using System.Net.Sockets;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Tcp;
+using Cloudlets.Probing.Tcp;
 
-namespace Cloudlets.Core.Tests.Probing.Tcp;
+namespace Cloudlets.Probing.Tests.Tcp;
 
 public class TcpConnectProberTests
 {

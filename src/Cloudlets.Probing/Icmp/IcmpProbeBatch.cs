@@ -1,4 +1,6 @@
-namespace Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Core.Probing;
+
+namespace Cloudlets.Probing.Icmp;
 
 /// <summary>
 /// The probes of one run (or of one single probe): its targets, its sample callback, and the FIFO

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 
-namespace Cloudlets.Core.Linux;
+namespace Cloudlets.Probing.Linux;
 
 /// <summary>
 /// Runs code inside a named Linux network namespace (<c>ip netns add NAME</c>, that is
@@ -13,12 +13,8 @@ namespace Cloudlets.Core.Linux;
 /// dedicated thread that ends afterwards: no pooled thread is ever left in another namespace.
 /// </remarks>
 [SupportedOSPlatform("linux")]
-public static partial class NetworkNamespace
+public static class NetworkNamespace
 {
-    private const int CloneNewNet = 0x40000000;
-    private const int OpenReadOnly = 0;
-    private const int OpenCloseOnExec = 0x80000;
-
     /// <summary>The folder where <c>ip netns</c> keeps named namespaces.</summary>
     public const string NamedNamespaceFolder = "/run/netns";
 
@@ -82,7 +78,7 @@ public static partial class NetworkNamespace
     {
         ValidateName(name);
         var path = Path.Combine(NamedNamespaceFolder, name);
-        var fd = open(path, OpenReadOnly | OpenCloseOnExec);
+        var fd = Libc.Open(path, Libc.OpenReadOnly | Libc.OpenCloseOnExec);
         if (fd < 0)
         {
             throw new IOException($"Cannot open network namespace '{name}' ({path}): errno {Marshal.GetLastPInvokeError()}.");
@@ -90,14 +86,14 @@ public static partial class NetworkNamespace
 
         try
         {
-            if (setns(fd, CloneNewNet) != 0)
+            if (Libc.SetNs(fd, Libc.CloneNewNet) != 0)
             {
                 throw new IOException($"Cannot enter network namespace '{name}': errno {Marshal.GetLastPInvokeError()} (root is needed).");
             }
         }
         finally
         {
-            _ = close(fd);
+            _ = Libc.Close(fd);
         }
     }
 
@@ -111,13 +107,4 @@ public static partial class NetworkNamespace
             throw new ArgumentException($"'{name}' is not a valid network namespace name (1-64 of letters, digits, '-', '_', '.').", nameof(name));
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
-    private static partial int setns(int fd, int nstype);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int close(int fd);
 }

@@ -1,7 +1,8 @@
+using Cloudlets.Core.Probing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Cloudlets.Core.Probing.Icmp;
+namespace Cloudlets.Probing.Icmp;
 
 /// <summary>Which kind of ICMP socket a prober uses.</summary>
 public enum IcmpSocketKind

@@ -1,7 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using Cloudlets.Core.Probing;
 
-namespace Cloudlets.Core.Probing.Tcp;
+namespace Cloudlets.Probing.Tcp;
 
 /// <summary>Settings of a <see cref="TcpConnectProber"/>.</summary>
 public sealed class TcpConnectProberOptions

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Cloudlets.Core.Commands;
+namespace Cloudlets.Probing.Commands;
 
 /// <summary>
 /// An external command as a program and a list of arguments — never a shell string, so nothing a

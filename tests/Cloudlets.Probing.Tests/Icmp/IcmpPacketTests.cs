@@ -1,7 +1,7 @@
 using System.Net;
-using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Probing.Icmp;
 
-namespace Cloudlets.Core.Tests.Probing.Icmp;
+namespace Cloudlets.Probing.Tests.Icmp;
 
 public class IcmpPacketTests
 {
