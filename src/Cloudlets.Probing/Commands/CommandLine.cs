@@ -66,7 +66,7 @@ public sealed record CommandResult(CommandLine Command, int ExitCode, string Sta
 }
 
 /// <summary>A command that failed: carries the command line, exit code and stderr.</summary>
-public sealed class CommandException : Exception
+public class CommandException : Exception
 {
     /// <summary>Creates an exception.</summary>
     public CommandException() : base("A command failed.") { }
@@ -88,6 +88,32 @@ public sealed class CommandException : Exception
     public CommandResult? Result { get; }
 }
 
+/// <summary>
+/// A command's program is not an executable file in <see cref="CommandPath.SearchPath"/> (or at the
+/// absolute path given), or was given as a relative path. Nothing was started.
+/// </summary>
+public sealed class CommandNotFoundException : CommandException
+{
+    /// <summary>Creates an exception.</summary>
+    public CommandNotFoundException() : base("A command's program was not found.") { }
+
+    /// <summary>Creates an exception.</summary>
+    public CommandNotFoundException(string message) : base(message) { }
+
+    /// <summary>Creates an exception.</summary>
+    public CommandNotFoundException(string message, Exception innerException) : base(message, innerException) { }
+
+    /// <summary>Creates an exception for <paramref name="program"/>, saying why it cannot run.</summary>
+    public CommandNotFoundException(string program, string reason)
+        : base($"Cannot run '{program}': {reason}")
+    {
+        Program = program;
+    }
+
+    /// <summary>The program as the command named it.</summary>
+    public string? Program { get; }
+}
+
 /// <summary>Runs commands somewhere: on this machine, or on a remote host.</summary>
 public interface ICommandRunner
 {
@@ -107,17 +133,23 @@ public static class CommandRunnerExtensions
     }
 }
 
-/// <summary>Runs commands as child processes of this process, with no shell.</summary>
+/// <summary>
+/// Runs commands as child processes of this process, with no shell. The program is resolved by
+/// <see cref="CommandPath"/> (a fixed search path, never the current directory), and the child gets
+/// that same search path as its <c>PATH</c>, so a program it runs by name (<c>ip netns exec NS tc</c>)
+/// is found the same way.
+/// </summary>
 public sealed class LocalCommandRunner : ICommandRunner
 {
     /// <summary>A shared instance.</summary>
     public static LocalCommandRunner Instance { get; } = new();
 
     /// <inheritdoc />
+    /// <exception cref="CommandNotFoundException">The program is not in the search path (or not executable); nothing ran.</exception>
     public async Task<CommandResult> RunAsync(CommandLine command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var psi = new ProcessStartInfo(command.Program)
+        var psi = new ProcessStartInfo(CommandPath.Resolve(command.Program))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -131,6 +163,7 @@ public sealed class LocalCommandRunner : ICommandRunner
 
         // Tools such as tc and iptables print messages in the locale's language; parse them in C.
         psi.Environment["LC_ALL"] = "C";
+        psi.Environment["PATH"] = CommandPath.SearchPathVariable;
         var started = Stopwatch.GetTimestamp();
         using var process = new Process { StartInfo = psi };
         try
