@@ -17,7 +17,11 @@ internal sealed class IcmpProbeBatch
     private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long head;
     private long tail;
-    private int outstanding;
+    // Probes without a sample yet, plus one for the sender until SendingFinished: whoever takes it to
+    // zero completes the batch. (Two separate flags, "sending done" and "outstanding == 0", each set by
+    // one thread and read by the other, could both be read stale: a store followed by a load may be
+    // reordered, and a probe answered while the sender was finishing then never completed — issue 11.)
+    private int outstanding = 1;
     private int sendingDone;
     private volatile bool cancelled;
 
@@ -53,7 +57,8 @@ internal sealed class IcmpProbeBatch
 
     public bool IsCancelled => cancelled;
 
-    public int Outstanding => Volatile.Read(ref outstanding);
+    /// <summary>Probes sent (or being sent) that have no sample yet.</summary>
+    public int Outstanding => Volatile.Read(ref outstanding) - (Volatile.Read(ref sendingDone) == 0 ? 1 : 0);
 
     /// <summary>Whether the FIFO can take one more entry (the sender waits otherwise).</summary>
     public bool HasRoom => Volatile.Read(ref tail) - Volatile.Read(ref head) < fifo.Length;
@@ -103,7 +108,7 @@ internal sealed class IcmpProbeBatch
             }
         }
 
-        if (Interlocked.Decrement(ref outstanding) == 0 && Volatile.Read(ref sendingDone) != 0)
+        if (Interlocked.Decrement(ref outstanding) == 0)
         {
             completion.TrySetResult();
         }
@@ -112,8 +117,7 @@ internal sealed class IcmpProbeBatch
     /// <summary>The sender has sent everything it will send.</summary>
     public void SendingFinished()
     {
-        Volatile.Write(ref sendingDone, 1);
-        if (Volatile.Read(ref outstanding) == 0)
+        if (Interlocked.Exchange(ref sendingDone, 1) == 0 && Interlocked.Decrement(ref outstanding) == 0)
         {
             completion.TrySetResult();
         }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 using Cloudlets.Probing.Linux;
 
@@ -92,14 +93,14 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     public IcmpProberCounters Counters => table.Counters;
 
     /// <summary>Opens the sockets (inside <see cref="IcmpProberOptions.NetworkNamespace"/> when set) and starts the receive thread.</summary>
-    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="OptionsValidationException">An option is invalid; the exception lists every error.</exception>
     /// <exception cref="IcmpUnavailableException">No ICMP socket could be opened; the message says why.</exception>
     /// <exception cref="IOException">The network namespace cannot be entered.</exception>
     /// <exception cref="PlatformNotSupportedException">Not Linux.</exception>
     public static IcmpProber Create(IcmpProberOptions? options = null)
     {
         options ??= new IcmpProberOptions();
-        options.Validate();
+        OptionsErrors.ValidateAndThrow(options);
         if (!OperatingSystem.IsLinux())
         {
             throw new PlatformNotSupportedException("The ICMP prober needs Linux (raw or ICMP datagram sockets).");
@@ -126,7 +127,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     public async ValueTask<LatencySample> ProbeAsync(ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(target);
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        ProbeLimits.CheckTimeout(timeout, nameof(timeout));
         var ipv6 = CheckTarget(target, nameof(target));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
@@ -158,7 +159,7 @@ public sealed class IcmpProber : IMultiTargetLatencyProbe
     /// <inheritdoc />
     public Task RunAsync(IReadOnlyList<ProbeTarget> targets, ProbeSchedule schedule, Action<LatencySample> onSample, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(schedule);
+        ProbeLimits.CheckSchedule(schedule, nameof(schedule));
         ArgumentNullException.ThrowIfNull(onSample);
         var copy = ProbeTargetList.Copy(targets, nameof(targets), t => CheckTarget(t, nameof(targets)));
 

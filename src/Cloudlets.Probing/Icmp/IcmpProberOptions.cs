@@ -1,3 +1,4 @@
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -20,34 +21,34 @@ public enum IcmpSocketKind
 }
 
 /// <summary>Settings of an <see cref="IcmpProber"/>, validated once by <see cref="IcmpProber.Create"/>.</summary>
-public sealed class IcmpProberOptions
+public sealed class IcmpProberOptions : IValidatableOptions
 {
     /// <summary>The name every sample is stamped with. The default is the machine name.</summary>
-    public string VantagePoint { get; init; } = Environment.MachineName;
+    public string VantagePoint { get; set; } = Environment.MachineName;
 
     /// <summary>Which socket to use. The default is <see cref="IcmpSocketKind.Auto"/>.</summary>
-    public IcmpSocketKind SocketKind { get; init; } = IcmpSocketKind.Auto;
+    public IcmpSocketKind SocketKind { get; set; } = IcmpSocketKind.Auto;
 
     /// <summary>
     /// A named network namespace (<c>ip netns</c>) to create the sockets in, so probes leave from
     /// there; <see langword="null"/> for the caller's namespace. The default is <see langword="null"/>.
     /// </summary>
-    public string? NetworkNamespace { get; init; }
+    public string? NetworkNamespace { get; set; }
 
     /// <summary>Bytes after the 8-byte ICMP header, 8 to 1400. The default is 56 (as ping and fping).</summary>
-    public int PayloadSize { get; init; } = 56;
+    public int PayloadSize { get; set; } = 56;
 
     /// <summary>
     /// The socket receive buffer asked for, in bytes (root may exceed <c>net.core.rmem_max</c>), 64 KiB
     /// to 256 MiB. A large buffer keeps replies from being dropped in bursts. The default is 4 MiB.
     /// </summary>
-    public int ReceiveBufferBytes { get; init; } = 4 << 20;
+    public int ReceiveBufferBytes { get; set; } = 4 << 20;
 
     /// <summary>The ICMP identifier of raw sockets; <see langword="null"/> picks a random one. The default is <see langword="null"/>.</summary>
-    public ushort? Identifier { get; init; }
+    public ushort? Identifier { get; set; }
 
     /// <summary>Whether to open an IPv6 socket too; IPv6 targets are refused without it. The default is <see langword="true"/>.</summary>
-    public bool EnableIPv6 { get; init; } = true;
+    public bool EnableIPv6 { get; set; } = true;
 
     /// <summary>
     /// Whether round trips end at the kernel's receive timestamp of the reply (SO_TIMESTAMPNS) rather
@@ -55,7 +56,7 @@ public sealed class IcmpProberOptions
     /// with <see cref="TimeProvider.System"/> (kernel timestamps are wall-clock time); other providers
     /// measure with their own clock. The default is <see langword="true"/>.
     /// </summary>
-    public bool UseKernelTimestamps { get; init; } = true;
+    public bool UseKernelTimestamps { get; set; } = true;
 
     /// <summary>
     /// With kernel timestamps in use, how long the receive thread lets replies gather after reading a
@@ -64,42 +65,35 @@ public sealed class IcmpProberOptions
     /// it only delays each sample's delivery by up to this much. <see cref="TimeSpan.Zero"/> reads at once.
     /// The default is 500 microseconds.
     /// </summary>
-    public TimeSpan ReceiveGatherTime { get; init; } = TimeSpan.FromMicroseconds(500);
+    public TimeSpan ReceiveGatherTime { get; set; } = TimeSpan.FromMicroseconds(500);
 
     /// <summary>Where the prober logs (event ids 4000 to 4099). The default logs nowhere.</summary>
-    public ILogger Logger { get; init; } = NullLogger.Instance;
+    public ILogger Logger { get; set; } = NullLogger.Instance;
 
     /// <summary>The clock for send times and round trips. The default is <see cref="TimeProvider.System"/>.</summary>
-    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
-    internal void Validate()
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(VantagePoint);
-        ArgumentNullException.ThrowIfNull(TimeProvider);
-        ArgumentNullException.ThrowIfNull(Logger);
-        if (!Enum.IsDefined(SocketKind))
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.NotEmpty(nameof(VantagePoint), VantagePoint);
+        errors.Require(TimeProvider is not null, nameof(TimeProvider), "is required.");
+        errors.Require(Logger is not null, nameof(Logger), "is required.");
+        errors.Defined(nameof(SocketKind), SocketKind);
+        errors.InRange(nameof(PayloadSize), PayloadSize, IcmpPacket.MinimumPayload, 1400);
+        errors.InRange(nameof(ReceiveBufferBytes), ReceiveBufferBytes, 64 << 10, 256 << 20);
+        errors.InRange(nameof(ReceiveGatherTime), ReceiveGatherTime, TimeSpan.Zero, TimeSpan.FromMilliseconds(10));
+        if (NetworkNamespace is not null)
         {
-            throw new ArgumentOutOfRangeException(nameof(SocketKind), SocketKind, "Unknown ICMP socket kind.");
-        }
-
-        if (PayloadSize is < IcmpPacket.MinimumPayload or > 1400)
-        {
-            throw new ArgumentOutOfRangeException(nameof(PayloadSize), PayloadSize, "The ICMP payload must be 8 to 1400 bytes.");
-        }
-
-        if (ReceiveBufferBytes is < (64 << 10) or > (256 << 20))
-        {
-            throw new ArgumentOutOfRangeException(nameof(ReceiveBufferBytes), ReceiveBufferBytes, "The receive buffer must be 64 KiB to 256 MiB.");
-        }
-
-        if (ReceiveGatherTime < TimeSpan.Zero || ReceiveGatherTime > TimeSpan.FromMilliseconds(10))
-        {
-            throw new ArgumentOutOfRangeException(nameof(ReceiveGatherTime), ReceiveGatherTime, "The receive gather time must be 0 to 10 ms.");
-        }
-
-        if (NetworkNamespace is not null && OperatingSystem.IsLinux())
-        {
-            Linux.NetworkNamespace.ValidateName(NetworkNamespace);
+            try
+            {
+                Linux.NetworkNamespace.ValidateName(NetworkNamespace);
+            }
+            catch (ArgumentException ex)
+            {
+                errors.Add(nameof(NetworkNamespace), ex.Message);
+            }
         }
     }
 }

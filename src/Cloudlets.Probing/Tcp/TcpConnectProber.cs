@@ -1,36 +1,42 @@
 using System.Net;
 using System.Net.Sockets;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 
 namespace Cloudlets.Probing.Tcp;
 
 /// <summary>Settings of a <see cref="TcpConnectProber"/>.</summary>
-public sealed class TcpConnectProberOptions
+public sealed class TcpConnectProberOptions : IValidatableOptions
 {
     /// <summary>The name every sample is stamped with. The default is the machine name.</summary>
-    public string VantagePoint { get; init; } = Environment.MachineName;
+    public string VantagePoint { get; set; } = Environment.MachineName;
 
     /// <summary>A named network namespace to create the sockets in; <see langword="null"/> for the caller's. The default is <see langword="null"/>.</summary>
-    public string? NetworkNamespace { get; init; }
+    public string? NetworkNamespace { get; set; }
 
     /// <summary>At most this many connection attempts at once in <see cref="TcpConnectProber.RunAsync"/>, 1 to 4096. The default is 256.</summary>
-    public int MaxInFlight { get; init; } = 256;
+    public int MaxInFlight { get; set; } = 256;
 
     /// <summary>The clock for send times, round trips and timeouts. The default is <see cref="TimeProvider.System"/>.</summary>
-    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
-    internal void Validate()
+    /// <inheritdoc />
+    public void Validate(OptionsErrors errors)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(VantagePoint);
-        ArgumentNullException.ThrowIfNull(TimeProvider);
-        if (MaxInFlight is < 1 or > 4096)
+        ArgumentNullException.ThrowIfNull(errors);
+        errors.NotEmpty(nameof(VantagePoint), VantagePoint);
+        errors.Require(TimeProvider is not null, nameof(TimeProvider), "is required.");
+        errors.InRange(nameof(MaxInFlight), MaxInFlight, 1, 4096);
+        if (NetworkNamespace is not null)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxInFlight), MaxInFlight, "At most 1 to 4096 connection attempts may be in flight.");
-        }
-
-        if (NetworkNamespace is not null && OperatingSystem.IsLinux())
-        {
-            Linux.NetworkNamespace.ValidateName(NetworkNamespace);
+            try
+            {
+                Linux.NetworkNamespace.ValidateName(NetworkNamespace);
+            }
+            catch (ArgumentException ex)
+            {
+                errors.Add(nameof(NetworkNamespace), ex.Message);
+            }
         }
     }
 }
@@ -47,11 +53,19 @@ public sealed class TcpConnectProber : IMultiTargetLatencyProbe
     private int disposed;
 
     /// <summary>Creates the prober.</summary>
-    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="OptionsValidationException">An option is invalid; the exception lists every error.</exception>
     public TcpConnectProber(TcpConnectProberOptions? options = null)
     {
-        this.options = options ?? new TcpConnectProberOptions();
-        this.options.Validate();
+        options ??= new TcpConnectProberOptions();
+        // A private copy: the settable options cannot change under a prober that validated them.
+        this.options = new TcpConnectProberOptions
+        {
+            VantagePoint = options.VantagePoint,
+            NetworkNamespace = options.NetworkNamespace,
+            MaxInFlight = options.MaxInFlight,
+            TimeProvider = options.TimeProvider,
+        };
+        OptionsErrors.ValidateAndThrow(this.options);
         time = this.options.TimeProvider;
     }
 
@@ -63,7 +77,7 @@ public sealed class TcpConnectProber : IMultiTargetLatencyProbe
     public async ValueTask<LatencySample> ProbeAsync(ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var endpoint = EndpointOf(target, nameof(target));
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        ProbeLimits.CheckTimeout(timeout, nameof(timeout));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
         using var socket = CreateSocket(endpoint.AddressFamily);
@@ -97,7 +111,7 @@ public sealed class TcpConnectProber : IMultiTargetLatencyProbe
     /// <inheritdoc />
     public Task RunAsync(IReadOnlyList<ProbeTarget> targets, ProbeSchedule schedule, Action<LatencySample> onSample, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(schedule);
+        ProbeLimits.CheckSchedule(schedule, nameof(schedule));
         ArgumentNullException.ThrowIfNull(onSample);
         var copy = ProbeTargetList.Copy(targets, nameof(targets), t => _ = EndpointOf(t, nameof(targets)));
 

@@ -4,6 +4,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Cloudlets.Probing.Commands;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 using Cloudlets.Probing.Icmp;
 using Cloudlets.TestUtils;
@@ -198,19 +199,111 @@ public class IcmpProberTests
         }
     }
 
-    [Test]
-    public void Create_DatagramSocket_OpensOrSaysWhyNot()
+    [TestCase("0 2147483647", true)]
+    [TestCase("1 0", false)]
+    public async Task Create_DatagramSocketInNamespaceWithPingGroupRange_OpensExactlyWhenRootsGroupIsInRange(string range, bool opens)
     {
+        // net.ipv4.ping_group_range is per network namespace: set it in a test namespace so that each
+        // case has one expected outcome (the old test accepted either and could not fail).
         RequireRoot();
+        var name = $"cloudlets-probe-dgram-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
         try
         {
-            var prober = IcmpProber.Create(new IcmpProberOptions { SocketKind = IcmpSocketKind.Datagram });
-            Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Datagram));
-            prober.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.ping_group_range=" + range).InNamespace(name));
+            var options = new IcmpProberOptions { SocketKind = IcmpSocketKind.Datagram, NetworkNamespace = name, EnableIPv6 = false };
+            if (opens)
+            {
+                await using var prober = IcmpProber.Create(options);
+                Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Datagram));
+            }
+            else
+            {
+                Assert.That(() => IcmpProber.Create(options), Throws.TypeOf<IcmpUnavailableException>().With.Message.Contains("ping_group_range").And.Message.Contains("'1 0'"));
+            }
         }
-        catch (IcmpUnavailableException ex)
+        finally
         {
-            Assert.That(ex.Message, Does.Contain("ping_group_range"));
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
+    public async Task ProbeAsync_ConcurrentPingInTheSameNamespace_EveryProbeCompletes()
+    {
+        // Issue 11: `cloudlets-lab shape --for 120` awaited a probe that never completed while `ping`
+        // ran in the edge namespace. Two real pings flood the namespace's loopback with foreign echo
+        // traffic while single probes (as the lab sample sends them) run one after another, some with
+        // a token cancelled at once or soon. Every probe must end: a reply, a timeout or a cancellation.
+        RequireRoot();
+        var ping = CommandPath.Resolve("ping");
+        var name = $"cloudlets-probe-foreign-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        var pings = new List<System.Diagnostics.Process>();
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            foreach (var target in new[] { "127.0.0.1", "127.0.0.2" })
+            {
+                var psi = new System.Diagnostics.ProcessStartInfo(CommandPath.Resolve("ip"))
+                {
+                    UseShellExecute = false,
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                };
+                foreach (var a in new[] { "netns", "exec", name, ping, "-q", "-i", "0.001", target })
+                {
+                    psi.ArgumentList.Add(a);
+                }
+
+                pings.Add(System.Diagnostics.Process.Start(psi)!);
+            }
+
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = name });
+            var targets = new[] { new ProbeTarget("a", IPAddress.Parse("127.0.0.1")), new ProbeTarget("b", IPAddress.Parse("127.0.0.2")) };
+            const int Probes = 4000;
+            var hung = new List<int>();
+            var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < Probes && hung.Count < 3; i++)
+            {
+                using var cts = new CancellationTokenSource();
+                if (i % 10 == 9)
+                {
+                    cts.CancelAfter(TimeSpan.FromTicks(i % 3 * 5_000));
+                }
+
+                var probe = prober.ProbeAsync(targets[i % 2], TimeSpan.FromMilliseconds(500), cts.Token).AsTask();
+                if (await Task.WhenAny(probe, Task.Delay(TimeSpan.FromSeconds(5))) != probe)
+                {
+                    hung.Add(i);
+                    continue;
+                }
+
+                var outcome = probe.Status == TaskStatus.RanToCompletion ? probe.Result.Status.ToString() : probe.Status.ToString();
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+            }
+
+            await TestContext.Progress.WriteLineAsync($"outcomes: {string.Join(", ", outcomes.Select(o => $"{o.Key} {o.Value}"))}; counters: {prober.Counters}");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(hung, Is.Empty, "probes that neither answered, timed out nor were cancelled within 5 s");
+                Assert.That(prober.Counters.Foreign, Is.GreaterThan(0), "the pings' replies reached the prober's socket");
+                Assert.That(outcomes.GetValueOrDefault(nameof(ProbeStatus.Ok)), Is.GreaterThan(Probes / 2));
+            }
+        }
+        finally
+        {
+            foreach (var p in pings)
+            {
+                // Started by this test: ended by its own handle.
+                p.Kill(entireProcessTree: true);
+                await p.WaitForExitAsync();
+                p.Dispose();
+            }
+
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
         }
     }
 
@@ -284,12 +377,12 @@ public class IcmpProberTests
     [TestCase(4)]
     [TestCase(2000)]
     public void Create_PayloadOutOfRange_Throws(int payload)
-        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { PayloadSize = payload }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { PayloadSize = payload }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("PayloadSize"));
 
     [TestCase(-1)]
     [TestCase(11)]
     public void Create_ReceiveGatherTimeOutOfRange_Throws(int milliseconds)
-        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { ReceiveGatherTime = TimeSpan.FromMilliseconds(milliseconds) }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { ReceiveGatherTime = TimeSpan.FromMilliseconds(milliseconds) }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("ReceiveGatherTime"));
 
     [Test]
     public void Create_InvalidNamespaceName_Throws()

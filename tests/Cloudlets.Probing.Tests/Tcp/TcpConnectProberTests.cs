@@ -3,6 +3,7 @@
 
 using System.Net;
 using System.Net.Sockets;
+using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
 using Cloudlets.Probing.Tcp;
 
@@ -83,5 +84,24 @@ public class TcpConnectProberTests
 
     [Test]
     public void Constructor_MaxInFlightZero_Throws()
-        => Assert.That(() => new TcpConnectProber(new TcpConnectProberOptions { MaxInFlight = 0 }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        => Assert.That(() => new TcpConnectProber(new TcpConnectProberOptions { MaxInFlight = 0 }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("MaxInFlight"));
+
+    [Test]
+    public void ProbeAsync_TimeoutAboveTheLimit_ThrowsBeforeConnecting()
+    {
+        var prober = new TcpConnectProber();
+
+        Assert.That(async () => await prober.ProbeAsync(new ProbeTarget("x", IPAddress.Loopback, 7), ProbeLimits.MaxTimeout + TimeSpan.FromTicks(1)),
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("timeout"));
+    }
+
+    [Test]
+    public void RunAsync_PeriodAboveTheLimit_ThrowsBeforeConnecting()
+    {
+        var prober = new TcpConnectProber();
+        var schedule = new ProbeSchedule(1, TimeSpan.FromDays(2), TimeSpan.Zero, TimeSpan.FromSeconds(1));
+
+        Assert.That(() => prober.RunAsync([new ProbeTarget("x", IPAddress.Loopback, 7)], schedule, _ => { }),
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("schedule.Period"));
+    }
 }
