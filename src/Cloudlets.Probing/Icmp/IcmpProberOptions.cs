@@ -84,7 +84,7 @@ public sealed class IcmpProberOptions : IValidatableOptions
         errors.InRange(nameof(PayloadSize), PayloadSize, IcmpPacket.MinimumPayload, 1400);
         errors.InRange(nameof(ReceiveBufferBytes), ReceiveBufferBytes, 64 << 10, 256 << 20);
         errors.InRange(nameof(ReceiveGatherTime), ReceiveGatherTime, TimeSpan.Zero, TimeSpan.FromMilliseconds(10));
-        if (NetworkNamespace is not null)
+        if (NetworkNamespace is not null && OperatingSystem.IsLinux())
         {
             try
             {

@@ -27,7 +27,7 @@ public sealed class TcpConnectProberOptions : IValidatableOptions
         errors.NotEmpty(nameof(VantagePoint), VantagePoint);
         errors.Require(TimeProvider is not null, nameof(TimeProvider), "is required.");
         errors.InRange(nameof(MaxInFlight), MaxInFlight, 1, 4096);
-        if (NetworkNamespace is not null)
+        if (NetworkNamespace is not null && OperatingSystem.IsLinux())
         {
             try
             {

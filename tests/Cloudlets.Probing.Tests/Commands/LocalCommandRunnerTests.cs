@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.Versioning;
 using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Probing.Tests.Commands;
@@ -9,6 +10,7 @@ namespace Cloudlets.Probing.Tests.Commands;
 /// looked up in the application's folder and the current directory before PATH. Fixed in the commit
 /// "Commands by absolute path" (CommandPath + LocalCommandRunner); these tests failed before it.
 /// </summary>
+[SupportedOSPlatform("linux")]
 [NonParallelizable] // They change the process's current directory and PATH for a moment.
 public class LocalCommandRunnerTests
 {

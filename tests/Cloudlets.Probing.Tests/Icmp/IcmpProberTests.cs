@@ -386,5 +386,5 @@ public class IcmpProberTests
 
     [Test]
     public void Create_InvalidNamespaceName_Throws()
-        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "../etc" }), Throws.ArgumentException);
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "../etc" }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("NetworkNamespace"));
 }
