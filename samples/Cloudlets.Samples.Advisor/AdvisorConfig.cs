@@ -352,7 +352,7 @@ internal sealed record AdvisorConfig(
 
         try
         {
-            Core.Linux.NetworkNamespace.ValidateName(name);
+            Probing.Linux.NetworkNamespace.ValidateName(name);
             return true;
         }
         catch (ArgumentException)

@@ -6,8 +6,8 @@ using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
-using Cloudlets.Core.Probing.Tcp;
+using Cloudlets.Probing.Icmp;
+using Cloudlets.Probing.Tcp;
 using Cloudlets.Libvirt;
 
 namespace Cloudlets.Samples.Advisor;

@@ -3,8 +3,8 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Cloudlets.Core.Options;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
-using Cloudlets.Core.Probing.Tcp;
+using Cloudlets.Probing.Icmp;
+using Cloudlets.Probing.Tcp;
 using Cloudlets.Mqtt;
 using Microsoft.Extensions.Logging;
 

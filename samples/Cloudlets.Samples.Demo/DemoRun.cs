@@ -6,7 +6,7 @@ using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Probing.Icmp;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
 using Cloudlets.Lab.Shaping;

@@ -8,7 +8,7 @@
 using System.Globalization;
 using System.Net;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
+using Cloudlets.Probing.Icmp;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
 using Cloudlets.Lab.Shaping;
@@ -104,7 +104,7 @@ catch (ShapingException ex)
 {
     return Fail(ex.Message, 1);
 }
-catch (Cloudlets.Core.Commands.CommandException ex)
+catch (Cloudlets.Probing.Commands.CommandException ex)
 {
     return Fail(ex.Message, 1);
 }
@@ -333,7 +333,7 @@ static async Task<int> MigrateAsync(LabCommandLine options, CancellationToken ct
     // Tell the phase when the source reports the job running (bounded by the migration itself).
     while (!migration.IsCompleted)
     {
-        var job = await Cloudlets.Core.Commands.LocalCommandRunner.Instance.RunAsync(lab.Virsh(from, "domjobinfo", guest.Name), ct);
+        var job = await Cloudlets.Probing.Commands.LocalCommandRunner.Instance.RunAsync(lab.Virsh(from, "domjobinfo", guest.Name), ct);
         if (job.Succeeded && job.StandardOutput.Contains("Job type:", StringComparison.Ordinal) && !job.StandardOutput.Contains("None", StringComparison.Ordinal))
         {
             Reached("migrate-running");

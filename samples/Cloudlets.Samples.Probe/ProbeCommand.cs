@@ -4,8 +4,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Cloudlets.Core.Probing;
-using Cloudlets.Core.Probing.Icmp;
-using Cloudlets.Core.Probing.Tcp;
+using Cloudlets.Probing.Icmp;
+using Cloudlets.Probing.Tcp;
 
 namespace Cloudlets.Samples.Probe;
 
@@ -239,7 +239,7 @@ public sealed record ProbeCommandLine(
                     {
                         try
                         {
-                            Cloudlets.Core.Linux.NetworkNamespace.ValidateName(netns);
+                            Cloudlets.Probing.Linux.NetworkNamespace.ValidateName(netns);
                         }
                         catch (ArgumentException ex)
                         {

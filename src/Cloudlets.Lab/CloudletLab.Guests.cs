@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Guests;
 using Cloudlets.Lab.Ownership;
 using Cloudlets.Lab.Processes;

@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Processes;
 
 namespace Cloudlets.Lab;
@@ -25,7 +25,7 @@ public sealed partial class CloudletLab
     public Task<CommandResult> RunInNamespaceAsync(string networkNamespace, CommandLine command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        Cloudlets.Core.Linux.NetworkNamespace.ValidateName(networkNamespace);
+        Cloudlets.Probing.Linux.NetworkNamespace.ValidateName(networkNamespace);
         return _runner.RunAsync(command.InNamespace(networkNamespace), cancellationToken);
     }
 

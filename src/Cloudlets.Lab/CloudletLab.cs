@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.Versioning;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Guests;
 using Cloudlets.Lab.Ownership;
 using Cloudlets.Lab.Processes;
@@ -19,7 +19,7 @@ namespace Cloudlets.Lab;
 /// <para>
 /// Management happens from the edge namespace (nothing in the root namespace has a lab address):
 /// <c>ip netns exec NAME-edge virsh -c qemu+tcp://198.18.K.11/system …</c>, or in-process from a
-/// thread inside the edge namespace (see <c>Cloudlets.Core.Linux.NetworkNamespace</c>).
+/// thread inside the edge namespace (see <c>Cloudlets.Probing.Linux.NetworkNamespace</c>).
 /// </para>
 /// <para>
 /// Ownership: the lab records in its state file every namespace it creates (name, then inode) and

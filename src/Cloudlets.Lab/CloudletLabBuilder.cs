@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Guests;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -39,5 +39,5 @@ internal static partial class LabLog
     public static partial void Phase(ILogger logger, string lab, string phase);
 
     [LoggerMessage(EventId = 5008, Level = LogLevel.Debug, Message = "Lab {Lab}: {Command}")]
-    public static partial void Running(ILogger logger, string lab, Cloudlets.Core.Commands.CommandLine command);
+    public static partial void Running(ILogger logger, string lab, Cloudlets.Probing.Commands.CommandLine command);
 }

@@ -2,6 +2,7 @@ using System.Runtime.Versioning;
 using System.Text;
 using Cloudlets.Lab.Guests;
 using Cloudlets.Lab.Processes;
+using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Lab;
 
@@ -28,14 +29,21 @@ public static class LabPrerequisites
         ("dpkg-deb", "dpkg"),
     ];
 
-    private static readonly string[] SearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
-    /// <summary>Finds a program on PATH (and the sbin folders); null when absent.</summary>
+    /// <summary>
+    /// Finds a program the way the lab runs it (<see cref="CommandPath"/>: a fixed search path, never the
+    /// current directory or the inherited PATH); null when absent.
+    /// </summary>
     public static string? FindProgram(string program)
     {
         ArgumentException.ThrowIfNullOrEmpty(program);
-        var path = Environment.GetEnvironmentVariable("PATH")?.Split(':', StringSplitOptions.RemoveEmptyEntries) ?? [];
-        return path.Concat(SearchPath).Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+        try
+        {
+            return CommandPath.Resolve(program);
+        }
+        catch (CommandNotFoundException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Everything missing on this machine for a lab whose guest image cache is <paramref name="cacheFolder"/>; empty when ready.</summary>
@@ -148,12 +156,14 @@ public static class LabPrerequisites
 
     private static bool Probe(string program, string[] arguments)
     {
-        var psi = new System.Diagnostics.ProcessStartInfo(program)
+        // Callers pass paths from FindProgram; resolving again refuses anything else.
+        var psi = new System.Diagnostics.ProcessStartInfo(CommandPath.Resolve(program))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        psi.Environment["PATH"] = CommandPath.SearchPathVariable;
         foreach (var a in arguments)
         {
             psi.ArgumentList.Add(a);

@@ -12,7 +12,7 @@ internal static partial class NetemLog
     public static partial void Applying(ILogger logger, string owner, string backend, int count);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Debug, Message = "Running {Command}")]
-    public static partial void Running(ILogger logger, Cloudlets.Core.Commands.CommandLine command);
+    public static partial void Running(ILogger logger, Cloudlets.Probing.Commands.CommandLine command);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Cleared {Owner} with {Backend}: {Count} commands")]
     public static partial void Cleared(ILogger logger, string owner, string backend, int count);

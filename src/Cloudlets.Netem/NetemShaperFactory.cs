@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.Versioning;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Options;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.NfQueue;

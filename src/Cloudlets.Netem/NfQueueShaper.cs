@@ -1,13 +1,13 @@
 using System.Globalization;
 using System.Runtime.Versioning;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Options;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.Iptables;
 using Cloudlets.Netem.NfQueue;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Netns = Cloudlets.Core.Linux.NetworkNamespace;
+using Netns = Cloudlets.Probing.Linux.NetworkNamespace;
 
 namespace Cloudlets.Netem;
 
@@ -125,7 +125,15 @@ public sealed class NfQueueShaper : INetemShaper
     }
 
     /// <inheritdoc />
-    public IReadOnlyList<CommandLine> Plan(ShapingPlan plan, ShapingState current)
+    public ShapingChanges Plan(ShapingPlan plan, ShapingState current) =>
+        ShapingChanges.Between(plan, current, backendHasWork: PlanCommands(plan, current).Count > 0);
+
+    /// <summary>
+    /// The commands <see cref="ApplyAsync"/> would run to get from <paramref name="current"/> to
+    /// <paramref name="plan"/>, in order. Pure: runs nothing. Empty when the kernel already matches.
+    /// </summary>
+    /// <exception cref="ShapingValidationException">The plan is invalid.</exception>
+    public static IReadOnlyList<CommandLine> PlanCommands(ShapingPlan plan, ShapingState current)
     {
         Check(plan);
         ArgumentNullException.ThrowIfNull(current);

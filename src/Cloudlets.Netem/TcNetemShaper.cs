@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Options;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.Tc;
@@ -101,7 +101,15 @@ public sealed class TcNetemShaper : INetemShaper
     public ShaperCapabilities Capabilities { get; }
 
     /// <inheritdoc />
-    public IReadOnlyList<CommandLine> Plan(ShapingPlan plan, ShapingState current)
+    public ShapingChanges Plan(ShapingPlan plan, ShapingState current) =>
+        ShapingChanges.Between(plan, current, backendHasWork: PlanCommands(plan, current).Count > 0);
+
+    /// <summary>
+    /// The commands <see cref="ApplyAsync"/> would run to get from <paramref name="current"/> to
+    /// <paramref name="plan"/>, in order. Pure: runs nothing. Empty when the kernel already matches.
+    /// </summary>
+    /// <exception cref="ShapingValidationException">The plan is invalid.</exception>
+    public IReadOnlyList<CommandLine> PlanCommands(ShapingPlan plan, ShapingState current)
     {
         Check(plan);
         ArgumentNullException.ThrowIfNull(current);

@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Netem.Tests;
 

@@ -4,7 +4,7 @@ using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Lab;
 using Cloudlets.Libvirt;

@@ -1,7 +1,10 @@
 namespace Cloudlets.Core.Probing;
 
-/// <summary>The checks every multi-target probe API makes on its target list before it sends anything.</summary>
-internal static class ProbeTargetList
+/// <summary>
+/// The checks every multi-target probe API makes on its target list before it sends anything; public
+/// so that a prober written outside this package checks its targets the same way.
+/// </summary>
+public static class ProbeTargetList
 {
     /// <summary>
     /// Throws unless <paramref name="targets"/> is a non-empty list without nulls (each also passing

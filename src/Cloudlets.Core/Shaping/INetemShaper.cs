@@ -1,5 +1,3 @@
-using Cloudlets.Core.Commands;
-
 namespace Cloudlets.Core.Shaping;
 
 /// <summary>
@@ -33,9 +31,10 @@ public interface INetemShaper : IAsyncDisposable
     Task<ShapingState> ShowAsync(string owner, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// The commands <see cref="ApplyAsync"/> would run to get from <paramref name="current"/> to
-    /// <paramref name="plan"/>. Pure: runs nothing. Empty when the kernel already matches.
+    /// What <see cref="ApplyAsync"/> would change to get from <paramref name="current"/> to
+    /// <paramref name="plan"/>, rule by rule and independent of the backend (a backend may also show
+    /// its own commands). Pure: runs nothing. Empty when the kernel already matches.
     /// </summary>
     /// <exception cref="ShapingValidationException">The plan is invalid.</exception>
-    IReadOnlyList<CommandLine> Plan(ShapingPlan plan, ShapingState current);
+    ShapingChanges Plan(ShapingPlan plan, ShapingState current);
 }

@@ -2,7 +2,7 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Lab.Guests;
 

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
 using System.Text;
-using Cloudlets.Core.Linux;
+using Cloudlets.Probing.Linux;
 
 namespace Cloudlets.Lab.Guests;
 

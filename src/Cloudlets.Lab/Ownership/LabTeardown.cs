@@ -1,5 +1,5 @@
 using System.Runtime.Versioning;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Processes;
 using Microsoft.Extensions.Logging;
 

@@ -1,4 +1,4 @@
-using Cloudlets.Core.Linux;
+using Cloudlets.Probing.Linux;
 
 namespace Cloudlets.Libvirt.Native;
 

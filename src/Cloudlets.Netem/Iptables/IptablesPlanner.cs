@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net.Sockets;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Shaping;
 
 namespace Cloudlets.Netem.Iptables;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
-using Netns = Cloudlets.Core.Linux.NetworkNamespace;
+using Netns = Cloudlets.Probing.Linux.NetworkNamespace;
 using Cloudlets.Core.Shaping;
 using Microsoft.Extensions.Logging;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Shaping;
 
 namespace Cloudlets.Netem.Tc;

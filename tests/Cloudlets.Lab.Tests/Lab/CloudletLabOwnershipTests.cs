@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Ownership;
 using Cloudlets.Lab.Processes;
 using Cloudlets.TestUtils;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Xml.Linq;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.TestUtils;
 using Cloudlets.Lab.Processes;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Processes;
 
 namespace Cloudlets.Lab.Tests.Lab;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Lab.Ownership;
 using Cloudlets.Lab.Shaping;
 using Cloudlets.Netem;

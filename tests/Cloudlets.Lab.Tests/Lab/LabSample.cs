@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Lab.Tests.Lab;
 

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Reactive.Linq;
 using System.Runtime.Versioning;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Lab;
 using Cloudlets.TestUtils;

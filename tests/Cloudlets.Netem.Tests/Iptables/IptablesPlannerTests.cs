@@ -1,5 +1,5 @@
 using System.Net;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Netem.Iptables;
 using Cloudlets.Netem.NfQueue;

@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Shaping;
 
 namespace Cloudlets.Netem.Tests.Lab;

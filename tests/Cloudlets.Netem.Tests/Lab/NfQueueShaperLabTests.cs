@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Cloudlets.Core.Shaping;
-using Netns = Cloudlets.Core.Linux.NetworkNamespace;
+using Netns = Cloudlets.Probing.Linux.NetworkNamespace;
 
 namespace Cloudlets.Netem.Tests.Lab;
 
@@ -98,7 +98,7 @@ public sealed class NfQueueShaperLabTests
             using (Assert.EnterMultipleScope())
             {
                 Assert.That(after, Is.EqualTo(before));
-                Assert.That(shaper.Plan(plan, await shaper.ShowAsync(owner)), Is.Empty);
+                Assert.That(shaper.Plan(plan, await shaper.ShowAsync(owner)).Changes, Is.Empty);
             }
 
             // Change a delay: the very next probe sees it.

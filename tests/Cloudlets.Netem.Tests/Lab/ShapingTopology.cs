@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Netem.Tests.Lab;
 

@@ -90,7 +90,7 @@ public sealed class TcNetemShaperLabTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(applied.Qdiscs, Does.Contain("\"kind\":\"htb\""));
-            Assert.That(shaper.Plan(plan, state), Is.Empty, "read back from the kernel, nothing left to do");
+            Assert.That(shaper.Plan(plan, state).Changes, Is.Empty, "read back from the kernel, nothing left to do");
         }
 
         await shaper.ApplyAsync(plan);

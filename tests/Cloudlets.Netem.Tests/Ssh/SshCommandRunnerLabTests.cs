@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Options;
 using Cloudlets.Netem.Ssh;
 using Cloudlets.Netem.Tests.Lab;

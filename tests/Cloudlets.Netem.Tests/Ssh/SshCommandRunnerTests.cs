@@ -1,4 +1,4 @@
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 using Cloudlets.Netem.Ssh;
 
 namespace Cloudlets.Netem.Tests.Ssh;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Cloudlets.Core.Commands;
+using Cloudlets.Probing.Commands;
 
 namespace Cloudlets.Netem.Tests.Ssh;
 

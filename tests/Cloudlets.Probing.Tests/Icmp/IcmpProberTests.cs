@@ -1,0 +1,390 @@
+// Expected values written inline read better than hoisted fields in tests.
+#pragma warning disable CA1861
+
+using System.Collections.Concurrent;
+using System.Net;
+using Cloudlets.Probing.Commands;
+using Cloudlets.Core.Options;
+using Cloudlets.Core.Probing;
+using Cloudlets.Probing.Icmp;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Probing.Tests.Icmp;
+
+/// <summary>Real ICMP to loopback addresses only. Raw sockets need root, hence the Lab category.</summary>
+[Category("Lab")]
+public class IcmpProberTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
+
+    private static void RequireRoot()
+    {
+        // The test assembly runs anywhere; the gate (and the prober) only on Linux.
+        if (OperatingSystem.IsLinux())
+        {
+            LabGate.RequireRoot("Raw ICMP sockets");
+        }
+        else
+        {
+            Assert.Ignore("The ICMP prober needs Linux.");
+        }
+    }
+
+    private static ProbeTarget[] LoopbackTargets(int count)
+        => [.. Enumerable.Range(1, count).Select(i => new ProbeTarget($"lo{i}", IPAddress.Parse($"127.0.1.{i}")))];
+
+    [Test]
+    public async Task ProbeAsync_Loopback_ReturnsOkWithPositiveRoundTrip()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "test", SocketKind = IcmpSocketKind.Raw });
+
+        var sample = await prober.ProbeAsync(new ProbeTarget("lo", IPAddress.Loopback), Timeout);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Raw));
+            Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Ok));
+            Assert.That(sample.RoundTripTime, Is.GreaterThan(TimeSpan.Zero).And.LessThan(Timeout));
+            Assert.That(sample.VantagePoint, Is.EqualTo("test"));
+        }
+    }
+
+    [Test]
+    public async Task ProbeAsync_IPv6Loopback_ReturnsOk()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        if (!prober.SupportsIPv6)
+        {
+            Assert.Ignore("IPv6 is not available on this machine.");
+        }
+
+        var sample = await prober.ProbeAsync(new ProbeTarget("lo6", IPAddress.IPv6Loopback), Timeout);
+
+        Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Ok));
+    }
+
+    [Test]
+    public async Task RunAsync_ManyLoopbackTargets_EveryProbeAnsweredOnce()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        var targets = LoopbackTargets(32);
+        var samples = new ConcurrentBag<LatencySample>();
+
+        await prober.RunAsync(targets, new ProbeSchedule(10, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout), samples.Add);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(samples, Has.Count.EqualTo(320));
+            Assert.That(samples.Select(s => s.Status), Is.All.EqualTo(ProbeStatus.Ok));
+            Assert.That(samples.GroupBy(s => s.Target).Select(g => g.Count()), Is.All.EqualTo(10));
+            Assert.That(prober.Counters.Matched, Is.EqualTo(320));
+            Assert.That(prober.Counters.Duplicates, Is.Zero);
+        }
+    }
+
+    [Test]
+    public async Task RunAsync_TwoProbersAtOnce_EachCountsOnlyItsOwnReplies()
+    {
+        RequireRoot();
+        await using var first = IcmpProber.Create(new IcmpProberOptions { Identifier = 1000 });
+        await using var second = IcmpProber.Create(new IcmpProberOptions { Identifier = 2000 });
+        var targets = LoopbackTargets(8);
+        var schedule = new ProbeSchedule(20, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout);
+        var a = new ConcurrentBag<LatencySample>();
+        var b = new ConcurrentBag<LatencySample>();
+
+        await Task.WhenAll(first.RunAsync(targets, schedule, a.Add), second.RunAsync(targets, schedule, b.Add));
+        // A run ends with its own last reply; the other prober's last replies may still wait in the socket.
+        SpinWait.SpinUntil(() => first.Counters.Foreign >= 160 && second.Counters.Foreign >= 160, TimeSpan.FromSeconds(5));
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(a, Has.Count.EqualTo(160));
+            Assert.That(b, Has.Count.EqualTo(160));
+            Assert.That(first.Counters.Matched, Is.EqualTo(160));
+            Assert.That(second.Counters.Matched, Is.EqualTo(160));
+            // Raw sockets see every echo reply on the machine: the other prober's ones were seen and refused.
+            Assert.That(first.Counters.Foreign, Is.GreaterThanOrEqualTo(160));
+            Assert.That(second.Counters.Foreign, Is.GreaterThanOrEqualTo(160));
+        }
+    }
+
+    [Test]
+    public async Task RunAsync_IPv4MappedTarget_ThrowsBeforeSending()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        var samples = new List<LatencySample>();
+
+        Assert.That(() => prober.RunAsync([new ProbeTarget("mapped", IPAddress.Parse("::ffff:127.0.0.1"))], new ProbeSchedule(1, TimeSpan.FromSeconds(1), TimeSpan.Zero, Timeout), samples.Add),
+            Throws.ArgumentException.With.Message.Contains("127.0.0.1"));
+        Assert.That(prober.Counters.Matched, Is.Zero);
+    }
+
+    [Test]
+    public async Task RunAsync_Cancelled_StopsAndDeliversNothingMore()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        using var cancellation = new CancellationTokenSource();
+        var samples = new ConcurrentBag<LatencySample>();
+        var run = prober.RunAsync(LoopbackTargets(2), new ProbeSchedule(1000, TimeSpan.FromMilliseconds(50), TimeSpan.Zero, Timeout), samples.Add, cancellation.Token);
+
+        await Task.Delay(200);
+        await cancellation.CancelAsync();
+
+        Assert.That(async () => await run, Throws.InstanceOf<OperationCanceledException>());
+        var count = samples.Count;
+        await Task.Delay(200);
+        Assert.That(samples, Has.Count.EqualTo(count).And.Count.LessThan(2000));
+    }
+
+    [Test]
+    public async Task DisposeAsync_ProbePending_FailsItInsteadOfHanging()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-dispose-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            // Echo replies off in this namespace only: the probe stays pending until its (long) timeout.
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.icmp_echo_ignore_all=1").InNamespace(name));
+            var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name });
+            var pending = prober.ProbeAsync(new ProbeTarget("silent", IPAddress.Loopback), TimeSpan.FromMinutes(1)).AsTask();
+            await Task.Delay(50);
+
+            await prober.DisposeAsync();
+
+            Assert.That(async () => await pending.WaitAsync(TimeSpan.FromSeconds(5)), Throws.InstanceOf<ObjectDisposedException>());
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
+    public async Task ProbeAsync_TargetIgnoresEcho_ReturnsTimeoutAfterTheTimeout()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-silent-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.icmp_echo_ignore_all=1").InNamespace(name));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name });
+            var timeout = TimeSpan.FromMilliseconds(200);
+            var started = System.Diagnostics.Stopwatch.StartNew();
+
+            var sample = await prober.ProbeAsync(new ProbeTarget("silent", IPAddress.Loopback), timeout);
+
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Timeout));
+                Assert.That(sample.RoundTripTime, Is.Null);
+                Assert.That(started.Elapsed, Is.GreaterThanOrEqualTo(timeout));
+                Assert.That(prober.Counters.TimedOut, Is.EqualTo(1));
+            }
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [TestCase("0 2147483647", true)]
+    [TestCase("1 0", false)]
+    public async Task Create_DatagramSocketInNamespaceWithPingGroupRange_OpensExactlyWhenRootsGroupIsInRange(string range, bool opens)
+    {
+        // net.ipv4.ping_group_range is per network namespace: set it in a test namespace so that each
+        // case has one expected outcome (the old test accepted either and could not fail).
+        RequireRoot();
+        var name = $"cloudlets-probe-dgram-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.ping_group_range=" + range).InNamespace(name));
+            var options = new IcmpProberOptions { SocketKind = IcmpSocketKind.Datagram, NetworkNamespace = name, EnableIPv6 = false };
+            if (opens)
+            {
+                await using var prober = IcmpProber.Create(options);
+                Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Datagram));
+            }
+            else
+            {
+                Assert.That(() => IcmpProber.Create(options), Throws.TypeOf<IcmpUnavailableException>().With.Message.Contains("ping_group_range").And.Message.Contains("'1 0'"));
+            }
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
+    public async Task ProbeAsync_ConcurrentPingInTheSameNamespace_EveryProbeCompletes()
+    {
+        // Issue 11: `cloudlets-lab shape --for 120` awaited a probe that never completed while `ping`
+        // ran in the edge namespace. Two real pings flood the namespace's loopback with foreign echo
+        // traffic while single probes (as the lab sample sends them) run one after another, some with
+        // a token cancelled at once or soon. Every probe must end: a reply, a timeout or a cancellation.
+        RequireRoot();
+        var ping = CommandPath.Resolve("ping");
+        var name = $"cloudlets-probe-foreign-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        var pings = new List<System.Diagnostics.Process>();
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            foreach (var target in new[] { "127.0.0.1", "127.0.0.2" })
+            {
+                var psi = new System.Diagnostics.ProcessStartInfo(CommandPath.Resolve("ip"))
+                {
+                    UseShellExecute = false,
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                };
+                foreach (var a in new[] { "netns", "exec", name, ping, "-q", "-i", "0.001", target })
+                {
+                    psi.ArgumentList.Add(a);
+                }
+
+                pings.Add(System.Diagnostics.Process.Start(psi)!);
+            }
+
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = name });
+            var targets = new[] { new ProbeTarget("a", IPAddress.Parse("127.0.0.1")), new ProbeTarget("b", IPAddress.Parse("127.0.0.2")) };
+            const int Probes = 4000;
+            var hung = new List<int>();
+            var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < Probes && hung.Count < 3; i++)
+            {
+                using var cts = new CancellationTokenSource();
+                if (i % 10 == 9)
+                {
+                    cts.CancelAfter(TimeSpan.FromTicks(i % 3 * 5_000));
+                }
+
+                var probe = prober.ProbeAsync(targets[i % 2], TimeSpan.FromMilliseconds(500), cts.Token).AsTask();
+                if (await Task.WhenAny(probe, Task.Delay(TimeSpan.FromSeconds(5))) != probe)
+                {
+                    hung.Add(i);
+                    continue;
+                }
+
+                var outcome = probe.Status == TaskStatus.RanToCompletion ? probe.Result.Status.ToString() : probe.Status.ToString();
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+            }
+
+            await TestContext.Progress.WriteLineAsync($"outcomes: {string.Join(", ", outcomes.Select(o => $"{o.Key} {o.Value}"))}; counters: {prober.Counters}");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(hung, Is.Empty, "probes that neither answered, timed out nor were cancelled within 5 s");
+                Assert.That(prober.Counters.Foreign, Is.GreaterThan(0), "the pings' replies reached the prober's socket");
+                Assert.That(outcomes.GetValueOrDefault(nameof(ProbeStatus.Ok)), Is.GreaterThan(Probes / 2));
+            }
+        }
+        finally
+        {
+            foreach (var p in pings)
+            {
+                // Started by this test: ended by its own handle.
+                p.Kill(entireProcessTree: true);
+                await p.WaitForExitAsync();
+                p.Dispose();
+            }
+
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
+    public void Create_MissingNetworkNamespace_ThrowsIOException()
+    {
+        RequireRoot();
+
+        Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "cloudlets-no-such-netns" }), Throws.InstanceOf<IOException>());
+    }
+
+    [Test]
+    public async Task ProbeAsync_InsideOwnNetworkNamespace_ProbesThatNamespacesLoopback()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-test-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            // A fresh namespace's loopback is down: first the probe must fail, then, once it is up, succeed.
+            await using (var down = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name }))
+            {
+                var unanswered = await down.ProbeAsync(new ProbeTarget("lo", IPAddress.Loopback), TimeSpan.FromMilliseconds(300));
+                Assert.That(unanswered.Status, Is.Not.EqualTo(ProbeStatus.Ok));
+            }
+
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name });
+
+            var sample = await prober.ProbeAsync(new ProbeTarget("lo", IPAddress.Loopback), Timeout);
+
+            Assert.That(sample.Status, Is.EqualTo(ProbeStatus.Ok));
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [Test]
+    public async Task RunAsync_DatagramSocketInOwnNamespace_MatchesRepliesWithoutRawSockets()
+    {
+        RequireRoot();
+        var name = $"cloudlets-probe-dgram-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
+        try
+        {
+            await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
+            // ping_group_range is per namespace: allow unprivileged ICMP sockets for root's group here only.
+            await runner.RunCheckedAsync(CommandLine.Of("sysctl", "-w", "net.ipv4.ping_group_range=0 0").InNamespace(name));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = name, SocketKind = IcmpSocketKind.Datagram });
+            var samples = new ConcurrentBag<LatencySample>();
+
+            await prober.RunAsync(LoopbackTargets(4), new ProbeSchedule(5, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout), samples.Add);
+
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(prober.SocketKind, Is.EqualTo(IcmpSocketKind.Datagram));
+                Assert.That(samples, Has.Count.EqualTo(20));
+                Assert.That(samples.Select(s => s.Status), Is.All.EqualTo(ProbeStatus.Ok));
+            }
+        }
+        finally
+        {
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [TestCase(4)]
+    [TestCase(2000)]
+    public void Create_PayloadOutOfRange_Throws(int payload)
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { PayloadSize = payload }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("PayloadSize"));
+
+    [TestCase(-1)]
+    [TestCase(11)]
+    public void Create_ReceiveGatherTimeOutOfRange_Throws(int milliseconds)
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { ReceiveGatherTime = TimeSpan.FromMilliseconds(milliseconds) }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("ReceiveGatherTime"));
+
+    [Test]
+    public void Create_InvalidNamespaceName_Throws()
+        => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "../etc" }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("NetworkNamespace"));
+}
