@@ -243,6 +243,7 @@ public sealed class PackagesTests
             using System.Net;
             using System.Reflection;
             using Cloudlets.Core.Decisions;
+            using Cloudlets.Core.Options;
             using Cloudlets.Core.Probing;
 
             var options = new LowestLatencyPolicyOptions { ConfirmationWindows = 2 };
@@ -252,7 +253,9 @@ public sealed class PackagesTests
                 .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
             var libvirt = new Cloudlets.Libvirt.LibvirtHostOptions { Name = "cloudlet-1", Uri = new Uri("test:///default") };
             Console.WriteLine($"policy={policy.GetType().FullName}");
-            Console.WriteLine($"options-errors={options.Validate().Count}");
+            var errors = new OptionsErrors();
+            options.Validate(errors);
+            Console.WriteLine($"options-errors={errors.Errors.Count}");
             Console.WriteLine($"target={target.Name} {target.Address}:{target.Port}");
             Console.WriteLine($"version={version}");
             Console.WriteLine($"libvirt={libvirt.Name} {libvirt.Uri}");

@@ -136,7 +136,7 @@ public sealed class TcNetemShaperLabTests
                 Assert.That(first, Does.Contain("\"kind\":\"htb\""));
                 Assert.That(afterSecondApply, Is.EqualTo(first), "applying another owner leaves the first owner's tree alone");
                 Assert.That(afterSecondClear, Is.EqualTo(first), "clearing another owner leaves the first owner's tree alone");
-                Assert.That(shaper.Plan(RatePlan(CollidingA, "eth0", 1_000_000), await shaper.ShowAsync(CollidingA)), Is.Empty, "the first owner still reads its tree back");
+                Assert.That(shaper.Plan(RatePlan(CollidingA, "eth0", 1_000_000), await shaper.ShowAsync(CollidingA)).IsEmpty, Is.True, "the first owner still reads its tree back");
                 Assert.That((await shaper.ShowAsync(CollidingB)).IsEmpty, Is.True);
             }
         }

@@ -411,7 +411,13 @@ public class IcmpProbeTableTests
             table.Expire(time.GetTimestamp());
         }
 
-        Round();
+        // Warm up past tiered compilation's call counting (30 calls and a background recompile), so
+        // what is measured is the steady state rather than the runtime settling in.
+        for (var r = 0; r < 100; r++)
+        {
+            Round();
+        }
+
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var r = 0; r < 10; r++)
         {
@@ -420,6 +426,6 @@ public class IcmpProbeTableTests
 
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
-        Assert.That((allocated, counted, refused), Is.EqualTo((0L, 11 * 64L, 0)));
+        Assert.That((allocated, counted, refused), Is.EqualTo((0L, 110 * 64L, 0)));
     }
 }
