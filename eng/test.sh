@@ -81,6 +81,23 @@ if [ "${CI:-}" = "true" ] && [ "$skipped" -gt 0 ]; then
   done
   failed=$((failed + skipped))
 fi
+# Every failed test is named once more at the end, with the start of its message, so that the tail
+# of a long log (all that a CI summary may keep) says what failed.
+if [ "$failed" -gt 0 ]; then
+  echo "test: failed tests:"
+  for trx in "$results"/*.trx; do
+    [ -f "$trx" ] || continue
+    awk -v file="$(basename "$trx" .trx)" '
+      /<UnitTestResult / && /outcome="(Failed|Error|Timeout|Aborted)"/ {
+        name = $0; sub(/.*testName="/, "", name); sub(/".*/, "", name); inside = 1; message = ""; next }
+      inside && /<Message>/ { grab = 1 }
+      inside && grab { line = $0; gsub(/<\/?Message>/, "", line); gsub(/^ +/, "", line)
+                       if (length(message) < 400) message = message " " line
+                       if ($0 ~ /<\/Message>/) grab = 0 }
+      inside && /<\/UnitTestResult>/ { printf "  %s: %s\n     %s\n", file, name, substr(message, 1, 400); inside = 0; grab = 0 }
+    ' "$trx"
+  done
+fi
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1   # a test host that crashed or hung counts as a failure even without a result line
 fi
