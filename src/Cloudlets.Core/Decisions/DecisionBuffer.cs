@@ -19,6 +19,7 @@ public sealed class DecisionBuffer
     internal readonly double[] Detail2;
     internal readonly int[] NextPendingHost;
     internal readonly int[] NextPendingWindows;
+    internal readonly PlacementRuleKind[] Rule;
 
     // Per VM × host candidate records, only when recording candidates.
     internal readonly CandidateStatus[]? CandidateStatuses;
@@ -33,6 +34,7 @@ public sealed class DecisionBuffer
 
     internal readonly double[] HostScores;     // one VM's score on every host
     internal readonly int[] StaleCount;        // per vantage point: stale cells on hosts that may receive VMs
+    internal readonly int[] Planned;           // per VM: where it runs after this evaluation's moves (-1 unknown)
 
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
@@ -53,6 +55,8 @@ public sealed class DecisionBuffer
         Detail2 = new double[v];
         NextPendingHost = new int[v];
         NextPendingWindows = new int[v];
+        Rule = new PlacementRuleKind[v];
+        Planned = new int[v];
         RecordsCandidates = recordCandidates;
         if (recordCandidates)
         {
@@ -131,6 +135,7 @@ public sealed class DecisionBuffer
         Array.Fill(Detail2, double.NaN);
         Array.Fill(NextPendingHost, -1);
         Array.Clear(NextPendingWindows);
+        Array.Clear(Rule);
         if (RecordsCandidates)
         {
             Array.Fill(CandidateStatuses!, CandidateStatus.NotEvaluated);
@@ -180,6 +185,16 @@ public sealed class DecisionBuffer
         NextPendingHost[vm] = pendingHost;
         NextPendingWindows[vm] = windows;
     }
+
+    /// <summary>Records which placement rule shaped the VM's decision (<see cref="MigrationDecision.HeldBy"/>); <see cref="Begin"/> resets it to none.</summary>
+    public void SetRule(int vm, PlacementRuleKind rule)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)vm, (uint)VmCount, nameof(vm));
+        Rule[vm] = rule;
+    }
+
+    /// <summary>The placement rule that shaped the VM's decision in the last evaluation.</summary>
+    public PlacementRuleKind RuleOf(int vm) => Rule[vm];
 
     /// <summary>Records one host's status and score as a candidate for a VM; ignored unless <see cref="RecordsCandidates"/>.</summary>
     public void SetCandidate(int vm, int host, CandidateStatus status, double score)
@@ -260,7 +275,10 @@ public sealed class DecisionBuffer
             double.IsNaN(TargetScore[vm]) || target < 0 ? null : TargetScore[vm],
             windows,
             candidates,
-            Explain(snapshot, vm, current, target, windows));
+            Explain(snapshot, vm, current, target, windows))
+        {
+            HeldBy = Rule[vm],
+        };
     }
 
     private string Explain(FleetSnapshot snapshot, int vm, int current, int target, int windows)
@@ -283,13 +301,38 @@ public sealed class DecisionBuffer
                 : string.Format(c, "Stay on {0} ({1}): moving to {2} ({3}) costs {4:0} ms·s, more than the expected gain of {5:0} ms·s over the expected stay.", cur, cs, tgt, ts, Detail1[vm], Detail2[vm]),
             DecisionReason.Cooldown => string.Format(c, "Stay on {0} ({1}): {2} ({3}) is better, but the VM moved recently; the cooldown ends in {4:0.#} s.", cur, cs, tgt, ts, Detail1[vm]),
             DecisionReason.AwaitingConfirmation => string.Format(c, "Stay on {0} ({1}) for now: {2} ({3}) is better in {4} of {5} consecutive windows.", cur, cs, tgt, ts, windows, RequiredWindows),
-            DecisionReason.MigrationLimitReached => string.Format(c, "Stay on {0} ({1}) for now: the move to {2} ({3}) is due, but the executor's limits or a host backoff hold it back.", cur, cs, tgt, ts),
+            DecisionReason.MigrationLimitReached => string.Format(c, "Stay on {0} ({1}) for now: the move to {2} ({3}) is due{4}, but the executor's limits or a host backoff hold it back.", cur, cs, tgt, ts, Rule[vm] == PlacementRuleKind.None ? "" : " (" + Requires(Rule[vm], cur) + ")"),
             DecisionReason.StaleData => string.Format(c, "No decision for VM on {0}: the latency data is older than the staleness bound.", cur),
             DecisionReason.CurrentHostDown => string.Format(c, "No decision: the current host {0} does not answer.", cur),
             DecisionReason.PlacementUnknown => "No decision: the VM was not found running on exactly one known host.",
             DecisionReason.MigrationInProgress => string.Format(c, "No decision: the VM is being migrated from {0}.", cur),
             DecisionReason.NoUsers => "No decision: the VM has no users.",
+            DecisionReason.Pinned => target >= 0
+                ? string.Format(c, "Stay on {0} ({1}): the VM is pinned; {2} ({3}) would otherwise be considered.", cur, cs, tgt, ts)
+                : string.Format(c, "Stay on {0} ({1}): the VM is pinned.", cur, cs),
+            DecisionReason.HeldByRule => string.Format(c, "Stay on {0} ({1}): {2} ({3}) would be better, but {4}.", cur, cs, tgt, ts, Forbids(Rule[vm], tgt)),
+            DecisionReason.RuleRequiresMove => string.Format(c, "Move from {0} ({1}) to {2} ({3}): {4}; {2} is the best allowed host with room.", cur, cs, tgt, ts, Requires(Rule[vm], cur)),
+            DecisionReason.NoAllowedHost => string.Format(c, "Stay on {0} ({1}) for now: {2}, but no allowed host has room.", cur, cs, Requires(Rule[vm], cur)),
             _ => Reason[vm].ToString(),
+        };
+
+        static string Forbids(PlacementRuleKind rule, string host) => rule switch
+        {
+            PlacementRuleKind.Drained => host + " is drained",
+            PlacementRuleKind.Excluded => host + " is excluded for this VM",
+            PlacementRuleKind.AntiAffinity => "a member of one of its anti-affinity groups runs (or is going) on " + host,
+            PlacementRuleKind.Affinity => "it would leave its affinity group",
+            PlacementRuleKind.Pinned => "a member of its affinity group is pinned",
+            _ => "a placement rule forbids it",
+        };
+
+        static string Requires(PlacementRuleKind rule, string host) => rule switch
+        {
+            PlacementRuleKind.Drained => host + " is drained",
+            PlacementRuleKind.Excluded => host + " is excluded for this VM",
+            PlacementRuleKind.AntiAffinity => "a member of one of its anti-affinity groups runs on " + host + " too",
+            PlacementRuleKind.Affinity => "its affinity group runs elsewhere",
+            _ => "a placement rule requires it to leave " + host,
         };
 
         string Ms(double value) => double.IsNaN(value) ? "n/a" : double.IsPositiveInfinity(value) ? "unreachable" : value.ToString("0.0", c) + " ms";

@@ -44,6 +44,17 @@ public enum DecisionReason : byte
     MigrationInProgress,
     /// <summary>The VM has no users (vantage points) to measure for.</summary>
     NoUsers,
+    /// <summary>The VM is pinned: it stays, whatever latency says (see <see cref="MigrationDecision.TargetHost"/> for the host it would have gone to).</summary>
+    Pinned,
+    /// <summary>The best host by latency would be a real gain, but a placement rule forbids it (see <see cref="MigrationDecision.HeldBy"/>).</summary>
+    HeldByRule,
+    /// <summary>
+    /// The current host breaks a rule (drained, excluded for the VM, an anti-affinity partner there, the
+    /// affinity group elsewhere): move to the best allowed host with room, even when latency gets worse.
+    /// </summary>
+    RuleRequiresMove,
+    /// <summary>The current host breaks a rule, but no allowed host has room for the VM (or its group): it stays for now.</summary>
+    NoAllowedHost,
 }
 
 /// <summary>Whether a host is a candidate for a VM, and if not, why.</summary>
@@ -63,6 +74,14 @@ public enum CandidateStatus : byte
     Unreachable,
     /// <summary>The host has no room for the VM (free memory or vCPUs).</summary>
     NoCapacity,
+    /// <summary>The host is drained.</summary>
+    Drained,
+    /// <summary>The host is excluded for the VM.</summary>
+    Excluded,
+    /// <summary>Another member of one of the VM's anti-affinity groups runs (or is going) there.</summary>
+    AntiAffinity,
+    /// <summary>Going there would separate the VM from its affinity group.</summary>
+    Affinity,
 }
 
 /// <summary>Whether a host can take part in an evaluation, as the caller of the policy knows it.</summary>
@@ -123,6 +142,14 @@ public sealed record MigrationDecision(
 {
     /// <summary>Whether this decision is a move.</summary>
     public bool IsMove => Kind == DecisionKind.Move;
+
+    /// <summary>
+    /// The placement rule that shaped this decision: the one that holds a move back
+    /// (<see cref="DecisionReason.Pinned"/>, <see cref="DecisionReason.HeldByRule"/>), or the one that requires a
+    /// move (<see cref="DecisionReason.RuleRequiresMove"/>, <see cref="DecisionReason.NoAllowedHost"/>, or such a
+    /// move held by the executor's limits); <see cref="PlacementRuleKind.None"/> otherwise.
+    /// </summary>
+    public PlacementRuleKind HeldBy { get; init; }
 
     /// <summary>The expected gain in ms (current score minus target score), or <see langword="null"/> without a target.</summary>
     public double? GainMs => CurrentScoreMs is { } c && TargetScoreMs is { } t ? c - t : null;

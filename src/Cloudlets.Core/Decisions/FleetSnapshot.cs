@@ -45,6 +45,21 @@ public sealed class FleetSnapshot
     internal readonly bool[] InFlight;
     internal readonly int[] PendingHost;
     internal readonly int[] PendingWindows;
+    internal readonly int[] InFlightDestination; // -1 = unknown or none
+
+    // Placement rules, compiled to indices by SetRules.
+    internal bool HasRules;
+    internal readonly bool[] HostDrained;
+    internal readonly bool[] VmPinned;
+    internal bool[]? Excluded;                 // [vm * H + host], null when no VM excludes a host
+    internal bool AnyExclusion;
+    internal readonly int[] AntiStart;         // per VM: its anti-affinity partners in AntiPartner
+    internal readonly int[] AntiCount;
+    internal int[] AntiPartner = [];
+    internal readonly int[] AffinityLeader;    // per VM: the leader of its affinity group, -1 for none
+    internal readonly int[] AffinityStart;     // per VM: its group's members (ascending) in AffinityMember
+    internal readonly int[] AffinityCount;
+    internal int[] AffinityMember = [];
 
     /// <summary>Creates a snapshot for a fixed set of hosts and VMs; the vantage points are the VMs' users, in order of first appearance.</summary>
     /// <param name="hosts">Host names, unique.</param>
@@ -129,6 +144,16 @@ public sealed class FleetSnapshot
         PendingHost = new int[v];
         Array.Fill(PendingHost, -1);
         PendingWindows = new int[v];
+        InFlightDestination = new int[v];
+        Array.Fill(InFlightDestination, -1);
+        HostDrained = new bool[h];
+        VmPinned = new bool[v];
+        AntiStart = new int[v];
+        AntiCount = new int[v];
+        AffinityLeader = new int[v];
+        Array.Fill(AffinityLeader, -1);
+        AffinityStart = new int[v];
+        AffinityCount = new int[v];
     }
 
     /// <summary>The evaluation time; every age and cooldown is measured against it.</summary>
@@ -201,12 +226,175 @@ public sealed class FleetSnapshot
         DirtyRate[vm] = dirtyRateBytesPerSecond;
     }
 
-    /// <summary>Sets the VM's migration history: when it last moved, and whether it is moving now.</summary>
-    public void SetMigrationHistory(int vm, DateTimeOffset? lastMoveAt, bool inFlight)
+    /// <summary>Sets the VM's migration history: when it last moved, and whether it is moving now (and where to, when known: anti-affinity counts it there).</summary>
+    /// <param name="vm">The VM index.</param>
+    /// <param name="lastMoveAt">When it last moved, or <see langword="null"/>.</param>
+    /// <param name="inFlight">Whether a migration of it is under way.</param>
+    /// <param name="destinationHost">The host index a running migration goes to, or -1 when unknown or none.</param>
+    public void SetMigrationHistory(int vm, DateTimeOffset? lastMoveAt, bool inFlight, int destinationHost = -1)
     {
         LastMoveTicks[vm] = lastMoveAt?.UtcTicks ?? long.MinValue;
         InFlight[vm] = inFlight;
+        InFlightDestination[vm] = inFlight ? destinationHost : -1;
     }
+
+    /// <summary>The rules last given to <see cref="SetRules"/> (<see cref="PlacementRules.Empty"/> at first).</summary>
+    public PlacementRules Rules { get; private set; } = PlacementRules.Empty;
+
+    /// <summary>
+    /// Sets the placement rules every policy must honour, compiled to this snapshot's indices (allocates;
+    /// call when the rules change, not every window). Names the snapshot does not know are ignored:
+    /// validate the rules against the fleet first (<see cref="PlacementRules.ValidateAndThrow"/>).
+    /// </summary>
+    /// <remarks>
+    /// An affinity group's leader — the member a policy scores for the whole group and the others
+    /// follow — is its first pinned member, or else its first member in VM order.
+    /// </remarks>
+    public void SetRules(PlacementRules rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        Rules = rules;
+        var h = _hosts.Length;
+        var v = _vms.Length;
+        Array.Clear(HostDrained);
+        Array.Clear(VmPinned);
+        foreach (var name in rules.DrainedHosts)
+        {
+            if (IndexOfHost(name) is var i and >= 0)
+            {
+                HostDrained[i] = true;
+            }
+        }
+
+        foreach (var name in rules.PinnedVms)
+        {
+            if (IndexOfVm(name) is var i and >= 0)
+            {
+                VmPinned[i] = true;
+            }
+        }
+
+        Excluded = null;
+        AnyExclusion = false;
+        foreach (var (vmName, hosts) in rules.ExcludedHosts)
+        {
+            var vm = IndexOfVm(vmName);
+            foreach (var hostName in hosts)
+            {
+                if (vm >= 0 && IndexOfHost(hostName) is var host and >= 0)
+                {
+                    Excluded ??= new bool[v * h];
+                    Excluded[(vm * h) + host] = true;
+                    AnyExclusion = true;
+                }
+            }
+        }
+
+        // Anti-affinity: each VM's partners over all its groups, ascending, without repeats.
+        var partners = new SortedSet<int>[v];
+        foreach (var group in rules.AntiAffinityGroups)
+        {
+            var members = Indices(group.Vms);
+            foreach (var a in members)
+            {
+                foreach (var b in members)
+                {
+                    if (a != b)
+                    {
+                        (partners[a] ??= []).Add(b);
+                    }
+                }
+            }
+        }
+
+        var flat = new List<int>();
+        for (var i = 0; i < v; i++)
+        {
+            AntiStart[i] = flat.Count;
+            AntiCount[i] = partners[i]?.Count ?? 0;
+            if (partners[i] is { } p)
+            {
+                flat.AddRange(p);
+            }
+        }
+
+        AntiPartner = [.. flat];
+
+        // Affinity: groups joined through shared VMs; members ascending; the leader as documented.
+        Array.Fill(AffinityLeader, -1);
+        Array.Clear(AffinityStart);
+        Array.Clear(AffinityCount);
+        var components = new Dictionary<int, SortedSet<int>>();
+        foreach (var (vmName, component) in PlacementRules.AffinityComponents(rules.AffinityGroups))
+        {
+            if (IndexOfVm(vmName) is var i and >= 0)
+            {
+                if (!components.TryGetValue(component, out var set))
+                {
+                    components[component] = set = [];
+                }
+
+                set.Add(i);
+            }
+        }
+
+        flat.Clear();
+        foreach (var members in components.Values)
+        {
+            if (members.Count < 2)
+            {
+                continue;
+            }
+
+            var leader = members.FirstOrDefault(m => VmPinned[m], members.Min);
+            var start = flat.Count;
+            flat.AddRange(members);
+            foreach (var m in members)
+            {
+                AffinityLeader[m] = leader;
+                AffinityStart[m] = start;
+                AffinityCount[m] = members.Count;
+            }
+        }
+
+        AffinityMember = [.. flat];
+        HasRules = !rules.IsEmpty;
+
+        List<int> Indices(IReadOnlyList<string> names)
+        {
+            var list = new List<int>(names.Count);
+            foreach (var name in names)
+            {
+                if (IndexOfVm(name) is var i and >= 0 && !list.Contains(i))
+                {
+                    list.Add(i);
+                }
+            }
+
+            return list;
+        }
+    }
+
+    /// <summary>Whether the host is drained (it may receive no VM; its VMs should leave).</summary>
+    public bool IsDrained(int host) => HostDrained[host];
+
+    /// <summary>Whether the VM is pinned (it must not be moved).</summary>
+    public bool IsPinned(int vm) => VmPinned[vm];
+
+    /// <summary>Whether the host is excluded for the VM.</summary>
+    public bool IsExcluded(int vm, int host) => Excluded is { } e && e[(vm * _hosts.Length) + host];
+
+    /// <summary>The VMs that must not share a host with this one (over all its anti-affinity groups), ascending.</summary>
+    public ReadOnlySpan<int> AntiAffinityPartnersOf(int vm) => AntiPartner.AsSpan(AntiStart[vm], AntiCount[vm]);
+
+    /// <summary>The members of the VM's affinity group, itself included, ascending; empty when it has none.</summary>
+    public ReadOnlySpan<int> AffinityMembersOf(int vm) => AffinityMember.AsSpan(AffinityStart[vm], AffinityCount[vm]);
+
+    /// <summary>The leader of the VM's affinity group (scored for the group; the others follow it), or -1 when it has none.</summary>
+    public int AffinityLeaderOf(int vm) => AffinityLeader[vm];
+
+    /// <summary>Where a running migration of the VM goes, or -1 when unknown or none.</summary>
+    public int InFlightDestinationOf(int vm) => InFlightDestination[vm];
 
     /// <summary>Sets the VM's confirmation state: the host a move is pending to (-1 for none) and for how many consecutive windows.</summary>
     public void SetConfirmation(int vm, int pendingHost, int windows)

@@ -22,12 +22,20 @@ public sealed class CloudletsOptions : IValidatableOptions
     /// <summary>The pipeline's options (including the executor's). The default is <see cref="MigrationPipelineOptions"/>'s defaults.</summary>
     public MigrationPipelineOptions Pipeline { get; set; } = new();
 
+    /// <summary>
+    /// The placement rules the pipeline starts with (section <c>Rules</c>: <c>DrainedHosts</c>, <c>PinnedVms</c>,
+    /// <c>AffinityGroups</c>, <c>AntiAffinityGroups</c>, <c>ExcludedHosts</c>); their names are checked against
+    /// the hosts and VMs when the pipeline is built. The default is no rules.
+    /// </summary>
+    public PlacementRules Rules { get; set; } = new();
+
     /// <inheritdoc />
     public void Validate(OptionsErrors errors)
     {
         ArgumentNullException.ThrowIfNull(errors);
         errors.Nested(nameof(Policy), Policy);
         errors.Nested(nameof(Pipeline), Pipeline);
+        errors.Nested(nameof(Rules), Rules);
     }
 }
 
@@ -94,7 +102,8 @@ public static class CloudletsServiceCollectionExtensions
             var builder = new MigrationPipelineBuilder()
                 .WithOptions(sp.GetRequiredService<IOptions<CloudletsOptions>>().Value.Pipeline)
                 .WithPolicy(sp.GetRequiredService<IMigrationPolicy>())
-                .WithTimeProvider(sp.GetRequiredService<TimeProvider>());
+                .WithTimeProvider(sp.GetRequiredService<TimeProvider>())
+                .WithRules(sp.GetRequiredService<IOptions<CloudletsOptions>>().Value.Rules ?? PlacementRules.Empty);
             if (sp.GetService<ILoggerFactory>() is { } loggers)
             {
                 builder.WithLoggerFactory(loggers);
@@ -103,6 +112,7 @@ public static class CloudletsServiceCollectionExtensions
             build(sp, builder);
             return builder.Build();
         });
+        services.TryAddSingleton<IPlacementControl>(sp => sp.GetRequiredService<MigrationPipeline>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CloudletsPipelineService>());
         return services;
     }

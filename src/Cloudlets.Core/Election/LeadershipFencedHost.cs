@@ -10,8 +10,10 @@ namespace Cloudlets.Core.Election;
 /// (placement, capacity, samples, decisions) and only its moves are refused.
 /// </summary>
 /// <remarks>
-/// Give the executor the fenced hosts as sources; a refused move is reported as a failed outcome with a
-/// <see cref="LeadershipLostException"/>. Ownership: like the other host decorators it owns
+/// Give the executor the fenced hosts as sources; a refused move is reported as a
+/// <see cref="Pipeline.MigrationOutcomeKind.Skipped"/> outcome with a <see cref="LeadershipLostException"/>
+/// (not a failure: no host is backed off). <see cref="LeadershipStartGate"/> makes the same check inside
+/// the executor, before the host is called. Ownership: like the other host decorators it owns
 /// <see cref="Inner"/> (disposing disposes it), never the election.
 /// </remarks>
 public sealed class LeadershipFencedHost : IHypervisorHost
@@ -96,7 +98,7 @@ public sealed class LeadershipFencedHost : IHypervisorHost
 /// A migration was not started because this instance does not lead its election (or could not confirm
 /// that it does: the fencing check said no). Nothing happened on the hosts; the VM stays where it is.
 /// </summary>
-public sealed class LeadershipLostException : HypervisorException
+public sealed class LeadershipLostException : MigrationNotStartedException
 {
     /// <summary>Creates the exception.</summary>
     public LeadershipLostException()
@@ -106,21 +108,21 @@ public sealed class LeadershipLostException : HypervisorException
 
     /// <summary>Creates the exception.</summary>
     public LeadershipLostException(string message)
-        : base(HypervisorErrorKind.Aborted, message)
+        : base(message)
     {
         Election = CandidateId = VmName = SourceHost = DestinationHost = string.Empty;
     }
 
     /// <summary>Creates the exception.</summary>
     public LeadershipLostException(string message, Exception innerException)
-        : base(HypervisorErrorKind.Aborted, message, innerException)
+        : base(message, innerException)
     {
         Election = CandidateId = VmName = SourceHost = DestinationHost = string.Empty;
     }
 
     /// <summary>Creates the exception for a refused migration.</summary>
     public LeadershipLostException(string election, string candidateId, string? leaderId, string vmName, string sourceHost, string destinationHost)
-        : base(HypervisorErrorKind.Aborted,
+        : base(
             $"VM '{vmName}' was not migrated from '{sourceHost}' to '{destinationHost}': candidate '{candidateId}' does not lead election '{election}'"
             + (leaderId is null || leaderId == candidateId ? " (its leadership could not be confirmed)" : $" ('{leaderId}' does)") + "; nothing was started and the VM stays on its source.")
     {

@@ -49,3 +49,28 @@ public class HypervisorException : Exception
     /// <summary>Whether retrying the same call later may succeed.</summary>
     public virtual bool IsTransient => Kind is HypervisorErrorKind.ConnectionLost or HypervisorErrorKind.Timeout;
 }
+
+/// <summary>
+/// A migration was refused before anything happened on the hosts (a fence, a start gate): the VM stays
+/// where it is. The executor reports such a move as <c>Skipped</c>, not as a failure, and backs no host off.
+/// </summary>
+public class MigrationNotStartedException : HypervisorException
+{
+    /// <summary>Creates the exception.</summary>
+    public MigrationNotStartedException()
+        : this("A migration was not started; the VM stays on its source.")
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public MigrationNotStartedException(string message)
+        : base(HypervisorErrorKind.Aborted, message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public MigrationNotStartedException(string message, Exception innerException)
+        : base(HypervisorErrorKind.Aborted, message, innerException)
+    {
+    }
+}

@@ -12,6 +12,13 @@ public enum MigrationOutcomeKind
     Failed,
     /// <summary>The executor aborted the migration (a timeout or shutdown); the VM stays on the source.</summary>
     Aborted,
+    /// <summary>
+    /// Nothing was started: the start gate refused (a leadership fence), or the host refused before doing
+    /// anything (<see cref="MigrationNotStartedException"/>, such as a fenced host's
+    /// <see cref="Election.LeadershipLostException"/>). Not a failure: no host is backed off, and the VM's
+    /// next window may propose the move again.
+    /// </summary>
+    Skipped,
 }
 
 /// <summary>Why the executor aborted a migration.</summary>
@@ -37,6 +44,7 @@ public sealed class MigrationHandle
 {
     private readonly CancellationTokenSource _abort;
     private readonly TaskCompletionSource<MigrationOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<bool> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _cause;
     private int _returned;
 
@@ -61,6 +69,13 @@ public sealed class MigrationHandle
     /// same value <see cref="MigrationExecutor.Outcomes"/> publishes. Never faults.
     /// </summary>
     public Task<MigrationOutcome> Outcome => _outcome.Task;
+
+    /// <summary>
+    /// <see langword="true"/> once the executor has called the source host's migration (its start gate, if
+    /// any, passed); <see langword="false"/> when the migration ended before that (the start gate refused,
+    /// or it was aborted first). Never faults.
+    /// </summary>
+    public Task<bool> Started => _started.Task;
 
     /// <summary>
     /// Aborts this migration through the source host (the VM stays on its source): the outcome
@@ -95,6 +110,8 @@ public sealed class MigrationHandle
     }
 
     internal void MigrationReturned() => Volatile.Write(ref _returned, 1);
+
+    internal void MarkStarted(bool started) => _started.TrySetResult(started);
 
     internal void Complete(MigrationOutcome outcome)
     {

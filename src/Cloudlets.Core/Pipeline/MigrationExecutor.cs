@@ -25,6 +25,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Func<ImprovementCheckArguments, ValueTask<ImprovementCheck>>? _check;
+    private readonly IMigrationStartGate? _startGate;
     private readonly Lock _gate = new();
     private readonly HashSet<string> _vms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _perHost = new(StringComparer.Ordinal);
@@ -46,12 +47,17 @@ public sealed class MigrationExecutor : IAsyncDisposable
     /// </param>
     /// <param name="loggerFactory">Where to log (category <c>Cloudlets.Core.Executor</c>), or <see langword="null"/> to log nothing.</param>
     /// <param name="improvementCheck">Measures the users' latency after a move, or <see langword="null"/> for no check.</param>
+    /// <param name="startGate">
+    /// Asked right before each admitted migration starts (a leadership fence), or <see langword="null"/> for none.
+    /// A refusal skips the move: <see cref="MigrationOutcomeKind.Skipped"/>, nothing started, no host backed off.
+    /// </param>
     /// <exception cref="OptionsValidationException">An option is out of its range (every error is listed).</exception>
     public MigrationExecutor(
         MigrationExecutorOptions? options = null,
         TimeProvider? timeProvider = null,
         ILoggerFactory? loggerFactory = null,
-        Func<ImprovementCheckArguments, ValueTask<ImprovementCheck>>? improvementCheck = null)
+        Func<ImprovementCheckArguments, ValueTask<ImprovementCheck>>? improvementCheck = null,
+        IMigrationStartGate? startGate = null)
     {
         _options = (options ?? new MigrationExecutorOptions()).Clone();
         OptionsErrors.ValidateAndThrow(_options);
@@ -59,6 +65,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
         _scheduler = new TimeProviderScheduler(_time);
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger(LoggerCategory);
         _check = improvementCheck;
+        _startGate = startGate;
     }
 
     /// <summary>The logger category of the executor.</summary>
@@ -88,6 +95,23 @@ public sealed class MigrationExecutor : IAsyncDisposable
         }
     }
 
+    /// <summary>Where a running migration of the VM goes, or <see langword="null"/> when none runs.</summary>
+    internal string? DestinationOf(string vmName)
+    {
+        lock (_gate)
+        {
+            foreach (var handle in _running.Keys)
+            {
+                if (string.Equals(handle.VmName, vmName, StringComparison.Ordinal))
+                {
+                    return handle.Request.Destination.Name;
+                }
+            }
+
+            return null;
+        }
+    }
+
     /// <summary>Until when a host is backed off after failed migrations to it, or <see langword="null"/> when it is not.</summary>
     public DateTimeOffset? BackedOffUntil(string hostName)
     {
@@ -107,7 +131,10 @@ public sealed class MigrationExecutor : IAsyncDisposable
     /// <returns>The running migration, or <see langword="null"/> when it was not started.</returns>
     /// <exception cref="ArgumentException">The source and the destination are the same host.</exception>
     /// <exception cref="ObjectDisposedException">The executor was disposed.</exception>
-    public MigrationHandle? TryStart(MigrationRequest request, out string? rejection)
+    public MigrationHandle? TryStart(MigrationRequest request, out string? rejection) => TryStartTyped(request, out _, out rejection);
+
+    /// <summary><see cref="TryStart(MigrationRequest, out string?)"/> with the refusal typed.</summary>
+    internal MigrationHandle? TryStartTyped(MigrationRequest request, out MigrationRejection reason, out string? rejection)
     {
         ArgumentNullException.ThrowIfNull(request);
         var source = request.Source.Name;
@@ -121,7 +148,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            rejection = _stopping ? "the executor is stopping: no new migration starts." : Admit(request.VmName, source, destination);
+            (reason, rejection) = _stopping ? (MigrationRejection.Stopping, "the executor is stopping: no new migration starts.") : Admit(request.VmName, source, destination);
             if (rejection is not null)
             {
                 DecisionsLog.MigrationRejected(_logger, request.VmName, destination, rejection);
@@ -233,32 +260,32 @@ public sealed class MigrationExecutor : IAsyncDisposable
         }
     }
 
-    private string? Admit(string vm, string source, string destination)
+    private (MigrationRejection Reason, string? Text) Admit(string vm, string source, string destination)
     {
         if (_vms.Contains(vm))
         {
-            return $"VM '{vm}' is already being migrated.";
+            return (MigrationRejection.AlreadyMigrating, $"VM '{vm}' is already being migrated.");
         }
 
         if (_backoff.TryGetValue(destination, out var b) && b.Until > _time.GetUtcNow())
         {
-            return $"host '{destination}' is backed off until {b.Until:O} after {b.Failures} failed migration(s).";
+            return (MigrationRejection.BackedOff, $"host '{destination}' is backed off until {b.Until:O} after {b.Failures} failed migration(s).");
         }
 
         if (_active >= _options.MaxConcurrentMigrations)
         {
-            return $"{_active} migrations are running, the limit in total is {_options.MaxConcurrentMigrations}.";
+            return (MigrationRejection.Limit, $"{_active} migrations are running, the limit in total is {_options.MaxConcurrentMigrations}.");
         }
 
         foreach (var host in (ReadOnlySpan<string>)[source, destination])
         {
             if (_perHost.GetValueOrDefault(host) >= _options.MaxConcurrentPerHost)
             {
-                return $"host '{host}' already takes part in {_perHost[host]} migration(s), the limit per host is {_options.MaxConcurrentPerHost}.";
+                return (MigrationRejection.Limit, $"host '{host}' already takes part in {_perHost[host]} migration(s), the limit per host is {_options.MaxConcurrentPerHost}.");
             }
         }
 
-        return null;
+        return (MigrationRejection.None, null);
     }
 
     private async Task RunAsync(MigrationRequest request, MigrationHandle handle)
@@ -281,6 +308,13 @@ public sealed class MigrationExecutor : IAsyncDisposable
         Exception? error = null;
         try
         {
+            var verdict = await PassGateAsync(request, handle).ConfigureAwait(false);
+            if (!verdict.Allowed)
+            {
+                throw new MigrationNotStartedException($"VM '{request.VmName}' was not migrated from '{source}' to '{destination}': the start gate refused ({verdict.Reason}); nothing was started.");
+            }
+
+            handle.MarkStarted(true);
             result = await request.Source.MigrateAsync(
                 request.VmName, MigrationDestination.Of(request.Destination, request.DestinationDataUri), request.Options ?? _options.Migration, progress, handle.Token).ConfigureAwait(false);
         }
@@ -295,9 +329,11 @@ public sealed class MigrationExecutor : IAsyncDisposable
         completionTimer.Dispose();
         var finished = _time.GetUtcNow();
         handle.MigrationReturned();
+        handle.MarkStarted(false); // no-op when the migration call was made
         var why = handle.Cause;
         var kind = error is null ? MigrationOutcomeKind.Succeeded
             : why != MigrationAbortCause.None ? MigrationOutcomeKind.Aborted
+            : error is MigrationNotStartedException ? MigrationOutcomeKind.Skipped
             : MigrationOutcomeKind.Failed;
         if (kind == MigrationOutcomeKind.Succeeded)
         {
@@ -313,8 +349,9 @@ public sealed class MigrationExecutor : IAsyncDisposable
             {
                 _backoff.Remove(destination);
             }
-            else
+            else if (kind != MigrationOutcomeKind.Skipped)
             {
+                // A skipped move never reached the destination: it says nothing about that host.
                 var failures = _backoff.TryGetValue(destination, out var b) ? b.Failures + 1 : 1;
                 var delay = TimeSpan.FromTicks((long)Math.Min(_options.BackoffMax.Ticks, _options.BackoffBase.Ticks * Math.Pow(2, Math.Min(failures - 1, 40))));
                 var until = finished + delay;
@@ -330,6 +367,9 @@ public sealed class MigrationExecutor : IAsyncDisposable
                 break;
             case MigrationOutcomeKind.Aborted:
                 DecisionsLog.MigrationAborted(_logger, request.VmName, source, destination, why);
+                break;
+            case MigrationOutcomeKind.Skipped:
+                DecisionsLog.MigrationSkipped(_logger, request.VmName, source, destination, error!.Message);
                 break;
             default:
                 DecisionsLog.MigrationFailed(_logger, request.VmName, source, destination, error!);
@@ -366,6 +406,30 @@ public sealed class MigrationExecutor : IAsyncDisposable
 
         _outcomes.OnNext(outcome);
         handle.Complete(outcome);
+    }
+
+    /// <summary>The start gate's verdict; a gate that throws refuses (an abort meanwhile surfaces as the abort).</summary>
+    private async ValueTask<MigrationStartVerdict> PassGateAsync(MigrationRequest request, MigrationHandle handle)
+    {
+        if (_startGate is null)
+        {
+            return MigrationStartVerdict.Allow;
+        }
+
+        try
+        {
+            return await _startGate.CheckAsync(request, handle.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (handle.Token.IsCancellationRequested)
+        {
+            throw;
+        }
+#pragma warning disable CA1031 // A gate that cannot answer is a no: a fence fails closed.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            return MigrationStartVerdict.Refuse("the start gate failed: " + ex.Message);
+        }
     }
 
     private async Task<ImprovementCheck> CheckAsync(MigrationRequest request, MigrationResult result, DateTimeOffset completedAt)
@@ -468,4 +532,14 @@ public sealed class MigrationExecutor : IAsyncDisposable
             _timer = _scheduler.Schedule(_timeout, _onTimeout);
         }
     }
+}
+
+/// <summary>Why the executor refused to start a migration.</summary>
+internal enum MigrationRejection
+{
+    None,
+    Stopping,
+    AlreadyMigrating,
+    BackedOff,
+    Limit,
 }

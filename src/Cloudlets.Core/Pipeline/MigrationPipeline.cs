@@ -19,7 +19,7 @@ namespace Cloudlets.Core.Pipeline;
 /// Placement and capacity are read from the hosts and refreshed; a host that does not answer leaves
 /// the candidates and returns when it answers again. Built by <see cref="MigrationPipelineBuilder"/>.
 /// </summary>
-public sealed class MigrationPipeline : IAsyncDisposable
+public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposable
 {
     private readonly IObservable<LatencySample> _samples;
     private readonly PipelineHost[] _hosts;
@@ -41,6 +41,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
     private readonly IAsyncDisposable[] _owned;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
+    private readonly Lock _evaluation = new(); // one evaluation at a time: windows, and those a rule change triggers
     private int _refreshing;
     private int _refreshRequested;
     private bool _started;
@@ -55,7 +56,9 @@ public sealed class MigrationPipeline : IAsyncDisposable
         TimeProvider time,
         MigrationPipelineOptions options,
         ILoggerFactory loggers,
-        IAsyncDisposable[] owned)
+        IAsyncDisposable[] owned,
+        PlacementRules rules,
+        IMigrationStartGate? startGate)
     {
         _owned = owned;
         _samples = samples;
@@ -70,6 +73,8 @@ public sealed class MigrationPipeline : IAsyncDisposable
         _buffer = new DecisionBuffer(_snapshot, recordCandidates: true);
         _windows = new LatencyWindows(options.SampleWindow);
         _lastMove = new DateTimeOffset?[vms.Length];
+        _rules = rules;
+        _snapshot.SetRules(rules);
         _hostStates = new HostState[hosts.Length];
         for (var i = 0; i < hosts.Length; i++)
         {
@@ -78,7 +83,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
 
         if (options.Mode == PipelineMode.Automatic)
         {
-            _executor = new MigrationExecutor(options.Executor, time, loggers, CheckImprovementAsync);
+            _executor = new MigrationExecutor(options.Executor, time, loggers, CheckImprovementAsync, startGate);
             _subscriptions.Add(_executor.Outcomes.Subscribe(OnOutcome));
         }
     }
@@ -171,25 +176,29 @@ public sealed class MigrationPipeline : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(vmName);
         lock (_gate)
         {
-            string? found = null;
-            for (var h = 0; h < _hosts.Length; h++)
-            {
-                foreach (var vm in _hostStates[h].Vms)
-                {
-                    if (vm.State is VmState.Running or VmState.Blocked && string.Equals(vm.Name, vmName, StringComparison.Ordinal))
-                    {
-                        if (found is not null)
-                        {
-                            return null;
-                        }
+            return RunningOn(vmName, out _) is var h and >= 0 ? _hosts[h].Host.Name : null;
+        }
+    }
 
-                        found = _hosts[h].Host.Name;
-                    }
+    /// <summary>The index of the one host the VM runs on, -1 for none, -2 for more than one; called under the lock.</summary>
+    private int RunningOn(string vmName, out VmInfo? info)
+    {
+        var placed = -1;
+        info = null;
+        for (var h = 0; h < _hosts.Length; h++)
+        {
+            foreach (var vm in _hostStates[h].Vms)
+            {
+                if (vm.State is VmState.Running or VmState.Blocked && string.Equals(vm.Name, vmName, StringComparison.Ordinal))
+                {
+                    // Running on two hosts at once is not a placement to act on.
+                    placed = placed == -1 ? h : -2;
+                    info = vm;
                 }
             }
-
-            return found;
         }
+
+        return placed;
     }
 
     /// <summary>
@@ -219,6 +228,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
         }
 
         _decisions.OnCompleted();
+        _control.OnCompleted();
         foreach (var owned in _owned)
         {
             try
@@ -353,6 +363,14 @@ public sealed class MigrationPipeline : IAsyncDisposable
 
     private void Evaluate()
     {
+        lock (_evaluation)
+        {
+            EvaluateOnce();
+        }
+    }
+
+    private void EvaluateOnce()
+    {
         using var activity = CloudletsTelemetry.ActivitySource.StartActivity("cloudlets.evaluate");
         MigrationDecision[] decisions;
         try
@@ -458,17 +476,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
             var availability = down ? HostAvailability.Down
                 : _executor?.BackedOffUntil(host.Name) is not null ? HostAvailability.BackedOff
                 : HostAvailability.Available;
-            var usedVCpus = 0;
-            foreach (var vm in state.Vms)
-            {
-                if (vm.State is VmState.Running or VmState.Blocked or VmState.Paused)
-                {
-                    usedVCpus += vm.VCpus;
-                }
-            }
-
-            var cpus = state.Info is null ? 0 : (int)Math.Floor(state.Info.Cpus * _options.VCpuOvercommit);
-            _snapshot.SetHost(h, availability, state.Info?.FreeMemoryBytes ?? 0, cpus - usedVCpus);
+            _snapshot.SetHost(h, availability, state.Info?.FreeMemoryBytes ?? 0, FreeVCpus(h));
             for (var p = 0; p < _snapshot.VantagePointCount; p++)
             {
                 var summary = samplesFrom is { } from
@@ -481,21 +489,7 @@ public sealed class MigrationPipeline : IAsyncDisposable
         for (var v = 0; v < _vms.Length; v++)
         {
             var name = _vms[v].Name;
-            var placed = -1;
-            VmInfo? info = null;
-            for (var h = 0; h < _hosts.Length; h++)
-            {
-                foreach (var vm in _hostStates[h].Vms)
-                {
-                    if (vm.State is VmState.Running or VmState.Blocked && string.Equals(vm.Name, name, StringComparison.Ordinal))
-                    {
-                        // Running on two hosts at once is not a placement to act on.
-                        placed = placed == -1 ? h : -2;
-                        info = vm;
-                    }
-                }
-            }
-
+            var placed = RunningOn(name, out var info);
             if (placed < 0 || info is null)
             {
                 _snapshot.SetPlacement(v, -1, 0, 0);
@@ -505,8 +499,25 @@ public sealed class MigrationPipeline : IAsyncDisposable
                 _snapshot.SetPlacement(v, placed, info.MemoryBytes, info.VCpus);
             }
 
-            _snapshot.SetMigrationHistory(v, _lastMove[v], _executor?.IsMigrating(name) ?? false);
+            var destination = _executor?.DestinationOf(name) is { } d ? _snapshot.IndexOfHost(d) : -1;
+            _snapshot.SetMigrationHistory(v, _lastMove[v], _executor?.IsMigrating(name) ?? false, destination);
         }
+    }
+
+    /// <summary>The vCPUs a host can still give to VMs (its CPUs times the overcommit, minus its VMs'); called under the lock.</summary>
+    private int FreeVCpus(int host)
+    {
+        var state = _hostStates[host];
+        var used = 0;
+        foreach (var vm in state.Vms)
+        {
+            if (vm.State is VmState.Running or VmState.Blocked or VmState.Paused)
+            {
+                used += vm.VCpus;
+            }
+        }
+
+        return (state.Info is null ? 0 : (int)Math.Floor(state.Info.Cpus * _options.VCpuOvercommit)) - used;
     }
 
     private void OnOutcome(MigrationOutcome outcome)

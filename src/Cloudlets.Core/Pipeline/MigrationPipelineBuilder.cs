@@ -22,6 +22,8 @@ public sealed class MigrationPipelineBuilder
     private IMigrationPolicy? _policy;
     private TimeProvider? _time;
     private ILoggerFactory? _loggers;
+    private PlacementRules _rules = PlacementRules.Empty;
+    private IMigrationStartGate? _startGate;
     private bool _built;
 
     /// <summary>The latency samples (from any number of vantage points).</summary>
@@ -97,6 +99,30 @@ public sealed class MigrationPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// The placement rules the pipeline starts with (drained hosts, pinned VMs, affinity and
+    /// anti-affinity groups, excluded hosts); change them later through <see cref="IPlacementControl"/>.
+    /// Validated in <see cref="Build"/> against the hosts and VMs. The default is <see cref="PlacementRules.Empty"/>.
+    /// </summary>
+    public MigrationPipelineBuilder WithRules(PlacementRules rules)
+    {
+        ThrowIfBuilt();
+        _rules = rules ?? throw new ArgumentNullException(nameof(rules));
+        return this;
+    }
+
+    /// <summary>
+    /// Asked by the executor right before each migration starts (automatic moves and operator moves
+    /// alike), typically <see cref="Election.LeadershipStartGate"/>: a refusal skips the move
+    /// (<see cref="MigrationOutcomeKind.Skipped"/>; nothing started, no host backed off). The default is none.
+    /// </summary>
+    public MigrationPipelineBuilder WithStartGate(IMigrationStartGate startGate)
+    {
+        ThrowIfBuilt();
+        _startGate = startGate ?? throw new ArgumentNullException(nameof(startGate));
+        return this;
+    }
+
     /// <summary>Where to log. The default logs nothing.</summary>
     public MigrationPipelineBuilder WithLoggerFactory(ILoggerFactory loggerFactory)
     {
@@ -128,7 +154,7 @@ public sealed class MigrationPipelineBuilder
 
     /// <summary>Validates everything and builds the pipeline (not started: call <see cref="MigrationPipeline.StartAsync"/>).</summary>
     /// <exception cref="InvalidOperationException">The builder already built, or an input is missing.</exception>
-    /// <exception cref="OptionsValidationException">An option is out of its range (every error is listed with its path).</exception>
+    /// <exception cref="OptionsValidationException">An option is out of its range, or the placement rules are invalid or name unknown hosts or VMs (every error is listed with its path).</exception>
     /// <exception cref="ArgumentException">A probe target stands for two hosts, or a VM has no users.</exception>
     public MigrationPipeline Build()
     {
@@ -169,6 +195,7 @@ public sealed class MigrationPipelineBuilder
             }
         }
 
+        _rules.ValidateAndThrow([.. _hosts.Select(h => h.Host.Name)], [.. _vms.Select(v => v.Name)]);
         _built = true;
         var loggers = _loggers ?? NullLoggerFactory.Instance;
         return new MigrationPipeline(
@@ -179,7 +206,9 @@ public sealed class MigrationPipelineBuilder
             _time ?? TimeProvider.System,
             options,
             loggers,
-            [.. _owned, .. _hosts.Where(h => !h.LeaveOpen).Select(h => (IAsyncDisposable)h.Host)]);
+            [.. _owned, .. _hosts.Where(h => !h.LeaveOpen).Select(h => (IAsyncDisposable)h.Host)],
+            _rules,
+            _startGate);
     }
 
     private void ThrowIfBuilt()

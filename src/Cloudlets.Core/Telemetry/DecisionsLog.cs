@@ -91,4 +91,21 @@ internal static partial class DecisionsLog
     [LoggerMessage(EventId = 6203, EventName = "HostEventsFailed", Level = LogLevel.Warning,
         Message = "Host {Host}: its event stream failed; placement changes made outside the pipeline are seen only at the periodic refresh.")]
     public static partial void HostEventsFailed(ILogger logger, string host, Exception exception);
+
+    [LoggerMessage(EventId = 6109, EventName = "MigrationSkipped", Level = LogLevel.Information,
+        Message = "Migration of VM {Vm} from {Source} to {Destination} skipped before it started: {Reason}")]
+    public static partial void MigrationSkipped(ILogger logger, string vm, string source, string destination, string reason);
+
+    // 6400–6499: placement rules and operator actions.
+    [LoggerMessage(EventId = 6400, EventName = "PlacementRulesChanged", Level = LogLevel.Information,
+        Message = "Placement rules: {Action} {Subject} by {RequestedBy}: {Explanation}")]
+    public static partial void PlacementRulesChanged(ILogger logger, Pipeline.PlacementAction action, string? subject, string? requestedBy, string explanation);
+
+    [LoggerMessage(EventId = 6401, EventName = "MoveNowStarted", Level = LogLevel.Information,
+        Message = "Operator move of VM {Vm} to {Host} by {RequestedBy} started.")]
+    public static partial void MoveNowStarted(ILogger logger, string vm, string host, string? requestedBy);
+
+    [LoggerMessage(EventId = 6402, EventName = "MoveNowRefused", Level = LogLevel.Information,
+        Message = "Operator move of VM {Vm} to {Host} by {RequestedBy} refused ({Refusal}): {Explanation}")]
+    public static partial void MoveNowRefused(ILogger logger, string vm, string host, string? requestedBy, Pipeline.MoveNowRefusal refusal, string explanation);
 }
