@@ -35,6 +35,7 @@ public sealed class DecisionBuffer
     internal readonly double[] HostScores;     // one VM's score on every host
     internal readonly int[] StaleCount;        // per vantage point: stale cells on hosts that may receive VMs
     internal readonly int[] Planned;           // per VM: where it runs after this evaluation's moves (-1 unknown)
+    internal readonly int[] ReservedFor;       // per VM: the host its affinity leader reserved room on for it this evaluation, or -1
 
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
@@ -57,6 +58,7 @@ public sealed class DecisionBuffer
         NextPendingWindows = new int[v];
         Rule = new PlacementRuleKind[v];
         Planned = new int[v];
+        ReservedFor = new int[v];
         RecordsCandidates = recordCandidates;
         if (recordCandidates)
         {

@@ -81,6 +81,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         var now = snapshot.Now.UtcTicks;
         PrepareRooms(snapshot, results);
+        if (snapshot.HasRules)
+        {
+            PreparePlan(snapshot, results);
+        }
+
         PrepareCells(snapshot, results, now);
         results.RequiredWindows = _windows;
         results.EvaluatedAt = snapshot.Now;
@@ -173,6 +178,16 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
     }
 
+    /// <summary>Where every VM runs before this evaluation's moves: its host, or a running migration's destination.</summary>
+    private static void PreparePlan(FleetSnapshot s, DecisionBuffer r)
+    {
+        for (var vm = 0; vm < s.VmCount; vm++)
+        {
+            r.Planned[vm] = s.InFlight[vm] && s.InFlightDestination[vm] >= 0 ? s.InFlightDestination[vm] : s.CurrentHost[vm];
+            r.ReservedFor[vm] = -1;
+        }
+    }
+
     /// <returns>Whether the VM moves.</returns>
     private bool EvaluateVm(FleetSnapshot s, DecisionBuffer r, int vm, long now)
     {
@@ -218,7 +233,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             return Set(r, vm, DecisionKind.NoDecision, DecisionReason.CurrentHostDown);
         }
 
-        var currentScore = Score(s, r, vm, cur);
+        var rules = s.HasRules;
+        var leads = rules && s.AffinityLeader[vm] == vm;
+        var currentScore = leads ? GroupScore(s, r, vm, cur) : Score(s, r, vm, cur);
         var currentStale = double.IsNaN(currentScore);
         if (record)
         {
@@ -227,31 +244,58 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             r.CandidateScores![row + cur] = double.IsFinite(currentScore) ? currentScore : double.NaN;
         }
 
+        if (rules && !s.VmPinned[vm])
+        {
+            var need = Requirement(s, r, vm, cur, out var home);
+            if (need != PlacementRuleKind.None)
+            {
+                return Evacuate(s, r, vm, cur, currentScore, need, home, record);
+            }
+        }
+
         if (currentStale)
         {
             return Set(r, vm, DecisionKind.NoDecision, DecisionReason.StaleData);
         }
 
         r.CurrentScore[vm] = currentScore;
-        var memory = s.VmMemoryBytes[vm];
+        var memory = leads ? GroupMemory(s, vm) : s.VmMemoryBytes[vm];
         var vcpus = s.VmVCpus[vm];
         double bestScore;
-        var best = record
-            ? ScanRecording(s, r, vm, cur, memory, vcpus, out bestScore)
+        int blocked = -1;
+        double blockedScore = double.NaN;
+        var blockedRule = PlacementRuleKind.None;
+        var best = record || rules
+            ? ScanChecked(s, r, vm, cur, record, evacuate: false, out bestScore, out blocked, out blockedScore, out blockedRule)
             : ScanFast(s, r, vm, cur, memory, vcpus, out bestScore);
+        if (rules && s.VmPinned[vm])
+        {
+            if (best >= 0 && currentScore - bestScore > _tie)
+            {
+                r.Target[vm] = best;
+                r.TargetScore[vm] = bestScore;
+            }
+
+            r.Rule[vm] = PlacementRuleKind.Pinned;
+            return Set(r, vm, DecisionKind.Stay, DecisionReason.Pinned);
+        }
+
         if (best < 0)
         {
-            return AnyStale(s, r, vm, cur)
+            return HeldByRule(r, vm, currentScore, double.PositiveInfinity, blocked, blockedScore, blockedRule)
+                || (AnyStale(s, r, vm, cur)
                 ? Set(r, vm, DecisionKind.NoDecision, DecisionReason.StaleData)
-                : Set(r, vm, DecisionKind.Stay, DecisionReason.NoCandidates);
+                : Set(r, vm, DecisionKind.Stay, DecisionReason.NoCandidates));
         }
 
         // Stickiness among near-equal candidates: noise must not flip the target and restart confirmation.
         var pending = s.PendingHost[vm];
         if (pending >= 0 && pending < hosts && pending != best && pending != cur
-            && r.RoomMemory[pending] >= memory && r.RoomVCpus[pending] >= vcpus)
+            && s.Availability[pending] == HostAvailability.Available
+            && (rules ? RuleAt(s, r, vm, pending) == PlacementRuleKind.None && HasRoom(s, r, vm, pending)
+                : r.RoomMemory[pending] >= memory && r.RoomVCpus[pending] >= vcpus))
         {
-            var pendingScore = Score(s, r, vm, pending);
+            var pendingScore = leads ? GroupScore(s, r, vm, pending) : Score(s, r, vm, pending);
             if (double.IsFinite(pendingScore) && pendingScore <= bestScore + _tie)
             {
                 best = pending;
@@ -264,12 +308,14 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         {
             r.Target[vm] = best;
             r.TargetScore[vm] = bestScore;
-            return Set(r, vm, DecisionKind.Stay, DecisionReason.Tie);
+            return HeldByRule(r, vm, currentScore, bestScore, blocked, blockedScore, blockedRule)
+                || Set(r, vm, DecisionKind.Stay, DecisionReason.Tie);
         }
 
         if (gain < 0)
         {
-            return Set(r, vm, DecisionKind.Stay, DecisionReason.AlreadyBest);
+            return HeldByRule(r, vm, currentScore, bestScore, blocked, blockedScore, blockedRule)
+                || Set(r, vm, DecisionKind.Stay, DecisionReason.AlreadyBest);
         }
 
         r.Target[vm] = best;
@@ -277,14 +323,16 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         if (gain < _minAbsolute)
         {
             r.Detail1[vm] = _minAbsolute;
-            return Set(r, vm, DecisionKind.Stay, DecisionReason.BelowAbsoluteGain);
+            return HeldByRule(r, vm, currentScore, bestScore, blocked, blockedScore, blockedRule)
+                || Set(r, vm, DecisionKind.Stay, DecisionReason.BelowAbsoluteGain);
         }
 
         var relative = double.IsPositiveInfinity(currentScore) ? 1.0 : gain / currentScore;
         if (relative < _minRelative)
         {
             r.Detail1[vm] = _minRelative;
-            return Set(r, vm, DecisionKind.Stay, DecisionReason.BelowRelativeGain);
+            return HeldByRule(r, vm, currentScore, bestScore, blocked, blockedScore, blockedRule)
+                || Set(r, vm, DecisionKind.Stay, DecisionReason.BelowRelativeGain);
         }
 
         var bandwidth = s.Bandwidth[(cur * hosts) + best];
@@ -324,10 +372,288 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             return Set(r, vm, DecisionKind.Stay, DecisionReason.AwaitingConfirmation);
         }
 
-        r.RoomMemory[best] -= memory;
-        r.RoomVCpus[best] -= vcpus;
+        if (rules)
+        {
+            Reserve(s, r, vm, best);
+        }
+        else
+        {
+            r.RoomMemory[best] -= memory;
+            r.RoomVCpus[best] -= vcpus;
+        }
+
         Set(r, vm, DecisionKind.Move, DecisionReason.Move);
         return true;
+    }
+
+    /// <summary>
+    /// Whether the VM must leave its current host, and by which rule: its affinity group's leader runs (or
+    /// goes) elsewhere (<paramref name="home"/>: there); the host is drained or excluded for it (for a
+    /// leader: for any member there); or an anti-affinity partner that stays there comes first in VM order
+    /// or is pinned.
+    /// </summary>
+    private static PlacementRuleKind Requirement(FleetSnapshot s, DecisionBuffer r, int vm, int cur, out int home)
+    {
+        home = -1;
+        var leader = s.AffinityLeader[vm];
+        if (leader >= 0 && leader != vm && !s.InFlight[leader] && r.Planned[leader] is var h and >= 0 && h != cur)
+        {
+            home = h;
+            return PlacementRuleKind.Affinity;
+        }
+
+        if (leader == vm)
+        {
+            // The leader answers for its group: a member excluded from the group's host moves the group.
+            foreach (var m in s.AffinityMembersOf(vm))
+            {
+                if (s.CurrentHost[m] == cur && s.IsExcluded(m, cur))
+                {
+                    return PlacementRuleKind.Excluded;
+                }
+            }
+        }
+
+        if (s.HostDrained[cur])
+        {
+            return PlacementRuleKind.Drained;
+        }
+
+        if (s.IsExcluded(vm, cur))
+        {
+            return PlacementRuleKind.Excluded;
+        }
+
+        foreach (var p in s.AntiAffinityPartnersOf(vm))
+        {
+            if (r.Planned[p] == cur && (p < vm || s.VmPinned[p]))
+            {
+                return PlacementRuleKind.AntiAffinity;
+            }
+        }
+
+        return PlacementRuleKind.None;
+    }
+
+    /// <summary>
+    /// A move the rules require, whatever latency says: to the leader's host for an affinity follower,
+    /// otherwise to the allowed host with room and the lowest score (hosts whose users' data is missing or
+    /// stale come last). No gain, cost, cooldown or confirmation gate applies.
+    /// </summary>
+    private bool Evacuate(FleetSnapshot s, DecisionBuffer r, int vm, int cur, double currentScore, PlacementRuleKind need, int home, bool record)
+    {
+        r.CurrentScore[vm] = currentScore;
+        r.Rule[vm] = need;
+        int target;
+        double targetScore;
+        if (need == PlacementRuleKind.Affinity)
+        {
+            target = home;
+            targetScore = Score(s, r, vm, home);
+            var reserved = r.ReservedFor[vm] == home;
+            var allowed = s.Availability[home] == HostAvailability.Available && !s.HostDrained[home] && !s.IsExcluded(vm, home)
+                && AntiAffinityAt(s, r, vm, home) == PlacementRuleKind.None && (reserved || HasRoom(s, r, vm, home));
+            if (record)
+            {
+                r.CandidateStatuses![(vm * s.HostCount) + home] = allowed ? CandidateStatus.Eligible : CandidateStatus.NoCapacity;
+                r.CandidateScores![(vm * s.HostCount) + home] = double.IsFinite(targetScore) ? targetScore : double.NaN;
+            }
+
+            r.Target[vm] = home;
+            r.TargetScore[vm] = targetScore;
+            if (!allowed)
+            {
+                return Set(r, vm, DecisionKind.Stay, DecisionReason.NoAllowedHost);
+            }
+
+            if (!reserved)
+            {
+                Reserve(s, r, vm, home);
+            }
+
+            r.Planned[vm] = home;
+            Set(r, vm, DecisionKind.Move, DecisionReason.RuleRequiresMove);
+            return true;
+        }
+
+        if (s.AffinityLeader[vm] is var leader and >= 0 && leader != vm)
+        {
+            // A follower never leaves alone: its group leaves with its leader (who could not, this window).
+            return Set(r, vm, DecisionKind.Stay, DecisionReason.NoAllowedHost);
+        }
+
+        target = ScanChecked(s, r, vm, cur, record, evacuate: true, out targetScore, out _, out _, out _);
+        if (target < 0)
+        {
+            return Set(r, vm, DecisionKind.Stay, DecisionReason.NoAllowedHost);
+        }
+
+        r.Target[vm] = target;
+        r.TargetScore[vm] = targetScore;
+        Reserve(s, r, vm, target);
+        Set(r, vm, DecisionKind.Move, DecisionReason.RuleRequiresMove);
+        return true;
+    }
+
+    /// <summary>
+    /// Turns a stay into "held by a rule" when a host the rules forbid scores better than every allowed
+    /// one and would pass the gain gates: the decision then names that host and the rule.
+    /// </summary>
+    private bool HeldByRule(DecisionBuffer r, int vm, double currentScore, double bestAllowed, int blocked, double blockedScore, PlacementRuleKind rule)
+    {
+        if (blocked < 0 || !(blockedScore < bestAllowed - _tie))
+        {
+            return false;
+        }
+
+        var gain = currentScore - blockedScore;
+        var relative = double.IsPositiveInfinity(currentScore) ? 1.0 : gain / currentScore;
+        if (gain <= _tie || gain < _minAbsolute || relative < _minRelative)
+        {
+            return false;
+        }
+
+        r.Target[vm] = blocked;
+        r.TargetScore[vm] = blockedScore;
+        r.Detail1[vm] = double.NaN;
+        r.Rule[vm] = rule;
+        Set(r, vm, DecisionKind.Stay, DecisionReason.HeldByRule);
+        return true;
+    }
+
+    /// <summary>The rule that forbids the host for the VM (for an affinity leader: for any member of its group), or none.</summary>
+    private static PlacementRuleKind RuleAt(FleetSnapshot s, DecisionBuffer r, int vm, int host)
+    {
+        if (s.HostDrained[host])
+        {
+            return PlacementRuleKind.Drained;
+        }
+
+        if (s.IsExcluded(vm, host))
+        {
+            return PlacementRuleKind.Excluded;
+        }
+
+        if (AntiAffinityAt(s, r, vm, host) != PlacementRuleKind.None)
+        {
+            return PlacementRuleKind.AntiAffinity;
+        }
+
+        var leader = s.AffinityLeader[vm];
+        if (leader < 0)
+        {
+            return PlacementRuleKind.None;
+        }
+
+        if (leader != vm)
+        {
+            return r.Planned[leader] == host ? PlacementRuleKind.None : PlacementRuleKind.Affinity;
+        }
+
+        foreach (var m in s.AffinityMembersOf(vm))
+        {
+            if (m == vm)
+            {
+                continue;
+            }
+
+            if (s.IsExcluded(m, host))
+            {
+                return PlacementRuleKind.Excluded;
+            }
+
+            if (AntiAffinityAt(s, r, m, host) != PlacementRuleKind.None)
+            {
+                return PlacementRuleKind.AntiAffinity;
+            }
+        }
+
+        return PlacementRuleKind.None;
+    }
+
+    /// <summary>Whether an anti-affinity partner of the VM runs on the host or goes there in a running migration or in this evaluation.</summary>
+    private static PlacementRuleKind AntiAffinityAt(FleetSnapshot s, DecisionBuffer r, int vm, int host)
+    {
+        foreach (var p in s.AntiAffinityPartnersOf(vm))
+        {
+            if (s.CurrentHost[p] == host || r.Planned[p] == host)
+            {
+                return PlacementRuleKind.AntiAffinity;
+            }
+        }
+
+        return PlacementRuleKind.None;
+    }
+
+    /// <summary>Whether the host has room for the VM — for an affinity leader, for every member not there yet.</summary>
+    private static bool HasRoom(FleetSnapshot s, DecisionBuffer r, int vm, int host)
+    {
+        if (s.AffinityLeader[vm] != vm)
+        {
+            return r.RoomMemory[host] >= s.VmMemoryBytes[vm] && r.RoomVCpus[host] >= s.VmVCpus[vm];
+        }
+
+        long memory = 0;
+        var vcpus = 0;
+        foreach (var m in s.AffinityMembersOf(vm))
+        {
+            if (m == vm || s.CurrentHost[m] != host)
+            {
+                memory += s.VmMemoryBytes[m];
+                vcpus += s.VmVCpus[m];
+            }
+        }
+
+        return r.RoomMemory[host] >= memory && r.RoomVCpus[host] >= vcpus;
+    }
+
+    /// <summary>Takes the VM's room on the host (an affinity leader's also for its members, who then follow without asking again) and plans it there.</summary>
+    private static void Reserve(FleetSnapshot s, DecisionBuffer r, int vm, int host)
+    {
+        r.RoomMemory[host] -= s.VmMemoryBytes[vm];
+        r.RoomVCpus[host] -= s.VmVCpus[vm];
+        r.Planned[vm] = host;
+        if (s.AffinityLeader[vm] != vm)
+        {
+            return;
+        }
+
+        foreach (var m in s.AffinityMembersOf(vm))
+        {
+            if (m != vm && s.CurrentHost[m] != host)
+            {
+                r.RoomMemory[host] -= s.VmMemoryBytes[m];
+                r.RoomVCpus[host] -= s.VmVCpus[m];
+                r.ReservedFor[m] = host;
+            }
+        }
+    }
+
+    /// <summary>An affinity leader's score for its group on a host: the sum of the members' scores (members without users count nothing).</summary>
+    private double GroupScore(FleetSnapshot s, DecisionBuffer r, int vm, int host)
+    {
+        var sum = 0.0;
+        foreach (var m in s.AffinityMembersOf(vm))
+        {
+            if (s.UserCount[m] > 0)
+            {
+                sum += Score(s, r, m, host);
+            }
+        }
+
+        return sum;
+    }
+
+    /// <summary>The memory of an affinity leader's whole group (what a group move copies).</summary>
+    private static long GroupMemory(FleetSnapshot s, int vm)
+    {
+        long memory = 0;
+        foreach (var m in s.AffinityMembersOf(vm))
+        {
+            memory += s.VmMemoryBytes[m];
+        }
+
+        return memory;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -339,15 +665,28 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     }
 
     /// <summary>
-    /// The best candidate, recording every host's status and score. Statuses in order of precedence:
-    /// down, backed off, stale, unreachable, no room, eligible.
+    /// The best candidate, checking the placement rules and recording every host's status and score when
+    /// <paramref name="record"/>. Statuses in order of precedence: down, backed off, a rule (drained,
+    /// excluded, anti-affinity, affinity), stale, unreachable, no room, eligible. Also the best host a rule
+    /// forbids (<paramref name="blocked"/>), for the explanation. With <paramref name="evacuate"/>, hosts
+    /// whose data is stale or unreachable are candidates too, after every host with a latency.
     /// </summary>
-    private int ScanRecording(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore)
+    private int ScanChecked(
+        FleetSnapshot s, DecisionBuffer r, int vm, int cur, bool record, bool evacuate,
+        out double bestScore, out int blocked, out double blockedScore, out PlacementRuleKind blockedRule)
     {
         var hosts = s.HostCount;
         var row = vm * hosts;
+        var rules = s.HasRules;
+        var leads = rules && s.AffinityLeader[vm] == vm;
+        var memory = s.VmMemoryBytes[vm];
+        var vcpus = s.VmVCpus[vm];
         var best = -1;
+        var bestKey = double.PositiveInfinity;
         bestScore = double.PositiveInfinity;
+        blocked = -1;
+        blockedScore = double.PositiveInfinity;
+        blockedRule = PlacementRuleKind.None;
         for (var h = 0; h < hosts; h++)
         {
             if (h == cur)
@@ -368,32 +707,58 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             }
             else
             {
-                score = Score(s, r, vm, h);
-                if (double.IsNaN(score))
+                score = leads ? GroupScore(s, r, vm, h) : Score(s, r, vm, h);
+                var rule = rules ? RuleAt(s, r, vm, h) : PlacementRuleKind.None;
+                if (rule != PlacementRuleKind.None)
+                {
+                    status = rule switch
+                    {
+                        PlacementRuleKind.Drained => CandidateStatus.Drained,
+                        PlacementRuleKind.Excluded => CandidateStatus.Excluded,
+                        PlacementRuleKind.AntiAffinity => CandidateStatus.AntiAffinity,
+                        _ => CandidateStatus.Affinity,
+                    };
+                    if (double.IsFinite(score) && score < blockedScore)
+                    {
+                        blocked = h;
+                        blockedScore = score;
+                        blockedRule = rule;
+                    }
+                }
+                else if (double.IsNaN(score) && !evacuate)
                 {
                     status = CandidateStatus.Stale;
                 }
-                else if (double.IsPositiveInfinity(score))
+                else if (double.IsPositiveInfinity(score) && !evacuate)
                 {
                     status = CandidateStatus.Unreachable;
                 }
-                else if (r.RoomMemory[h] < memory || r.RoomVCpus[h] < vcpus)
+                else if (rules ? !HasRoom(s, r, vm, h) : r.RoomMemory[h] < memory || r.RoomVCpus[h] < vcpus)
                 {
                     status = CandidateStatus.NoCapacity;
                 }
                 else
                 {
-                    status = CandidateStatus.Eligible;
-                    if (score < bestScore)
+                    status = double.IsNaN(score) ? CandidateStatus.Stale
+                        : double.IsPositiveInfinity(score) ? CandidateStatus.Unreachable
+                        : CandidateStatus.Eligible;
+
+                    // Evacuating: a host with a latency first, then unreachable, then stale ones; ties keep the lower index.
+                    var key = double.IsFinite(score) ? score : double.IsPositiveInfinity(score) ? double.MaxValue / 2 : double.MaxValue;
+                    if (key < bestKey && (evacuate || double.IsFinite(score)))
                     {
                         best = h;
+                        bestKey = key;
                         bestScore = score;
                     }
                 }
             }
 
-            r.CandidateStatuses![row + h] = status;
-            r.CandidateScores![row + h] = double.IsFinite(score) ? score : double.NaN;
+            if (record)
+            {
+                r.CandidateStatuses![row + h] = status;
+                r.CandidateScores![row + h] = double.IsFinite(score) ? score : double.NaN;
+            }
         }
 
         return best;

@@ -405,9 +405,18 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             List<(int Vm, string Why)>? held = null;
             foreach (var move in moves ?? [])
             {
+                // An affinity group moves behind its leader: when the leader's move is held back, so are its followers'.
+                var index = _snapshot.IndexOfVm(move.VmName);
+                var leader = _snapshot.AffinityLeaderOf(index);
+                if (leader >= 0 && leader != index && held?.Exists(x => x.Vm == leader) == true)
+                {
+                    held.Add((index, $"the move of its affinity group's leader '{_snapshot.VmName(leader)}' is held back."));
+                    continue;
+                }
+
                 if (_executor!.TryStart(move, out var why) is null)
                 {
-                    (held ??= []).Add((_snapshot.IndexOfVm(move.VmName), why!));
+                    (held ??= []).Add((index, why!));
                 }
             }
 

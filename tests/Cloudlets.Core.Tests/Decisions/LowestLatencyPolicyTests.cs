@@ -4,7 +4,7 @@ using Cloudlets.Core.Probing;
 
 namespace Cloudlets.Core.Tests.Decisions;
 
-public class LowestLatencyPolicyTests
+public partial class LowestLatencyPolicyTests
 {
     private static readonly DateTimeOffset Now = new(2026, 1, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly string[] Hosts = ["a", "b", "c"];

@@ -5,7 +5,7 @@ using Cloudlets.Core.Pipeline;
 
 namespace Cloudlets.Core.Tests.Pipeline;
 
-public class MigrationExecutorTests
+public partial class MigrationExecutorTests
 {
     private FakeTimeProvider _clock = null!;
     private List<MigrationOutcome> _outcomes = null!;

@@ -4,7 +4,7 @@ using Cloudlets.Core.Pipeline;
 
 namespace Cloudlets.Core.Tests.Pipeline;
 
-public class MigrationPipelineTests
+public partial class MigrationPipelineTests
 {
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(60);
 
