@@ -133,11 +133,15 @@ public sealed partial class IcmpProber
         IcmpPacket.Stamp(new Span<byte>(packet, packetLength), sequence, generation, computeChecksum: raw && !ipv6);
         sentAt = table.Time.GetTimestamp();
         table.Publish(sequence, sentAt, kernelTimestamps ? DateTime.UtcNow.Ticks : 0);
-        var sent = Libc.SendTo(ipv6 ? fd6 : fd4, packet, (nuint)packetLength, 0, sockaddr, (uint)sockaddrLength);
+        // Never block in the kernel: a blocked sendto honours neither the probe's timeout nor its cancellation
+        // (issue 11). An ICMP datagram socket blocks once its send buffer is full (packets held in a slow or
+        // stalled queue below it stay charged to the socket); with MSG_DONTWAIT that is EAGAIN, and the probe
+        // ends at once as an Error, as a raw socket's ENOBUFS already did.
+        var sent = Libc.SendTo(ipv6 ? fd6 : fd4, packet, (nuint)packetLength, Libc.MsgDontWait, sockaddr, (uint)sockaddrLength);
         if (sent < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            // No route or unreachable network: the network said no. Anything else: the probe failed.
+            // No route or unreachable network: the network said no. Anything else (EAGAIN, ENOBUFS, …): the probe failed.
             table.FailSend(sequence, errno is 101 or 113 ? ProbeStatus.Unreachable : ProbeStatus.Error);
         }
 

@@ -237,7 +237,6 @@ public class IcmpProberTests
         // traffic while single probes (as the lab sample sends them) run one after another, some with
         // a token cancelled at once or soon. Every probe must end: a reply, a timeout or a cancellation.
         RequireRoot();
-        var ping = CommandPath.Resolve("ping");
         var name = $"cloudlets-probe-foreign-{Environment.ProcessId}";
         var runner = LocalCommandRunner.Instance;
         await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", name));
@@ -247,18 +246,7 @@ public class IcmpProberTests
             await runner.RunCheckedAsync(CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(name));
             foreach (var target in new[] { "127.0.0.1", "127.0.0.2" })
             {
-                var psi = new System.Diagnostics.ProcessStartInfo(CommandPath.Resolve("ip"))
-                {
-                    UseShellExecute = false,
-                    RedirectStandardOutput = true,
-                    RedirectStandardError = true,
-                };
-                foreach (var a in new[] { "netns", "exec", name, ping, "-q", "-i", "0.001", target })
-                {
-                    psi.ArgumentList.Add(a);
-                }
-
-                pings.Add(System.Diagnostics.Process.Start(psi)!);
+                pings.Add(StartPing(name, target, "0.001"));
             }
 
             await using var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = name });
@@ -295,15 +283,111 @@ public class IcmpProberTests
         }
         finally
         {
-            foreach (var p in pings)
+            await StopPingsAsync(pings);
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+        }
+    }
+
+    [TestCase(IcmpSocketKind.Datagram)]
+    [TestCase(IcmpSocketKind.Raw)]
+    public async Task ProbeAsync_SendBufferFullUnderConcurrentPing_EveryProbeStillCompletes(IcmpSocketKind kind)
+    {
+        // Issue 11: a probe must end (reply, timeout or cancellation) whatever the path below it does.
+        // Here the only way out of the prober's namespace is a veth whose queue drains at 8 bit/s, so the
+        // probes' packets stay queued and charged to the socket until its send buffer is full, while a
+        // real ping floods the same namespace's loopback with foreign ICMP. A datagram socket's sendto
+        // then blocks in the kernel (until a queued packet leaves, about 100 s here), on the caller's
+        // thread, before ProbeAsync can even look at its timeout or token; a raw socket answers ENOBUFS.
+        // Every probe must still end within 5 s, and some must end as Error (the buffer did fill).
+        RequireRoot();
+        var near = $"cloudlets-probe-slow-{Environment.ProcessId}";
+        var far = $"cloudlets-probe-far-{Environment.ProcessId}";
+        var runner = LocalCommandRunner.Instance;
+        var pings = new List<System.Diagnostics.Process>();
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", near));
+        await runner.RunCheckedAsync(CommandLine.Of("ip", "netns", "add", far));
+        try
+        {
+            foreach (var command in new[]
             {
-                // Started by this test: ended by its own handle.
-                p.Kill(entireProcessTree: true);
-                await p.WaitForExitAsync();
-                p.Dispose();
+                CommandLine.Of("ip", "link", "add", "slow0", "type", "veth", "peer", "name", "slow1", "address", "02:00:c6:13:fe:02", "netns", far).InNamespace(near),
+                CommandLine.Of("ip", "address", "add", "198.19.254.1/30", "dev", "slow0").InNamespace(near),
+                CommandLine.Of("ip", "link", "set", "slow0", "up").InNamespace(near),
+                // A permanent neighbour entry: no ARP, so every probe goes straight into the slow queue.
+                CommandLine.Of("ip", "neigh", "add", "198.19.254.2", "lladdr", "02:00:c6:13:fe:02", "dev", "slow0", "nud", "permanent").InNamespace(near),
+                CommandLine.Of("ip", "link", "set", "lo", "up").InNamespace(near),
+                CommandLine.Of("ip", "address", "add", "198.19.254.2/30", "dev", "slow1").InNamespace(far),
+                CommandLine.Of("ip", "link", "set", "slow1", "up").InNamespace(far),
+                CommandLine.Of("tc", "qdisc", "add", "dev", "slow0", "root", "handle", "1:", "htb", "default", "1").InNamespace(near),
+                CommandLine.Of("tc", "class", "add", "dev", "slow0", "parent", "1:", "classid", "1:1", "htb", "rate", "8bit", "ceil", "8bit", "burst", "1", "cburst", "1").InNamespace(near),
+                CommandLine.Of("tc", "qdisc", "add", "dev", "slow0", "parent", "1:1", "handle", "10:", "pfifo", "limit", "100000").InNamespace(near),
+                CommandLine.Of("sysctl", "-w", "net.ipv4.ping_group_range=0 0").InNamespace(near),
+            })
+            {
+                await runner.RunCheckedAsync(command);
             }
 
-            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", name));
+            pings.Add(StartPing(near, "127.0.0.1", "0.002"));
+            await using var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = near, SocketKind = kind, EnableIPv6 = false });
+            var target = new ProbeTarget("far", IPAddress.Parse("198.19.254.2"));
+            var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
+            int? hung = null;
+            for (var i = 0; i < 2000 && hung is null && outcomes.GetValueOrDefault(nameof(ProbeStatus.Error)) < 20; i++)
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+                // On a thread-pool thread: a sendto that blocks must block that thread, not the test.
+                var probe = Task.Run(() => prober.ProbeAsync(target, TimeSpan.FromMilliseconds(10), cts.Token).AsTask());
+                if (await Task.WhenAny(probe, Task.Delay(TimeSpan.FromSeconds(5))) != probe)
+                {
+                    hung = i;
+                    break;
+                }
+
+                var outcome = probe.Status == TaskStatus.RanToCompletion ? probe.Result.Status.ToString() : probe.Status.ToString();
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+            }
+
+            await TestContext.Progress.WriteLineAsync($"{kind}: outcomes {string.Join(", ", outcomes.Select(o => $"{o.Key} {o.Value}"))}; hung at {hung?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}; counters {prober.Counters}");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(hung, Is.Null, "a probe that neither answered, timed out nor was cancelled within 5 s");
+                Assert.That(outcomes.GetValueOrDefault(nameof(ProbeStatus.Error)), Is.GreaterThan(0), "the send buffer filled (else this test proves nothing)");
+                Assert.That(outcomes.GetValueOrDefault(nameof(ProbeStatus.Timeout)), Is.GreaterThan(0), "queued probes timed out");
+            }
+        }
+        finally
+        {
+            await StopPingsAsync(pings);
+            // Deleting the namespaces frees the queued packets, which also releases a sendto blocked on them.
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", far));
+            await runner.RunAsync(CommandLine.Of("ip", "netns", "delete", near));
+        }
+    }
+
+    private static System.Diagnostics.Process StartPing(string networkNamespace, string target, string interval)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(CommandPath.Resolve("ip"))
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in new[] { "netns", "exec", networkNamespace, CommandPath.Resolve("ping"), "-q", "-i", interval, target })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        return System.Diagnostics.Process.Start(psi)!;
+    }
+
+    private static async Task StopPingsAsync(List<System.Diagnostics.Process> pings)
+    {
+        foreach (var p in pings)
+        {
+            // Started by this test: ended by its own handle.
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+            p.Dispose();
         }
     }
 
