@@ -8,6 +8,10 @@ namespace Cloudlets.Libvirt;
 /// <summary>Turns a <see cref="VmSpec"/> into libvirt domain XML, after checking it.</summary>
 public static partial class DomainXml
 {
+    // x86's COMMAND_LINE_SIZE is 2048 bytes including the terminating NUL.
+    private const int MaxCommandLineLength = 2047;
+    private const int MaxPathLength = 4095;
+
     /// <summary>
     /// Checks a spec and throws a <see cref="HypervisorException"/> of kind
     /// <see cref="HypervisorErrorKind.InvalidArgument"/> that says what is wrong.
@@ -16,14 +20,14 @@ public static partial class DomainXml
     {
         ArgumentNullException.ThrowIfNull(spec);
         ValidateVmName(spec.Name);
-        if (spec.MemoryMiB < 1)
+        if (spec.MemoryMiB is < 1 or > VmSpec.MaxMemoryMiB)
         {
-            throw Invalid($"VM '{spec.Name}': memory must be at least 1 MiB (was {spec.MemoryMiB}).");
+            throw Invalid($"VM '{spec.Name}': memory must be 1 MiB to {VmSpec.MaxMemoryMiB} MiB (16 TiB) (was {spec.MemoryMiB}).");
         }
 
-        if (spec.VCpus < 1)
+        if (spec.VCpus is < 1 or > VmSpec.MaxVCpus)
         {
-            throw Invalid($"VM '{spec.Name}': vCPUs must be at least 1 (was {spec.VCpus}).");
+            throw Invalid($"VM '{spec.Name}': vCPUs must be 1 to {VmSpec.MaxVCpus} (the limit of QEMU's pc machine) (was {spec.VCpus}).");
         }
 
         switch (spec.Boot)
@@ -35,7 +39,16 @@ public static partial class DomainXml
                     RequireAbsolute(spec.Name, "initrd", k.InitrdPath);
                 }
 
-                ArgumentNullException.ThrowIfNull(k.CommandLine);
+                if (k.CommandLine is null)
+                {
+                    throw Invalid($"VM '{spec.Name}': the kernel command line is required (empty is allowed).");
+                }
+
+                if (k.CommandLine.Length > MaxCommandLineLength || k.CommandLine.Any(char.IsControl))
+                {
+                    throw Invalid($"VM '{spec.Name}': the kernel command line must be at most {MaxCommandLineLength} characters without control characters.");
+                }
+
                 break;
             case DiskBoot d:
                 RequireAbsolute(spec.Name, "disk image", d.ImagePath);
@@ -63,12 +76,15 @@ public static partial class DomainXml
         }
     }
 
-    /// <summary>Checks a VM name (1 to 64 letters, digits, '-', '_' and '.').</summary>
+    /// <summary>Checks a VM name (1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit).</summary>
     public static void ValidateVmName(string? name)
     {
-        if (string.IsNullOrEmpty(name) || name.Length > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        // The first character is a letter or digit: a leading '-' reads as an option to virsh, and a
+        // name of dots names a folder in libvirt's state paths.
+        if (string.IsNullOrEmpty(name) || name.Length > 64 || !char.IsAsciiLetterOrDigit(name[0]) ||
+            !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
         {
-            throw Invalid($"VM name '{name}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.'.");
+            throw Invalid($"VM name '{name}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit.");
         }
     }
 
@@ -150,6 +166,12 @@ public static partial class DomainXml
         if (string.IsNullOrEmpty(path) || !path.StartsWith('/'))
         {
             throw Invalid($"VM '{vm}': the {what} path must be an absolute path on the host (was '{path}').");
+        }
+
+        // Linux's PATH_MAX, and no control characters (XML cannot carry most of them, and a newline in a path is never meant).
+        if (path.Length > MaxPathLength || path.Any(char.IsControl))
+        {
+            throw Invalid($"VM '{vm}': the {what} path must be at most {MaxPathLength} characters without control characters.");
         }
     }
 

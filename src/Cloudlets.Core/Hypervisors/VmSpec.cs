@@ -6,13 +6,19 @@ namespace Cloudlets.Core.Hypervisors;
 /// </summary>
 public sealed record VmSpec
 {
-    /// <summary>The VM name: 1 to 64 characters of letters, digits, '-', '_' and '.'.</summary>
+    /// <summary>The most memory a spec may ask for: 16 TiB, in MiB.</summary>
+    public const int MaxMemoryMiB = 16 << 20;
+
+    /// <summary>The most vCPUs a spec may ask for: 255, the limit of QEMU's pc machine.</summary>
+    public const int MaxVCpus = 255;
+
+    /// <summary>The VM name: 1 to 64 characters of letters, digits, '-', '_' and '.', starting with a letter or digit.</summary>
     public required string Name { get; init; }
 
-    /// <summary>Memory in MiB. Must be at least 1. The default is 256 MiB.</summary>
+    /// <summary>Memory in MiB, 1 to <see cref="MaxMemoryMiB"/>. The default is 256 MiB.</summary>
     public int MemoryMiB { get; init; } = 256;
 
-    /// <summary>Virtual CPUs. Must be at least 1. The default is 1.</summary>
+    /// <summary>Virtual CPUs, 1 to <see cref="MaxVCpus"/>. The default is 1.</summary>
     public int VCpus { get; init; } = 1;
 
     /// <summary>How the VM boots: a kernel and initrd, or a disk image.</summary>
@@ -26,9 +32,9 @@ public sealed record VmSpec
 public abstract record VmBoot;
 
 /// <summary>Direct kernel boot: a kernel image, an initrd and a command line, all paths on the host.</summary>
-/// <param name="KernelPath">The kernel image path on the host.</param>
-/// <param name="InitrdPath">The initrd path on the host, or <see langword="null"/>.</param>
-/// <param name="CommandLine">The kernel command line.</param>
+/// <param name="KernelPath">The kernel image path on the host (absolute, at most 4095 characters, no control characters).</param>
+/// <param name="InitrdPath">The initrd path on the host (as the kernel's), or <see langword="null"/>.</param>
+/// <param name="CommandLine">The kernel command line (at most 2047 characters, no control characters; empty is allowed).</param>
 public sealed record KernelBoot(string KernelPath, string? InitrdPath, string CommandLine) : VmBoot;
 
 /// <summary>Boot from a disk image on the host.</summary>

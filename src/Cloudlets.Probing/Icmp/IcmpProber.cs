@@ -254,7 +254,7 @@ public sealed partial class IcmpProber : IMultiTargetLatencyProbe
 
     private bool CheckTarget(ProbeTarget target, string parameterName)
     {
-        var address = target.Address ?? throw new ArgumentException($"Target '{target.Name}' has no address.", parameterName);
+        var address = ProbeAddresses.CheckUnicast(target, parameterName);
         switch (address.AddressFamily)
         {
             case AddressFamily.InterNetwork:

@@ -128,18 +128,13 @@ public sealed class TcpConnectProber : IMultiTargetLatencyProbe
 
     private static IPEndPoint EndpointOf(ProbeTarget target, string parameterName)
     {
-        ArgumentNullException.ThrowIfNull(target, parameterName);
-        if (target.Address is null)
-        {
-            throw new ArgumentException($"Target '{target.Name}' has no address.", parameterName);
-        }
-
+        var address = ProbeAddresses.CheckUnicast(target, parameterName);
         if (target.Port is not { } port || port is < 1 or > 65535)
         {
             throw new ArgumentException($"Target '{target.Name}' needs a TCP port from 1 to 65535 (it has {target.Port?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}).", parameterName);
         }
 
-        return new IPEndPoint(target.Address, port);
+        return new IPEndPoint(address, port);
     }
 
     private Socket CreateSocket(AddressFamily family)
