@@ -410,6 +410,75 @@ public class LibvirtLabTests : LabFixture
         await AssertOneCopyOnSourceAsync();
     }
 
+    // Issue 11: the destination's libvirtd dies at the switchover: the source has paused the guest for
+    // the hand-over (its lifecycle event "suspended, migrated" is the trigger, at full speed), and the
+    // destination's daemon is killed then and restarted. Depending on how far the hand-over got the guest
+    // may end on either host; what must hold is that it is never lost and runs exactly once, still the
+    // same boot, that no paused copy is left behind, and that the call's answer says where it runs.
+    [Test]
+    [Order(9)]
+    public async Task MigrateAsync_DestinationLibvirtdKilledAtSwitchover_GuestRunsExactlyOnceAndAnswers()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var killed = 0;
+        Task restart = Task.CompletedTask;
+        using var switchover = h1.Events.OfType<VmLifecycleEvent>()
+            .Where(e => e.VmName == Guest.Name && e.Lifecycle == VmLifecycle.Suspended && e.ByMigration)
+            .Subscribe(_ =>
+            {
+                if (Interlocked.Exchange(ref killed, 1) == 0)
+                {
+                    restart = Task.Run(async () =>
+                    {
+                        await Lab.KillLibvirtdAsync(H2);
+                        await Lab.RestartLibvirtdAsync(H2);
+                    });
+                }
+            });
+
+        MigrationException? failure = null;
+        try
+        {
+            await h1.MigrateAsync(Guest.Name, ToH2(h2), new MigrationOptions { ProgressInterval = TimeSpan.FromMilliseconds(50) });
+        }
+        catch (MigrationException ex)
+        {
+            failure = ex;
+        }
+        finally
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1)); // the event may trail the call's return
+            await restart;
+        }
+
+        await WaitForNoJobAsync(Lab.GetHost(H1));
+        var reading = await Lab.CreateGuestClient(Guest).WaitForAnswerAsync(TimeSpan.FromSeconds(30));
+        var running = await RunningCopiesAsync();
+        var states = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            [H1] = await DomStateAsync(Lab.GetHost(H1)),
+            [H2] = await DomStateAsync(Lab.GetHost(H2)),
+        };
+        await TestContext.Out.WriteLineAsync($"outcome: {(failure is null ? "migrated" : failure.Message)}; running on: {string.Join(",", running)}; states: {string.Join(", ", states.Select(s => $"{s.Key}={s.Value ?? "-"}"))}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(killed, Is.EqualTo(1), "the destination's libvirtd was killed at the switchover");
+            Assert.That(running, Has.Length.EqualTo(1), "exactly one running copy");
+            Assert.That(states.Values, Has.None.EqualTo("paused"), "no paused copy left behind");
+            Assert.That(reading.BootId, Is.EqualTo(_bootId), "the same guest keeps answering from the edge");
+            if (failure is null)
+            {
+                Assert.That(running, Is.EqualTo(new[] { H2 }), "a migration reported as done runs on the destination");
+            }
+            else
+            {
+                Assert.That(failure.DestinationCopy, Is.Not.EqualTo(DestinationCopyAction.BothRunning));
+                Assert.That(failure.VmRunningOnSource, Is.EqualTo(running.SequenceEqual([H1])), "the failure says truly whether the source runs the guest");
+            }
+        }
+    }
+
     private async Task CutClientConnectionsAsync(string hostName)
     {
         // Kills this process's TCP connections to that daemon (in the edge namespace, where the
