@@ -14,7 +14,9 @@ namespace Cloudlets.Packaging.Tests;
 [NonParallelizable]
 public sealed class PackagesTests
 {
-    private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(4);
+    // A bound against a hung restore, not a speed check: packing every package rebuilds them in a
+    // folder of its own, which takes 1-2 min on a quiet 2-core machine and over 4 under load.
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(15);
 
     private string _repository = null!;
     private string _root = null!;
@@ -178,6 +180,7 @@ public sealed class PackagesTests
             CommandTimeout);
         await TestContext.Progress.WriteLineAsync($"consumer restore and build: {build.Elapsed.TotalSeconds:0.0} s");
         Assert.That(build.ExitCode, Is.Zero, build.Describe());
+        Assert.That(_readmeBlocks, Is.GreaterThanOrEqualTo(2), "the README's API tour and the SSH example were compiled");
 
         // The consumer resolved the packages from the folder feed, into its own packages folder.
         Assert.That(Directory.Exists(Path.Combine(_root, "packages", "cloudlets.core", _version)), Is.True,
@@ -198,6 +201,14 @@ public sealed class PackagesTests
             Assert.That(lines, Does.ContainKey("libvirt").WithValue("cloudlet-1 test:///default"));
             Assert.That(lines, Does.ContainKey("lab").WithValue("Cloudlets.Lab"));
             Assert.That(lines, Does.ContainKey("netem").WithValue("Cloudlets.Netem"));
+
+            // The consumer's own policy and own hosts, run by the real pipeline in virtual time.
+            Assert.That(lines, Does.ContainKey("own-policy-evaluations").WithValue("many"));
+            Assert.That(lines, Does.ContainKey("moves").WithValue("1"), "one move: its policy's decision, confirmed by nothing else");
+            Assert.That(lines, Does.ContainKey("outcomes").WithValue("vm a->b Succeeded"));
+            Assert.That(lines, Does.ContainKey("vm-on").WithValue("b"));
+            Assert.That(lines, Does.ContainKey("migrate-calls").WithValue("1"));
+            Assert.That(lines, Does.ContainKey("last-decision").WithValue("b AlreadyBest"));
         }
     }
 
@@ -236,6 +247,7 @@ public sealed class PackagesTests
               </PropertyGroup>
               <ItemGroup>
             {references}
+                <PackageReference Include="Microsoft.Extensions.TimeProvider.Testing" Version="10.0.0" />
               </ItemGroup>
             </Project>
             """);
@@ -261,6 +273,272 @@ public sealed class PackagesTests
             Console.WriteLine($"libvirt={libvirt.Name} {libvirt.Uri}");
             Console.WriteLine($"lab={typeof(Cloudlets.Lab.CloudletLabBuilder).Assembly.GetName().Name}");
             Console.WriteLine($"netem={typeof(Cloudlets.Netem.NetemShaperFactory).Assembly.GetName().Name}");
+            await OwnSeams.RunAsync();
             """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "OwnSeams.cs"), OwnSeamsSource);
+        await File.WriteAllTextAsync(Path.Combine(folder, "ReadmeTour.cs"), ReadmeTourSource(_repository, out _readmeBlocks));
     }
+
+    private int _readmeBlocks;
+
+    /// <summary>
+    /// Every <c>```csharp</c> block of the repository's README as the body of a method of its own, with a
+    /// <c>using</c> for every namespace that holds a public type of the packages: the consumer's build
+    /// then compiles the README's code against the packed packages (it is compiled, not run: it names
+    /// real hosts), so the documented API cannot drift from the shipped one.
+    /// </summary>
+    internal static string ReadmeTourSource(string repository, out int blocks)
+    {
+        var readme = File.ReadAllText(Path.Combine(repository, "README.md"));
+        var code = System.Text.RegularExpressions.Regex.Matches(readme, @"^[ \t]*```csharp[ \t]*\n(?<code>.*?)^[ \t]*```",
+                System.Text.RegularExpressions.RegexOptions.Singleline | System.Text.RegularExpressions.RegexOptions.Multiline)
+            .Select(m => m.Groups["code"].Value)
+            .ToList();
+        blocks = code.Count;
+        var publicType = new System.Text.RegularExpressions.Regex(@"^public (sealed |static |abstract |readonly |partial )*(class|record|interface|struct|enum)\b",
+            System.Text.RegularExpressions.RegexOptions.Multiline);
+        var namespaces = Directory.GetFiles(Path.Combine(repository, "src"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
+            .Select(File.ReadAllText)
+            .Where(text => publicType.IsMatch(text))
+            .Select(text => System.Text.RegularExpressions.Regex.Match(text, @"^namespace ([A-Za-z0-9_.]+);", System.Text.RegularExpressions.RegexOptions.Multiline))
+            .Where(m => m.Success)
+            .Select(m => m.Groups[1].Value)
+            .Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal);
+        var source = new System.Text.StringBuilder();
+        source.AppendLine("// The README's C# blocks, extracted by the packaging test. Compiled, never run.");
+        source.AppendLine("#pragma warning disable");
+        foreach (var ns in new[] { "System.Net", "System.Reactive.Concurrency", "System.Reactive.Linq" }.Concat(namespaces))
+        {
+            source.AppendLine($"using {ns};");
+        }
+
+        source.AppendLine("internal static class ReadmeTour");
+        source.AppendLine("{");
+        for (var i = 0; i < code.Count; i++)
+        {
+            source.AppendLine($"    internal static async Task Block{i + 1}Async()");
+            source.AppendLine("    {");
+            source.AppendLine($"#line 1 \"README.md block {i + 1}\"");
+            source.Append(code[i]);
+            source.AppendLine("#line default");
+            source.AppendLine("    }");
+        }
+
+        source.AppendLine("}");
+        return source.ToString();
+    }
+
+    // The consumer's own policy (reading only the public snapshot views, writing only through the
+    // public buffer writer) and its own in-memory hypervisor, driven by the real pipeline in
+    // automatic mode on a fake clock: what a user who brings their own parts writes.
+    private const string OwnSeamsSource = """
+        using System.Net;
+        using System.Reactive.Subjects;
+        using Cloudlets.Core.Decisions;
+        using Cloudlets.Core.Hypervisors;
+        using Cloudlets.Core.Pipeline;
+        using Cloudlets.Core.Probing;
+        using Microsoft.Extensions.Time.Testing;
+
+        /// <summary>Scores a host by its worst user's median RTT (not the library's weighted mean); moves at once.</summary>
+        public sealed class WorstUserPolicy : IMigrationPolicy
+        {
+            public int Evaluations;
+
+            public void Evaluate(FleetSnapshot snapshot, DecisionBuffer results)
+            {
+                Interlocked.Increment(ref Evaluations);
+                results.Begin(snapshot);
+                for (var vm = 0; vm < snapshot.VmCount; vm++)
+                {
+                    var current = snapshot.PlacementOf(vm);
+                    if (current < 0)
+                    {
+                        results.Set(vm, DecisionKind.NoDecision, DecisionReason.PlacementUnknown);
+                        continue;
+                    }
+
+                    if (snapshot.IsMigrating(vm))
+                    {
+                        results.Set(vm, DecisionKind.NoDecision, DecisionReason.MigrationInProgress);
+                        continue;
+                    }
+
+                    var currentScore = Score(snapshot, vm, current);
+                    var best = current;
+                    var bestScore = currentScore;
+                    for (var host = 0; host < snapshot.HostCount; host++)
+                    {
+                        var score = Score(snapshot, vm, host);
+                        results.SetCandidate(vm, host, double.IsNaN(score) ? CandidateStatus.NotEvaluated : CandidateStatus.Eligible, score);
+                        if (double.IsFinite(score) && (double.IsNaN(bestScore) || score < bestScore - 1.0))
+                        {
+                            best = host;
+                            bestScore = score;
+                        }
+                    }
+
+                    if (best == current)
+                    {
+                        results.Set(vm, DecisionKind.Stay, DecisionReason.AlreadyBest, -1, currentScore);
+                    }
+                    else
+                    {
+                        results.Set(vm, DecisionKind.Move, DecisionReason.Move, best, currentScore, bestScore);
+                    }
+                }
+            }
+
+            public double Score(FleetSnapshot snapshot, int vmIndex, int hostIndex)
+            {
+                var users = snapshot.UserVantagePointsOf(vmIndex);
+                if (users.Length == 0)
+                {
+                    return double.NaN;
+                }
+
+                var worst = 0.0;
+                foreach (var vantagePoint in users)
+                {
+                    ref readonly var cell = ref snapshot.LatencyOf(vantagePoint, hostIndex);
+                    if (!cell.HasData || cell.Received == 0)
+                    {
+                        return double.NaN;
+                    }
+
+                    worst = Math.Max(worst, cell.MedianMs);
+                }
+
+                return worst;
+            }
+        }
+
+        /// <summary>An in-memory hypervisor: VMs are names in a set; a migration moves the name to the destination.</summary>
+        public sealed class MemoryHost : IHypervisorHost
+        {
+            private static readonly Dictionary<Uri, MemoryHost> Hosts = [];
+            private readonly HashSet<string> _vms = [];
+            private readonly Subject<HostEvent> _events = new();
+
+            public MemoryHost(string name)
+            {
+                Name = name;
+                Uri = new Uri($"memory:///{name}");
+                lock (Hosts) { Hosts[Uri] = this; }
+            }
+
+            public string Name { get; }
+            public Uri Uri { get; }
+            public HostConnectionState ConnectionState => HostConnectionState.Connected;
+            public IObservable<HostEvent> Events => _events;
+            public int MigrationCalls;
+            public IReadOnlyCollection<string> Vms { get { lock (_vms) { return [.. _vms]; } } }
+
+            public void Run(string vm) { lock (_vms) { _vms.Add(vm); } }
+
+            public Task<HostInfo> GetInfoAsync(CancellationToken cancellationToken = default) =>
+                Task.FromResult(new HostInfo(Name, Uri, Name, "memory", 8, 1000, 16L << 30, 12L << 30));
+
+            public Task<IReadOnlyList<VmInfo>> ListVmsAsync(CancellationToken cancellationToken = default) =>
+                Task.FromResult<IReadOnlyList<VmInfo>>([.. Vms.Select(Info)]);
+
+            public Task<VmInfo?> TryGetVmAsync(string vmName, CancellationToken cancellationToken = default) =>
+                Task.FromResult(Vms.Contains(vmName) ? Info(vmName) : null);
+
+            public Task<VmInfo> DefineVmAsync(VmSpec spec, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+            public Task StartVmAsync(string vmName, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+            public Task DestroyVmAsync(string vmName, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+            public Task UndefineVmAsync(string vmName, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+            public Task<MigrationResult> MigrateAsync(string vmName, MigrationDestination destination, MigrationOptions options,
+                IProgress<MigrationProgress>? progress = null, CancellationToken cancellationToken = default)
+            {
+                Interlocked.Increment(ref MigrationCalls);
+                MemoryHost target;
+                lock (Hosts) { target = Hosts[destination.ManagementUri]; }
+                lock (_vms) { _vms.Remove(vmName); }
+                target.Run(vmName);
+                return Task.FromResult(new MigrationResult(vmName, Name, destination.Name, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(50), 256L << 20));
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                _events.Dispose();
+                return ValueTask.CompletedTask;
+            }
+
+            private static VmInfo Info(string name) => new(name, Guid.Empty, VmState.Running, 256L << 20, 256L << 20, 1, true);
+        }
+
+        public static class OwnSeams
+        {
+            public static async Task RunAsync()
+            {
+                var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+                var a = new MemoryHost("a");
+                var b = new MemoryHost("b");
+                a.Run("vm");
+                var policy = new WorstUserPolicy();
+                using var samples = new Subject<LatencySample>();
+                var decisions = new List<MigrationDecision>();
+                var outcomes = new List<MigrationOutcome>();
+                var pipeline = new MigrationPipelineBuilder()
+                    .WithSamples(samples)
+                    .WithTimeProvider(clock)
+                    .WithPolicy(policy)
+                    .AddHost(a, "a")
+                    .AddHost(b, "b")
+                    .AddVm("vm", "edge")
+                    .Configure(o =>
+                    {
+                        o.Mode = PipelineMode.Automatic;
+                        o.EvaluationInterval = TimeSpan.FromSeconds(5);
+                        o.SampleWindow = 5;
+                    })
+                    .Build();
+                await using (pipeline.ConfigureAwait(false))
+                {
+                    using var d = pipeline.Decisions.Subscribe(x => { lock (decisions) { decisions.Add(x); } });
+                    using var o = pipeline.Outcomes.Subscribe(x => { lock (outcomes) { outcomes.Add(x); } });
+                    await pipeline.StartAsync().ConfigureAwait(false);
+                    var ta = new ProbeTarget("a", IPAddress.Loopback);
+                    var tb = new ProbeTarget("b", IPAddress.Loopback);
+                    // Virtual seconds: one probe per host per second (a 300 ms away, b 20 ms), until an
+                    // outcome is in or ten virtual minutes have passed; a real millisecond between steps
+                    // lets continuations scheduled on the thread pool run.
+                    for (var second = 0; second < 600; second++)
+                    {
+                        lock (outcomes) { if (outcomes.Count > 0 && second > 60) break; }
+                        samples.OnNext(new LatencySample("edge", ta, clock.GetUtcNow(), TimeSpan.FromMilliseconds(300), ProbeStatus.Ok));
+                        samples.OnNext(new LatencySample("edge", tb, clock.GetUtcNow(), TimeSpan.FromMilliseconds(20), ProbeStatus.Ok));
+                        for (var slice = 0; slice < 100; slice++)
+                        {
+                            clock.Advance(TimeSpan.FromMilliseconds(10));
+                        }
+
+                        await Task.Delay(1).ConfigureAwait(false);
+                    }
+
+                    await pipeline.StopAsync().ConfigureAwait(false);
+                }
+
+                lock (decisions)
+                {
+                    Console.WriteLine($"own-policy-evaluations={(policy.Evaluations > 0 ? "many" : "0")}");
+                    Console.WriteLine($"moves={decisions.Count(x => x.IsMove)}");
+                    Console.WriteLine($"last-decision={decisions.LastOrDefault()?.CurrentHost} {decisions.LastOrDefault()?.Reason}");
+                }
+
+                lock (outcomes)
+                {
+                    Console.WriteLine($"outcomes={string.Join(";", outcomes.Select(x => $"{x.VmName} {x.Source}->{x.Destination} {x.Kind}"))}");
+                }
+
+                Console.WriteLine($"vm-on={(a.Vms.Contains("vm") ? "a" : "")}{(b.Vms.Contains("vm") ? "b" : "")}");
+                Console.WriteLine($"migrate-calls={a.MigrationCalls + b.MigrationCalls}");
+            }
+        }
+        """;
 }
