@@ -216,11 +216,6 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
     await using var shaper = await NetemShaperFactory.CreateAsync(cancellationToken: ct);
     Console.WriteLine($"lab {lab.Name}: shaping with {shaper.Capabilities.Backend} ({shaper.Capabilities.Reason})");
     using var hold = CancellationTokenSource.CreateLinkedTokenSource(ct);
-    if (options.HoldFor is { } holdFor)
-    {
-        hold.CancelAfter(holdFor);
-    }
-
     var applied = new TaskCompletionSource<ShapingState>(TaskCreationOptions.RunContinuationsAsynchronously);
     Reached("shape-applying");
     var holding = lab.HoldShapingAsync(shaper, delays, state => applied.TrySetResult(state), hold.Token);
@@ -228,6 +223,13 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
     {
         await holding; // failed (or cancelled) before the delays were in place
         return 1;
+    }
+
+    // "--for N" holds the delays for N seconds once they are in place: the clock starts after the
+    // apply, which alone can take longer than a short hold on a loaded machine.
+    if (options.HoldFor is { } holdFor)
+    {
+        hold.CancelAfter(holdFor);
     }
 
     PrintState(await applied.Task);

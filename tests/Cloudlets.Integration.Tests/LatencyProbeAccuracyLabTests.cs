@@ -109,7 +109,7 @@ public sealed class LatencyProbeAccuracyLabTests : LabFixture
                     $"{name}, delay {delayMs} ms: baseline {baseline}; shaped {shaped}; expected median {expected:0.000} ± {tolerance:0.00} ms, error {shaped.MedianMs - expected:+0.000;-0.000} ms"));
                 Assert.That(baseline.Received, Is.EqualTo(Measured), name + ": every baseline probe answered");
                 Assert.That(shaped.Received, Is.EqualTo(Measured), name + ": every shaped probe answered");
-                Assert.That(shaped.MedianMs, Is.EqualTo(expected).Within(tolerance), name + ": median within 1 ms + 2 % of delay + baseline");
+                DelayAssert.AppliedOnce(shaped.MedianMs, baseline.MedianMs, delayMs, name + ": median");
                 Assert.That(shaped.LibraryMedianMs, Is.EqualTo(shaped.MedianMs).Within(0.001), name + ": the library's rolling median agrees with the samples");
             }
 
@@ -120,7 +120,7 @@ public sealed class LatencyProbeAccuracyLabTests : LabFixture
             Assert.That(baseConnect.Received, Is.EqualTo(Measured), tcpName + ": every baseline connect succeeded");
             Assert.That(shapedConnect.Received, Is.EqualTo(Measured), tcpName + ": every shaped connect succeeded");
             Assert.That(shapedConnect.MinMs, Is.GreaterThanOrEqualTo(delayMs), tcpName + ": no handshake is faster than the delay");
-            Assert.That(shapedConnect.MinMs - baseConnect.MinMs, Is.EqualTo(delayMs).Within(tolerance), tcpName + ": the handshake shows the delay once (one RTT)");
+            DelayAssert.AppliedOnce(shapedConnect.MinMs, baseConnect.MinMs, delayMs, tcpName + ": the fastest handshake shows the delay once (one RTT)");
         }
     }
 

@@ -56,8 +56,9 @@ public sealed partial class LabShapeCommandTests
             Assert.That(code, Is.Zero, error);
             Assert.That(output, Does.Contain("cloudlet-1 Ingress").And.Contain("delay 100 ms"));
             // One-way delay on the path toward the edge: the RTT grows by the delay (1 ms + 2 % slack, plus baseline).
-            Assert.That(rtt, Is.InRange(100.0, 100.0 + 1 + 2 + 2), output);
-            Assert.That(other, Is.LessThan(5.0), "an unshaped host keeps its baseline");
+            // The sample prints the RTT, not the baseline: an unshaped lab path is well under 1 ms.
+            DelayAssert.AppliedOnce(rtt, 1, 100, "cloudlet-1 through cloudlet-lab shape: " + output);
+            DelayAssert.AppliedOnce(other, 1, 0, "an unshaped host keeps its baseline: cloudlet-2");
             Assert.That(output, Does.Contain("shaping cleared"));
             Assert.That(state.IsEmpty, Is.True, "the hold cleared the shaping on its way out");
         }

@@ -36,20 +36,20 @@ public sealed class CloudletLabShapingLabTests
                 for (var i = 0; i < lab.Hosts.Count; i++)
                 {
                     var h = lab.Hosts[i];
-                    var expected = baseline[h.Name] + delays[h.Name];
-                    var tolerance = 1 + (0.02 * delays[h.Name]);
-                    TestContext.Progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lab edge -> {h.Name}: baseline {baseline[h.Name]:0.000} ms, shaped median {shaped[i]:0.000} ms, expected {expected:0.000} ± {tolerance:0.000}"));
-                    Assert.That(shaped[i], Is.EqualTo(expected).Within(tolerance), h.Name);
+                    DelayAssert.AppliedOnce(shaped[i], baseline[h.Name], delays[h.Name], "lab edge -> " + h.Name);
                 }
 
                 TestContext.Progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cloudlet-1 -> cloudlet-2: baseline {peerBaseline:0.000} ms, while shaped {peer:0.000} ms"));
-                Assert.That(peer, Is.EqualTo(peerBaseline).Within(1), "host-to-host (migration) path is not shaped");
+                DelayAssert.AppliedOnce(peer, peerBaseline, 0, "host-to-host (migration) path is not shaped: cloudlet-1 -> cloudlet-2");
                 Assert.That((await lab.ShowShapingAsync(shaper)).Rules, Has.Count.EqualTo(3));
             }
 
             await lab.ClearShapingAsync(shaper);
             var cleared = await Task.WhenAll(lab.Hosts.Select(h => ShapingTopology.MedianRttAsync(edge, h.Address, 6)));
-            Assert.That(cleared, Has.All.LessThan(1.0), "clear brings every path back to baseline");
+            for (var i = 0; i < lab.Hosts.Count; i++)
+            {
+                DelayAssert.AppliedOnce(cleared[i], baseline[lab.Hosts[i].Name], 0, "after clear: lab edge -> " + lab.Hosts[i].Name);
+            }
 
             // What a sample's "shape" command does: hold the delays until cancelled, then clear.
             using var hold = new CancellationTokenSource();
@@ -62,8 +62,8 @@ public sealed class CloudletLabShapingLabTests
             var released = await ShapingTopology.MedianRttAsync(edge, lab.GetHost("cloudlet-2").Address, 6);
             using (Assert.EnterMultipleScope())
             {
-                Assert.That(held, Is.EqualTo(baseline["cloudlet-2"] + 40).Within(1 + (0.02 * 40)), "while held");
-                Assert.That(released, Is.LessThan(1.0), "after the hold ends");
+                DelayAssert.AppliedOnce(held, baseline["cloudlet-2"], 40, "while held: lab edge -> cloudlet-2");
+                DelayAssert.AppliedOnce(released, baseline["cloudlet-2"], 0, "after the hold ends: lab edge -> cloudlet-2");
                 Assert.That((await lab.ShowShapingAsync(shaper)).IsEmpty, Is.True);
             }
         }

@@ -86,8 +86,9 @@ public sealed class DemoRunTests
             {
                 var injected = host.GetProperty("injectedDelayMs").GetDouble();
                 var measured = host.GetProperty("measuredRttMs").GetDouble();
-                // The accuracy bound: within 1 ms + 2 % of the delay above a sub-millisecond baseline.
-                Assert.That(measured, Is.InRange(injected, injected + 1 + (0.02 * injected) + 1), host.GetProperty("name").GetString());
+                // The delay once, above a sub-millisecond baseline; the precision (within 1 ms + 2 % on a
+                // quiet machine) is a measured figure of the README, not a bound a loaded machine keeps.
+                DelayAssert.AppliedOnce(measured, 1, injected, "demo: " + host.GetProperty("name").GetString());
             }
 
             Assert.That(plot, Does.Contain("migration cloudlet-1 → " + summary.GetProperty("finalHost").GetString() + " (succeeded)"), "the plot marks the migration");
