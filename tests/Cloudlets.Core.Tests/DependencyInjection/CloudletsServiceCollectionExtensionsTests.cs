@@ -134,4 +134,27 @@ public class CloudletsServiceCollectionExtensionsTests
             Assert.That(host.Services.GetServices<IHostedService>().OfType<CloudletsPipelineService>().Count(), Is.EqualTo(1));
         }
     }
+
+    [Test]
+    public void AddCloudlets_RulesInConfiguration_PipelineStartsWithThemAndIsThePlacementControl()
+    {
+        var rig = new Rig();
+        using var host = rig.Build(new Dictionary<string, string?>(Automatic) { ["Cloudlets:Rules:DrainedHosts:0"] = "b", ["Cloudlets:Rules:PinnedVms:0"] = "vm" });
+        var control = host.Services.GetRequiredService<IPlacementControl>();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(control, Is.SameAs(host.Services.GetRequiredService<MigrationPipeline>()));
+            Assert.That(control.Rules.DrainedHosts, Is.EqualTo(new[] { "b" }));
+            Assert.That(control.Rules.IsPinned("vm"), Is.True);
+        }
+    }
+
+    [Test]
+    public void AddCloudlets_RulesNameUnknownHost_BuildingThePipelineListsTheError()
+    {
+        var rig = new Rig();
+        using var host = rig.Build(new Dictionary<string, string?>(Automatic) { ["Cloudlets:Rules:DrainedHosts:0"] = "zz" });
+        var e = Assert.Throws<Cloudlets.Core.Options.OptionsValidationException>(() => host.Services.GetRequiredService<MigrationPipeline>())!;
+        Assert.That(e.Errors.Select(x => x.Path), Is.EqualTo(new[] { "DrainedHosts[0]" }));
+    }
 }

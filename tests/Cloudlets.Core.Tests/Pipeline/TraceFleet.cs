@@ -37,7 +37,8 @@ public sealed class TraceFleet : IAsyncDisposable
 
     /// <summary>
     /// Hosts a, b, c (or the given names); the VM "vm" of 256 MiB on the first host; one user "edge".
-    /// <paramref name="arrange"/> sets the hosts up before the pipeline starts and reads them.
+    /// <paramref name="arrange"/> sets the hosts up before the pipeline starts and reads them; <paramref name="build"/>
+    /// adds to the builder (rules, a start gate) before it builds.
     /// </summary>
     public static TraceFleet Start(
         PipelineMode mode,
@@ -45,6 +46,7 @@ public sealed class TraceFleet : IAsyncDisposable
         Action<MigrationPipelineOptions>? options = null,
         IReadOnlyList<string>? extraVms = null,
         Action<IReadOnlyDictionary<string, FakeHypervisorHost>>? arrange = null,
+        Action<MigrationPipelineBuilder>? build = null,
         params string[] hosts)
     {
         var clock = VirtualClock.Create();
@@ -76,6 +78,7 @@ public sealed class TraceFleet : IAsyncDisposable
             builder.AddVm(vm, Edge);
         }
 
+        build?.Invoke(builder);
         fleet.Pipeline = builder.Build();
         fleet.Pipeline.Decisions.Subscribe(fleet.Decisions.Add);
         fleet.Pipeline.Outcomes.Subscribe(fleet.Outcomes.Add);
