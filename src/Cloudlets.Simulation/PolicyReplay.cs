@@ -16,6 +16,12 @@ public sealed class ReplayOptions
 
     /// <summary>The wall-clock time that stands for t = 0 of the trace. The default is 2026-01-01T00:00Z.</summary>
     public DateTimeOffset Start { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>
+    /// The placement rules in force for the whole replay (drained hosts, pinned VMs, groups, exclusions),
+    /// validated against the fleet when the replay starts. The default is none.
+    /// </summary>
+    public PlacementRules Rules { get; set; } = PlacementRules.Empty;
 }
 
 /// <summary>One VM's outcome of a replay.</summary>
@@ -43,6 +49,7 @@ public sealed record ReplayResult(string Policy, IReadOnlyList<VmReplay> Vms, do
 public static class PolicyReplay
 {
     /// <summary>Replays <paramref name="timeline"/> against <paramref name="policy"/>.</summary>
+    /// <exception cref="Core.Options.OptionsValidationException"><see cref="ReplayOptions.Rules"/> are invalid or name hosts or VMs the fleet lacks.</exception>
     public static ReplayResult Run(TraceTimeline timeline, IMigrationPolicy policy, string policyName, ReplayOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(timeline);
@@ -58,6 +65,9 @@ public static class PolicyReplay
         var definitions = fleet.Vms.Select(v => new VmDefinition(v.Name, v.Users)).ToArray();
         var snapshot = new FleetSnapshot(names, definitions);
         var results = new DecisionBuffer(snapshot, recordCandidates: true);
+        var rules = options.Rules ?? PlacementRules.Empty;
+        rules.ValidateAndThrow(names, [.. definitions.Select(d => d.Name)]);
+        snapshot.SetRules(rules);
 
         // The snapshot's vantage points are the users' (in the fleet's order, as the timeline's first ones).
         var vantageOfTimeline = new int[timeline.VantagePoints.Count];
@@ -136,7 +146,7 @@ public static class PolicyReplay
             {
                 var spec = fleet.Vms[v];
                 snapshot.SetPlacement(v, placement[v], spec.MemoryMiB << 20, spec.VCpus);
-                snapshot.SetMigrationHistory(v, lastMove[v], inFlight: target[v] >= 0);
+                snapshot.SetMigrationHistory(v, lastMove[v], inFlight: target[v] >= 0, destinationHost: target[v]);
             }
 
             policy.Evaluate(snapshot, results);

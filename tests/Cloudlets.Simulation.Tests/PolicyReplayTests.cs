@@ -92,4 +92,31 @@ public class TraceGeneratorTests
         var g = TraceGenerator.Generate(MobilityModel.Walk, seed: 1, durationSeconds: 100, stepSeconds: 5);
         Assert.That(g.Trace.Samples, Has.Count.EqualTo(20 * g.Fleet.Hosts.Count));
     }
+
+    [Test]
+    public void Run_NearestHostDrained_VmMovesOffAndPaysTheLatencyOfTheDrain()
+    {
+        // a is near (10 ms), b far (50 ms): undrained the VM stays on a; drained, it moves to b at once and
+        // stays there. The price: 40 ms more for the 90 s served from b (steps 1-9) plus one migration (500).
+        var timeline = new TraceTimeline(Fleets.TwoHosts(), Fleets.Trace(Fleets.Repeat(10, 10), Fleets.Repeat(50, 10)));
+        var stay = PolicyReplay.Run(timeline, new LowestLatencyPolicy(), "default");
+        var drained = PolicyReplay.Run(timeline, new LowestLatencyPolicy(), "default", new ReplayOptions { Rules = new PlacementRules { DrainedHosts = ["a"] } });
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((stay.MigrationCount, stay.Cost), Is.EqualTo((0, 1000.0)));
+            Assert.That(drained.Vms[0].Moves.Select(m => (m.DecidedAt, m.From, m.To)), Is.EqualTo(new[] { (0.0, "a", "b") }));
+            Assert.That(drained.Vms[0].Moves[0].Explanation, Does.Contain("a is drained"));
+            Assert.That(drained.Cost, Is.EqualTo(100 + (9 * 10 * 50) + 500).Within(1e-6));
+            Assert.That(drained.Cost - stay.Cost, Is.EqualTo((9 * 10 * 40) + 500).Within(1e-6));
+        }
+    }
+
+    [Test]
+    public void Run_RulesNameUnknownHost_ThrowsBeforeReplaying()
+    {
+        var timeline = new TraceTimeline(Fleets.TwoHosts(), Fleets.Trace(Fleets.Repeat(10, 2), Fleets.Repeat(50, 2)));
+        var e = Assert.Throws<Cloudlets.Core.Options.OptionsValidationException>(() =>
+            PolicyReplay.Run(timeline, new LowestLatencyPolicy(), "default", new ReplayOptions { Rules = new PlacementRules { DrainedHosts = ["z"] } }))!;
+        Assert.That(e.Errors.Select(x => x.Path), Is.EqualTo(new[] { "DrainedHosts[0]" }));
+    }
 }
