@@ -2,7 +2,7 @@ using Cloudlets.Core.Decisions;
 
 namespace Cloudlets.Core.Tests.Decisions;
 
-public class FleetSnapshotTests
+public partial class FleetSnapshotTests
 {
     [Test]
     public void Ctor_UsersOfSeveralVms_VantagePointsIndexedOnceInOrder()
