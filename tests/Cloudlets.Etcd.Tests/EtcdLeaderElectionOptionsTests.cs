@@ -9,6 +9,7 @@ public sealed class EtcdLeaderElectionOptionsTests
     public void Key_Default_NamesTheRegion() =>
         Assert.That(new EtcdLeaderElectionOptions { Election = new LeaderElectionOptions { Election = "eu-west" } }.Key, Is.EqualTo("/cloudlets/v1/elections/eu-west"));
 
+    [Category("BadInput")]
     [Test]
     public void Create_EveryBadValue_ThrowsListingEveryErrorBeforeConnecting()
     {
@@ -29,6 +30,7 @@ public sealed class EtcdLeaderElectionOptionsTests
         }));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Create_NoEndpoints_Throws()
     {

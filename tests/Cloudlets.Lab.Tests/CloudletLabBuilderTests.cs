@@ -31,12 +31,14 @@ public class CloudletLabBuilderTests
         }
     }
 
+    [Category("BadInput")]
     [TestCase(0)]
     [TestCase(-1)]
     [TestCase(LabNaming.MaxHosts + 1)]
     public void Build_HostCountOutOfRange_ThrowsConfigurationException(int hosts) =>
         Assert.That(() => new CloudletLabBuilder().WithHosts(hosts).Build(), Throws.TypeOf<LabConfigurationException>().With.Message.Contains(hosts.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
+    [Category("BadInput")]
     [TestCase("cloudlet-4")]
     [TestCase("cloudlet-0")]
     [TestCase("host-1")]
@@ -44,24 +46,28 @@ public class CloudletLabBuilderTests
     public void Build_GuestOnUnknownHost_ThrowsConfigurationException(string host) =>
         Assert.That(() => new CloudletLabBuilder().WithHosts(3).WithGuestOn(host).Build(), Throws.TypeOf<LabConfigurationException>().With.Message.Contains("cloudlet-1 to cloudlet-3"));
 
+    [Category("BadInput")]
     [TestCase("Bad")]
     [TestCase("x y")]
     [TestCase("")]
     public void Build_InvalidName_ThrowsConfigurationException(string name) =>
         Assert.That(() => new CloudletLabBuilder().WithName(name).Build(), Throws.TypeOf<LabConfigurationException>());
 
+    [Category("BadInput")]
     [TestCase("relative/path")]
     [TestCase("/run/x;y")]
     [TestCase("/run/../etc")]
     public void Build_InvalidStateRoot_ThrowsConfigurationException(string root) =>
         Assert.That(() => new CloudletLabBuilder().WithStateRoot(root).Build(), Throws.TypeOf<LabConfigurationException>());
 
+    [Category("BadInput")]
     [TestCase("/run/cache")]
     [TestCase("/run")]
     [TestCase("cache")]
     public void Build_CacheUnderRunOrRelative_ThrowsConfigurationException(string folder) =>
         Assert.That(() => new CloudletLabBuilder().WithCacheFolder(folder).Build(), Throws.TypeOf<LabConfigurationException>());
 
+    [Category("BadInput")]
     [Test]
     public void Build_TooManyGuests_ThrowsConfigurationException()
     {
@@ -74,6 +80,7 @@ public class CloudletLabBuilderTests
         Assert.That(builder.Build, Throws.TypeOf<LabConfigurationException>());
     }
 
+    [Category("BadInput")]
     [Test]
     public void Build_NonPositiveTimeout_ThrowsConfigurationException() =>
         Assert.That(() => new CloudletLabBuilder().WithReadyTimeout(TimeSpan.Zero).Build(), Throws.TypeOf<LabConfigurationException>());

@@ -22,6 +22,7 @@ public class LabNamingTests
     [TestCase("abcdefghijklmnopqrstuvwxy")]
     public void IsValidLabName_InvalidName_False(string? name) => Assert.That(LabNaming.IsValidLabName(name), Is.False);
 
+    [Category("BadInput")]
     [Test]
     public void ValidateLabName_InvalidName_ThrowsConfigurationException() =>
         Assert.That(() => LabNaming.ValidateLabName("Bad Name"), Throws.TypeOf<LabConfigurationException>().With.Message.Contains("Bad Name"));

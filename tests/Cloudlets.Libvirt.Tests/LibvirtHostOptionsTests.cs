@@ -44,12 +44,14 @@ public class LibvirtHostOptionsTests
         yield return Case("PeerUriRunsAProgram", "Migration.PeerUri", o => o.Migration = new LibvirtMigrationOptions { PeerUri = new Uri("qemu+ext:///system?command=/bin/sh") });
     }
 
+    [Category("BadInput")]
     [TestCaseSource(nameof(BadOptions))]
     public void Validate_BadOption(LibvirtHostOptions options, string path)
     {
         Assert.That(Paths(options), Does.Contain(path));
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task ConnectAsync_SeveralBadOptions_ThrowsOneExceptionListingEveryOne()
     {

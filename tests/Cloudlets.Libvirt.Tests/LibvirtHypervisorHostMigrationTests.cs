@@ -53,6 +53,7 @@ public class LibvirtHypervisorHostMigrationTests
         }
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_ToItself_ThrowsInvalidArgument()
     {
@@ -63,6 +64,7 @@ public class LibvirtHypervisorHostMigrationTests
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_ToAnotherHostObjectForTheSameUri_ThrowsInvalidArgument()
     {
@@ -78,6 +80,7 @@ public class LibvirtHypervisorHostMigrationTests
         }
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_UnknownVm_ThrowsNotFound()
     {
@@ -88,6 +91,7 @@ public class LibvirtHypervisorHostMigrationTests
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.NotFound));
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_StoppedVm_ThrowsInvalidArgument()
     {
@@ -98,6 +102,7 @@ public class LibvirtHypervisorHostMigrationTests
         Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.InvalidArgument));
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_NegativeBandwidth_ThrowsOptionsValidationAndChangesNothing()
     {
@@ -112,6 +117,7 @@ public class LibvirtHypervisorHostMigrationTests
 
     // Before: 0.5 ms passed validation and PeriodicTimer threw after the migration, so recovery never
     // ran and the caller got an ArgumentOutOfRangeException instead of the outcome; a day passed too.
+    [Category("BadInput")]
     [TestCase(0.5)]
     [TestCase(0.0)]
     [TestCase(86_400_000.0)]
@@ -127,6 +133,7 @@ public class LibvirtHypervisorHostMigrationTests
         await AssertUnchangedAsync(p);
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_SeveralBadOptions_ListsEveryErrorWithItsPath()
     {
@@ -141,6 +148,7 @@ public class LibvirtHypervisorHostMigrationTests
             Is.EquivalentTo(new[] { "BandwidthMiBps", "MaxDowntime", "AbortTimeout", "Libvirt.Mode", "Libvirt.AllowPostCopy" }));
     }
 
+    [Category("BadInput")]
     [TestCase("http://198.18.0.12")]
     [TestCase("tcp:///nohost")]
     [TestCase("tcp://user:secret@198.18.0.12")]
@@ -160,6 +168,7 @@ public class LibvirtHypervisorHostMigrationTests
         await AssertUnchangedAsync(p);
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_DestinationUriRunsAProgram_ThrowsInvalidArgumentBeforeConnecting()
     {
@@ -172,6 +181,7 @@ public class LibvirtHypervisorHostMigrationTests
         await AssertUnchangedAsync(p);
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task MigrateAsync_DestinationAlreadyRunsTheVm_ThrowsAlreadyExists()
     {

@@ -19,6 +19,7 @@ public class LibvirtUriTests
         Assert.DoesNotThrow(() => LibvirtUri.Validate(new Uri(uri)));
     }
 
+    [Category("BadInput")]
     [TestCase("http://example/system", "scheme")]
     [TestCase("qemu+ext:///system?command=/tmp/x", "scheme")]
     [TestCase("qemu+libssh://host/system", "scheme")]
@@ -46,6 +47,7 @@ public class LibvirtUriTests
         Assert.That(ex.Message, Does.Contain(reason));
     }
 
+    [Category("BadInput")]
     [TestCase("qemu+ssh://admin:s3cr3t-pw@host/system")]
     [TestCase("qemu+tcp://:s3cr3t-pw@host/system")]
     public void Validate_PasswordInUri_RefusesSaysWhereCredentialsGoAndNeverEchoesIt(string uri)
@@ -70,6 +72,7 @@ public class LibvirtUriTests
         Assert.That(LibvirtUri.Redact(new Uri(uri)), Is.EqualTo(shown));
     }
 
+    [Category("BadInput")]
     [TestCase(null, "missing")]
     [TestCase("  ", "missing")]
     [TestCase("not a uri", "not an absolute URI")]
@@ -78,6 +81,7 @@ public class LibvirtUriTests
         Assert.That(LibvirtUri.Problems(text), Has.Exactly(1).Contains(reason));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Problems_UnparseableWithPassword_DoesNotEchoIt()
     {
@@ -86,6 +90,7 @@ public class LibvirtUriTests
         Assert.That(string.Join(" ", problems), Does.Not.Contain("s3cr3t"));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Problems_SeveralFaults_ListsEach()
     {

@@ -4,6 +4,7 @@ namespace Cloudlets.Mqtt.Tests;
 
 public sealed class MqttOptionsTests
 {
+    [Category("BadInput")]
     [Test]
     public void Start_EveryOptionWrong_ListsEveryError()
     {
@@ -25,6 +26,7 @@ public sealed class MqttOptionsTests
         }));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Validate_CaFileWithoutTls_IsAnError()
     {
@@ -44,6 +46,7 @@ public sealed class MqttOptionsTests
         Assert.That((options.Port, options.UsesTls), Is.EqualTo((port, tls)));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Start_SourceWithEmptyVantagePointList_IsAnError()
     {

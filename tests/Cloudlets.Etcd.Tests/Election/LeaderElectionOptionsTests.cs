@@ -13,6 +13,7 @@ public sealed class LeaderElectionOptionsTests
         Assert.That(errors.Errors.Select(e => e.Path), Is.EqualTo(new[] { "Election" }));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Validate_EveryBadValue_ListsEveryError()
     {

@@ -9,6 +9,7 @@ namespace Cloudlets.Lab.Tests.Samples;
 /// from the parser or a <see cref="LabConfigurationException"/> from the builder's validation),
 /// and the sample exits 2 with the message and the usage, having changed nothing on the machine.
 /// </summary>
+[Category("BadInput")]
 public sealed class LabBadInputTests
 {
     private const string Lab = "badinput";

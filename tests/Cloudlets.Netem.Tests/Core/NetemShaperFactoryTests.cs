@@ -4,6 +4,7 @@ namespace Cloudlets.Netem.Tests.Core;
 
 public sealed class NetemShaperFactoryTests
 {
+    [Category("BadInput")]
     [Test]
     public void CreateAsync_BadOptions_ListsEveryErrorAndRunsNothing()
     {

@@ -8,6 +8,7 @@ namespace Cloudlets.Netem.Tests.Core;
 /// must end in a typed error (<see cref="ShapingValidationException"/>, or
 /// <see cref="UnsupportedImpairmentException"/> for what a backend cannot do) with no command run.
 /// </summary>
+[Category("BadInput")]
 public sealed class ShapingBadInputTests
 {
     private static ShapingRule Rule(string iface = "eth0", Impairment? im = null, TrafficMatch? match = null) =>

@@ -112,6 +112,7 @@ public class IcmpProberTests
         }
     }
 
+    [Category("BadInput")]
     [Test]
     public async Task RunAsync_IPv4MappedTarget_ThrowsBeforeSending()
     {
@@ -391,6 +392,7 @@ public class IcmpProberTests
         }
     }
 
+    [Category("BadInput")]
     [Test]
     public void Create_MissingNetworkNamespace_ThrowsIOException()
     {
@@ -458,16 +460,19 @@ public class IcmpProberTests
         }
     }
 
+    [Category("BadInput")]
     [TestCase(4)]
     [TestCase(2000)]
     public void Create_PayloadOutOfRange_Throws(int payload)
         => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { PayloadSize = payload }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("PayloadSize"));
 
+    [Category("BadInput")]
     [TestCase(-1)]
     [TestCase(11)]
     public void Create_ReceiveGatherTimeOutOfRange_Throws(int milliseconds)
         => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { ReceiveGatherTime = TimeSpan.FromMilliseconds(milliseconds) }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("ReceiveGatherTime"));
 
+    [Category("BadInput")]
     [Test]
     public void Create_InvalidNamespaceName_Throws()
         => Assert.That(() => IcmpProber.Create(new IcmpProberOptions { NetworkNamespace = "../etc" }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("NetworkNamespace"));

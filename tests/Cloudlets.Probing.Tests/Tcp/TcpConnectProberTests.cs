@@ -52,6 +52,7 @@ public class TcpConnectProberTests
         }
     }
 
+    [Category("BadInput")]
     [TestCase(null)]
     [TestCase(0)]
     [TestCase(65536)]
@@ -82,10 +83,12 @@ public class TcpConnectProberTests
         }
     }
 
+    [Category("BadInput")]
     [Test]
     public void Constructor_MaxInFlightZero_Throws()
         => Assert.That(() => new TcpConnectProber(new TcpConnectProberOptions { MaxInFlight = 0 }), Throws.TypeOf<OptionsValidationException>().With.Property("Errors").One.Property("Path").EqualTo("MaxInFlight"));
 
+    [Category("BadInput")]
     [Test]
     public void ProbeAsync_TimeoutAboveTheLimit_ThrowsBeforeConnecting()
     {
@@ -95,6 +98,7 @@ public class TcpConnectProberTests
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("timeout"));
     }
 
+    [Category("BadInput")]
     [Test]
     public void RunAsync_PeriodAboveTheLimit_ThrowsBeforeConnecting()
     {

@@ -18,6 +18,7 @@ public sealed class AdvisorCommandLineTests
         Assert.That(parsed, Is.EqualTo(new AdvisorCommandLine("hosts.json", TimeSpan.FromSeconds(90.5), Apply: true, ValidateOnly: true)));
     }
 
+    [Category("BadInput")]
     [TestCase(new string[0], "no configuration file")]
     [TestCase(new[] { "a.json", "b.json" }, "'b.json' is extra")]
     [TestCase(new[] { "a.json", "--migrate" }, "unknown option '--migrate'")]

@@ -87,6 +87,7 @@ public sealed class AdvisorConfigTests
     private static string[] ErrorsOf(string json) =>
         [.. Assert.Throws<AdvisorConfigException>(() => AdvisorConfig.Parse(json))!.Errors];
 
+    [Category("BadInput")]
     [Test]
     public void Parse_EmptyObject_SaysWhatIsMissing()
     {
@@ -99,6 +100,7 @@ public sealed class AdvisorConfigTests
         }));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Parse_ManyMistakes_ReportsEachWithItsPlace()
     {
@@ -132,6 +134,7 @@ public sealed class AdvisorConfigTests
         }
     }
 
+    [Category("BadInput")]
     [TestCase("""{ "hosts": [ { "nmae": "typo" } ] }""", "hosts[0].nmae")]
     [TestCase("""{ "policy": { "statistic": "fastest" } }""", "policy.statistic")]
     [TestCase("""{ "probing": { "periodSeconds": "soon" } }""", "probing.periodSeconds")]
@@ -142,12 +145,14 @@ public sealed class AdvisorConfigTests
         Assert.That(errors.Single(), Does.Contain(place));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Parse_Null_IsRejected()
     {
         Assert.That(ErrorsOf("null").Single(), Does.Contain("null"));
     }
 
+    [Category("BadInput")]
     [Test]
     public void Load_MissingFile_SaysItCannotBeRead()
     {
@@ -156,6 +161,7 @@ public sealed class AdvisorConfigTests
         Assert.That(ex!.Message, Does.Contain(path).And.Contain("cannot be read"));
     }
 
+    [Category("BadInput")]
     [TestCase(0.0)]
     [TestCase(-1.0)]
     [TestCase(2e6)]
