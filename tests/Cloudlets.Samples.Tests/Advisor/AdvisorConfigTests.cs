@@ -100,6 +100,33 @@ public sealed class AdvisorConfigTests
         }));
     }
 
+    // Issue 11: --validate accepted URIs whose transport or parameters make libvirt run a local program or use a
+    // socket of the caller's choosing, and URIs that carry a password (fixed in 33798ca; this test failed on 50eb817).
+    [Category("BadInput")]
+    [Test]
+    public void Parse_HostUrisThatRunAProgramOrCarryAPassword_EachRefusedAndThePasswordNeverShown()
+    {
+        var errors = ErrorsOf("""
+            { "vantagePoints": [ { "name": "edge" } ],
+              "hosts": [ { "name": "h1", "uri": "qemu+ext:///system?command=/tmp/x", "probe": { "address": "192.0.2.1" } },
+                         { "name": "h2", "uri": "qemu+tcp://192.0.2.2/system?netcat=/tmp/nc", "probe": { "address": "192.0.2.2" } },
+                         { "name": "h3", "uri": "qemu+ssh://root:hunter2@192.0.2.3/system", "probe": { "address": "192.0.2.3" } },
+                         { "name": "h4", "uri": "qemu+unix:///system?socket=/tmp/evil.sock", "probe": { "address": "192.0.2.4" } } ],
+              "vms": [ { "name": "vm", "users": [ { "vantagePoint": "edge" } ] } ] }
+            """);
+        var text = string.Join('\n', errors);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(errors, Has.Length.EqualTo(4));
+            foreach (var i in new[] { 0, 1, 2, 3 })
+            {
+                Assert.That(text, Does.Contain($"hosts[{i}].uri: "));
+            }
+
+            Assert.That(text, Does.Not.Contain("hunter2"));
+        }
+    }
+
     [Category("BadInput")]
     [Test]
     public void Parse_ManyMistakes_ReportsEachWithItsPlace()
