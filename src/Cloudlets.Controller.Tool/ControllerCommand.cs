@@ -156,6 +156,7 @@ public static class ControllerCommand
         builder.Configuration.Sources.Clear();
         builder.Configuration.AddConfiguration(configuration);
         builder.Logging.ClearProviders();
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning); // one line per request is noise; the "Logging" section can turn it back on
         builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
         builder.Logging.AddSimpleConsole(c =>
         {

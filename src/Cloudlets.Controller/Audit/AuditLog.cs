@@ -34,7 +34,7 @@ public sealed class AuditLog : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         Core.Options.OptionsErrors.ValidateAndThrow(options);
-        _path = options.Path is null ? null : Path.GetFullPath(options.Path);
+        _path = string.IsNullOrEmpty(options.Path) ? null : Path.GetFullPath(options.Path);
         _maxFileBytes = options.MaxFileBytes;
         _maxFiles = options.MaxFiles;
         _time = timeProvider ?? TimeProvider.System;

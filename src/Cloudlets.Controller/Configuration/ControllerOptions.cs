@@ -360,12 +360,12 @@ public sealed class ControllerMqttOptions : IValidatableOptions
             errors.Add(nameof(Broker), $"is '{Broker}'; use mqtt://HOST[:PORT] or mqtts://HOST[:PORT].");
         }
 
-        if (PasswordFile is not null && !File.Exists(PasswordFile))
+        if (!string.IsNullOrEmpty(PasswordFile) && !File.Exists(PasswordFile))
         {
             errors.Add(nameof(PasswordFile), $"'{PasswordFile}' does not exist.");
         }
 
-        if (CaCertificateFile is not null && !File.Exists(CaCertificateFile))
+        if (!string.IsNullOrEmpty(CaCertificateFile) && !File.Exists(CaCertificateFile))
         {
             errors.Add(nameof(CaCertificateFile), $"'{CaCertificateFile}' does not exist.");
         }
@@ -399,7 +399,7 @@ public sealed class HttpEndpointOptions : IValidatableOptions
     /// <summary>The token in effect: <see cref="Token"/>, else the first line of <see cref="TokenFile"/>, else <see langword="null"/>.</summary>
     public string? ResolveToken() =>
         !string.IsNullOrEmpty(Token) ? Token
-        : TokenFile is not null ? File.ReadLines(TokenFile).FirstOrDefault()?.Trim()
+        : !string.IsNullOrEmpty(TokenFile) ? File.ReadLines(TokenFile).FirstOrDefault()?.Trim()
         : null;
 
     /// <summary>The URLs as a list.</summary>
@@ -422,17 +422,17 @@ public sealed class HttpEndpointOptions : IValidatableOptions
             }
         }
 
-        if (Token is not null && Token.Length < 16)
+        if (!string.IsNullOrEmpty(Token) && Token.Length < 16)
         {
             errors.Add(nameof(Token), $"is {Token.Length} characters; a token needs at least 16.");
         }
 
-        if (Token is not null && TokenFile is not null)
+        if (!string.IsNullOrEmpty(Token) && !string.IsNullOrEmpty(TokenFile))
         {
             errors.Add(nameof(TokenFile), "and Token are both set; set one.");
         }
 
-        if (TokenFile is not null)
+        if (!string.IsNullOrEmpty(TokenFile))
         {
             string? line = null;
             try
@@ -455,7 +455,7 @@ public sealed class HttpEndpointOptions : IValidatableOptions
 /// <summary>The audit log: JSON lines of every decision change, migration, operator action and configuration reload.</summary>
 public sealed class AuditLogOptions : IValidatableOptions
 {
-    /// <summary>The file, or <see langword="null"/> for no audit log. Rotated files are <c>PATH.1</c> (newest) to <c>PATH.N</c>. The default is <see langword="null"/>.</summary>
+    /// <summary>The file, or <see langword="null"/> (or empty) for no audit log. Rotated files are <c>PATH.1</c> (newest) to <c>PATH.N</c>. The default is <see langword="null"/>.</summary>
     public string? Path { get; set; }
 
     /// <summary>The size at which the file is rotated. Range [4 KiB, 1 GiB]. The default is 10 MiB.</summary>
@@ -468,7 +468,7 @@ public sealed class AuditLogOptions : IValidatableOptions
     public void Validate(OptionsErrors errors)
     {
         ArgumentNullException.ThrowIfNull(errors);
-        if (Path is not null)
+        if (!string.IsNullOrEmpty(Path))
         {
             var full = System.IO.Path.GetFullPath(Path);
             var folder = System.IO.Path.GetDirectoryName(full);

@@ -254,8 +254,8 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
                 {
                     Broker = mqtt.Broker,
                     Username = mqtt.Username,
-                    Password = mqtt.PasswordFile is null ? null : File.ReadLines(mqtt.PasswordFile).FirstOrDefault()?.TrimEnd('\r'),
-                    CaCertificateFile = mqtt.CaCertificateFile,
+                    Password = string.IsNullOrEmpty(mqtt.PasswordFile) ? null : File.ReadLines(mqtt.PasswordFile).FirstOrDefault()?.TrimEnd('\r'),
+                    CaCertificateFile = string.IsNullOrEmpty(mqtt.CaCertificateFile) ? null : mqtt.CaCertificateFile,
                     ClientId = "cloudlets-controller-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
                 },
                 VantagePoints = mqtt.VantagePoints.Count == 0 ? null : [.. mqtt.VantagePoints],

@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Cloudlets.Controller.Hosting;
 
@@ -61,7 +62,9 @@ public static class ControllerServiceCollectionExtensions
             .AddCheck<HostsConnectedHealthCheck>(HostsConnectedHealthCheck.Name)
             .AddCheck<SamplesFreshHealthCheck>(SamplesFreshHealthCheck.Name);
 
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("cloudlets-controller", serviceVersion: typeof(ControllerService).Assembly.GetName().Version?.ToString()))
+            .WithMetrics(metrics => metrics
             .AddMeter(CloudletsTelemetry.Name, ControllerMetrics.MeterName)
             .AddView("cloudlets.migration.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [.. ControllerMetrics.DurationBuckets] })
             .AddPrometheusExporter());

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Cloudlets.Controller.Tests;
+
+/// <summary>
+/// cloudlets-controller as a child process (dotnet cloudlets-controller.dll …), with its output
+/// collected. This test started it, so it may end it: <see cref="TerminateAsync"/> sends SIGTERM to
+/// its pid, <see cref="DisposeAsync"/> kills it (that pid only) if it still runs.
+/// </summary>
+internal sealed class ControllerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+    private readonly Lock _gate = new();
+
+    private ControllerProcess(Process process)
+    {
+        _process = process;
+    }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public string Output
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static ControllerProcess Start(params IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cloudlets-controller.dll"));
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        var process = new Process { StartInfo = psi };
+        var controller = new ControllerProcess(process);
+        process.OutputDataReceived += (_, e) => controller.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => controller.Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return controller;
+    }
+
+    /// <summary>Runs to the end (bounded) and returns the exit code and the output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunAsync(TimeSpan timeout, params IEnumerable<string> args)
+    {
+        await using var p = Start(args);
+        var code = await p.WaitForExitAsync(timeout);
+        return (code, p.Output);
+    }
+
+    /// <summary>Sends SIGTERM (as systemctl stop does).</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited && kill(_process.Id, 15) != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        _process.WaitForExit(); // drains the redirected output
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: false);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+
+    /// <summary>A TCP port free on loopback now (bound and released; the controller binds it next).</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+#pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code in this test project for one blittable call.
+    [DllImport("libc", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int kill(int pid, int signal);
+#pragma warning restore SYSLIB1054
+}

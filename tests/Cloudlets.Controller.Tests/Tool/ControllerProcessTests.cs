@@ -1,0 +1,150 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Cloudlets.Controller.Tests.Tool;
+
+/// <summary>
+/// cloudlets-controller as a child process without root: two hosts on libvirt's built-in test
+/// driver (inside libvirt.so.0, no daemon), TCP-connect probes to a listener of this test on
+/// loopback, HTTP on a loopback port. Health, metrics, the API, SIGTERM and the audit log as an
+/// operator sees them.
+/// </summary>
+[NonParallelizable]
+public sealed class ControllerProcessTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+    private string _folder = "";
+    private TcpListener? _listener;
+    private CancellationTokenSource? _accepting;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _folder = Directory.CreateTempSubdirectory("cloudlets-controller-proc-").FullName;
+        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener.Start();
+        _accepting = new CancellationTokenSource();
+        _ = AcceptAsync(_listener, _accepting.Token);
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _accepting?.Cancel();
+        _listener?.Stop();
+        _listener?.Dispose();
+        _accepting?.Dispose();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private static async Task AcceptAsync(TcpListener listener, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptTcpClientAsync(cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private string Config(int httpPort, string hostUri = "test:///default")
+    {
+        var probePort = ((IPEndPoint)_listener!.LocalEndpoint).Port;
+        var config = new
+        {
+            Controller = new
+            {
+                VantagePoints = new[] { new { Name = "local" } },
+                Hosts = new[] { "h1", "h2" }.Select(h => new { Name = h, Uri = hostUri, Probe = new { Address = "127.0.0.1", Port = probePort } }),
+                Vms = new[] { new { Name = "test", Users = new[] { new { VantagePoint = "local" } } } },
+                Probing = new { Period = "00:00:00.250" },
+                Pipeline = new { EvaluationInterval = "00:00:00.500" },
+                Http = new { Urls = $"http://127.0.0.1:{httpPort}", Token = "process-test-token-0123456789" },
+                Audit = new { Path = Path.Combine(_folder, "audit.jsonl") },
+            },
+        };
+        var path = Path.Combine(_folder, "controller.json");
+        File.WriteAllText(path, JsonSerializer.Serialize(config));
+        return path;
+    }
+
+    internal static async Task<(HttpStatusCode Status, string Body)> WaitForAsync(HttpClient http, string url, Func<HttpStatusCode, string, bool> done, ControllerProcess process, TimeSpan bound)
+    {
+        var until = DateTime.UtcNow + bound;
+        (HttpStatusCode, string) last = (0, "");
+        while (DateTime.UtcNow < until && !process.HasExited)
+        {
+            try
+            {
+                using var response = await http.GetAsync(new Uri(url));
+                last = (response.StatusCode, await response.Content.ReadAsStringAsync());
+                if (done(last.Item1, last.Item2))
+                {
+                    return last;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+
+            await Task.Delay(250);
+        }
+
+        Assert.Fail($"{url} did not become ready within {bound} (last: {last.Item1} {last.Item2}).\n{process.Output}");
+        return last;
+    }
+
+    [Test]
+    public async Task Run_HealthyThenSigterm_ServesHealthMetricsApiAndExitsZeroWithAuditLog()
+    {
+        var port = ControllerProcess.FreePort();
+        await using var controller = ControllerProcess.Start("--config", Config(port));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var baseUrl = $"http://127.0.0.1:{port}";
+
+        var (_, health) = await WaitForAsync(http, baseUrl + "/healthz", (s, b) => s == HttpStatusCode.OK && b.Contains("\"status\":\"Healthy\"", StringComparison.Ordinal), controller, Bound);
+        var (readyStatus, _) = await WaitForAsync(http, baseUrl + "/readyz", (s, _) => s == HttpStatusCode.OK, controller, Bound);
+        var metrics = await http.GetStringAsync(new Uri(baseUrl + "/metrics"));
+        var hosts = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseUrl + "/api/v1/hosts"))).RootElement;
+        var vms = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseUrl + "/api/v1/vms"))).RootElement;
+
+        controller.Terminate();
+        var code = await controller.WaitForExitAsync(Bound);
+        var audit = File.ReadAllLines(Path.Combine(_folder, "audit.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(JsonDocument.Parse(health).RootElement.GetProperty("checks").EnumerateObject().Select(c => c.Name), Is.EquivalentTo(new[] { "pipeline", "hosts", "samples" }));
+            Assert.That(readyStatus, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(metrics, Does.Match("cloudlets_probe_rtt_milliseconds\\{[^}]*cloudlets_host=\"h1\"[^}]*cloudlets_vantage_point=\"local\"[^}]*\\} [0-9.]+"));
+            Assert.That(metrics, Does.Match("cloudlets_host_connected\\{[^}]*cloudlets_host=\"h2\"[^}]*\\} 1"));
+            Assert.That(metrics, Does.Match("cloudlets_sample_age_seconds\\{[^}]*cloudlets_target=\"host:h1\""));
+            Assert.That(metrics, Does.Match("cloudlets_decisions_total\\{[^}]*cloudlets_decision_kind=\"NoDecision\""));
+            Assert.That(metrics, Does.Match("cloudlets_controller_up\\{[^}]*\\} 1"));
+            Assert.That(hosts.EnumerateArray().Select(h => h.GetProperty("name").GetString()), Is.EqualTo(new[] { "h1", "h2" }));
+            Assert.That(hosts[0].GetProperty("vms")[0].GetProperty("name").GetString(), Is.EqualTo("test"));
+            Assert.That(vms[0].GetProperty("decision").GetProperty("explanation").GetString(), Is.Not.Empty);
+            Assert.That(code, Is.Zero, controller.Output);
+            Assert.That(audit.Select(r => r.GetProperty("event").GetString()), Is.SupersetOf(new[] { "controller.started", "decision", "controller.stopping", "controller.stopped" }));
+            Assert.That(audit[^1].GetProperty("exitCode").GetInt32(), Is.Zero);
+        }
+    }
+
+    [Test]
+    public async Task Run_HostUnreachableAtStart_ExitsOneNamingTheHost()
+    {
+        // A loopback port nobody listens on: the connection is refused at once.
+        var closed = ControllerProcess.FreePort();
+        var (code, output) = await ControllerProcess.RunAsync(Bound, "--config", Config(ControllerProcess.FreePort(), $"qemu+tcp://127.0.0.1:{closed}/system"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(code, Is.EqualTo(1), output);
+            Assert.That(output, Does.Contain("Could not connect to every host: h1"));
+        }
+    }
+}
