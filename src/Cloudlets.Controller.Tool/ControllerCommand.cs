@@ -169,6 +169,7 @@ public static class ControllerCommand
         builder.WebHost.UseUrls([.. options.Http.UrlList]);
         builder.Services.AddCloudletsController(options);
         builder.Services.AddSingleton(configuration);
+        builder.Services.AddHostedService<ControllerConfigurationReload>();
 
         WebApplication app;
         try

@@ -150,17 +150,40 @@ public sealed class AuditLog : IDisposable
     }
 
     /// <summary>An operator action: what, on what, by whom, and whether it was accepted (with the reason when refused).</summary>
-    public void OperatorAction(string action, string? vm, string? host, string? remote, bool accepted, string? refusal, string explanation) =>
+    public void OperatorAction(string action, string? vm, string? host, string? requestedBy, bool accepted, string? refusal, string explanation) =>
         Write("operator", w =>
         {
             w.WriteString("action", action);
             w.WriteString("vm", vm);
             w.WriteString("host", host);
-            w.WriteString("remote", remote);
+            w.WriteString("requestedBy", requestedBy);
             w.WriteBoolean("accepted", accepted);
             w.WriteString("refusal", refusal);
             w.WriteString("explanation", explanation);
         });
+
+    /// <summary>An operator action or rule change as the pipeline published it (the API's calls, a reload's rules).</summary>
+    public void OperatorAction(PlacementControlEvent e, bool accepted)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        Write("operator", w =>
+        {
+            w.WriteString("action", e.Action.ToString());
+            w.WriteString("vm", e.Vm);
+            w.WriteString("host", e.Host);
+            w.WriteString("requestedBy", e.RequestedBy);
+            w.WriteBoolean("accepted", accepted);
+            w.WriteBoolean("changed", e.Changed);
+            if (e.Refusal != MoveNowRefusal.None)
+            {
+                w.WriteString("refusal", e.Refusal.ToString());
+            }
+
+            w.WriteString("explanation", e.Explanation);
+            Strings(w, "drainedHosts", e.Rules.DrainedHosts);
+            Strings(w, "pinnedVms", e.Rules.PinnedVms);
+        });
+    }
 
     /// <summary>A configuration reload: whether it was valid, what was applied, what needs a restart, and every error.</summary>
     public void ConfigurationReload(bool valid, IReadOnlyList<string> applied, IReadOnlyList<string> restartNeeded, IReadOnlyList<string> errors) =>
@@ -205,7 +228,13 @@ public sealed class AuditLog : IDisposable
     private static FileStream Open(string path) =>
         new(path, new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.Read, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead });
 
-    private static void WriteRule(Utf8JsonWriter w, MigrationDecision decision) => _ = w is null && decision is null;
+    private static void WriteRule(Utf8JsonWriter w, MigrationDecision decision)
+    {
+        if (decision.HeldBy != PlacementRuleKind.None)
+        {
+            w.WriteString("rule", decision.HeldBy.ToString());
+        }
+    }
 
     private static void Number(Utf8JsonWriter w, string name, double? value)
     {

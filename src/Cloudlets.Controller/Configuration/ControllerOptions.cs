@@ -49,6 +49,13 @@ public sealed class ControllerOptions : IValidatableOptions
     /// <summary>The pipeline's options, its mode (advisory by default) and the executor's limits. The default is <see cref="MigrationPipelineOptions"/>'s defaults.</summary>
     public MigrationPipelineOptions Pipeline { get; set; } = new();
 
+    /// <summary>
+    /// The placement rules at start: drained hosts, pinned VMs, affinity and anti-affinity groups, hosts
+    /// excluded per VM. Operator calls change them at run time; a configuration reload replaces them.
+    /// The default is none.
+    /// </summary>
+    public PlacementRules Rules { get; set; } = new();
+
     /// <summary>The probe target name that stands for a host in the samples (host names are unique).</summary>
     public static string HostTarget(string hostName) => "host:" + hostName;
 
@@ -114,6 +121,19 @@ public sealed class ControllerOptions : IValidatableOptions
         errors.Nested(nameof(Health), Health);
         errors.Nested(nameof(Policy), Policy);
         errors.Nested(nameof(Pipeline), Pipeline);
+        if (Rules is not null)
+        {
+            // The rules' own checks plus the names: every host and VM they name must be configured.
+            errors.Nested(nameof(Rules), new RulesAgainstNames(
+                Rules,
+                [.. (Hosts ?? []).Where(h => h is not null).Select(h => h.Name)],
+                [.. (Vms ?? []).Where(v => v is not null).Select(v => v.Name)]));
+        }
+    }
+
+    private sealed class RulesAgainstNames(PlacementRules rules, IReadOnlyCollection<string> hosts, IReadOnlyCollection<string> vms) : IValidatableOptions
+    {
+        public void Validate(OptionsErrors errors) => rules.Validate(errors, hosts, vms);
     }
 
     internal static string Path(FormattableString path) => path.ToString(CultureInfo.InvariantCulture);

@@ -313,12 +313,22 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
         }
     }
 
-    // The placement rules and the operator seam come with Core's rules (see ControllerService.Rules.cs).
-    private static void ConfigureRules(MigrationPipelineBuilder builder) => _ = builder;
+    private void ConfigureRules(MigrationPipelineBuilder builder) => builder.WithRules(_options.Rules);
 
-    private static void SubscribeControl(MigrationPipeline pipeline) => _ = pipeline;
+    private void SubscribeControl(MigrationPipeline pipeline) => _subscriptions.Add(pipeline.ControlEvents.Subscribe(OnControl));
 
-    private static bool RuleChanged(MigrationDecision before, MigrationDecision after) => before is null && after is null;
+    private static bool RuleChanged(MigrationDecision before, MigrationDecision after) => before.HeldBy != after.HeldBy;
+
+    /// <summary>Every operator action and rule change (from the API or a configuration reload), accepted or refused.</summary>
+    private void OnControl(PlacementControlEvent e)
+    {
+        var accepted = e.Action == PlacementAction.MoveNow ? e.Changed : true;
+        _audit.OperatorAction(e, accepted);
+        if (e.Action == PlacementAction.MoveNow && e.Changed && e.Vm is not null)
+        {
+            _audit.MigrationStarted(e.Vm, _pipeline?.PlacementOf(e.Vm), e.Host, "operator", e.RequestedBy);
+        }
+    }
 }
 
 /// <summary>The controller could not start (a host did not answer); nothing keeps running.</summary>

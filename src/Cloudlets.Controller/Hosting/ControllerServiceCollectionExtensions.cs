@@ -45,6 +45,7 @@ public static class ControllerServiceCollectionExtensions
         services.TryAddSingleton(sp => new AuditLog(options.Audit, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new ControllerMetrics(
             sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<ControllerState>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(new Http.OperatorToken(options.Http.ResolveToken()));
         services.TryAddSingleton<ControllerService>();
         services.AddHostedService(sp => sp.GetRequiredService<ControllerService>());
         services.Configure<HostOptions>(h =>
