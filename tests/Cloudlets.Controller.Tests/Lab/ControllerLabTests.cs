@@ -262,7 +262,30 @@ public sealed class ControllerLabTests : LabFixture
         return JsonSerializer.Serialize(config, Indented);
     }
 
+    /// <summary>Waits until the hosts show the guest on <paramref name="host"/> AND the controller's own view says so (a move-now order needs the controller to know where the VM runs).</summary>
     private async Task WaitGuestOnAsync(string host)
+    {
+        await WaitHostsShowAsync(host);
+        var until = DateTime.UtcNow + MoveBound;
+        string? seen = null;
+        while (DateTime.UtcNow < until && !_controller!.HasExited)
+        {
+            var vm = JsonDocument.Parse(await _http.GetStringAsync(new Uri($"{_base}/api/v1/vms/{Guest.Name}"))).RootElement;
+            seen = vm.GetProperty("host").GetString();
+            // A migration's outcome (published after its latency check) ends it for the executor.
+            var audit = AuditRecords();
+            if (seen == host && audit.Count(r => Event(r) == "migration.started") == audit.Count(r => Event(r) == "migration.finished"))
+            {
+                return;
+            }
+
+            await Task.Delay(250);
+        }
+
+        Assert.Fail($"The controller did not see the guest on {host} within {MoveBound} (it said {seen ?? "unknown"}).");
+    }
+
+    private async Task WaitHostsShowAsync(string host)
     {
         var until = DateTime.UtcNow + MoveBound;
         string? last = null;
