@@ -98,4 +98,38 @@ public sealed class ControllerConfigurationTests
         var ex = Assert.Throws<OptionsValidationException>(() => ControllerConfiguration.Load(Json(json)));
         Assert.That(ex!.Errors.Select(e => e.Path), Is.EqualTo(new[] { "Http.TokenFile" }));
     }
+
+    [Test]
+    public void Load_RulesNamingUnknownHostsAndVms_ListsThemUnderRules()
+    {
+        var json = Valid.Replace("\"Policy\"", """
+            "Rules": { "DrainedHosts": [ "c9" ], "PinnedVms": [ "web" ], "AntiAffinityGroups": [ { "Name": "spread", "Vms": [ "web", "db" ] } ] }, "Policy"
+            """, StringComparison.Ordinal);
+        var ex = Assert.Throws<OptionsValidationException>(() => ControllerConfiguration.Load(Json(json)));
+        var paths = ex!.Errors.Select(e => e.Path).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(paths, Has.Count.EqualTo(2), string.Join("\n", ex.Errors));
+            Assert.That(paths, Has.All.StartWith("Rules."), string.Join("\n", ex.Errors));
+            Assert.That(string.Join("\n", ex.Errors), Does.Contain("c9").And.Contain("db"));
+        }
+    }
+
+    [Test]
+    public void Load_ValidRules_BindsEveryRuleKind()
+    {
+        var json = Valid.Replace("\"Vms\": [ { \"Name\": \"web\", \"Users\": [ { \"VantagePoint\": \"edge\", \"Weight\": 2 } ] } ]",
+            "\"Vms\": [ { \"Name\": \"web\", \"Users\": [ { \"VantagePoint\": \"edge\" } ] }, { \"Name\": \"db\", \"Users\": [ { \"VantagePoint\": \"edge\" } ] } ]", StringComparison.Ordinal)
+            .Replace("\"Policy\"", """
+            "Rules": { "DrainedHosts": [ "c1" ], "PinnedVms": [ "db" ], "AntiAffinityGroups": [ { "Name": "spread", "Vms": [ "web", "db" ] } ], "ExcludedHosts": { "web": [ "c2" ] } }, "Policy"
+            """, StringComparison.Ordinal);
+        var rules = ControllerConfiguration.Load(Json(json)).Rules;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(rules.IsDrained("c1"), Is.True);
+            Assert.That(rules.IsPinned("db"), Is.True);
+            Assert.That(rules.AntiAffinityGroups.Single().Vms, Is.EqualTo(new[] { "web", "db" }));
+            Assert.That(rules.IsExcluded("web", "c2"), Is.True);
+        }
+    }
 }
