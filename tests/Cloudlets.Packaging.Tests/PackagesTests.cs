@@ -107,6 +107,21 @@ public sealed class PackagesTests
     }
 
     [Test]
+    public void Repository_EverySrcProject_HasPublicApiBaselines()
+    {
+        foreach (var id in _packageIds)
+        {
+            var folder = Path.Combine(_repository, "src", id);
+            var shipped = Path.Combine(folder, "PublicAPI.Shipped.txt");
+            var unshipped = Path.Combine(folder, "PublicAPI.Unshipped.txt");
+            Assert.That(File.Exists(shipped) && File.Exists(unshipped), Is.True, $"{id} has no PublicAPI baselines");
+            var declared = File.ReadLines(shipped).Concat(File.ReadLines(unshipped))
+                .Count(l => l.Length > 0 && !l.StartsWith('#'));
+            Assert.That(declared, Is.GreaterThan(10), $"{id} declares {declared} public symbols");
+        }
+    }
+
+    [Test]
     public void Pack_EverySrcProject_MakesSymbolPackageWithPdb()
     {
         foreach (var id in _packageIds)
