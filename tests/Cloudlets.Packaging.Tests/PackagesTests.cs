@@ -23,6 +23,7 @@ public sealed class PackagesTests
     private string _feed = null!;
     private string _version = null!;
     private List<string> _packageIds = null!;
+    private List<string> _toolIds = null!;
 
     [OneTimeSetUp]
     public async Task PackEveryProjectAsync()
@@ -39,7 +40,10 @@ public sealed class PackagesTests
             .Where(File.Exists)
             .Order(StringComparer.Ordinal)
             .ToList();
-        _packageIds = [.. projects.Select(Path.GetFileNameWithoutExtension).Select(n => n!)];
+        // Libraries (referenced by the consumer) and dotnet tools (installed from the feed and run).
+        static bool IsTool(string project) => File.ReadAllText(project).Contains("<PackAsTool>true</PackAsTool>", StringComparison.Ordinal);
+        _packageIds = [.. projects.Where(p => !IsTool(p)).Select(Path.GetFileNameWithoutExtension).Select(n => n!)];
+        _toolIds = [.. projects.Where(IsTool).Select(Path.GetFileNameWithoutExtension).Select(n => n!)];
         Assert.That(_packageIds, Is.Not.Empty);
 
         _root = Path.Combine(Path.GetTempPath(), "cloudlets-pack-" + Guid.NewGuid().ToString("N")[..12]);
@@ -107,9 +111,62 @@ public sealed class PackagesTests
     }
 
     [Test]
+    public async Task Tools_InstalledFromTheFolderFeed_RunAndAnswerHelpWithExitZero()
+    {
+        Assert.That(_toolIds, Is.Not.Empty, "no src project is packed as a dotnet tool");
+        var folder = Path.Combine(_root, "tools");
+        Directory.CreateDirectory(folder);
+        WriteFeedConfig(folder);
+        foreach (var id in _toolIds)
+        {
+            using (var package = ZipFile.OpenRead(Path.Combine(_feed, $"{id}.{_version}.nupkg")))
+            {
+                var nuspec = XDocument.Load(package.GetEntry($"{id}.nuspec")!.Open());
+                var types = nuspec.Descendants().Where(e => e.Name.LocalName == "packageType").Select(e => e.Attribute("name")?.Value);
+                Assert.That(types, Does.Contain("DotnetTool"), id);
+                Assert.That(package.Entries.Any(e => e.FullName.StartsWith("tools/net10.0/any/", StringComparison.Ordinal)), Is.True, id);
+            }
+
+            var toolPath = Path.Combine(folder, id);
+            var install = await DotnetCli.RunAsync(folder,
+                ["tool", "install", id, "--version", _version, "--tool-path", toolPath, "--configfile", Path.Combine(folder, "nuget.config")],
+                CommandTimeout);
+            Assert.That(install.ExitCode, Is.Zero, install.Describe());
+            var command = Directory.GetFiles(toolPath).Select(Path.GetFileName).Single(n => n!.StartsWith("cloudlets-", StringComparison.Ordinal))!;
+            var help = await RunProgramAsync(Path.Combine(toolPath, command), "--help");
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(help.ExitCode, Is.Zero, $"{command} --help: {help.Output}");
+                Assert.That(help.Output, Does.Contain("Usage").IgnoreCase, command);
+            }
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunProgramAsync(string path, string argument)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(argument);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);   // the process this test started, by its handle
+            await process.WaitForExitAsync();
+        }
+
+        return (process.ExitCode, await output + await error);
+    }
+
+    [Test]
     public void Repository_EverySrcProject_HasPublicApiBaselines()
     {
-        foreach (var id in _packageIds)
+        foreach (var id in _packageIds.Concat(_toolIds))
         {
             var folder = Path.Combine(_repository, "src", id);
             var shipped = Path.Combine(folder, "PublicAPI.Shipped.txt");
@@ -117,7 +174,8 @@ public sealed class PackagesTests
             Assert.That(File.Exists(shipped) && File.Exists(unshipped), Is.True, $"{id} has no PublicAPI baselines");
             var declared = File.ReadLines(shipped).Concat(File.ReadLines(unshipped))
                 .Count(l => l.Length > 0 && !l.StartsWith('#'));
-            Assert.That(declared, Is.GreaterThan(10), $"{id} declares {declared} public symbols");
+            // A tool's public surface is its entry point's few types; a library's is its API.
+            Assert.That(declared, Is.GreaterThan(_toolIds.Contains(id) ? 0 : 10), $"{id} declares {declared} public symbols");
         }
     }
 
@@ -234,20 +292,7 @@ public sealed class PackagesTests
         await File.WriteAllTextAsync(Path.Combine(folder, "Directory.Build.targets"), "<Project />\n");
         await File.WriteAllTextAsync(Path.Combine(folder, "Directory.Packages.props"), "<Project />\n");
 
-        // The folder feed in addition to the machine's default sources (no source is cleared or
-        // named); a private packages folder, so a package of the same version restored earlier
-        // never stands in for the one just packed. Packages this machine already has are reused.
-        var userPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
-            ? p
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var fallback = Directory.Exists(userPackages)
-            ? new XElement("fallbackPackageFolders", new XElement("add", new XAttribute("key", "user"), new XAttribute("value", userPackages)))
-            : null;
-        var config = new XDocument(new XElement("configuration",
-            new XElement("packageSources", new XElement("add", new XAttribute("key", "cloudlets-local"), new XAttribute("value", _feed))),
-            new XElement("config", new XElement("add", new XAttribute("key", "globalPackagesFolder"), new XAttribute("value", Path.Combine(_root, "packages")))),
-            fallback));
-        config.Save(Path.Combine(folder, "nuget.config"));
+        WriteFeedConfig(folder);
 
         var references = string.Join(Environment.NewLine,
             _packageIds.Select(id => $"""    <PackageReference Include="{id}" Version="{_version}" />"""));
@@ -296,6 +341,24 @@ public sealed class PackagesTests
 
     private int _readmeBlocks;
 
+    private void WriteFeedConfig(string folder)
+    {
+        // The folder feed in addition to the machine's default sources (no source is cleared or
+        // named); a private packages folder, so a package of the same version restored earlier
+        // never stands in for the one just packed. Packages this machine already has are reused.
+        var userPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
+            ? p
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var fallback = Directory.Exists(userPackages)
+            ? new XElement("fallbackPackageFolders", new XElement("add", new XAttribute("key", "user"), new XAttribute("value", userPackages)))
+            : null;
+        var config = new XDocument(new XElement("configuration",
+            new XElement("packageSources", new XElement("add", new XAttribute("key", "cloudlets-local"), new XAttribute("value", _feed))),
+            new XElement("config", new XElement("add", new XAttribute("key", "globalPackagesFolder"), new XAttribute("value", Path.Combine(_root, "packages")))),
+            fallback));
+        config.Save(Path.Combine(folder, "nuget.config"));
+    }
+
     /// <summary>
     /// Every <c>```csharp</c> block of the repository's README as the body of a method of its own, with a
     /// <c>using</c> for every namespace that holds a public type of the packages: the consumer's build
@@ -312,7 +375,10 @@ public sealed class PackagesTests
         blocks = code.Count;
         var publicType = new System.Text.RegularExpressions.Regex(@"^public (sealed |static |abstract |readonly |partial )*(class|record|interface|struct|enum)\b",
             System.Text.RegularExpressions.RegexOptions.Multiline);
-        var namespaces = Directory.GetFiles(Path.Combine(repository, "src"), "*.cs", SearchOption.AllDirectories)
+        var namespaces = Directory.GetDirectories(Path.Combine(repository, "src"))
+            .Where(d => !File.Exists(Path.Combine(d, Path.GetFileName(d) + ".csproj"))
+                || !File.ReadAllText(Path.Combine(d, Path.GetFileName(d) + ".csproj")).Contains("<PackAsTool>true</PackAsTool>", StringComparison.Ordinal))
+            .SelectMany(d => Directory.GetFiles(d, "*.cs", SearchOption.AllDirectories))
             .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
             .Select(File.ReadAllText)
             .Where(text => publicType.IsMatch(text))
