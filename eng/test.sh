@@ -88,13 +88,16 @@ if [ "$failed" -gt 0 ]; then
   for trx in "$results"/*.trx; do
     [ -f "$trx" ] || continue
     awk -v file="$(basename "$trx" .trx)" '
+      function unescape(t) { gsub(/&lt;/, "<", t); gsub(/&gt;/, ">", t); gsub(/&quot;/, "\"", t); gsub(/&apos;/, "\047", t); gsub(/&amp;/, "\\&", t); return t }
       /<UnitTestResult / && /outcome="(Failed|Error|Timeout|Aborted)"/ {
-        name = $0; sub(/.*testName="/, "", name); sub(/".*/, "", name); inside = 1; message = ""; next }
+        name = $0; sub(/.*testName="/, "", name); sub(/".*/, "", name); inside = 1; lines = 0
+        printf "  %s: %s\n", file, name; next }
       inside && /<Message>/ { grab = 1 }
-      inside && grab { line = $0; gsub(/<\/?Message>/, "", line); gsub(/^ +/, "", line)
-                       if (length(message) < 400) message = message " " line
+      inside && grab { line = $0; gsub(/<\/?Message>/, "", line); if (lines == 0) sub(/^[ \t]+/, "", line)
+                       # The first 60 lines of the message: the failed assertions and what they carry.
+                       if (line !~ /^[ \t]*$/ && lines < 60) { printf "      %s\n", substr(unescape(line), 1, 300); lines++ }
                        if ($0 ~ /<\/Message>/) grab = 0 }
-      inside && /<\/UnitTestResult>/ { printf "  %s: %s\n     %s\n", file, name, substr(message, 1, 400); inside = 0; grab = 0 }
+      inside && /<\/UnitTestResult>/ { inside = 0; grab = 0 }
     ' "$trx"
   done
 fi

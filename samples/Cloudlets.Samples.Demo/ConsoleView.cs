@@ -59,6 +59,18 @@ internal sealed class ConsoleView(bool plain)
         Console.Write(s.ToString());
     }
 
+    /// <summary>
+    /// A decision or a migration's outcome. The redrawn screen shows the latest few with each frame; in
+    /// plain mode each is printed once, as it happens, so a log keeps the whole story of a run.
+    /// </summary>
+    public void Event(string text)
+    {
+        if (_plain)
+        {
+            Console.WriteLine("  " + text);
+        }
+    }
+
     private static string Line(ViewState state)
     {
         var s = new StringBuilder();

@@ -31,6 +31,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
 
     private readonly Stopwatch _clock = new();
     private readonly Recorder _recorder = new();
+    private readonly ConsoleView _view = new(options.Plain);
     private readonly Dictionary<string, double> _injected = new(StringComparer.Ordinal);
     private readonly List<double> _migrationEnds = [];
     private readonly bool[] _fired = new bool[scenario.Steps.Count];
@@ -58,7 +59,6 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        var view = new ConsoleView(options.Plain);
         Console.WriteLine($"cloudlets-demo: {scenario.Description}");
         Console.WriteLine($"building lab '{options.Name}': an edge device and {HostCount} cloudlets, a guest on {scenario.GuestOn} …");
         var lab = new CloudletLabBuilder()
@@ -143,7 +143,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             subscriptions.Add(samples.Connect());
             await pipeline.StartAsync(cancellationToken);
 
-            var completed = await LoopAsync(lab, shaper, view, cancellationToken);
+            var completed = await LoopAsync(lab, shaper, cancellationToken);
             var summary = await SummarizeAsync(lab, guest, cancellationToken);
             Report(summary, guest.Name);
             exitCode = completed ? 0 : 4;
@@ -195,13 +195,13 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
     }
 
     /// <summary>Redraws the view every second and fires scenario steps; true when the scenario completed.</summary>
-    private async Task<bool> LoopAsync(CloudletLab lab, INetemShaper shaper, ConsoleView view, CancellationToken cancellationToken)
+    private async Task<bool> LoopAsync(CloudletLab lab, INetemShaper shaper, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             await FireDueStepsAsync(lab, shaper, cancellationToken);
-            view.Render(Snapshot(lab));
+            _view.Render(Snapshot(lab));
             bool done;
             lock (_gate)
             {
@@ -300,7 +300,14 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             _lastDecision = text;
         }
 
-        _recorder.AddDecision(string.Create(CultureInfo.InvariantCulture, $"t={Now,4:0}s {text}"));
+        AddEvent(string.Create(CultureInfo.InvariantCulture, $"t={Now,4:0}s {text}"));
+    }
+
+    /// <summary>A decision or an outcome: kept for the redrawn view, and printed at once in plain mode.</summary>
+    private void AddEvent(string text)
+    {
+        _recorder.AddDecision(text);
+        _view.Event(text);
     }
 
     private void OnOutcome(MigrationOutcome outcome)
@@ -331,7 +338,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
 
         var downtime = outcome.Result?.Downtime is { } d ? string.Create(CultureInfo.InvariantCulture, $", downtime {d.TotalMilliseconds:0} ms") : "";
         var error = outcome.Error is { } e ? $" ({e.Message})" : "";
-        _recorder.AddDecision(string.Create(CultureInfo.InvariantCulture,
+        AddEvent(string.Create(CultureInfo.InvariantCulture,
             $"t={ended,4:0}s migration {outcome.Source} → {outcome.Destination}: {outcome.Kind} in {outcome.Duration.TotalSeconds:0.0} s{downtime}{error}"));
     }
 
@@ -373,7 +380,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             guest.InitialHost,
             finalHost,
             [.. lab.Hosts.Select(h => new SummaryHost(h.Name, _injected.GetValueOrDefault(h.Name), Round(_recorder.MedianRtt(h.Name, end - SummaryWindowSeconds, end + 1))))],
-            [.. _recorder.Migrations.Select(m => new SummaryMigration(m.From, m.To, Round(m.TotalMs), Round(m.DowntimeMs), m.Outcome))],
+            [.. _recorder.Migrations.Select(m => new SummaryMigration(m.From, m.To, Round(m.TotalMs), Round(m.DowntimeMs), m.Outcome, m.Error))],
             new SummaryServiceRtt(Round(before), Round(_recorder.MedianRtt(VmSeries, end - SummaryWindowSeconds, end + 1))));
     }
 
@@ -383,7 +390,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         Console.WriteLine($"VM {summary.Vm}: started on {summary.InitialHost}, ended on {summary.FinalHost ?? "?"}, {summary.Migrations.Count} migration(s)");
         foreach (var m in summary.Migrations)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {m.From} → {m.To}: {m.Outcome}, total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {m.From} → {m.To}: {m.Outcome}, total {m.TotalMs:0} ms, downtime {m.DowntimeMs:0} ms{(m.Error is { } e ? " (" + e + ")" : "")}"));
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  RTT from the edge to the VM: before {summary.ServiceRttMs.Before:0.0} ms, after {summary.ServiceRttMs.After:0.0} ms"));

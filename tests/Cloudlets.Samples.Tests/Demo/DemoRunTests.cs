@@ -62,23 +62,29 @@ public sealed class DemoRunTests
 
         var output = await stdout + await stderr;
         TestContext.Out.WriteLine(output);
+        // A failure's message leads with what went wrong and ends with the run's last lines (its
+        // decisions and outcomes): a CI log may keep only the start of each failed test's message.
         Assert.That(File.Exists(json), Is.True, "the demo wrote no summary:\n" + output);
         using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
-        return (process.ExitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", output);
+        return (process.ExitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", Tail(output, 40));
     }
+
+    /// <summary>The last <paramref name="count"/> lines of a run's output, for a failure's message.</summary>
+    private static string Tail(string output, int count) =>
+        string.Join('\n', output.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(count));
 
     [Test]
     public async Task Run_StaticScenario_MovesOnceToANearHostAndServiceRttDrops()
     {
-        var (exitCode, summary, plot, output) = await RunDemoAsync("static.json", "demo-static");
+        var (exitCode, summary, plot, tail) = await RunDemoAsync("static.json", "demo-static");
 
         var migrations = summary.GetProperty("migrations").EnumerateArray().ToList();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(exitCode, Is.Zero, output);
+            Assert.That(exitCode, Is.Zero, $"exit code {exitCode}; the demo's last lines:\n{tail}");
             Assert.That(summary.GetProperty("initialHost").GetString(), Is.EqualTo("cloudlet-1"));
             Assert.That(summary.GetProperty("finalHost").GetString(), Is.AnyOf("cloudlet-2", "cloudlet-3"), "a 20 ms host");
-            Assert.That(migrations, Has.Count.EqualTo(1), "exactly one migration");
+            Assert.That(migrations, Has.Count.EqualTo(1), $"exactly one migration; the demo's last lines:\n{tail}");
             Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.EqualTo("succeeded"));
             Assert.That(summary.GetProperty("serviceRttMs").GetProperty("before").GetDouble(), Is.GreaterThan(250));
             Assert.That(summary.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.LessThan(50));
@@ -98,13 +104,13 @@ public sealed class DemoRunTests
     [Test]
     public async Task Run_TwoActScenario_FollowsTheUsersToTheNewBestHost()
     {
-        var (exitCode, summary, plot, output) = await RunDemoAsync("two-acts.json", "demo-acts");
+        var (exitCode, summary, plot, tail) = await RunDemoAsync("two-acts.json", "demo-acts");
 
         var migrations = summary.GetProperty("migrations").EnumerateArray().ToList();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(exitCode, Is.Zero, output);
-            Assert.That(migrations, Has.Count.EqualTo(2), "one move per act");
+            Assert.That(exitCode, Is.Zero, $"exit code {exitCode}; the demo's last lines:\n{tail}");
+            Assert.That(migrations, Has.Count.EqualTo(2), $"one move per act; the demo's last lines:\n{tail}");
             Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.EqualTo("succeeded"));
             Assert.That(migrations[0].GetProperty("from").GetString(), Is.EqualTo("cloudlet-1"));
             // Act 2 makes cloudlet-1 the only near host: the VM follows it back.

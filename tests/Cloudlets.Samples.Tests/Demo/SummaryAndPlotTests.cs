@@ -11,7 +11,7 @@ public sealed class SummaryAndPlotTests
     {
         var summary = new Summary("guest-1", "cloudlet-1", "cloudlet-2",
             [new SummaryHost("cloudlet-1", 300, 300.2), new SummaryHost("cloudlet-2", 20, null)],
-            [new SummaryMigration("cloudlet-1", "cloudlet-2", 4986.4, 245, "succeeded")],
+            [new SummaryMigration("cloudlet-1", "cloudlet-2", 4986.4, 245, "succeeded", null)],
             new SummaryServiceRtt(301.4, 21.0));
 
         using var json = JsonDocument.Parse(summary.ToJson());
@@ -21,7 +21,7 @@ public sealed class SummaryAndPlotTests
             Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "vm", "initialHost", "finalHost", "hosts", "migrations", "serviceRttMs" }));
             Assert.That(root.GetProperty("hosts")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "injectedDelayMs", "measuredRttMs" }));
             Assert.That(root.GetProperty("hosts")[1].GetProperty("measuredRttMs").ValueKind, Is.EqualTo(JsonValueKind.Null), "a host that never answered has no RTT, not 0");
-            Assert.That(root.GetProperty("migrations")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "from", "to", "totalMs", "downtimeMs", "outcome" }));
+            Assert.That(root.GetProperty("migrations")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "from", "to", "totalMs", "downtimeMs", "outcome", "error" }));
             Assert.That(root.GetProperty("serviceRttMs").GetProperty("before").GetDouble(), Is.EqualTo(301.4));
             Assert.That(root.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.EqualTo(21.0));
         }
