@@ -10,22 +10,29 @@ internal static class AdvisorProgram
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(error);
+        var commands = new AdvisorCommands();
+        commands.Root.SetAction((result, _) => RunParsedAsync(commands, result, output, error, cancellationToken));
+        return await SampleCommandLine.InvokeAsync(commands.Root, "cloudlets-advisor", args, AdvisorCommandLine.Synopsis, output, error);
+    }
+
+    private static async Task<int> RunParsedAsync(AdvisorCommands commands, System.CommandLine.ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
         AdvisorCommandLine options;
         AdvisorConfig config;
         try
         {
-            options = AdvisorCommandLine.Parse(args);
+            options = AdvisorCommandLine.From(commands, result);
             config = AdvisorConfig.Load(options.ConfigPath);
         }
         catch (FormatException ex)
         {
-            await error.WriteLineAsync(ex.Message + Environment.NewLine + AdvisorCommandLine.Usage);
-            return 2;
+            await SampleCommandLine.WriteUsageErrorAsync(error, "cloudlets-advisor", [ex.Message], AdvisorCommandLine.Synopsis);
+            return SampleCommandLine.UsageError;
         }
         catch (AdvisorConfigException ex)
         {
             await error.WriteLineAsync(ex.Message);
-            return 2;
+            return SampleCommandLine.UsageError;
         }
 
         await output.WriteLineAsync($"{options.ConfigPath}: {config.Hosts.Count} hosts, {config.Vms.Count} VMs, {config.VantagePoints.Count} vantage points");

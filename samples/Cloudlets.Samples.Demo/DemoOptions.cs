@@ -1,8 +1,13 @@
+using System.CommandLine;
+
 namespace Cloudlets.Samples.Demo;
 
 /// <summary>The command line of <c>cloudlets-demo</c>.</summary>
 internal sealed record DemoOptions
 {
+    /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
+    public const string Synopsis = "usage: cloudlets-demo [--scenario FILE] [--json PATH] [--plot PATH] [--keep] [--name NAME] [--plain]";
+
     public string? ScenarioPath { get; init; }
 
     public string? JsonPath { get; init; }
@@ -13,28 +18,32 @@ internal sealed record DemoOptions
 
     public bool Plain { get; init; }
 
-    public bool Help { get; init; }
-
     public string Name { get; init; } = "demo";
 
+    /// <summary>Parses and checks the arguments (no help or version here: <see cref="DemoCommands"/> serves those).</summary>
+    /// <exception cref="FormatException">The arguments are not valid.</exception>
     public static DemoOptions Parse(IReadOnlyList<string> args)
     {
-        var options = new DemoOptions();
-        for (var i = 0; i < args.Count; i++)
+        ArgumentNullException.ThrowIfNull(args);
+        var commands = new DemoCommands();
+        return From(commands, SampleCommandLine.ParseOrThrow(commands.Root, args));
+    }
+
+    /// <summary>Reads and checks a parse of <see cref="DemoCommands"/> that had no syntax errors.</summary>
+    /// <exception cref="FormatException">The arguments are not valid.</exception>
+    public static DemoOptions From(DemoCommands commands, ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(commands);
+        ArgumentNullException.ThrowIfNull(result);
+        var options = new DemoOptions
         {
-            string Value() => i + 1 < args.Count ? args[++i] : throw new FormatException($"{args[i]} needs a value.");
-            options = args[i] switch
-            {
-                "--scenario" => options with { ScenarioPath = Value() },
-                "--json" => options with { JsonPath = Value() },
-                "--plot" => options with { PlotPath = Value() },
-                "--name" => options with { Name = Value() },
-                "--keep" => options with { Keep = true },
-                "--plain" => options with { Plain = true },
-                "-h" or "--help" => options with { Help = true },
-                _ => throw new FormatException($"Unknown argument '{args[i]}'."),
-            };
-        }
+            ScenarioPath = result.GetValue(commands.Scenario),
+            JsonPath = result.GetValue(commands.Json),
+            PlotPath = result.GetValue(commands.Plot),
+            Keep = result.GetValue(commands.Keep),
+            Plain = result.GetValue(commands.Plain),
+            Name = result.GetValue(commands.Name) ?? "demo",
+        };
 
         if (options.PlotPath is { } plot && !plot.EndsWith(".svg", StringComparison.OrdinalIgnoreCase))
         {
@@ -49,4 +58,54 @@ internal sealed record DemoOptions
 
         return options;
     }
+}
+
+/// <summary>The command tree of <c>cloudlets-demo</c> (System.CommandLine); <see cref="DemoOptions.From"/> reads a parse.</summary>
+internal sealed class DemoCommands
+{
+    private const string Description = """
+        cloudlets-demo: the original edge demonstration on one machine. A lab of an edge device and three cloudlets
+        (network namespaces, each with its own libvirtd), one guest VM, the delays of a scenario toward the users (by
+        default 300 / 20 / 20 ms, then changed), and the pipeline in automatic mode: the VM live-migrates to the host
+        with the lowest latency to its users. On a terminal the view is redrawn; with --plain or redirected output it
+        prints one line a second and each decision and migration outcome. At the end it prints a summary, and writes the
+        JSON and plot asked for; then it tears the lab down (unless --keep). Ctrl+C or SIGTERM ends it early the same way.
+
+        Needs root: the lab creates network namespaces, veth pairs and iptables rules, and runs libvirtd and QEMU.
+
+        Exit codes:
+          0  the scenario completed: every step fired, the expected migrations succeeded and the VM settled
+          1  the lab or the run failed
+          2  bad command line or scenario (nothing was started)
+          3  prerequisites missing (not root, no libvirtd, QEMU or iptables; not Linux)
+          4  the scenario did not complete within its time limit (the summary says where the VM is)
+          130  stopped by Ctrl+C or SIGTERM (the lab is torn down all the same)
+        """;
+
+    /// <summary>Builds the tree (no action set).</summary>
+    public DemoCommands()
+    {
+        Scenario = new Option<string?>("--scenario") { Description = "A JSON list of timed delay changes (default: the bundled scenarios/two-acts.json; scenarios/static.json is the original demonstration alone).", HelpName = "FILE" };
+        Json = new Option<string?>("--json") { Description = "Write the run's summary as JSON.", HelpName = "PATH" };
+        Plot = new Option<string?>("--plot") { Description = "Write an SVG chart of the RTT to each host and to the VM, migrations marked.", HelpName = "PATH" };
+        Keep = new Option<bool>("--keep") { Description = "Leave the lab up at the end (tear it down later with: cloudlets-lab down --name NAME)." };
+        Name = new Option<string>("--name") { Description = "The lab's name.", HelpName = "NAME", DefaultValueFactory = _ => "demo" };
+        Plain = new Option<bool>("--plain") { Description = "Print one line a second instead of redrawing the screen (the default when the output is not a terminal)." };
+        Root = new RootCommand(Description) { Scenario, Json, Plot, Keep, Name, Plain };
+    }
+
+    /// <summary>The root command (<c>--help</c>, <c>--version</c> and the options).</summary>
+    public RootCommand Root { get; }
+
+    public Option<string?> Scenario { get; }
+
+    public Option<string?> Json { get; }
+
+    public Option<string?> Plot { get; }
+
+    public Option<bool> Keep { get; }
+
+    public Option<string> Name { get; }
+
+    public Option<bool> Plain { get; }
 }

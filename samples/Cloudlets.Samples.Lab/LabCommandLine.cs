@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
@@ -41,82 +42,65 @@ internal sealed record LabCommandLine(
     /// <summary>The longest <c>--for</c>: one day.</summary>
     public static readonly TimeSpan MaxHold = TimeSpan.FromDays(1);
 
+    /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
+    public const string Synopsis = """
+        usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
+               cloudlets-lab status [--json] [--name NAME]
+               cloudlets-lab down [--name NAME]
+               cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
+               cloudlets-lab clear [--name NAME]
+               cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
+        """;
+
     /// <summary>Parses the arguments; throws <see cref="FormatException"/> (or the lab's naming exception) on bad input.</summary>
     public static LabCommandLine Parse(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Length == 0)
-        {
-            throw new FormatException("no command given");
-        }
+        var commands = new LabCommands();
+        return From(commands, SampleCommandLine.ParseOrThrow(commands.Root, args));
+    }
 
-        var verb = args[0];
+    /// <summary>Reads and checks a parse of <see cref="LabCommands"/> that had no syntax errors; throws as <see cref="Parse"/> does.</summary>
+    public static LabCommandLine From(LabCommands commands, ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(commands);
+        ArgumentNullException.ThrowIfNull(result);
+        var verb = result.CommandResult.Command.Name;
         if (!Verbs.Contains(verb))
         {
-            throw new FormatException($"unknown command '{verb}' (commands: {string.Join(", ", Verbs)})");
+            throw new FormatException($"no command given (commands: {string.Join(", ", Verbs)})");
         }
 
-        var bandwidth = 0;
-        var name = "cloudlets";
-        var hosts = 3;
-        var guests = new List<string>();
-        var json = false;
-        string? cache = null;
-        TimeSpan? holdFor = null;
-        var positional = new List<string>();
-        for (var i = 1; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--name":
-                    name = Value();
-                    break;
-                case "--hosts" when verb == "up":
-                    var text = Value();
-                    hosts = int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw new FormatException($"--hosts takes a number, not '{text}'");
-                    break;
-                case "--guest-on" when verb == "up":
-                    guests.Add(Value());
-                    break;
-                case "--cache" when verb == "up":
-                    cache = Value();
-                    break;
-                case "--json" when verb == "status":
-                    json = true;
-                    break;
-                case "--for" when verb == "shape":
-                    holdFor = ParseHold(Value());
-                    break;
-                case "--bandwidth" when verb == "migrate":
-                    var mibs = Value();
-                    bandwidth = int.TryParse(mibs, NumberStyles.None, CultureInfo.InvariantCulture, out var b) && b is >= 1 and <= MaxBandwidth
-                        ? b
-                        : throw new FormatException($"--bandwidth takes MiB/s from 1 to {MaxBandwidth.ToString(CultureInfo.InvariantCulture)}, not '{mibs}'");
-                    break;
-                case var a when verb == "migrate" && !a.StartsWith("--", StringComparison.Ordinal):
-                    positional.Add(a);
-                    break;
-                case var a when verb == "shape" && !a.StartsWith("--", StringComparison.Ordinal):
-                    // HOST DELAY pairs; a negative delay such as "-5" lands here too and is refused below.
-                    positional.Add(a);
-                    break;
-                default:
-                    throw new FormatException($"unknown option '{args[i]}' for '{verb}'");
-            }
-        }
-
+        var name = result.GetValue(commands.Name) ?? "cloudlets";
         LabNaming.ValidateLabName(name);
-        var delays = verb == "shape" ? ParseDelays(positional) : [];
+        var holdFor = verb == "shape" && result.GetValue(commands.For) is { } hold ? ParseHold(hold) : (TimeSpan?)null;
+        var bandwidth = 0;
+        if (verb == "migrate" && result.GetValue(commands.Bandwidth) is { } mibs)
+        {
+            bandwidth = int.TryParse(mibs, NumberStyles.None, CultureInfo.InvariantCulture, out var b) && b is >= 1 and <= MaxBandwidth
+                ? b
+                : throw new FormatException($"--bandwidth takes MiB/s from 1 to {MaxBandwidth.ToString(CultureInfo.InvariantCulture)}, not '{mibs}'");
+        }
+
+        List<(string Host, TimeSpan Delay)> delays = [];
+        if (verb == "shape")
+        {
+            var pairs = result.GetValue(commands.Pairs) ?? [];
+
+            // HOST DELAY pairs take any token, so that a negative delay such as "-5" is refused as a delay, not
+            // as an option; an option the command does not have still lands here and is named as one.
+            if (pairs.FirstOrDefault(p => p.StartsWith("--", StringComparison.Ordinal)) is { } unknown)
+            {
+                throw new FormatException($"unknown option '{unknown}' for 'shape'");
+            }
+
+            delays = ParseDelays([.. pairs]);
+        }
+
         string? guest = null, to = null;
         if (verb == "migrate")
         {
-            if (positional.Count != 2)
-            {
-                throw new FormatException("migrate takes GUEST HOST, for example: migrate guest-1 cloudlet-2");
-            }
-
-            (guest, to) = (positional[0], positional[1]);
+            (guest, to) = (result.GetRequiredValue(commands.Guest), result.GetRequiredValue(commands.To));
             if (!guest.StartsWith("guest-", StringComparison.Ordinal) || !int.TryParse(guest.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out var gi) || gi is < 1 or > LabNaming.MaxGuests || guest[6] == '0')
             {
                 throw new FormatException($"'{guest}' is not a lab guest (guest-1, guest-2, …)");
@@ -128,7 +112,20 @@ internal sealed record LabCommandLine(
             }
         }
 
-        return new LabCommandLine(verb, name, hosts, guests, json, cache, delays, holdFor) { Guest = guest, To = to, Bandwidth = bandwidth };
+        return new LabCommandLine(
+            verb,
+            name,
+            verb == "up" ? result.GetValue(commands.Hosts) : 3,
+            verb == "up" ? result.GetValue(commands.GuestOn) ?? [] : [],
+            verb == "status" && result.GetValue(commands.Json),
+            verb == "up" ? result.GetValue(commands.Cache) : null,
+            delays,
+            holdFor)
+        {
+            Guest = guest,
+            To = to,
+            Bandwidth = bandwidth,
+        };
     }
 
     /// <summary>

@@ -5,8 +5,11 @@
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
 //   cloudlets-lab clear [--name NAME]
 //   cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
+// `cloudlets-lab --help` (and `cloudlets-lab VERB --help`) says the rest, with the exit codes.
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
+using Cloudlets.Samples;
 using Cloudlets.Core.Probing;
 using Cloudlets.Probing.Icmp;
 using Cloudlets.Core.Shaping;
@@ -16,31 +19,6 @@ using Cloudlets.Netem;
 using Cloudlets.Samples.Lab;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
-
-const string Usage = """
-    usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
-           cloudlets-lab status [--json] [--name NAME]
-           cloudlets-lab down [--name NAME]
-           cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
-           cloudlets-lab clear [--name NAME]
-           cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
-    --cache is the guest image cache (default /var/cache/cloudlets-lab; it holds the kernel .deb).
-    The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8).
-    "up" on a healthy lab of the same name and host count changes nothing; on a lab of another
-    shape, or one whose owner process is alive, it refuses (exit 4, nothing changed): "down" it
-    first. "up" after a crashed or killed run removes that run's leftovers first. The lab removes
-    only what it recorded as its own: a namespace with its names made by anybody else is left alone.
-    Exit codes: 0 done, 1 failed, 2 bad input, 3 prerequisites missing, 4 the name is held.
-    "shape" gives each HOST (cloudlet-N) a one-way DELAY toward the edge (milliseconds, or 0.3s) and
-    unshapes the others; it holds the delays until Ctrl+C (or for --for SECONDS), printing what the
-    kernel holds and the RTT measured from the edge, then clears them. The userspace delay line lives
-    in that process: if it is killed, traffic flows undelayed and "clear" removes the leftover rules.
-    "migrate" live-migrates GUEST (guest-N) to HOST with virsh --p2p (--bandwidth limits it, MiB/s).
-    CLOUDLETS_LAB_LOG=information (or debug) logs what the lab does to stderr.
-    CLOUDLETS_LAB_HOLD_AT=PHASE stops the command at that phase (it prints "holding at phase PHASE"
-    and waits to be killed), for fault-injection tests. Phases: those of Cloudlets.Lab.LabPhases for
-    "up", shape-applying and shape-applied for "shape", migrate-started and migrate-running for "migrate".
-    """;
 
 if (!OperatingSystem.IsLinux())
 {
@@ -55,62 +33,89 @@ var logger = new StderrLogger(Environment.GetEnvironmentVariable("CLOUDLETS_LAB_
     "INFORMATION" => Microsoft.Extensions.Logging.LogLevel.Information,
     _ => Microsoft.Extensions.Logging.LogLevel.Warning,
 });
-using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    cancel.Cancel();
-};
 
-try
+// Ctrl+C and SIGTERM (systemctl stop, kill) end a command the same clean way: "shape" clears its delays.
+using var cancel = new CancellationTokenSource();
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+
+var commands = new LabCommands();
+foreach (var verb in commands.Verbs)
 {
-    var parsed = LabCommandLine.Parse(args);
-    return parsed.Verb switch
+    verb.SetAction((result, _) => RunVerbAsync(commands, result, logger, cancel.Token));
+}
+
+return await SampleCommandLine.InvokeAsync(commands.Root, "cloudlets-lab", args, LabCommandLine.Synopsis);
+
+// The first signal stops the command cleanly; a second one is the default (the process ends at once).
+void Stop(PosixSignalContext context)
+{
+    if (!cancel.IsCancellationRequested)
     {
-        "up" => await UpAsync(parsed, logger, cancel.Token),
-        "status" => await StatusAsync(parsed, cancel.Token),
-        "down" => await DownAsync(parsed, logger, cancel.Token),
-        "shape" => await ShapeAsync(parsed, cancel.Token),
-        "clear" => await ClearAsync(parsed, cancel.Token),
-        "migrate" => await MigrateAsync(parsed, cancel.Token),
-        _ => Fail(Usage),
-    };
+        context.Cancel = true;
+        cancel.Cancel();
+    }
 }
-catch (LabConfigurationException ex)
+
+static async Task<int> RunVerbAsync(LabCommands commands, System.CommandLine.ParseResult result, StderrLogger logger, CancellationToken cancellationToken)
 {
-    return Fail(ex.Message + Environment.NewLine + Usage, 2);
+    try
+    {
+        var parsed = LabCommandLine.From(commands, result);
+        return parsed.Verb switch
+        {
+            "up" => await UpAsync(parsed, logger, cancellationToken),
+            "status" => await StatusAsync(parsed, cancellationToken),
+            "down" => await DownAsync(parsed, logger, cancellationToken),
+            "shape" => await ShapeAsync(parsed, cancellationToken),
+            "clear" => await ClearAsync(parsed, cancellationToken),
+            "migrate" => await MigrateAsync(parsed, cancellationToken),
+            _ => UsageError($"unknown command '{parsed.Verb}'"),
+        };
+    }
+    catch (LabConfigurationException ex)
+    {
+        return UsageError(ex.Message);
+    }
+    catch (FormatException ex)
+    {
+        return UsageError(ex.Message);
+    }
+    catch (ShapingValidationException ex)
+    {
+        return UsageError(ex.Message);
+    }
+    catch (LabPrerequisiteException ex)
+    {
+        return Fail(ex.Message, 3);
+    }
+    catch (LabConflictException ex)
+    {
+        return Fail(ex.Message, 4);
+    }
+    catch (LabException ex)
+    {
+        return Fail(ex.Message, 1);
+    }
+    catch (ShapingException ex)
+    {
+        return Fail(ex.Message, 1);
+    }
+    catch (Cloudlets.Probing.Commands.CommandException ex)
+    {
+        return Fail(ex.Message, 1);
+    }
+    catch (OperationCanceledException)
+    {
+        return Fail("cancelled", 130);
+    }
 }
-catch (FormatException ex)
+
+// A usage error found after the syntax (a bad delay, host or name): the same shape as System.CommandLine's.
+static int UsageError(string message)
 {
-    return Fail(ex.Message + Environment.NewLine + Usage, 2);
-}
-catch (ShapingValidationException ex)
-{
-    return Fail(ex.Message + Environment.NewLine + Usage, 2);
-}
-catch (LabPrerequisiteException ex)
-{
-    return Fail(ex.Message, 3);
-}
-catch (LabConflictException ex)
-{
-    return Fail(ex.Message, 4);
-}
-catch (LabException ex)
-{
-    return Fail(ex.Message, 1);
-}
-catch (ShapingException ex)
-{
-    return Fail(ex.Message, 1);
-}
-catch (Cloudlets.Probing.Commands.CommandException ex)
-{
-    return Fail(ex.Message, 1);
-}
-catch (OperationCanceledException)
-{
-    return Fail("cancelled", 130);
+    SampleCommandLine.WriteUsageErrorAsync(Console.Error, "cloudlets-lab", [message], LabCommandLine.Synopsis).GetAwaiter().GetResult();
+    return SampleCommandLine.UsageError;
 }
 
 // The fault-injection hook: the command stops at the named phase until it is killed.

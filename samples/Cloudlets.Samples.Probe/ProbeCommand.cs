@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -12,28 +13,42 @@ namespace Cloudlets.Samples.Probe;
 /// <summary>The command line of the sample.</summary>
 public static class ProbeCommand
 {
-    private const string Usage =
-        "usage: cloudlets-probe [--count N] [--period MS] [--interval MS] [--timeout MS] [--tcp PORT] [--json] [--netns NAME] TARGET...\n" +
-        "  --count N      probes per target (default 1)\n" +
-        "  --period MS    least time between two probes to one target (default 1000)\n" +
-        "  --interval MS  least time between any two probes sent, 0 = no pause (default 10)\n" +
-        "  --timeout MS   how long a probe waits for its reply (default 500)\n" +
-        "  --tcp PORT     time the TCP handshake to PORT instead of ICMP echo\n" +
-        "  --json         print one JSON object with per-target figures\n" +
-        "  --netns NAME   send from the named network namespace";
+    internal const string Description = """
+        cloudlets-probe: measures the round-trip time to each TARGET (an IPv4 or IPv6 address, or a host name) by ICMP
+        echo, or by timing the TCP handshake with --tcp, and prints every probe and each target's figures, as fping -C
+        does (or one JSON object with --json).
+
+        Needs root for ICMP unless net.ipv4.ping_group_range covers the user (then it uses datagram ICMP sockets),
+        and for --netns. TCP probes need no privilege.
+
+        Exit codes:
+          0  every target answered at least once (also --help and --version)
+          1  a target never answered
+          2  bad command line, or a target that does not resolve (nothing was sent)
+          3  probing is impossible here (no ICMP socket allowed, or not Linux for --netns)
+        """;
+
+    private const string Synopsis = "usage: cloudlets-probe [--count N] [--period MS] [--interval MS] [--timeout MS] [--tcp PORT] [--json] [--netns NAME] TARGET...";
 
     /// <summary>Parses, validates, probes and prints; returns the exit code.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
+        var commands = new ProbeCommands();
+        commands.Root.SetAction((result, _) => RunParsedAsync(commands, result));
+        return await SampleCommandLine.InvokeAsync(commands.Root, "cloudlets-probe", args, Synopsis);
+    }
+
+    private static async Task<int> RunParsedAsync(ProbeCommands commands, ParseResult result)
+    {
         ProbeCommandLine line;
         try
         {
-            line = ProbeCommandLine.Parse(args);
+            line = ProbeCommandLine.From(commands, result);
         }
         catch (FormatException ex)
         {
-            await Console.Error.WriteLineAsync($"cloudlets-probe: {ex.Message}\n{Usage}");
-            return 2;
+            await SampleCommandLine.WriteUsageErrorAsync(Console.Error, "cloudlets-probe", [ex.Message], Synopsis);
+            return SampleCommandLine.UsageError;
         }
 
         ProbeTarget[] targets;
@@ -217,88 +232,117 @@ public sealed record ProbeCommandLine(
     /// <summary>Parses and validates the arguments; nothing is resolved or sent here.</summary>
     public static ProbeCommandLine Parse(IReadOnlyList<string> args)
     {
-        int count = 1, period = 1000, interval = 10, timeout = 500;
-        int? port = null;
-        var json = false;
-        string? netns = null;
-        var targets = new List<string>();
-        for (var i = 0; i < args.Count; i++)
+        ArgumentNullException.ThrowIfNull(args);
+        var commands = new ProbeCommands();
+        return From(commands, SampleCommandLine.ParseOrThrow(commands.Root, args));
+    }
+
+    /// <summary>Reads and checks a parse of <see cref="ProbeCommands"/> that had no syntax errors; nothing is resolved or sent here.</summary>
+    public static ProbeCommandLine From(ProbeCommands commands, ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(commands);
+        ArgumentNullException.ThrowIfNull(result);
+        var targets = result.GetValue(commands.Targets) ?? [];
+
+        // No address or host name starts with '-': such a token is an option this tool does not have.
+        if (targets.FirstOrDefault(t => t.StartsWith('-')) is { } unknown)
         {
-            var arg = args[i];
-            switch (arg)
-            {
-                case "--count": count = Number(args, ref i, arg, 1, int.MaxValue); break;
-                case "--period": period = Number(args, ref i, arg, 1, 3_600_000); break;
-                case "--interval": interval = Number(args, ref i, arg, 0, 3_600_000); break;
-                case "--timeout": timeout = Number(args, ref i, arg, 1, 3_600_000); break;
-                case "--tcp": port = Number(args, ref i, arg, 1, 65535); break;
-                case "--json": json = true; break;
-                case "--netns":
-                    netns = Value(args, ref i, arg);
-                    if (OperatingSystem.IsLinux())
-                    {
-                        try
-                        {
-                            Cloudlets.Probing.Linux.NetworkNamespace.ValidateName(netns);
-                        }
-                        catch (ArgumentException ex)
-                        {
-                            throw new FormatException(ex.Message, ex);
-                        }
-                    }
-
-                    break;
-                case "--":
-                    targets.AddRange(args.Skip(i + 1));
-                    i = args.Count;
-                    break;
-                default:
-                    if (arg.StartsWith('-'))
-                    {
-                        throw new FormatException($"unknown option '{arg}'.");
-                    }
-
-                    targets.Add(arg);
-                    break;
-            }
+            throw new FormatException($"unknown option '{unknown}'.");
         }
 
-        if (targets.Count == 0)
+        if (targets.Length == 0)
         {
             throw new FormatException("no target given.");
         }
 
-        if ((long)count * targets.Count > 100_000_000)
+        var count = result.GetValue(commands.Count);
+        if ((long)count * targets.Length > 100_000_000)
         {
-            throw new FormatException($"{count} probes to each of {targets.Count} targets is more than 100,000,000 probes.");
+            throw new FormatException($"{count} probes to each of {targets.Length} targets is more than 100,000,000 probes.");
         }
 
-        return new ProbeCommandLine(count, period, interval, timeout, port, json, netns, targets);
-    }
-
-    private static string Value(IReadOnlyList<string> args, ref int i, string option)
-    {
-        if (i + 1 >= args.Count)
+        var netns = result.GetValue(commands.NetworkNamespace);
+        if (netns is not null && OperatingSystem.IsLinux())
         {
-            throw new FormatException($"{option} needs a value.");
+            try
+            {
+                Cloudlets.Probing.Linux.NetworkNamespace.ValidateName(netns);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new FormatException(ex.Message, ex);
+            }
         }
 
-        return args[++i];
+        return new ProbeCommandLine(
+            count, result.GetValue(commands.Period), result.GetValue(commands.Interval), result.GetValue(commands.Timeout),
+            result.GetValue(commands.TcpPort), result.GetValue(commands.Json), netns, targets);
+    }
+}
+
+/// <summary>The command tree of <c>cloudlets-probe</c> (System.CommandLine); <see cref="ProbeCommandLine.From"/> reads a parse.</summary>
+public sealed class ProbeCommands
+{
+    /// <summary>Builds the tree (no action set).</summary>
+    public ProbeCommands()
+    {
+        Count = Number("--count", "N", "Probes per target.", 1, 1, int.MaxValue);
+        Period = Number("--period", "MS", "Least time between two probes to one target, in milliseconds.", 1000, 1, 3_600_000);
+        Interval = Number("--interval", "MS", "Least time between any two probes sent, in milliseconds; 0 = no pause.", 10, 0, 3_600_000);
+        Timeout = Number("--timeout", "MS", "How long a probe waits for its reply, in milliseconds.", 500, 1, 3_600_000);
+        TcpPort = new Option<int?>("--tcp") { Description = "Time the TCP handshake to PORT instead of ICMP echo.", HelpName = "PORT" };
+        TcpPort.Validators.Add(r => CheckRange(r, "--tcp", 1, 65535));
+        Json = new Option<bool>("--json") { Description = "Print one JSON object with per-target figures." };
+        NetworkNamespace = new Option<string?>("--netns") { Description = "Send from the named network namespace.", HelpName = "NAME" };
+        Targets = new Argument<string[]>("TARGET") { Description = "An IPv4 or IPv6 address, or a host name (resolved once, IPv4 first).", Arity = ArgumentArity.ZeroOrMore };
+        Root = new RootCommand(ProbeCommand.Description) { Count, Period, Interval, Timeout, TcpPort, Json, NetworkNamespace, Targets };
     }
 
-    private static int Number(IReadOnlyList<string> args, ref int i, string option, int min, int max)
+    /// <summary>The root command (<c>--help</c>, <c>--version</c>, the options and the targets).</summary>
+    public RootCommand Root { get; }
+
+    /// <summary><c>--count</c>.</summary>
+    public Option<int> Count { get; }
+
+    /// <summary><c>--period</c>.</summary>
+    public Option<int> Period { get; }
+
+    /// <summary><c>--interval</c>.</summary>
+    public Option<int> Interval { get; }
+
+    /// <summary><c>--timeout</c>.</summary>
+    public Option<int> Timeout { get; }
+
+    /// <summary><c>--tcp</c>.</summary>
+    public Option<int?> TcpPort { get; }
+
+    /// <summary><c>--json</c>.</summary>
+    public Option<bool> Json { get; }
+
+    /// <summary><c>--netns</c>.</summary>
+    public Option<string?> NetworkNamespace { get; }
+
+    /// <summary>The targets.</summary>
+    public Argument<string[]> Targets { get; }
+
+    private static Option<int> Number(string name, string helpName, string description, int defaultValue, int min, int max)
     {
-        var text = Value(args, ref i, option);
-        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        var option = new Option<int>(name) { Description = description, HelpName = helpName, DefaultValueFactory = _ => defaultValue };
+        option.Validators.Add(r => CheckRange(r, name, min, max));
+        return option;
+    }
+
+    private static void CheckRange(System.CommandLine.Parsing.OptionResult result, string name, int min, int max)
+    {
+        // Absent (the default holds), or not a whole number (System.CommandLine reports that): nothing to check.
+        if (result.Tokens.Count == 0 || !long.TryParse(result.Tokens[^1].Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
         {
-            throw new FormatException($"{option} needs a whole number, not '{text}'.");
+            return;
         }
 
         if (value < min || value > max)
         {
-            throw new FormatException($"{option} must be from {min} to {max}, not {value}.");
+            result.AddError($"{name} must be from {min} to {max}, not {value}.");
         }
-
-        return (int)value;
     }
 }

@@ -22,7 +22,7 @@ public sealed class AdvisorCommandLineTests
     [TestCase(new string[0], "no configuration file")]
     [TestCase(new[] { "a.json", "b.json" }, "'b.json' is extra")]
     [TestCase(new[] { "a.json", "--migrate" }, "unknown option '--migrate'")]
-    [TestCase(new[] { "a.json", "--duration" }, "--duration needs")]
+    [TestCase(new[] { "a.json", "--duration" }, "Required argument missing for option: '--duration'")]
     [TestCase(new[] { "a.json", "--duration", "0" }, "--duration takes")]
     [TestCase(new[] { "a.json", "--duration", "-5" }, "--duration takes")]
     [TestCase(new[] { "a.json", "--duration", "NaN" }, "--duration takes")]

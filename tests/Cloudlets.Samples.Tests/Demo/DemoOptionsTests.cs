@@ -20,8 +20,8 @@ public sealed class DemoOptionsTests
         Assert.That(options, Is.EqualTo(new DemoOptions { Name = "demo" }));
     }
 
-    [TestCase(new[] { "--json" }, "needs a value")]
-    [TestCase(new[] { "--bogus" }, "Unknown argument")]
+    [TestCase(new[] { "--json" }, "Required argument missing for option: '--json'")]
+    [TestCase(new[] { "--bogus" }, "Unrecognized command or argument '--bogus'")]
     [TestCase(new[] { "--plot", "chart.png" }, "SVG")]
     [TestCase(new[] { "--name", "Bad Name" }, "not a valid lab name")]
     public void Parse_BadInput_ThrowsFormatException(string[] args, string expected)

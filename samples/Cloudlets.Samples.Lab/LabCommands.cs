@@ -1,0 +1,110 @@
+using System.CommandLine;
+
+namespace Cloudlets.Samples.Lab;
+
+/// <summary>
+/// The command tree of <c>cloudlets-lab</c> (System.CommandLine): one subcommand per verb, each with only its own
+/// options, so an option given to the wrong verb is a usage error. <see cref="LabCommandLine.From"/> reads a parse.
+/// </summary>
+internal sealed class LabCommands
+{
+    private const string Description = """
+        cloudlets-lab: brings a cloudlet lab up on this machine (an edge namespace and cloudlet-1 .. cloudlet-N, each a
+        network namespace with its own libvirtd, optionally a guest VM), shows it, shapes the delay toward each host,
+        live-migrates its guests, and tears it down.
+
+        The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8), guests guest-1, guest-2, ...
+        "up" on a healthy lab of the same name and host count changes nothing; on a lab of another shape, or one whose
+        owner process is alive, it refuses (exit 4, nothing changed): "down" it first. "up" after a crashed or killed
+        run removes that run's leftovers first. The lab removes only what it recorded as its own: a namespace with its
+        names made by anybody else is left alone.
+
+        Needs root: it creates network namespaces, veth pairs and iptables rules, and runs libvirtd and QEMU.
+
+        CLOUDLETS_LAB_LOG=information (or debug) logs what the lab does to stderr.
+        CLOUDLETS_LAB_HOLD_AT=PHASE stops the command at that phase (it prints "holding at phase PHASE" and waits to be
+        killed), for fault-injection tests. Phases: those of Cloudlets.Lab.LabPhases for "up", shape-applying and
+        shape-applied for "shape", migrate-started and migrate-running for "migrate".
+
+        Exit codes:
+          0  done (also --help and --version)
+          1  failed
+          2  bad command line or input (nothing was changed)
+          3  prerequisites missing (not root, no libvirtd, QEMU or iptables; not Linux)
+          4  the name is held by another lab or a live owner
+          130  cancelled (Ctrl+C or SIGTERM) before it was done
+        """;
+
+    /// <summary>Builds the tree (no actions set).</summary>
+    public LabCommands()
+    {
+        Name = new Option<string>("--name") { HelpName = "NAME", Description = "The lab's name.", DefaultValueFactory = _ => "cloudlets" };
+        Hosts = new Option<int>("--hosts") { HelpName = "N", Description = "How many cloudlet hosts (1 to 8).", DefaultValueFactory = _ => 3 };
+        GuestOn = new Option<string[]>("--guest-on") { HelpName = "HOST", Description = "A host (cloudlet-N) that gets a guest VM; repeatable.", AllowMultipleArgumentsPerToken = false };
+        Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
+        Json = new Option<bool>("--json") { Description = "Print the status as JSON." };
+        For = new Option<string?>("--for") { HelpName = "SECONDS", Description = "Hold the delays for this many seconds once they are in place (above 0, at most 86400), then clear them." };
+        Bandwidth = new Option<string?>("--bandwidth") { HelpName = "MIBS", Description = "Limit the migration to this many MiB/s (1 to 100000)." };
+        Pairs = new Argument<string[]>("HOST DELAY") { Description = "Pairs of a host (cloudlet-N) and its one-way delay toward the edge: milliseconds (300, 20.5, 300ms) or seconds (0.3s); 0 unshapes.", Arity = ArgumentArity.ZeroOrMore };
+        Guest = new Argument<string>("GUEST") { Description = "The guest to move (guest-N)." };
+        To = new Argument<string>("HOST") { Description = "The destination host (cloudlet-N)." };
+
+        Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
+        {
+            Hosts, GuestOn, Name, Cache,
+        };
+        Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
+        Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
+        Shape = new Command("shape", """
+            Gives each HOST a one-way DELAY toward the edge and unshapes the others; holds the delays until Ctrl+C or
+            SIGTERM (or for --for SECONDS), printing what the kernel holds and the RTT measured from the edge, then clears
+            them. The userspace delay line lives in this process: if it is killed, traffic flows undelayed and "clear"
+            removes the leftover rules.
+            """)
+        {
+            Pairs, For, Name,
+        };
+        Clear = new Command("clear", "Removes every delay rule of the lab (also those a killed 'shape' left).") { Name };
+        Migrate = new Command("migrate", "Live-migrates GUEST to HOST with virsh --p2p.") { Guest, To, Bandwidth, Name };
+        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate };
+    }
+
+    /// <summary>The root command (<c>--help</c>, <c>--version</c> and the verbs).</summary>
+    public RootCommand Root { get; }
+
+    /// <summary>The verbs, in the order of <see cref="LabCommandLine.Verbs"/>.</summary>
+    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate];
+
+    public Command Up { get; }
+
+    public Command Status { get; }
+
+    public Command Down { get; }
+
+    public Command Shape { get; }
+
+    public Command Clear { get; }
+
+    public Command Migrate { get; }
+
+    /// <summary><c>--name</c>, on every verb (not before the verb).</summary>
+    public Option<string> Name { get; }
+
+    public Option<int> Hosts { get; }
+
+    public Option<string[]> GuestOn { get; }
+
+    public Option<string?> Cache { get; }
+
+    public Option<bool> Json { get; }
+
+    public Option<string?> For { get; }
+
+    public Option<string?> Bandwidth { get; }
+
+    public Argument<string[]> Pairs { get; }
+
+    public Argument<string> Guest { get; }
+
+    public Argument<string> To { get; }
+}
