@@ -31,6 +31,10 @@ public static class ControllerCommand
         Needs root when it probes by ICMP without a ping group, probes or connects from a network namespace
         (networkNamespace settings), or reaches qemu:///system; otherwise any user that may reach the hosts.
 
+        With --election (or Controller:Election), the region's controllers elect one leader on etcd: only the leader
+        migrates, each move only after it re-confirmed its lease in etcd; followers decide (advisory) and stay warm.
+        A stop resigns, so a follower takes over at once; a leader that dies is replaced after the lease TTL.
+
         SIGTERM or Ctrl+C: no new move starts; migrations under way finish within Pipeline.StopTimeout (default 10 min).
 
         Exit codes:
@@ -51,9 +55,14 @@ public static class ControllerCommand
         var urls = new Option<string?>("--urls") { Description = "Where HTTP listens, ';'-separated (default http://127.0.0.1:9464); overrides Controller:Http:Urls." };
         var audit = new Option<string?>("--audit-log") { Description = "The audit log file; overrides Controller:Audit:Path." };
         var set = new Option<string[]>("--set") { Description = "A configuration value KEY=VALUE (KEY with ':' between sections, for example Controller:Policy:Cooldown=00:01:00); repeatable.", AllowMultipleArgumentsPerToken = false };
+        var election = new Option<string?>("--election")
+        {
+            Description = "Leader election on etcd: etcd://HOST:PORT[,HOST:PORT...][/REGION] (etcds:// for TLS); sets Controller:Election:Endpoints (and Region). "
+                + "Only the leader migrates, each move after re-confirming its lease in etcd; followers stay advisory. User, password file, TLS files and lease TTL go in Controller:Election.",
+        };
         var validate = new Option<bool>("--validate") { Description = "Check the configuration, print every error, and exit (0 valid, 2 invalid) without connecting." };
 
-        var root = new RootCommand(Description) { config, mode, urls, audit, set, validate };
+        var root = new RootCommand(Description) { config, mode, urls, audit, election, set, validate };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -94,6 +103,17 @@ public static class ControllerCommand
             if (result.GetValue(audit) is { } a)
             {
                 overrides.Add(new("Controller:Audit:Path", a));
+            }
+
+            if (result.GetValue(election) is { } e)
+            {
+                if (ControllerElectionOptions.ParseShorthand(e, out var why) is not { } keys)
+                {
+                    await error.WriteLineAsync("cloudlets-controller: " + why);
+                    return ControllerExitCodes.BadConfiguration;
+                }
+
+                overrides.AddRange(keys);
             }
 
             return await RunControllerAsync(result.GetValue(config), overrides, result.GetValue(validate), output, error);
@@ -147,7 +167,8 @@ public static class ControllerCommand
 
         if (validateOnly)
         {
-            await output.WriteLineAsync($"cloudlets-controller: the configuration is valid: {options.Hosts.Count} hosts, {options.Vms.Count} VMs, {options.Pipeline.Mode} mode.");
+            await output.WriteLineAsync($"cloudlets-controller: the configuration is valid: {options.Hosts.Count} hosts, {options.Vms.Count} VMs, {options.Pipeline.Mode} mode"
+                + (options.Election is { } el ? $", election in region '{el.Region}' on {string.Join(",", el.Endpoints)}." : "."));
             (configuration as IDisposable)?.Dispose();
             return ControllerExitCodes.Success;
         }

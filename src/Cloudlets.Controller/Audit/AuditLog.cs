@@ -2,6 +2,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Cloudlets.Controller.Configuration;
 using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Election;
 using Cloudlets.Core.Pipeline;
 
 namespace Cloudlets.Controller.Audit;
@@ -10,7 +11,7 @@ namespace Cloudlets.Controller.Audit;
 /// The controller's audit log: one JSON object per line (UTF-8), each with <c>time</c> (wall clock,
 /// ISO 8601 UTC) and <c>event</c>, then the event's fields (VM, hosts, reason, figures). Events:
 /// <c>decision</c> (a VM's decision changed), <c>migration.started</c>, <c>migration.finished</c>,
-/// <c>operator</c> (an operator action, accepted or refused), <c>rules.changed</c>, <c>config.reload</c>,
+/// <c>operator</c> (an operator action, accepted or refused), <c>leadership.acquired</c>/<c>leadership.lost</c>, <c>rules.changed</c>, <c>config.reload</c>,
 /// and the controller's own <c>controller.started</c>/<c>stopping</c>/<c>stopped</c>/<c>failed</c>.
 /// Each line is written and flushed whole; when the file would pass <see cref="AuditLogOptions.MaxFileBytes"/>
 /// it is rotated (<c>PATH</c> → <c>PATH.1</c> → … → <c>PATH.N</c>, the oldest dropped). Thread-safe.
@@ -109,8 +110,12 @@ public sealed class AuditLog : IDisposable
         });
     }
 
-    /// <summary>A migration started (by the policy in automatic mode, or by an operator's move).</summary>
-    public void MigrationStarted(string vm, string? source, string? destination, string trigger, string? reason) =>
+    /// <summary>
+    /// A migration started: the executor passed its start gate (and, with an election, the fencing
+    /// check) and is calling the source host. By the policy in automatic mode, or by an operator's move.
+    /// With an election, the record names the candidate, lease and term that started it.
+    /// </summary>
+    public void MigrationStarted(string vm, string? source, string? destination, string trigger, string? reason, LeadershipState? leadership = null) =>
         Write("migration.started", w =>
         {
             w.WriteString("vm", vm);
@@ -118,7 +123,49 @@ public sealed class AuditLog : IDisposable
             w.WriteString("destination", destination);
             w.WriteString("trigger", trigger);
             w.WriteString("reason", reason);
+            if (leadership is not null)
+            {
+                WriteLeadership(w, leadership);
+            }
         });
+
+    /// <summary>
+    /// This controller's role changed: <c>leadership.acquired</c> (it won the election) or
+    /// <c>leadership.lost</c> (its lease ended, its key was lost, a fencing check failed, etcd could not
+    /// be reached, or it resigned), with the region, candidate, lease id, term, the leader it knows and why.
+    /// </summary>
+    public void Leadership(LeadershipState state, bool acquired)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Write(acquired ? "leadership.acquired" : "leadership.lost", w =>
+        {
+            WriteLeadership(w, state);
+            w.WriteString("reason", state.Reason.ToString());
+            w.WriteString("detail", state.Detail);
+        });
+    }
+
+    private static void WriteLeadership(Utf8JsonWriter w, LeadershipState state)
+    {
+        w.WriteString("region", state.Election);
+        w.WriteString("candidate", state.CandidateId);
+        w.WriteString("role", state.IsLeader ? "leader" : "follower");
+        if (state.LeaseId is { } lease)
+        {
+            w.WriteNumber("leaseId", lease);
+        }
+        else
+        {
+            w.WriteNull("leaseId");
+        }
+
+        if (state.Revision is { } revision)
+        {
+            w.WriteNumber("term", revision);
+        }
+
+        w.WriteString("leader", state.LeaderId);
+    }
 
     /// <summary>A migration ended: outcome, duration, downtime, bytes, error, and the latency check.</summary>
     public void MigrationFinished(MigrationOutcome outcome)

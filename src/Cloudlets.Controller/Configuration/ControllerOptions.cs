@@ -34,6 +34,9 @@ public sealed class ControllerOptions : IValidatableOptions
     /// <summary>Samples from <c>cloudlets-agent</c>s through an MQTT broker, in addition to (or instead of) the controller's own probes. The default is none.</summary>
     public ControllerMqttOptions? Mqtt { get; set; }
 
+    /// <summary>Leader election on etcd among the region's controllers (only the leader migrates), or <see langword="null"/> to act alone. The default is <see langword="null"/>.</summary>
+    public ControllerElectionOptions? Election { get; set; }
+
     /// <summary>The HTTP endpoint (metrics, health, operator API). The default listens on loopback port 9464.</summary>
     public HttpEndpointOptions Http { get; set; } = new();
 
@@ -116,6 +119,7 @@ public sealed class ControllerOptions : IValidatableOptions
 
         errors.Nested(nameof(Probing), Probing);
         errors.Nested(nameof(Mqtt), Mqtt, required: false);
+        errors.Nested(nameof(Election), Election, required: false);
         errors.Nested(nameof(Http), Http);
         errors.Nested(nameof(Audit), Audit);
         errors.Nested(nameof(Health), Health);

@@ -97,3 +97,59 @@ public sealed class SamplesFreshHealthCheck(ControllerState state, IOptions<Cont
             : HealthCheckResult.Unhealthy(expected.Count == 0 ? "No samples have arrived yet." : $"{text}; stale: {string.Join(", ", stale)}.", data: data));
     }
 }
+
+/// <summary>
+/// The controller's role in its region's election, in the check's data (<c>role</c> leader or follower,
+/// <c>region</c>, <c>candidate</c>, <c>leaseId</c>, <c>term</c>, <c>leader</c>, <c>since</c>, <c>reason</c>).
+/// Healthy as leader or follower (a follower is warm and advisory, as it should be); degraded while etcd
+/// cannot be reached (this controller cannot lead then). Without an election: healthy, role <c>alone</c>.
+/// </summary>
+public sealed class ElectionHealthCheck(ControllerState state, IOptions<ControllerOptions> options) : IHealthCheck
+{
+    /// <summary>The check's registered name.</summary>
+    public const string Name = "election";
+
+    /// <inheritdoc />
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (options.Value.Election is null)
+        {
+            return Task.FromResult(HealthCheckResult.Healthy("No election is configured: this controller acts alone.", new Dictionary<string, object> { ["role"] = "alone" }));
+        }
+
+        if (state.Leadership is not { } l)
+        {
+            return Task.FromResult(HealthCheckResult.Healthy(
+                $"Not campaigning yet in region '{options.Value.Election.Region}'.",
+                new Dictionary<string, object> { ["role"] = "follower", ["region"] = options.Value.Election.Region }));
+        }
+
+        var data = new Dictionary<string, object>
+        {
+            ["role"] = l.IsLeader ? "leader" : "follower",
+            ["region"] = l.Election,
+            ["candidate"] = l.CandidateId,
+            ["since"] = l.Since.ToString("O", CultureInfo.InvariantCulture),
+            ["reason"] = l.Reason.ToString(),
+        };
+        if (l.LeaseId is { } lease)
+        {
+            data["leaseId"] = lease;
+        }
+
+        if (l.Revision is { } term)
+        {
+            data["term"] = term;
+        }
+
+        if (l.LeaderId is { } leader)
+        {
+            data["leader"] = leader;
+        }
+
+        return Task.FromResult(
+            l.IsLeader ? HealthCheckResult.Healthy($"This controller leads region '{l.Election}' (lease {l.LeaseId}).", data)
+            : l.Reason == Core.Election.LeadershipReason.StoreUnavailable ? HealthCheckResult.Degraded($"etcd cannot be reached; this controller cannot lead region '{l.Election}': {l.Detail}", data: data)
+            : HealthCheckResult.Healthy($"This controller follows in region '{l.Election}'" + (l.LeaderId is null ? "." : $"; '{l.LeaderId}' leads."), data));
+    }
+}

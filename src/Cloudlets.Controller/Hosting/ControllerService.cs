@@ -7,9 +7,11 @@ using Cloudlets.Controller.Audit;
 using Cloudlets.Controller.Configuration;
 using Cloudlets.Controller.Telemetry;
 using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Election;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
 using Cloudlets.Core.Probing;
+using Cloudlets.Etcd;
 using Cloudlets.Libvirt;
 using Cloudlets.Mqtt;
 using Cloudlets.Probing.Icmp;
@@ -42,8 +44,8 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
     private readonly CompositeDisposable _subscriptions = [];
     private readonly List<IAsyncDisposable> _owned = [];
     private MigrationPipeline? _pipeline;
+    private EtcdLeaderElection? _election;
     private IConnectableObservable<LatencySample>? _samples;
-    private bool _stopping;
 
     /// <summary>Creates the service (nothing connects until <see cref="StartAsync"/>).</summary>
     public ControllerService(
@@ -89,8 +91,17 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
             throw;
         }
 
+        if (options.Election is { } election)
+        {
+            // Built (and its options checked) now; it connects to etcd only when it starts campaigning below.
+            _election = EtcdLeaderElection.Create(election.ToEtcdOptions(), _time, _loggers.CreateLogger<EtcdLeaderElection>());
+        }
+
+        var gate = new ControllerStartGate(_election, _audit);
+        _state.StartGate = gate;
         _samples = samples.Publish();
         var builder = new MigrationPipelineBuilder()
+            .WithStartGate(gate)
             .WithOptions(options.Pipeline)
             .WithSamples(_samples)
             .WithPolicy(new LowestLatencyPolicy(options.Policy))
@@ -123,6 +134,13 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
         SubscribeControl(_pipeline);
         await _pipeline.StartAsync(cancellationToken).ConfigureAwait(false);
         _subscriptions.Add(_samples.Connect());
+        if (_election is not null)
+        {
+            // A follower's pipeline runs like a leader's (samples, windows, placement, decisions); only its starts are refused.
+            _subscriptions.Add(_election.States.Subscribe(OnLeadership));
+            await _election.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         _state.SetPhase(ControllerPhase.Running);
         ControllerLog.Started(_logger, options.Pipeline.Mode, hosts.Count, options.Vms.Count);
         _audit.Lifecycle("controller.started", w =>
@@ -131,6 +149,11 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
             w.WriteNumber("hosts", hosts.Count);
             w.WriteNumber("vms", options.Vms.Count);
             w.WriteString("version", typeof(ControllerService).Assembly.GetName().Version?.ToString());
+            if (_election is not null)
+            {
+                w.WriteString("region", _election.Election);
+                w.WriteString("candidate", _election.CandidateId);
+            }
         });
     }
 
@@ -142,11 +165,16 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
             return;
         }
 
-        _stopping = true;
         _state.SetPhase(ControllerPhase.Stopping);
         ControllerLog.Stopping(_logger, _options.Pipeline.StopTimeout);
         _audit.Lifecycle("controller.stopping", w => w.WriteNumber("stopTimeoutSeconds", _options.Pipeline.StopTimeout.TotalSeconds));
         await _pipeline.StopAsync(cancellationToken).ConfigureAwait(false);
+        if (_election is not null)
+        {
+            // Released at once, so a follower takes over now instead of after the lease's TTL.
+            await _election.ResignAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         _state.SetPhase(ControllerPhase.Stopped);
         _audit.Lifecycle("controller.stopped", w => w.WriteNumber("exitCode", _state.ExitCode));
         ControllerLog.Stopped(_logger, _state.ExitCode);
@@ -167,6 +195,10 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
         }
 
         _owned.Clear();
+        if (_election is not null)
+        {
+            await _election.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Connects every host at once; when any fails, the others are closed and the start fails naming every host that did not answer.</summary>
@@ -294,12 +326,7 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
             _audit.Decision(decision, before);
         }
 
-        // In automatic mode a move the pipeline publishes is one the executor started (a move it held
-        // back is published as a Stay with MigrationLimitReached).
-        if (decision.IsMove && _options.Pipeline.Mode == PipelineMode.Automatic && !_stopping)
-        {
-            _audit.MigrationStarted(decision.VmName, decision.CurrentHost, decision.TargetHost, "policy", decision.Reason.ToString());
-        }
+        // migration.started is written by the start gate, when the executor really starts a move.
     }
 
     private void OnOutcome(MigrationOutcome outcome)
@@ -324,9 +351,25 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
     {
         var accepted = e.Action == PlacementAction.MoveNow ? e.Changed : true;
         _audit.OperatorAction(e, accepted);
-        if (e.Action == PlacementAction.MoveNow && e.Changed && e.Vm is not null)
+    }
+
+    /// <summary>The election's states: the role in the state (health, metrics), and a record and a log line when it changes.</summary>
+    private void OnLeadership(LeadershipState state)
+    {
+        var before = _state.SetLeadership(state);
+        if (state.IsLeader && before?.IsLeader != true)
         {
-            _audit.MigrationStarted(e.Vm, _pipeline?.PlacementOf(e.Vm), e.Host, "operator", e.RequestedBy);
+            ControllerLog.LeadershipAcquired(_logger, state.CandidateId, state.Election, state.LeaseId, state.Revision);
+            _audit.Leadership(state, acquired: true);
+        }
+        else if (!state.IsLeader && before?.IsLeader == true)
+        {
+            ControllerLog.LeadershipLost(_logger, state.CandidateId, state.Election, state.Reason, state.Detail);
+            _audit.Leadership(state, acquired: false);
+        }
+        else if (!state.IsLeader && state.LeaderId != before?.LeaderId)
+        {
+            ControllerLog.Following(_logger, state.Election, state.LeaderId, state.CandidateId, state.Reason);
         }
     }
 }

@@ -28,7 +28,7 @@ public static class ControllerServiceCollectionExtensions
     /// <summary>
     /// Registers the controller with validated <paramref name="options"/>: <see cref="ControllerState"/>,
     /// <see cref="AuditLog"/>, <see cref="ControllerMetrics"/>, the health checks (<c>pipeline</c>,
-    /// <c>hosts</c>, <c>samples</c>), OpenTelemetry metrics of the <c>Cloudlets.Core</c> and
+    /// <c>hosts</c>, <c>samples</c>, <c>election</c>), OpenTelemetry metrics of the <c>Cloudlets.Core</c> and
     /// <c>Cloudlets.Controller</c> meters with a Prometheus exporter, and <see cref="ControllerService"/>.
     /// Sets the host's shutdown timeout above <see cref="Core.Pipeline.MigrationPipelineOptions.StopTimeout"/>
     /// so a stop lets migrations finish. Map the endpoints with <see cref="Http.ControllerEndpoints"/>.
@@ -61,7 +61,8 @@ public static class ControllerServiceCollectionExtensions
         services.AddHealthChecks()
             .AddCheck<PipelineRunningHealthCheck>(PipelineRunningHealthCheck.Name)
             .AddCheck<HostsConnectedHealthCheck>(HostsConnectedHealthCheck.Name)
-            .AddCheck<SamplesFreshHealthCheck>(SamplesFreshHealthCheck.Name);
+            .AddCheck<SamplesFreshHealthCheck>(SamplesFreshHealthCheck.Name)
+            .AddCheck<ElectionHealthCheck>(ElectionHealthCheck.Name);
 
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("cloudlets-controller", serviceVersion: typeof(ControllerService).Assembly.GetName().Version?.ToString()))

@@ -1,4 +1,5 @@
 using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Election;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
 using Cloudlets.Core.Probing;
@@ -58,6 +59,7 @@ public sealed class ControllerState
     private ControllerPhase _phase = ControllerPhase.Starting;
     private int _exitCode = ControllerExitCodes.Success;
     private string? _failure;
+    private LeadershipState? _leadership;
 
     /// <summary>Where the controller is in its life.</summary>
     public ControllerPhase Phase
@@ -110,6 +112,24 @@ public sealed class ControllerState
         }
     }
 
+    /// <summary>
+    /// This controller's role in its region's election (leader or follower, lease id, term, who leads),
+    /// or <see langword="null"/> when no election is configured (the controller acts alone).
+    /// </summary>
+    public LeadershipState? Leadership
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leadership;
+            }
+        }
+    }
+
+    /// <summary>The executor's start gate (fencing and the <c>migration.started</c> record), or <see langword="null"/> before the pipeline is built.</summary>
+    internal ControllerStartGate? StartGate { get; set; }
+
     /// <summary>The running pipeline, or <see langword="null"/> before it is built.</summary>
     public MigrationPipeline? Pipeline { get; internal set; }
 
@@ -160,6 +180,17 @@ public sealed class ControllerState
         lock (_gate)
         {
             _hosts = hosts;
+        }
+    }
+
+    /// <summary>Records the election's latest state; returns the previous one (or <see langword="null"/>).</summary>
+    internal LeadershipState? SetLeadership(LeadershipState state)
+    {
+        lock (_gate)
+        {
+            var before = _leadership;
+            _leadership = state;
+            return before;
         }
     }
 

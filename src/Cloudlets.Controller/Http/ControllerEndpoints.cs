@@ -57,6 +57,9 @@ public static partial class ControllerEndpoints
             status = report.Status.ToString(),
             phase = state?.Phase.ToString(),
             mode = state?.Mode.ToString(),
+            role = state is null ? null : state.Leadership is { } l ? (l.IsLeader ? "leader" : "follower") : "alone",
+            leaseId = state?.Leadership?.LeaseId,
+            region = state?.Leadership?.Election,
             checks = report.Entries.ToDictionary(
                 e => e.Key,
                 e => new { status = e.Value.Status.ToString(), description = e.Value.Description, data = e.Value.Data }),

@@ -126,7 +126,18 @@ public static partial class ControllerEndpoints
             return Refuse(nameof(MoveNowRefusal.NotRunning), $"The pipeline is not running ({state.Phase}).", StatusCodes.Status503ServiceUnavailable);
         }
 
-        var result = await control.MoveNowAsync(vm, body.Host, RequestedBy(http), http.RequestAborted).ConfigureAwait(false);
+        // The start gate writes the migration.started record when the executor really starts the move: tell it who asked.
+        MoveNowResult result;
+        state.StartGate?.NoteOperatorMove(vm, RequestedBy(http));
+        try
+        {
+            result = await control.MoveNowAsync(vm, body.Host, RequestedBy(http), http.RequestAborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            state.StartGate?.ForgetOperatorMove(vm);
+        }
+
         if (result.Started)
         {
             return Results.Json(new MoveStartedView(vm, body.Host, result.Explanation), Json, statusCode: StatusCodes.Status202Accepted);

@@ -1,3 +1,4 @@
+using Cloudlets.Core.Election;
 using Cloudlets.Core.Pipeline;
 using Microsoft.Extensions.Logging;
 
@@ -41,4 +42,16 @@ internal static partial class ControllerLog
     [LoggerMessage(EventId = 9021, EventName = "ConfigurationReloadInvalid", Level = LogLevel.Error,
         Message = "The reloaded configuration is invalid and was not applied: {Errors}")]
     public static partial void ConfigurationReloadInvalid(ILogger logger, string errors);
+
+    [LoggerMessage(EventId = 9030, EventName = "LeadershipAcquired", Level = LogLevel.Information,
+        Message = "This controller ({Candidate}) leads region {Region} now (lease {LeaseId}, term {Term}): it may migrate.")]
+    public static partial void LeadershipAcquired(ILogger logger, string candidate, string region, long? leaseId, long? term);
+
+    [LoggerMessage(EventId = 9031, EventName = "LeadershipLost", Level = LogLevel.Warning,
+        Message = "This controller ({Candidate}) no longer leads region {Region} ({Reason}: {Detail}); it stays advisory until elected again.")]
+    public static partial void LeadershipLost(ILogger logger, string candidate, string region, LeadershipReason reason, string? detail);
+
+    [LoggerMessage(EventId = 9032, EventName = "LeaderObserved", Level = LogLevel.Information,
+        Message = "Region {Region}: {Leader} leads; this controller ({Candidate}) follows ({Reason}).")]
+    public static partial void Following(ILogger logger, string region, string? leader, string candidate, LeadershipReason reason);
 }

@@ -20,6 +20,7 @@ namespace Cloudlets.Controller.Telemetry;
 /// <item><c>cloudlets.sample.age</c> (s, gauge) → <c>cloudlets_sample_age_seconds{cloudlets_vantage_point, cloudlets_target}</c>: time since the last sample (freshness).</item>
 /// <item><c>cloudlets.host.connected</c> (gauge) → <c>cloudlets_host_connected{cloudlets_host, cloudlets_host_state}</c>: 1 when the management connection is up.</item>
 /// <item><c>cloudlets.migration.downtime</c> (s, histogram) → <c>cloudlets_migration_downtime_seconds_bucket{…}</c>: the pause at hand-over, as the hypervisor measured it.</item>
+/// <item><c>cloudlets.controller.leader</c> (gauge) → <c>cloudlets_controller_leader{cloudlets_region}</c>: 1 while this controller leads its region's election, else 0 (only with an election).</item>
 /// <item><c>cloudlets.controller.up</c> (gauge) → <c>cloudlets_controller_up{cloudlets_controller_phase, cloudlets_pipeline_mode}</c>: 1 while the pipeline runs.</item>
 /// </list>
 /// </remarks>
@@ -53,6 +54,8 @@ public sealed class ControllerMetrics
         public const string Phase = "cloudlets.controller.phase";
         /// <summary>The pipeline's mode.</summary>
         public const string Mode = "cloudlets.pipeline.mode";
+        /// <summary>The region (the election's name).</summary>
+        public const string Region = "cloudlets.region";
     }
 
     private readonly ControllerState _state;
@@ -74,6 +77,7 @@ public sealed class ControllerMetrics
         _downtime = meter.CreateHistogram("cloudlets.migration.downtime", "s", "The pause the VM saw at hand-over, as the hypervisor measured it.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DowntimeBuckets });
         meter.CreateObservableGauge("cloudlets.controller.up", ObservePhase, "{controller}", "1 while the pipeline runs, else 0; the phase and mode are tags.");
+        meter.CreateObservableGauge("cloudlets.controller.leader", ObserveLeader, "{controller}", "1 while this controller leads its region's election, else 0; the region is a tag.");
     }
 
     internal void OnSample(LatencySample sample) =>
@@ -134,6 +138,14 @@ public sealed class ControllerMetrics
             _state.Phase == ControllerPhase.Running ? 1 : 0,
             new KeyValuePair<string, object?>(Tags.Phase, _state.Phase.ToString()),
             new KeyValuePair<string, object?>(Tags.Mode, _state.Mode.ToString()));
+
+    private IEnumerable<Measurement<int>> ObserveLeader()
+    {
+        if (_state.Leadership is { } l)
+        {
+            yield return new Measurement<int>(l.IsLeader ? 1 : 0, new KeyValuePair<string, object?>(Tags.Region, l.Election));
+        }
+    }
 
     private static KeyValuePair<string, object?> TargetTag(string target) =>
         target.StartsWith("host:", StringComparison.Ordinal) ? new(Tags.Host, target[5..])

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Cloudlets.Etcd.Tests.Support;
 
 namespace Cloudlets.Controller.Tests.Tool;
 
@@ -14,6 +15,7 @@ namespace Cloudlets.Controller.Tests.Tool;
 public sealed class ControllerProcessTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+    private static readonly JsonSerializerOptions NoNulls = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
     private string _folder = "";
     private TcpListener? _listener;
     private CancellationTokenSource? _accepting;
@@ -52,7 +54,7 @@ public sealed class ControllerProcessTests
         }
     }
 
-    private string Config(int httpPort, string hostUri = "test:///default")
+    private string Config(int httpPort, string hostUri = "test:///default", object? election = null, string file = "controller.json", string audit = "audit.jsonl")
     {
         var probePort = ((IPEndPoint)_listener!.LocalEndpoint).Port;
         var config = new
@@ -65,11 +67,12 @@ public sealed class ControllerProcessTests
                 Probing = new { Period = "00:00:00.250" },
                 Pipeline = new { EvaluationInterval = "00:00:00.500" },
                 Http = new { Urls = $"http://127.0.0.1:{httpPort}", Token = "process-test-token-0123456789" },
-                Audit = new { Path = Path.Combine(_folder, "audit.jsonl") },
+                Audit = new { Path = Path.Combine(_folder, audit) },
+                Election = election,
             },
         };
-        var path = Path.Combine(_folder, "controller.json");
-        File.WriteAllText(path, JsonSerializer.Serialize(config));
+        var path = Path.Combine(_folder, file);
+        File.WriteAllText(path, JsonSerializer.Serialize(config, NoNulls));
         return path;
     }
 
@@ -119,7 +122,7 @@ public sealed class ControllerProcessTests
         var audit = File.ReadAllLines(Path.Combine(_folder, "audit.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(JsonDocument.Parse(health).RootElement.GetProperty("checks").EnumerateObject().Select(c => c.Name), Is.EquivalentTo(new[] { "pipeline", "hosts", "samples" }));
+            Assert.That(JsonDocument.Parse(health).RootElement.GetProperty("checks").EnumerateObject().Select(c => c.Name), Is.EquivalentTo(new[] { "pipeline", "hosts", "samples", "election" }));
             Assert.That(readyStatus, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(metrics, Does.Match("cloudlets_probe_rtt_milliseconds\\{[^}]*cloudlets_host=\"h1\"[^}]*cloudlets_vantage_point=\"local\"[^}]*\\} [0-9.]+"));
             Assert.That(metrics, Does.Match("cloudlets_host_connected\\{[^}]*cloudlets_host=\"h2\"[^}]*\\} 1"));
@@ -145,6 +148,73 @@ public sealed class ControllerProcessTests
         {
             Assert.That(code, Is.EqualTo(1), output);
             Assert.That(output, Does.Contain("Could not connect to every host: h1"));
+        }
+    }
+
+    /// <summary>
+    /// Two controllers and a real etcd (Debian's etcd-server on loopback, started here): one leads, the
+    /// other follows, as /healthz, /metrics and the audit logs say; the leader's SIGTERM resigns and the
+    /// follower takes over. One is configured by the file's Controller:Election, the other by --election.
+    /// </summary>
+    [Test]
+    public async Task Run_TwoControllersWithEtcdElection_OneLeadsAndSigtermHandsOver()
+    {
+        await using var etcd = await EtcdServer.StartAsync();
+        var portA = ControllerProcess.FreePort();
+        var portB = ControllerProcess.FreePort();
+        var configA = Config(portA, election: new { Endpoints = new[] { etcd.Endpoint }, Region = "proc", CandidateId = "ctl-a", LeaseTtl = "00:00:03" }, file: "a.json", audit: "a.jsonl");
+        var configB = Config(portB, file: "b.json", audit: "b.jsonl");
+        await using var a = ControllerProcess.Start("--config", configA);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        await WaitForAsync(http, $"http://127.0.0.1:{portA}/healthz", (s, b) => s == HttpStatusCode.OK && b.Contains("\"role\":\"leader\"", StringComparison.Ordinal), a, Bound);
+        await using var b = ControllerProcess.Start(
+            "--config", configB, "--election", $"etcd://127.0.0.1:{etcd.ClientPort}/proc", "--set", "Controller:Election:CandidateId=ctl-b", "--set", "Controller:Election:LeaseTtl=00:00:03");
+        var (_, followerHealth) = await WaitForAsync(http, $"http://127.0.0.1:{portB}/healthz", (s, body) => s == HttpStatusCode.OK && body.Contains("\"leader\":\"ctl-a\"", StringComparison.Ordinal), b, Bound);
+        var leaderMetrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{portA}/metrics"));
+        var followerMetrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{portB}/metrics"));
+        var key = await etcd.GetValueAsync("/cloudlets/v1/elections/proc");
+
+        a.Terminate();
+        var codeA = await a.WaitForExitAsync(Bound);
+        var (_, takenOver) = await WaitForAsync(http, $"http://127.0.0.1:{portB}/healthz", (s, body) => s == HttpStatusCode.OK && body.Contains("\"role\":\"leader\"", StringComparison.Ordinal), b, Bound);
+        b.Terminate();
+        var codeB = await b.WaitForExitAsync(Bound);
+
+        var auditA = File.ReadAllLines(Path.Combine(_folder, "a.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var auditB = File.ReadAllLines(Path.Combine(_folder, "b.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var election = JsonDocument.Parse(followerHealth).RootElement.GetProperty("checks").GetProperty("election").GetProperty("data");
+        var leaderEvents = auditA.Where(r => r.GetProperty("event").GetString()!.StartsWith("leadership.", StringComparison.Ordinal)).ToList();
+        var acquiredB = auditB.Where(r => r.GetProperty("event").GetString() == "leadership.acquired").ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(key, Is.EqualTo("ctl-a"), "the election key holds the leader's candidate id");
+            Assert.That(election.GetProperty("role").GetString(), Is.EqualTo("follower"));
+            Assert.That(election.GetProperty("region").GetString(), Is.EqualTo("proc"));
+            Assert.That(election.GetProperty("leaseId").GetInt64(), Is.Positive, "a follower campaigns with its own lease");
+            Assert.That(JsonDocument.Parse(followerHealth).RootElement.GetProperty("role").GetString(), Is.EqualTo("follower"));
+            Assert.That(leaderMetrics, Does.Match("cloudlets_controller_leader\\{[^}]*cloudlets_region=\"proc\"[^}]*\\} 1"));
+            Assert.That(followerMetrics, Does.Match("cloudlets_controller_leader\\{[^}]*cloudlets_region=\"proc\"[^}]*\\} 0"));
+            Assert.That(JsonDocument.Parse(takenOver).RootElement.GetProperty("checks").GetProperty("election").GetProperty("data").GetProperty("candidate").GetString(), Is.EqualTo("ctl-b"));
+            Assert.That(codeA, Is.Zero, a.Output);
+            Assert.That(codeB, Is.Zero, b.Output);
+            Assert.That(leaderEvents.Select(r => r.GetProperty("event").GetString()), Is.EqualTo(new[] { "leadership.acquired", "leadership.lost" }));
+            Assert.That(leaderEvents[^1].GetProperty("reason").GetString(), Is.EqualTo("Resigned"));
+            Assert.That(leaderEvents[0].GetProperty("leaseId").GetInt64(), Is.Positive);
+            Assert.That(acquiredB, Has.Count.EqualTo(1));
+            Assert.That(acquiredB[0].GetProperty("candidate").GetString(), Is.EqualTo("ctl-b"));
+            Assert.That(auditA.Concat(auditB).Where(r => r.GetProperty("event").GetString() == "migration.started"), Is.Empty, "advisory: nothing starts");
+        }
+    }
+
+    [Test]
+    [Category("BadInput")]
+    public async Task Run_ElectionWithPasswordInUri_ExitsTwoBeforeConnecting()
+    {
+        var (code, output) = await ControllerProcess.RunAsync(Bound, "--config", Config(ControllerProcess.FreePort()), "--election", "etcd://root:pw@127.0.0.1:2379");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(code, Is.EqualTo(2), output);
+            Assert.That(output, Does.Contain("holds a user or password"));
         }
     }
 }
