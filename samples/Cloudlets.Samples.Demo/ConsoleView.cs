@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using Cloudlets.Core.Hypervisors;
+using Spectre.Console;
+using Spectre.Console.Rendering;
 
 namespace Cloudlets.Samples.Demo;
 
@@ -16,63 +18,199 @@ internal sealed record ViewState(
     string? Step);
 
 /// <summary>
-/// The live console view: a redrawn screen on a terminal, one line a second when the output is
-/// redirected or <c>--plain</c> is given (logs and CI stay readable).
+/// The console view. On a terminal: a Spectre.Console live display, a table of the hosts (injected delay, measured
+/// RTT, where the VM is) with a progress bar for each migration, and the decisions, outcomes and scenario steps
+/// printed above it as they happen. When the output is redirected, the terminal cannot redraw, or <c>--plain</c> is
+/// given: one line a second plus each decision and outcome line, so logs and CI stay readable.
 /// </summary>
-internal sealed class ConsoleView(bool plain)
+internal sealed class ConsoleView : IAsyncDisposable
 {
-    private readonly bool _plain = plain || Console.IsOutputRedirected;
+    private readonly IAnsiConsole? _console;
+    private readonly Lock _gate = new();
+    private readonly TaskCompletionSource _stop = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ViewState? _state;
+    private ProgressContext? _context;
+    private ProgressTask? _migrationTask;
+    private (string From, string To)? _migrationHosts;
+    private Task? _live;
 
+    /// <summary>A view on the process's console: live when it is an interactive terminal and <paramref name="plain"/> is false.</summary>
+    public ConsoleView(bool plain)
+        : this(plain || Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive ? null : AnsiConsole.Console)
+    {
+    }
+
+    /// <summary>A live view on <paramref name="console"/>, or the plain view (on <see cref="Console.Out"/>) when it is null.</summary>
+    public ConsoleView(IAnsiConsole? console) => _console = console;
+
+    /// <summary>Whether this view prints plain lines (no redrawing).</summary>
+    public bool IsPlain => _console is null;
+
+    /// <summary>Starts the live display (nothing in plain mode). Lines printed before go above it.</summary>
+    public async Task StartAsync()
+    {
+        if (_console is null || _live is not null)
+        {
+            return;
+        }
+
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _live = new Progress(_console, TimeProvider.System)
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .UseRenderHook((tasks, _) =>
+            {
+                ViewState? state;
+                lock (_gate)
+                {
+                    state = _state;
+                }
+
+                return state is null ? tasks : new Rows(Frame(state), tasks);
+            })
+            .StartAsync(async context =>
+            {
+                lock (_gate)
+                {
+                    _context = context;
+                }
+
+                started.TrySetResult();
+                await _stop.Task.ConfigureAwait(false);
+                context.Refresh();
+            });
+        await Task.WhenAny(started.Task, _live).ConfigureAwait(false);
+    }
+
+    /// <summary>Shows the state of the run: a line in plain mode, the next frame of the live display otherwise.</summary>
     public void Render(ViewState state)
     {
-        if (_plain)
+        ArgumentNullException.ThrowIfNull(state);
+        if (_console is null)
         {
             Console.WriteLine(Line(state));
             return;
         }
 
-        var s = new StringBuilder();
-        s.Append("\u001b[H\u001b[2J");
-        s.Append(CultureInfo.InvariantCulture, $"Cloudlets demo — t = {state.Seconds:0} s   {state.Step}\n\n");
-        s.Append(CultureInfo.InvariantCulture, $"  {"host",-12} {"injected",9} {"measured RTT",13}\n");
-        foreach (var (host, injected, measured) in state.Hosts)
+        lock (_gate)
         {
-            var here = host == state.CurrentHost ? $"  ◀ {state.VmName}" : "";
-            s.Append(CultureInfo.InvariantCulture, $"  {host,-12} {injected,6:0} ms {Ms(measured),13}{here}\n");
+            _state = state;
+            if (state.Migration is { } m)
+            {
+                ShowMigration(m.From, m.To, m.Progress);
+            }
         }
 
-        s.Append(CultureInfo.InvariantCulture, $"\n  VM {state.VmName} on {state.CurrentHost ?? "?"}: RTT from the edge {Ms(state.VmRttMs)}\n");
-        if (state.Migration is { } m)
+        _context?.Refresh();
+    }
+
+    /// <summary>A migration's progress, as it is reported (the live bar moves with it; the plain line shows it each second).</summary>
+    public void MigrationProgress(string from, string to, MigrationProgress progress)
+    {
+        if (_console is null)
         {
-            var p = m.Progress;
-            var fraction = p.DataTotalBytes is > 0 && p.DataProcessedBytes is { } done ? Math.Clamp((double)done / p.DataTotalBytes.Value, 0, 1) : 0;
-            var bar = new string('█', (int)(fraction * 30)).PadRight(30, '·');
-            s.Append(CultureInfo.InvariantCulture, $"\n  migrating {m.From} → {m.To}  [{bar}] {fraction * 100,3:0} %  {p.Elapsed.TotalSeconds:0.0} s  iteration {p.Iteration?.ToString(CultureInfo.InvariantCulture) ?? "-"}\n");
+            return;
         }
 
-        s.Append("\n  decisions:\n");
-        foreach (var d in state.Decisions)
+        lock (_gate)
         {
-            s.Append("    ").Append(d).Append('\n');
+            ShowMigration(from, to, progress);
         }
+    }
 
-        Console.Write(s.ToString());
+    /// <summary>The migration under way ended: its bar is filled when it succeeded, and stops where it was otherwise.</summary>
+    public void MigrationEnded(bool succeeded)
+    {
+        lock (_gate)
+        {
+            if (_migrationTask is { } task)
+            {
+                if (succeeded)
+                {
+                    task.Value = task.MaxValue;
+                }
+
+                task.StopTask();
+            }
+
+            _migrationTask = null;
+            _migrationHosts = null;
+        }
     }
 
     /// <summary>
-    /// A decision or a migration's outcome. The redrawn screen shows the latest few with each frame; in
-    /// plain mode each is printed once, as it happens, so a log keeps the whole story of a run.
+    /// A decision or a migration's outcome, printed once, as it happens, so the output keeps the whole story of a
+    /// run: indented in plain mode, above the live display otherwise.
     /// </summary>
-    public void Event(string text)
+    public void Event(string text) => Print("  " + text);
+
+    /// <summary>A line of the run (a scenario step, the end of the scenario): printed as is, above the live display if there is one.</summary>
+    public void Print(string text)
     {
-        if (_plain)
+        if (_console is null)
         {
-            Console.WriteLine("  " + text);
+            Console.WriteLine(text);
+            return;
+        }
+
+        lock (_gate)
+        {
+            _console.WriteLine(text);
         }
     }
 
-    private static string Line(ViewState state)
+    /// <summary>Ends the live display, leaving its last frame on the screen.</summary>
+    public async ValueTask DisposeAsync()
     {
+        _stop.TrySetResult();
+        if (_live is { } live)
+        {
+            await live.ConfigureAwait(false);
+            _live = null;
+        }
+
+        // Lines that come later (a late outcome) are printed below the last frame.
+        lock (_gate)
+        {
+            _context = null;
+            _migrationTask = null;
+        }
+    }
+
+    /// <summary>The live display's frame: the time and step, the hosts' table, and the VM's own RTT.</summary>
+    internal static IRenderable Frame(ViewState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("host")
+            .AddColumn(new TableColumn("injected delay").RightAligned())
+            .AddColumn(new TableColumn("measured RTT").RightAligned())
+            .AddColumn("VM");
+        foreach (var (host, injected, measured) in state.Hosts)
+        {
+            var here = host == state.CurrentHost;
+            table.AddRow(
+                new Markup(here ? $"[bold]{Markup.Escape(host)}[/]" : Markup.Escape(host)),
+                new Text(string.Create(CultureInfo.InvariantCulture, $"{injected:0} ms")),
+                new Markup(measured is null ? "[red]lost[/]" : Markup.Escape(Ms(measured))),
+                new Markup(here ? $"[green]◀ {Markup.Escape(state.VmName)}[/]" : ""));
+        }
+
+        var title = string.Create(CultureInfo.InvariantCulture, $"[bold]Cloudlets demo[/] — t = {state.Seconds:0} s");
+        if (state.Step is { } step)
+        {
+            title += "   " + Markup.Escape(step);
+        }
+
+        var vm = $"VM {Markup.Escape(state.VmName)} on {Markup.Escape(state.CurrentHost ?? "?")}: RTT from the edge {Markup.Escape(Ms(state.VmRttMs))}";
+        return new Rows(new Markup(title), table, new Markup(vm));
+    }
+
+    /// <summary>The plain view's line for one second.</summary>
+    internal static string Line(ViewState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
         var s = new StringBuilder();
         s.Append(CultureInfo.InvariantCulture, $"t={state.Seconds,4:0}s vm@{state.CurrentHost ?? "?"} vm-rtt={Ms(state.VmRttMs)}");
         foreach (var (host, injected, measured) in state.Hosts)
@@ -82,12 +220,33 @@ internal sealed class ConsoleView(bool plain)
 
         if (state.Migration is { } m)
         {
-            var p = m.Progress;
-            var pct = p.DataTotalBytes is > 0 && p.DataProcessedBytes is { } done ? 100.0 * done / p.DataTotalBytes.Value : 0;
-            s.Append(CultureInfo.InvariantCulture, $" | migrating {m.From}->{m.To} {pct:0}%");
+            s.Append(CultureInfo.InvariantCulture, $" | migrating {m.From}->{m.To} {Fraction(m.Progress) * 100:0}%");
         }
 
         return s.ToString();
+    }
+
+    /// <summary>How much of the migration's data is sent, from 0 to 1 (0 until the hypervisor reports a total).</summary>
+    internal static double Fraction(MigrationProgress progress) =>
+        progress.DataTotalBytes is > 0 && progress.DataProcessedBytes is { } done ? Math.Clamp((double)done / progress.DataTotalBytes.Value, 0, 1) : 0;
+
+    // Under _gate. A new pair of hosts is a new migration: a new bar.
+    private void ShowMigration(string from, string to, MigrationProgress progress)
+    {
+        if (_context is null)
+        {
+            return;
+        }
+
+        if (_migrationTask is null || _migrationHosts != (from, to))
+        {
+            _migrationTask?.StopTask();
+            _migrationTask = _context.AddTask($"migrating {Markup.Escape(from)} → {Markup.Escape(to)}", autoStart: true, maxValue: 100);
+            _migrationHosts = (from, to);
+        }
+
+        // The data sent can fall back when the guest dirties memory again; the bar shows the furthest point.
+        _migrationTask.Value = Math.Max(_migrationTask.Value, Fraction(progress) * 100);
     }
 
     private static string Ms(double? value) => value is { } v ? v.ToString("0.0", CultureInfo.InvariantCulture) + " ms" : "lost";

@@ -197,6 +197,9 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
     /// <summary>Redraws the view every second and fires scenario steps; true when the scenario completed.</summary>
     private async Task<bool> LoopAsync(CloudletLab lab, INetemShaper shaper, CancellationToken cancellationToken)
     {
+        // The live display runs while the scenario does; the summary is printed below its last frame.
+        await using var view = _view;
+        await view.StartAsync();
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
@@ -216,7 +219,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
 
             if (Now >= scenario.MaxSeconds)
             {
-                Console.WriteLine($"the scenario did not complete within {scenario.MaxSeconds} s");
+                _view.Print($"the scenario did not complete within {scenario.MaxSeconds} s");
                 return false;
             }
         }
@@ -260,18 +263,26 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             }
 
             _recorder.AddStep(firedAt, step.Label);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"t={firedAt:0}s scenario: {step.Label}"));
+            _view.Print(string.Create(CultureInfo.InvariantCulture, $"t={firedAt:0}s scenario: {step.Label}"));
         }
     }
 
     private void OnProgress(MigrationProgress progress)
     {
+        (string From, string To, MigrationProgress)? migration;
         lock (_gate)
         {
             if (_migration is { } m)
             {
                 _migration = (m.From, m.To, progress);
             }
+
+            migration = _migration;
+        }
+
+        if (migration is { } running)
+        {
+            _view.MigrationProgress(running.From, running.To, progress);
         }
     }
 
@@ -336,6 +347,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             }
         }
 
+        _view.MigrationEnded(outcome.Kind == MigrationOutcomeKind.Succeeded);
         var downtime = outcome.Result?.Downtime is { } d ? string.Create(CultureInfo.InvariantCulture, $", downtime {d.TotalMilliseconds:0} ms") : "";
         var error = outcome.Error is { } e ? $" ({e.Message})" : "";
         AddEvent(string.Create(CultureInfo.InvariantCulture,
