@@ -31,11 +31,29 @@ public sealed class DecisionBuffer
     internal readonly int[] RoomVCpus;
     internal readonly double[] UserValues;
     internal readonly int[] UserRows;
+    internal readonly double[] NearestBounds;  // per user of one VM: the latency at the current rank of its nearest-host list
 
     internal readonly double[] HostScores;     // one VM's score on every host
     internal readonly int[] StaleCount;        // per vantage point: stale cells on hosts that may receive VMs
     internal readonly int[] Planned;           // per VM: where it runs after this evaluation's moves (-1 unknown)
     internal readonly int[] ReservedFor;       // per VM: the host its affinity leader reserved room on for it this evaluation, or -1
+
+    // What the cell values were prepared from, so the next evaluation re-reads only rows that changed:
+    // the policy and snapshot, the snapshot's availability version, the evaluation time, and per
+    // vantage point the row's version and the time until which every fresh cell of it stays fresh.
+    internal object? PreparedBy;
+    internal FleetSnapshot? PreparedFrom;
+    internal long PreparedAvailabilityVersion;
+    internal long PreparedAtTicks;
+    internal readonly long[] PreparedRowVersion;
+    internal readonly long[] RowFreshUntilTicks;
+
+    // The nearest-host index (LowestLatencyPolicy.CandidateIndexDepth): per vantage point up to Depth
+    // hosts that may receive VMs and are reachable, by (latency, host index); allocated on first use.
+    internal int NearestDepth;
+    internal int[] NearestHost = [];        // [vantage * NearestDepth + rank]
+    internal double[] NearestValue = [];    // the same cells' latency in ms
+    internal int[] NearestCount = [];       // per vantage point: how many entries; fewer than the depth = every such host is listed
 
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
@@ -77,8 +95,25 @@ public sealed class DecisionBuffer
 
         UserValues = new double[maxUsers];
         UserRows = new int[maxUsers];
+        NearestBounds = new double[maxUsers];
         HostScores = new double[layout.HostCount];
         StaleCount = new int[layout.VantagePointCount];
+        PreparedRowVersion = new long[layout.VantagePointCount];
+        RowFreshUntilTicks = new long[layout.VantagePointCount];
+    }
+
+    /// <summary>Makes room for a nearest-host index of <paramref name="depth"/> hosts per vantage point (allocates only the first time, or for a deeper index).</summary>
+    internal void EnsureNearestIndex(int depth)
+    {
+        if (NearestDepth == depth)
+        {
+            return;
+        }
+
+        NearestDepth = depth;
+        NearestHost = new int[VantagePointCount * depth];
+        NearestValue = new double[VantagePointCount * depth];
+        NearestCount = new int[VantagePointCount];
     }
 
     /// <summary>The number of VM entries.</summary>

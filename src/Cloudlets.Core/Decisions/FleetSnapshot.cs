@@ -31,6 +31,11 @@ public sealed class FleetSnapshot
     // Latency cells, [vantage * H + host].
     internal readonly LatencyCell[] Cells;
 
+    // Change counters, so that a policy re-reads only what changed since its last evaluation: one per
+    // vantage point's row of cells, and one for the hosts' availability.
+    internal readonly long[] RowVersion;
+    internal long AvailabilityVersion;
+
     // VMs: users in CSR layout.
     internal readonly int[] UserStart;
     internal readonly int[] UserCount;
@@ -132,6 +137,7 @@ public sealed class FleetSnapshot
         Bandwidth = new double[h * h];
         Array.Fill(Bandwidth, double.NaN);
         Cells = new LatencyCell[_vantagePoints.Length * h];
+        RowVersion = new long[_vantagePoints.Length];
         CurrentHost = new int[v];
         Array.Fill(CurrentHost, -1);
         VmMemoryBytes = new long[v];
@@ -196,6 +202,11 @@ public sealed class FleetSnapshot
     /// <param name="freeVCpus">vCPUs it can still give to VMs.</param>
     public void SetHost(int host, HostAvailability availability, long freeMemoryBytes, int freeVCpus)
     {
+        if (Availability[host] != availability)
+        {
+            AvailabilityVersion++;
+        }
+
         Availability[host] = availability;
         FreeMemoryBytes[host] = freeMemoryBytes;
         FreeVCpus[host] = freeVCpus;
@@ -206,11 +217,18 @@ public sealed class FleetSnapshot
         Bandwidth[(sourceHost * _hosts.Length) + destinationHost] = bytesPerSecond;
 
     /// <summary>Sets what a vantage point measured to a host.</summary>
-    public void SetLatency(int vantagePoint, int host, in LatencySummary summary) =>
+    public void SetLatency(int vantagePoint, int host, in LatencySummary summary)
+    {
         Cells[(vantagePoint * _hosts.Length) + host] = new LatencyCell(summary);
+        RowVersion[vantagePoint]++;
+    }
 
     /// <summary>Forgets what a vantage point measured to a host (no data: unreachable).</summary>
-    public void ClearLatency(int vantagePoint, int host) => Cells[(vantagePoint * _hosts.Length) + host] = default;
+    public void ClearLatency(int vantagePoint, int host)
+    {
+        Cells[(vantagePoint * _hosts.Length) + host] = default;
+        RowVersion[vantagePoint]++;
+    }
 
     /// <summary>Sets where a VM runs and its size.</summary>
     /// <param name="vm">The VM index.</param>

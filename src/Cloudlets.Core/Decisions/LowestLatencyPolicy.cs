@@ -40,6 +40,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     private readonly double _impact;
     private readonly double _penalty;
     private readonly LatencyStatistic _statistic;
+    private readonly int _depth;
+
+    /// <summary>The index is used from this many hosts per index entry on (128 hosts at the default depth of 16).</summary>
+    internal const int IndexMinimumHostsPerEntry = 8;
 
     /// <summary>Builds the policy, validating the options once.</summary>
     /// <param name="options">The options, copied; <see langword="null"/> for the defaults.</param>
@@ -64,6 +68,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         _staySeconds = _options.ExpectedStay.TotalSeconds;
         _impact = _options.MigrationImpactMs;
         _penalty = _options.MigrationPenaltyMsSeconds;
+        _depth = _options.CandidateIndexDepth;
     }
 
     /// <summary>A copy of the options the policy was built with.</summary>
@@ -86,13 +91,16 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             PreparePlan(snapshot, results);
         }
 
-        PrepareCells(snapshot, results, now);
+        // On a small fleet the vectorised scan of every host is cheaper than searching lists.
+        var indexed = _depth > 0 && snapshot.HostCount >= IndexMinimumHostsPerEntry * _depth;
+        PrepareCells(snapshot, results, now, indexed);
+
         results.RequiredWindows = _windows;
         results.EvaluatedAt = snapshot.Now;
         var moves = 0;
         for (var vm = 0; vm < snapshot.VmCount; vm++)
         {
-            if (EvaluateVm(snapshot, results, vm, now))
+            if (EvaluateVm(snapshot, results, vm, now, indexed))
             {
                 moves++;
             }
@@ -101,29 +109,206 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         results.MoveCount = moves;
     }
 
-    /// <summary>Each user's latency to each host as one number: ms, +inf when unreachable, NaN when stale.</summary>
-    private void PrepareCells(FleetSnapshot s, DecisionBuffer r, long now)
+    /// <summary>
+    /// Each user's latency to each host as one number (ms, +inf when unreachable, NaN when stale), the
+    /// stale cells per vantage point, and the nearest-host index when <paramref name="indexed"/>. Only the
+    /// rows that can have changed since this buffer's last evaluation by this policy of this snapshot
+    /// are read again: rows written since (their version moved) and rows where a fresh cell may have
+    /// turned stale; everything when host availability changed or time went back. A row left alone
+    /// has the same values, count and index it would get again.
+    /// </summary>
+    private void PrepareCells(FleetSnapshot s, DecisionBuffer r, long now, bool indexed)
     {
-        var cells = s.Cells;
-        var values = r.CellValue;
-        var hosts = s.HostCount;
-        Array.Clear(r.StaleCount);
-        for (var i = 0; i < cells.Length; i++)
+        if (indexed)
         {
-            ref readonly var c = ref cells[i];
-            if (c.HasData && now - c.NewestTicks > _maxAgeTicks)
+            r.EnsureNearestIndex(_depth);
+        }
+
+        var all = !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
+            || r.PreparedAvailabilityVersion != s.AvailabilityVersion || now < r.PreparedAtTicks;
+        var hosts = s.HostCount;
+        for (var p = 0; p < s.VantagePointCount; p++)
+        {
+            if (all || r.PreparedRowVersion[p] != s.RowVersion[p] || now > r.RowFreshUntilTicks[p])
             {
-                values[i] = double.NaN;
-                if (s.Availability[i % hosts] == HostAvailability.Available)
+                PrepareRow(s, r, p, now);
+                if (indexed)
                 {
-                    r.StaleCount[i / hosts]++;
+                    PrepareNearest(r, p, hosts);
+                }
+            }
+        }
+
+        r.PreparedBy = this;
+        r.PreparedFrom = s;
+        r.PreparedAvailabilityVersion = s.AvailabilityVersion;
+        r.PreparedAtTicks = now;
+    }
+
+    private void PrepareRow(FleetSnapshot s, DecisionBuffer r, int p, long now)
+    {
+        var hosts = s.HostCount;
+        var cells = s.Cells.AsSpan(p * hosts, hosts);
+        var values = r.CellValue.AsSpan(p * hosts, hosts);
+        var availability = s.Availability;
+        var stale = 0;
+        var freshUntil = long.MaxValue;
+        for (var h = 0; h < cells.Length; h++)
+        {
+            ref readonly var c = ref cells[h];
+            if (c.HasData)
+            {
+                if (now - c.NewestTicks > _maxAgeTicks)
+                {
+                    values[h] = double.NaN;
+                    if (availability[h] == HostAvailability.Available)
+                    {
+                        stale++;
+                    }
+
+                    continue;
                 }
 
+                // This cell turns stale once the time passes its newest sample plus the maximum age.
+                freshUntil = Math.Min(freshUntil, c.NewestTicks + _maxAgeTicks);
+            }
+
+            values[h] = Reachable(c);
+        }
+
+        r.StaleCount[p] = stale;
+        r.RowFreshUntilTicks[p] = freshUntil;
+        r.PreparedRowVersion[p] = s.RowVersion[p];
+    }
+
+    /// <summary>
+    /// The nearest-host index: for every vantage point, the <see cref="LowestLatencyPolicyOptions.CandidateIndexDepth"/>
+    /// hosts with the lowest latency among those that may receive VMs and that it reaches (a finite
+    /// cell), ordered by (latency, host index) — the order in which a scan would prefer them. One pass
+    /// over the cells with an insertion into a short sorted list: vantage points × hosts, nothing allocated.
+    /// </summary>
+    private void PrepareNearest(DecisionBuffer r, int p, int hosts)
+    {
+        var depth = _depth;
+        var row = r.CellValue.AsSpan(p * hosts, hosts);
+        var rooms = r.RoomMemory;
+        var listHosts = r.NearestHost.AsSpan(p * depth, depth);
+        var listValues = r.NearestValue.AsSpan(p * depth, depth);
+        var count = 0;
+        var worst = double.PositiveInfinity; // the last entry's latency once the list is full
+        for (var h = 0; h < row.Length; h++)
+        {
+            var v = row[h];
+            // NaN (stale) and +inf (unreachable) fail "v < worst"; so does a tie with a full list's
+            // last entry, which a lower host index already holds.
+            if (!(v < worst) || rooms[h] == long.MinValue)
+            {
                 continue;
             }
 
-            values[i] = Reachable(c);
+            var at = count < depth ? count++ : depth - 1;
+            while (at > 0 && listValues[at - 1] > v)
+            {
+                listValues[at] = listValues[at - 1];
+                listHosts[at] = listHosts[at - 1];
+                at--;
+            }
+
+            listValues[at] = v;
+            listHosts[at] = h;
+            if (count == depth)
+            {
+                worst = listValues[depth - 1];
+            }
         }
+
+        r.NearestCount[p] = count;
+    }
+
+    /// <summary>
+    /// The best candidate from the nearest-host index (the threshold algorithm): the users' lists are
+    /// read in step, every host met is scored in full, and the search ends once the score that the
+    /// lists' current entries would give (a lower bound for every host not met yet, the weighted
+    /// percentile being monotone in each user's latency) is above the best score found. Returns
+    /// <see langword="false"/> when the lists run out before that, and the caller scans every host; the
+    /// answer is always the one <see cref="ScanFast"/> gives (the lowest score, ties to the lowest index).
+    /// </summary>
+    private bool SearchNearest(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out int best, out double bestScore)
+    {
+        var depth = _depth;
+        var start = s.UserStart[vm];
+        var users = s.UserCount[vm];
+        var roomMemory = r.RoomMemory;
+        var roomVCpus = r.RoomVCpus;
+        best = -1;
+        bestScore = double.PositiveInfinity;
+        if (users == 1)
+        {
+            // One user: the first host of the list with room is the answer.
+            var p = s.UserVantage[start];
+            var count = r.NearestCount[p];
+            var offset = p * depth;
+            for (var i = 0; i < count; i++)
+            {
+                var h = r.NearestHost[offset + i];
+                if (h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+                {
+                    best = h;
+                    bestScore = r.NearestValue[offset + i];
+                    return true;
+                }
+            }
+
+            // A list shorter than the depth holds every host that could be a candidate.
+            return count < depth;
+        }
+
+        var threshold = Threshold(s, vm);
+        var bounds = r.NearestBounds; // not UserValues: scoring a host writes those
+        var complete = true;
+        for (var rank = 0; rank < depth; rank++)
+        {
+            for (var j = 0; j < users; j++)
+            {
+                var p = s.UserVantage[start + j];
+                if (rank >= r.NearestCount[p])
+                {
+                    // This user's list is exhausted: every host still unmet is unreachable, stale or
+                    // not a destination for this user.
+                    bounds[j] = double.PositiveInfinity;
+                    continue;
+                }
+
+                var h = r.NearestHost[(p * depth) + rank];
+                bounds[j] = r.NearestValue[(p * depth) + rank];
+                if (h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
+                {
+                    continue;
+                }
+
+                var v = Score(s, r, vm, h, threshold);
+                if (v < bestScore || (v == bestScore && h < best))
+                {
+                    best = h;
+                    bestScore = v;
+                }
+            }
+
+            // Stale data reads NaN and never wins; the bound treats nothing as NaN.
+            var bound = WeightedPercentile(bounds.AsSpan(0, users), s.UserWeight.AsSpan(start, users), threshold);
+            if (bound > bestScore || double.IsPositiveInfinity(bound))
+            {
+                return true;
+            }
+        }
+
+        for (var j = 0; j < users; j++)
+        {
+            complete &= r.NearestCount[s.UserVantage[start + j]] < depth;
+        }
+
+        // Every list shorter than the depth: every host a user reaches was met.
+        return complete;
     }
 
     /// <summary>A fresh cell's value: the chosen statistic in ms, or +inf when the users cannot reach the host (no data, nothing answered, too lossy).</summary>
@@ -189,7 +374,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     }
 
     /// <returns>Whether the VM moves.</returns>
-    private bool EvaluateVm(FleetSnapshot s, DecisionBuffer r, int vm, long now)
+    private bool EvaluateVm(FleetSnapshot s, DecisionBuffer r, int vm, long now, bool indexed)
     {
         var hosts = s.HostCount;
         var cur = s.CurrentHost[vm];
@@ -267,6 +452,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var blockedRule = PlacementRuleKind.None;
         var best = record || rules
             ? ScanChecked(s, r, vm, cur, record, evacuate: false, out bestScore, out blocked, out blockedScore, out blockedRule)
+            : indexed && SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
             : ScanFast(s, r, vm, cur, memory, vcpus, out bestScore);
         if (rules && s.VmPinned[vm])
         {
