@@ -196,4 +196,28 @@ public partial class LowestLatencyPolicyTests
         policy.Evaluate(s, buffer);
         Assert.That(buffer.ReasonOf(0), Is.EqualTo(DecisionReason.StaleData));
     }
+
+    [Test]
+    public void Evaluate_IndexedWithNewSamplesEachWindow_AllocatesNothingAfterTheFirst()
+    {
+        var s = IndexFleet(11, 160, 20, 2000);
+        var policy = Policy(windows: 2, o => o.CandidateIndexDepth = 16); // 160 hosts: the index is used
+        var buffer = new DecisionBuffer(s, recordCandidates: false);
+        policy.Evaluate(s, buffer); // the first evaluation allocates the index
+        var summary = Summary(42, s.Now);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var window = 0; window < 5; window++)
+        {
+            s.Now += TimeSpan.FromSeconds(1);
+            for (var h = 0; h < s.HostCount; h++)
+            {
+                s.SetLatency(window % s.VantagePointCount, h, summary);
+            }
+
+            policy.Evaluate(s, buffer);
+            s.AdvanceConfirmations(buffer);
+        }
+
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+    }
 }
