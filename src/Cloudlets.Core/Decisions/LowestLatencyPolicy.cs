@@ -264,6 +264,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         var threshold = Threshold(s, vm);
+        if (users <= 3)
+        {
+            return SearchNearestFew(s, r, vm, cur, memory, vcpus, threshold, out best, out bestScore);
+        }
+
         var bounds = r.NearestBounds; // not UserValues: scoring a host writes those
         var complete = true;
         for (var rank = 0; rank < depth; rank++)
@@ -309,6 +314,74 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         // Every list shorter than the depth: every host a user reaches was met.
         return complete;
+    }
+
+    /// <summary>
+    /// <see cref="SearchNearest"/> for two or three users, with the percentile of three values inline (for
+    /// two users the third list is the second's with weight 0): the same answer, fewer memory reads.
+    /// </summary>
+    private bool SearchNearestFew(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, double threshold, out int best, out double bestScore)
+    {
+        var depth = _depth;
+        var hosts = s.HostCount;
+        var start = s.UserStart[vm];
+        var three = s.UserCount[vm] == 3;
+        int pa = s.UserVantage[start], pb = s.UserVantage[start + 1], pc = three ? s.UserVantage[start + 2] : pb;
+        double wa = s.UserWeight[start], wb = s.UserWeight[start + 1], wc = three ? s.UserWeight[start + 2] : 0;
+        int na = r.NearestCount[pa], nb = r.NearestCount[pb], nc = three ? r.NearestCount[pc] : 0;
+        var cells = r.CellValue;
+        var roomMemory = r.RoomMemory;
+        var roomVCpus = r.RoomVCpus;
+        var nearestHost = r.NearestHost;
+        var nearestValue = r.NearestValue;
+        int rowA = pa * hosts, rowB = pb * hosts, rowC = pc * hosts;
+        best = -1;
+        bestScore = double.PositiveInfinity;
+        for (var rank = 0; rank < depth; rank++)
+        {
+            var boundA = double.PositiveInfinity;
+            var boundB = double.PositiveInfinity;
+            var boundC = three ? double.PositiveInfinity : 0; // unused for two users (weight 0)
+            for (var j = 0; j < (three ? 3 : 2); j++)
+            {
+                var (p, n) = j switch { 0 => (pa, na), 1 => (pb, nb), _ => (pc, nc) };
+                if (rank >= n)
+                {
+                    continue; // exhausted: every host still unmet is unreachable, stale or no destination for this user
+                }
+
+                var at = (p * depth) + rank;
+                var h = nearestHost[at];
+                switch (j)
+                {
+                    case 0: boundA = nearestValue[at]; break;
+                    case 1: boundB = nearestValue[at]; break;
+                    default: boundC = nearestValue[at]; break;
+                }
+
+                if (h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
+                {
+                    continue;
+                }
+
+                var b = cells[rowB + h];
+                var v = Percentile3(cells[rowA + h], b, three ? cells[rowC + h] : b, wa, wb, wc, threshold);
+                if (v < bestScore || (v == bestScore && h < best))
+                {
+                    best = h;
+                    bestScore = v;
+                }
+            }
+
+            var bound = Percentile3(boundA, boundB, three ? boundC : boundB, wa, wb, wc, threshold);
+            if (bound > bestScore || double.IsPositiveInfinity(bound))
+            {
+                return true;
+            }
+        }
+
+        // Every list shorter than the depth: every host a user reaches was met.
+        return na < depth && nb < depth && (!three || nc < depth);
     }
 
     /// <summary>A fresh cell's value: the chosen statistic in ms, or +inf when the users cannot reach the host (no data, nothing answered, too lossy).</summary>
@@ -1080,31 +1153,36 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         for (; h < n; h++)
         {
-            double a = la[h], b = lb[h], c = lc[h];
-            if (double.IsNaN(a) || double.IsNaN(b) || double.IsNaN(c))
-            {
-                scores[h] = double.NaN;
-                continue;
-            }
-
-            var result = double.PositiveInfinity;
-            if (wa + (b <= a ? wb : 0) + (c <= a ? wc : 0) >= threshold)
-            {
-                result = a;
-            }
-
-            if (b < result && (a <= b ? wa : 0) + wb + (c <= b ? wc : 0) >= threshold)
-            {
-                result = b;
-            }
-
-            if (c < result && (a <= c ? wa : 0) + (b <= c ? wb : 0) + wc >= threshold)
-            {
-                result = c;
-            }
-
-            scores[h] = result;
+            scores[h] = Percentile3(la[h], lb[h], lc[h], wa, wb, wc, threshold);
         }
+    }
+
+    /// <summary>The weighted percentile of three latencies (for two, c repeats b with weight 0): the same value as <see cref="WeightedPercentile"/>; NaN when any is NaN.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double Percentile3(double a, double b, double c, double wa, double wb, double wc, double threshold)
+    {
+        if (double.IsNaN(a) || double.IsNaN(b) || double.IsNaN(c))
+        {
+            return double.NaN;
+        }
+
+        var result = double.PositiveInfinity;
+        if (wa + (b <= a ? wb : 0) + (c <= a ? wc : 0) >= threshold)
+        {
+            result = a;
+        }
+
+        if (b < result && (a <= b ? wa : 0) + wb + (c <= b ? wc : 0) >= threshold)
+        {
+            result = b;
+        }
+
+        if (c < result && (a <= c ? wa : 0) + (b <= c ? wb : 0) + wc >= threshold)
+        {
+            result = c;
+        }
+
+        return result;
     }
 
     /// <summary>

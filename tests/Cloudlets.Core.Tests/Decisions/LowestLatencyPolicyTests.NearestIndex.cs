@@ -15,13 +15,13 @@ public partial class LowestLatencyPolicyTests
     /// stale and unreachable cells, hosts down or full, one to five weighted users per VM, VMs on
     /// hosts that are their users' nearest, and memory that runs out as moves reserve it.
     /// </summary>
-    private static FleetSnapshot IndexFleet(int seed, int hosts, int vantagePoints, int vms)
+    private static FleetSnapshot IndexFleet(int seed, int hosts, int vantagePoints, int vms, bool twoOrThreeUsers = false)
     {
         var random = new Random(seed);
         var names = Enumerable.Range(0, hosts).Select(h => $"h{h}").ToArray();
         var definitions = Enumerable.Range(0, vms).Select(v => new VmDefinition(
             $"vm{v}",
-            [.. Enumerable.Range(0, random.NextDouble() switch { < 0.5 => 1, < 0.75 => 2, < 0.9 => 3, _ => 4 + random.Next(2) })
+            [.. Enumerable.Range(0, twoOrThreeUsers ? 2 + random.Next(2) : random.NextDouble() switch { < 0.5 => 1, < 0.75 => 2, < 0.9 => 3, _ => 4 + random.Next(2) })
                 .Select(_ => new VmUser($"p{random.Next(vantagePoints)}", 1 + random.Next(3)))])).ToArray();
         var s = new FleetSnapshot(names, definitions) { Now = Now };
         for (var h = 0; h < hosts; h++)
@@ -62,11 +62,20 @@ public partial class LowestLatencyPolicyTests
     [TestCase(3, 5)]
     [TestCase(4, 1)]
     [TestCase(5, 3)]
-    public void Evaluate_NearestIndex_SameDecisionsAsScanningEveryHost(int seed, int depth)
+    public void Evaluate_NearestIndex_SameDecisionsAsScanningEveryHost(int seed, int depth) => SameDecisions(seed, depth, twoOrThreeUsers: false);
+
+    [TestCase(11, 2)]
+    [TestCase(12, 3)]
+    [TestCase(13, 4)]
+    [TestCase(14, 5)]
+    [TestCase(15, 1)]
+    public void Evaluate_NearestIndexTwoOrThreeUsers_SameDecisionsAsScanningEveryHost(int seed, int depth) => SameDecisions(seed, depth, twoOrThreeUsers: true);
+
+    private static void SameDecisions(int seed, int depth, bool twoOrThreeUsers)
     {
         const int hostCount = 40, vantagePoints = 12, vmCount = 400;
-        var indexed = IndexFleet(seed, hostCount, vantagePoints, vmCount);
-        var scanned = IndexFleet(seed, hostCount, vantagePoints, vmCount);
+        var indexed = IndexFleet(seed, hostCount, vantagePoints, vmCount, twoOrThreeUsers);
+        var scanned = IndexFleet(seed, hostCount, vantagePoints, vmCount, twoOrThreeUsers);
         var indexPolicy = Policy(windows: 2, o => { o.CandidateIndexDepth = depth; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
         var scanPolicy = Policy(windows: 2, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
         var fast = new DecisionBuffer(indexed, recordCandidates: false);
