@@ -112,6 +112,7 @@ public class TraceGeneratorTests
     }
 
     [Test]
+    [Category("BadInput")]
     public void Run_RulesNameUnknownHost_ThrowsBeforeReplaying()
     {
         var timeline = new TraceTimeline(Fleets.TwoHosts(), Fleets.Trace(Fleets.Repeat(10, 2), Fleets.Repeat(50, 2)));

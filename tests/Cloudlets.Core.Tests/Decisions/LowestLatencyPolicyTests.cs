@@ -406,6 +406,7 @@ public partial class LowestLatencyPolicyTests
     }
 
     [TestCaseSource(nameof(InvalidOptions))]
+    [Category("BadInput")]
     public void Ctor_InvalidOption_ThrowsNamingIt(Action<LowestLatencyPolicyOptions> spoil, string path)
     {
         var o = new LowestLatencyPolicyOptions();
@@ -420,6 +421,7 @@ public partial class LowestLatencyPolicyTests
     }
 
     [Test]
+    [Category("BadInput")]
     public void Ctor_SeveralInvalidOptions_ListsEveryOne()
     {
         var o = new LowestLatencyPolicyOptions { UserPercentile = 2, ConfirmationWindows = 0, MaxLossRate = -1 };

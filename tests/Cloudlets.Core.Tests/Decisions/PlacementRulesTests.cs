@@ -124,6 +124,7 @@ public class PlacementRulesTests
     }
 
     [Test]
+    [Category("BadInput")]
     public void Validate_VmExcludedFromEveryHost_Error()
     {
         var rules = new PlacementRules { ExcludedHosts = new Dictionary<string, IReadOnlyList<string>> { ["db1"] = ["a", "b", "c"] } };
@@ -131,6 +132,7 @@ public class PlacementRulesTests
     }
 
     [Test]
+    [Category("BadInput")]
     public void ValidateAndThrow_Invalid_OptionsValidationExceptionListingEveryError()
     {
         var rules = new PlacementRules { DrainedHosts = ["x"], PinnedVms = [""] };

@@ -102,6 +102,7 @@ public class CloudletsServiceCollectionExtensionsTests
     }
 
     [Test]
+    [Category("BadInput")]
     public async Task AddCloudlets_InvalidConfiguration_HostStartFailsListingEveryErrorWithItsPath()
     {
         var rig = new Rig();
@@ -150,6 +151,7 @@ public class CloudletsServiceCollectionExtensionsTests
     }
 
     [Test]
+    [Category("BadInput")]
     public void AddCloudlets_RulesNameUnknownHost_BuildingThePipelineListsTheError()
     {
         var rig = new Rig();
