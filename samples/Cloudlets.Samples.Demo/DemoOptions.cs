@@ -6,13 +6,15 @@ namespace Cloudlets.Samples.Demo;
 internal sealed record DemoOptions
 {
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
-    public const string Synopsis = "usage: cloudlets-demo [--scenario FILE] [--json PATH] [--plot PATH] [--keep] [--name NAME] [--plain]";
+    public const string Synopsis = "usage: cloudlets-demo [--scenario FILE] [--json PATH] [--plot PATH] [--csv PATH] [--keep] [--name NAME] [--plain]";
 
     public string? ScenarioPath { get; init; }
 
     public string? JsonPath { get; init; }
 
     public string? PlotPath { get; init; }
+
+    public string? CsvPath { get; init; }
 
     public bool Keep { get; init; }
 
@@ -40,6 +42,7 @@ internal sealed record DemoOptions
             ScenarioPath = result.GetValue(commands.Scenario),
             JsonPath = result.GetValue(commands.Json),
             PlotPath = result.GetValue(commands.Plot),
+            CsvPath = result.GetValue(commands.Csv),
             Keep = result.GetValue(commands.Keep),
             Plain = result.GetValue(commands.Plain),
             Name = result.GetValue(commands.Name) ?? "demo",
@@ -69,7 +72,8 @@ internal sealed class DemoCommands
         default 300 / 20 / 20 ms, then changed), and the pipeline in automatic mode: the VM live-migrates to the host
         with the lowest latency to its users. On a terminal the view is redrawn; with --plain or redirected output it
         prints one line a second and each decision and migration outcome. At the end it prints a summary, and writes the
-        JSON and plot asked for; then it tears the lab down (unless --keep). Ctrl+C or SIGTERM ends it early the same way.
+        JSON, plot and CSV asked for; then it tears the lab down (unless --keep). Ctrl+C or SIGTERM ends it early the same
+        way: the summary, plot and CSV of what was measured so far are written, then the lab is torn down.
 
         Needs root: the lab creates network namespaces, veth pairs and iptables rules, and runs libvirtd and QEMU.
 
@@ -79,7 +83,7 @@ internal sealed class DemoCommands
           2  bad command line or scenario (nothing was started)
           3  prerequisites missing (not root, no libvirtd, QEMU or iptables; not Linux)
           4  the scenario did not complete within its time limit (the summary says where the VM is)
-          130  stopped by Ctrl+C or SIGTERM (the lab is torn down all the same)
+          130  stopped by Ctrl+C or SIGTERM (the summary, plot and CSV are written and the lab is torn down all the same)
         """;
 
     /// <summary>Builds the tree (no action set).</summary>
@@ -88,10 +92,11 @@ internal sealed class DemoCommands
         Scenario = new Option<string?>("--scenario") { Description = "A JSON list of timed delay changes (default: the bundled scenarios/two-acts.json; scenarios/static.json is the original demonstration alone).", HelpName = "FILE" };
         Json = new Option<string?>("--json") { Description = "Write the run's summary as JSON.", HelpName = "PATH" };
         Plot = new Option<string?>("--plot") { Description = "Write an SVG chart of the RTT to each host and to the VM, migrations marked.", HelpName = "PATH" };
+        Csv = new Option<string?>("--csv") { Description = "Write every probe as CSV: seconds,series,rtt_ms (the series are the hosts and vm; the RTT is empty when the probe was lost).", HelpName = "PATH" };
         Keep = new Option<bool>("--keep") { Description = "Leave the lab up at the end (tear it down later with: cloudlets-lab down --name NAME)." };
         Name = new Option<string>("--name") { Description = "The lab's name.", HelpName = "NAME", DefaultValueFactory = _ => "demo" };
         Plain = new Option<bool>("--plain") { Description = "Print one line a second instead of redrawing the screen (the default when the output is not a terminal)." };
-        Root = new RootCommand(Description) { Scenario, Json, Plot, Keep, Name, Plain };
+        Root = new RootCommand(Description) { Scenario, Json, Plot, Csv, Keep, Name, Plain };
     }
 
     /// <summary>The root command (<c>--help</c>, <c>--version</c> and the options).</summary>
@@ -102,6 +107,8 @@ internal sealed class DemoCommands
     public Option<string?> Json { get; }
 
     public Option<string?> Plot { get; }
+
+    public Option<string?> Csv { get; }
 
     public Option<bool> Keep { get; }
 

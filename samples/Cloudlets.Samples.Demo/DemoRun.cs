@@ -26,6 +26,9 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
     private static readonly TimeSpan ProbePeriod = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(1500);
 
+    /// <summary>How long a stopped run may take to ask the hosts where the VM is, for its summary.</summary>
+    private static readonly TimeSpan StopSummaryBound = TimeSpan.FromSeconds(15);
+
     /// <summary>How long the RTT is averaged for the summary's "measured" and "after" figures.</summary>
     private const double SummaryWindowSeconds = 10;
 
@@ -76,10 +79,11 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         MigrationPipeline? pipeline = null;
         var subscriptions = new List<IDisposable>();
         var exitCode = 4;
+        LabGuest? guest = null;
         try
         {
             await lab.StartAsync(cancellationToken);
-            var guest = lab.Guests[0];
+            guest = lab.Guests[0];
             var boot = lab.Timings.GuestBoots.TryGetValue(guest.Name, out var b) ? b.TotalSeconds : double.NaN;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"lab up in {lab.Timings.Startup.TotalSeconds:0.0} s; guest {guest.Name} booted on {guest.InitialHost} in {boot:0.0} s at {guest.Address}"));
@@ -151,6 +155,13 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             exitCode = 130;
+            if (guest is not null && _clock.IsRunning)
+            {
+                // Ctrl+C or SIGTERM: what was measured so far still gets its summary, plot and CSV; then the lab goes.
+                Console.WriteLine("stopped early: the summary of what was measured so far");
+                using var bound = new CancellationTokenSource(StopSummaryBound);
+                Report(await SummarizeAsync(lab, guest, bound.Token), guest.Name);
+            }
         }
         finally
         {
@@ -375,8 +386,17 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
     private async Task<Summary> SummarizeAsync(CloudletLab lab, LabGuest guest, CancellationToken cancellationToken)
     {
         var end = Now;
-        // The host the VM really is on, asked of the hosts, not taken from this process's memory.
-        var finalHost = (await lab.FindGuestHostAsync(guest, cancellationToken))?.Name;
+        // The host the VM really is on, asked of the hosts, not taken from this process's memory. A stopped run
+        // asks within a bound; past it the summary says the host is not known.
+        string? finalHost;
+        try
+        {
+            finalHost = (await lab.FindGuestHostAsync(guest, cancellationToken))?.Name;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            finalHost = null;
+        }
         double? before = null;
         lock (_gate)
         {
@@ -416,6 +436,16 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         {
             File.WriteAllText(plot, SvgPlot.Render(_recorder, [.. summary.Hosts.Select(h => h.Name)], vmName, Now));
             Console.WriteLine($"plot: {plot}");
+        }
+
+        if (options.CsvPath is { } csv)
+        {
+            using (var writer = new StreamWriter(csv, append: false, new System.Text.UTF8Encoding(false)))
+            {
+                SeriesCsv.Write(writer, _recorder.Points);
+            }
+
+            Console.WriteLine($"series: {csv}");
         }
     }
 

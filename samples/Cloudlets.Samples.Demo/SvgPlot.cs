@@ -5,100 +5,209 @@ using System.Text;
 namespace Cloudlets.Samples.Demo;
 
 /// <summary>
-/// Writes the run as an SVG chart: the RTT from the edge to each host and to the VM over time, the
-/// scenario's delay changes and the migrations marked. Plain SVG, so any browser shows it.
+/// Writes the run as an SVG chart: the RTT from the edge to each host and to the VM over time, the scenario's delay
+/// changes and the migrations marked. Plain SVG with a <c>viewBox</c>, so any browser shows it and scales it.
+/// Readable at a glance: series that lie on top of each other stay visible (the VM's line is a wide pale band drawn
+/// first, each host's line has its own colour and dash pattern, solid first, dashed on top); a lost probe, or no
+/// probe for longer than <see cref="MaxGapSeconds"/>, leaves a gap, with a mark at the top; labels are laid out in
+/// rows so that none covers another, and none runs out of the plot.
 /// </summary>
 internal static class SvgPlot
 {
+    /// <summary>A series with no sample for longer than this (seconds) is broken there, as a lost probe breaks it.</summary>
+    public const double MaxGapSeconds = 3;
+
+    public const double Width = 960;
+    public const double Height = 480;
+    public const double Left = 64;
+    public const double Right = 190;
+    public const double Top = 40;
+    public const double Bottom = 48;
+
+    /// <summary>The height of a row of labels, and the space kept between two labels of a row.</summary>
+    public const double LabelRowHeight = 14;
+
+    private const double LabelGap = 6;
+
+    /// <summary>An upper bound of the average glyph width of the 12 px sans-serif labels, so estimated widths never fall short.</summary>
+    private const double CharWidth = 7;
+
     private static readonly string[] Palette = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
+    private static readonly string?[] Dashes = [null, "8,4", "2,3", "12,3,3,3", "5,5"];
 
     public static string Render(Recorder recorder, IReadOnlyList<string> hosts, string vmName, double endSeconds)
     {
-        const double width = 960, height = 480, left = 64, right = 180, top = 40, bottom = 48;
+        ArgumentNullException.ThrowIfNull(recorder);
+        ArgumentNullException.ThrowIfNull(hosts);
         var points = recorder.Points;
         var maxRtt = points.Where(p => p.RttMs is not null).Select(p => p.RttMs!.Value).DefaultIfEmpty(10).Max();
         var yMax = NiceCeiling(maxRtt * 1.1);
         var xMax = Math.Max(1, endSeconds);
-        double X(double s) => left + (s / xMax * (width - left - right));
-        double Y(double ms) => top + ((1 - (ms / yMax)) * (height - top - bottom));
-        static string F(double v) => v.ToString("0.#", CultureInfo.InvariantCulture);
+        double X(double s) => Left + (s / xMax * (Width - Left - Right));
+        double Y(double ms) => Top + ((1 - (ms / yMax)) * (Height - Top - Bottom));
 
         var svg = new StringBuilder();
-        svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+        svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {F(Width)} {F(Height)}\" width=\"{F(Width)}\" height=\"{F(Height)}\" font-family=\"sans-serif\" font-size=\"12\">\n");
         svg.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{left}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">RTT from the edge to each cloudlet and to the VM '{Escape(vmName)}'</text>\n");
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(Left)}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">RTT from the edge to each cloudlet and to the VM '{Escape(vmName)}'</text>\n");
 
         // Axes and grid.
         for (var i = 0; i <= 5; i++)
         {
             var ms = yMax * i / 5;
-            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{left}\" x2=\"{F(width - right)}\" y1=\"{F(Y(ms))}\" y2=\"{F(Y(ms))}\" stroke=\"#ddd\"/>");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{left - 6}\" y=\"{F(Y(ms) + 4)}\" text-anchor=\"end\">{F(ms)}</text>\n");
+            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{F(Left)}\" x2=\"{F(Width - Right)}\" y1=\"{F(Y(ms))}\" y2=\"{F(Y(ms))}\" stroke=\"#ddd\"/>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(Left - 6)}\" y=\"{F(Y(ms) + 4)}\" text-anchor=\"end\">{F(ms)}</text>\n");
         }
 
         var xStep = NiceCeiling(xMax / 8);
         for (var s = 0.0; s <= xMax + 0.001; s += xStep)
         {
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(X(s))}\" y=\"{F(height - bottom + 16)}\" text-anchor=\"middle\">{F(s)}</text>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(X(s))}\" y=\"{F(Height - Bottom + 16)}\" text-anchor=\"middle\">{F(s)}</text>");
         }
 
-        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F((left + width - right) / 2)}\" y=\"{F(height - 10)}\" text-anchor=\"middle\">seconds</text>\n");
-        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"16\" y=\"{F((top + height - bottom) / 2)}\" transform=\"rotate(-90 16 {F((top + height - bottom) / 2)})\" text-anchor=\"middle\">RTT (ms)</text>\n");
-        svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{left}\" y=\"{top}\" width=\"{F(width - left - right)}\" height=\"{F(height - top - bottom)}\" fill=\"none\" stroke=\"#333\"/>\n");
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F((Left + Width - Right) / 2)}\" y=\"{F(Height - 10)}\" text-anchor=\"middle\">seconds</text>\n");
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"16\" y=\"{F((Top + Height - Bottom) / 2)}\" transform=\"rotate(-90 16 {F((Top + Height - Bottom) / 2)})\" text-anchor=\"middle\">RTT (ms)</text>\n");
+        svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{F(Left)}\" y=\"{F(Top)}\" width=\"{F(Width - Left - Right)}\" height=\"{F(Height - Top - Bottom)}\" fill=\"none\" stroke=\"#333\"/>\n");
 
-        // Scenario steps (grey) and migrations (red), as vertical markers.
+        // Scenario steps (grey, dotted) and migrations (red bands), as vertical markers; their labels laid out below.
+        var labels = new List<(double X, string Text, string Color)>();
         foreach (var (at, label) in recorder.Steps)
         {
-            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{F(X(at))}\" x2=\"{F(X(at))}\" y1=\"{top}\" y2=\"{F(height - bottom)}\" stroke=\"#999\" stroke-dasharray=\"2,3\"/>");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(X(at) + 3)}\" y=\"{top + 12}\" fill=\"#666\">{Escape(label)}</text>\n");
+            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{F(X(at))}\" x2=\"{F(X(at))}\" y1=\"{F(Top)}\" y2=\"{F(Height - Bottom)}\" stroke=\"#999\" stroke-dasharray=\"2,3\"/>\n");
+            labels.Add((X(at), label, "#666"));
         }
 
-        var row = 0;
         foreach (var m in recorder.Migrations)
         {
-            svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{F(X(m.StartedAtSeconds))}\" y=\"{top}\" width=\"{F(Math.Max(2, X(m.EndedAtSeconds) - X(m.StartedAtSeconds)))}\" height=\"{F(height - top - bottom)}\" fill=\"#d62728\" fill-opacity=\"0.15\"/>");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(X(m.EndedAtSeconds) + 3)}\" y=\"{top + 28 + (14 * row++)}\" fill=\"#d62728\">migration {Escape(m.From)} → {Escape(m.To)} ({Escape(m.Outcome)})</text>\n");
+            svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{F(X(m.StartedAtSeconds))}\" y=\"{F(Top)}\" width=\"{F(Math.Max(2, X(m.EndedAtSeconds) - X(m.StartedAtSeconds)))}\" height=\"{F(Height - Top - Bottom)}\" fill=\"#d62728\" fill-opacity=\"0.15\"/>\n");
+            labels.Add((X(m.EndedAtSeconds), $"migration {m.From} → {m.To} ({m.Outcome})", "#d62728"));
         }
 
-        // One polyline per series; a lost probe breaks the line.
-        var series = hosts.Append("vm").ToList();
+        // Lost-probe marks sit in the top band; the labels start below it.
+        foreach (var label in LayOutLabels(labels, Left, Width - Right, Top + 12 + LabelRowHeight))
+        {
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(label.X)}\" y=\"{F(label.Y)}\" text-anchor=\"{label.Anchor}\" fill=\"{label.Color}\">{Escape(label.Text)}</text>\n");
+        }
+
+        // The VM first, so that the hosts' lines are drawn over its band; then the hosts, the solid one first.
+        var series = hosts.Select((h, i) => (Name: h, Style: HostStyle(i), Label: h)).Prepend(("vm", VmStyle, "VM " + vmName)).ToList();
         for (var i = 0; i < series.Count; i++)
         {
-            var name = series[i];
-            var color = name == "vm" ? "#000" : Palette[i % Palette.Length];
-            var strokeWidth = name == "vm" ? 2.5 : 1.5;
-            var segment = new StringBuilder();
-            void Flush()
+            var (name, style, label) = series[i];
+            var attributes = string.Create(CultureInfo.InvariantCulture,
+                $"fill=\"none\" stroke=\"{style.Color}\" stroke-width=\"{F(style.Width)}\" stroke-opacity=\"{F(style.Opacity)}\" stroke-linejoin=\"round\"{(style.Dash is { } d ? $" stroke-dasharray=\"{d}\"" : "")}");
+            foreach (var segment in Segments(points.Where(p => p.Series == name), MaxGapSeconds))
             {
-                if (segment.Length > 0)
+                if (segment.Count == 1)
                 {
-                    svg.Append(CultureInfo.InvariantCulture, $"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{F(strokeWidth)}\" points=\"{segment}\"/>\n");
-                    segment.Clear();
+                    // An answer between two losses: a dot, since a one-point line would not show.
+                    svg.Append(CultureInfo.InvariantCulture, $"<circle cx=\"{F(X(segment[0].AtSeconds))}\" cy=\"{F(Y(Math.Min(segment[0].RttMs!.Value, yMax)))}\" r=\"{F(Math.Max(1.5, style.Width / 2))}\" fill=\"{style.Color}\" fill-opacity=\"{F(style.Opacity)}\"/>\n");
+                    continue;
                 }
+
+                svg.Append("<polyline ").Append(attributes).Append(" points=\"");
+                foreach (var p in segment)
+                {
+                    svg.Append(CultureInfo.InvariantCulture, $"{F(X(p.AtSeconds))},{F(Y(Math.Min(p.RttMs!.Value, yMax)))} ");
+                }
+
+                svg.Append("\"/>\n");
             }
 
-            foreach (var p in points.Where(p => p.Series == name).OrderBy(p => p.AtSeconds))
+            foreach (var lost in points.Where(p => p.Series == name && p.RttMs is null))
             {
-                if (p.RttMs is { } ms)
-                {
-                    segment.Append(CultureInfo.InvariantCulture, $"{F(X(p.AtSeconds))},{F(Y(Math.Min(ms, yMax)))} ");
-                }
-                else
-                {
-                    Flush();
-                    svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(X(p.AtSeconds))}\" y=\"{top + 8}\" fill=\"{color}\" text-anchor=\"middle\" font-size=\"9\">×</text>");
-                }
+                svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(X(lost.AtSeconds))}\" y=\"{F(Top + 9)}\" fill=\"{style.Color}\" text-anchor=\"middle\" font-size=\"9\">×</text>");
             }
 
-            Flush();
-            var legendY = top + 10 + (20 * i);
-            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{F(width - right + 12)}\" x2=\"{F(width - right + 36)}\" y1=\"{legendY}\" y2=\"{legendY}\" stroke=\"{color}\" stroke-width=\"{F(strokeWidth)}\"/>");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(width - right + 42)}\" y=\"{legendY + 4}\">{Escape(name == "vm" ? "VM " + vmName : name)}</text>\n");
+            var legendY = Top + 10 + (20 * i);
+            svg.Append(CultureInfo.InvariantCulture, $"\n<line x1=\"{F(Width - Right + 12)}\" x2=\"{F(Width - Right + 40)}\" y1=\"{F(legendY)}\" y2=\"{F(legendY)}\" {attributes}/>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(Width - Right + 46)}\" y=\"{F(legendY + 4)}\">{Escape(label)}</text>\n");
         }
 
+        var legendNote = Top + 10 + (20 * series.Count);
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(Width - Right + 12)}\" y=\"{F(legendNote + 4)}\" font-size=\"10\" fill=\"#666\">× lost probe (a gap)</text>\n");
         svg.Append("</svg>\n");
         return svg.ToString();
     }
+
+    /// <summary>How one series is drawn.</summary>
+    internal sealed record SeriesStyle(string Color, double Width, string? Dash, double Opacity);
+
+    /// <summary>The VM: a wide, pale band, so the host it runs on shows through it.</summary>
+    internal static readonly SeriesStyle VmStyle = new("#000", 6, null, 0.3);
+
+    /// <summary>Host <paramref name="index"/>'s style: its own colour and dash pattern, so hosts with the same RTT stay apart.</summary>
+    internal static SeriesStyle HostStyle(int index) => new(Palette[index % Palette.Length], 1.8, Dashes[index % Dashes.Length], 1);
+
+    /// <summary>
+    /// The runs of answered probes of one series, in time order: a lost probe ends a run, and so does a silence longer
+    /// than <paramref name="maxGapSeconds"/>, so neither is drawn as if the RTT had been measured across it.
+    /// </summary>
+    internal static IReadOnlyList<IReadOnlyList<RttPoint>> Segments(IEnumerable<RttPoint> points, double maxGapSeconds)
+    {
+        var segments = new List<IReadOnlyList<RttPoint>>();
+        var current = new List<RttPoint>();
+        double? last = null;
+        foreach (var p in points.OrderBy(p => p.AtSeconds))
+        {
+            if (p.RttMs is null || (last is { } l && p.AtSeconds - l > maxGapSeconds))
+            {
+                if (current.Count > 0)
+                {
+                    segments.Add(current);
+                    current = [];
+                }
+            }
+
+            if (p.RttMs is not null)
+            {
+                current.Add(p);
+            }
+
+            last = p.AtSeconds;
+        }
+
+        if (current.Count > 0)
+        {
+            segments.Add(current);
+        }
+
+        return segments;
+    }
+
+    /// <summary>A label where it is drawn.</summary>
+    internal sealed record PlacedLabel(double X, double Y, string Anchor, string Text, string Color, double From, double To);
+
+    /// <summary>
+    /// Places labels of vertical markers: each starts just right of its marker, or ends just left of it when it would
+    /// leave the plot; it goes in the first row (from <paramref name="firstRowY"/> down) where it overlaps no other
+    /// label, with a gap. Widths are estimated generously from the text's length.
+    /// </summary>
+    internal static IReadOnlyList<PlacedLabel> LayOutLabels(IEnumerable<(double X, string Text, string Color)> labels, double left, double right, double firstRowY)
+    {
+        var rows = new List<List<(double From, double To)>>();
+        var placed = new List<PlacedLabel>();
+        foreach (var (x, text, color) in labels.OrderBy(l => l.X))
+        {
+            var width = text.Length * CharWidth;
+            var (from, to, anchor, at) = x + 3 + width <= right
+                ? (x + 3, x + 3 + width, "start", x + 3)
+                : (Math.Max(left, x - 3 - width), x - 3, "end", x - 3);
+            var row = rows.FindIndex(r => r.All(o => from >= o.To + LabelGap || to <= o.From - LabelGap));
+            if (row < 0)
+            {
+                rows.Add([]);
+                row = rows.Count - 1;
+            }
+
+            rows[row].Add((from, to));
+            placed.Add(new PlacedLabel(at, firstRowY + (row * LabelRowHeight), anchor, text, color, from, to));
+        }
+
+        return placed;
+    }
+
+    private static string F(double v) => v.ToString("0.#", CultureInfo.InvariantCulture);
 
     private static double NiceCeiling(double value)
     {

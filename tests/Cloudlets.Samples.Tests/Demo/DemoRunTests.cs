@@ -39,7 +39,7 @@ public sealed class DemoRunTests
                  {
                      Path.Combine(AppContext.BaseDirectory, "cloudlets-demo.dll"),
                      "--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", scenario),
-                     "--json", json, "--plot", plot, "--plain", "--name", labName,
+                     "--json", json, "--plot", plot, "--csv", Path.Combine(_folder, "series.csv"), "--plain", "--name", labName,
                  })
         {
             psi.ArgumentList.Add(a);
@@ -98,6 +98,9 @@ public sealed class DemoRunTests
             }
 
             Assert.That(plot, Does.Contain("migration cloudlet-1 → " + summary.GetProperty("finalHost").GetString() + " (succeeded)"), "the plot marks the migration");
+            var csv = File.Exists(Path.Combine(_folder, "series.csv")) ? await File.ReadAllLinesAsync(Path.Combine(_folder, "series.csv")) : [];
+            Assert.That(csv.FirstOrDefault(), Is.EqualTo("seconds,series,rtt_ms"), "the demo wrote no CSV of its series (--csv)");
+            Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]).Distinct(), Is.SupersetOf(new[] { "cloudlet-1", "cloudlet-2", "cloudlet-3", "vm" }), "the CSV holds every series");
         }
     }
 
