@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using Cloudlets.Core.Hypervisors;
@@ -26,13 +27,21 @@ internal sealed record ViewState(
 internal sealed class ConsoleView : IAsyncDisposable
 {
     private readonly IAnsiConsole? _console;
+
+    // Every call into Spectre.Console during the live display runs on the display's own thread, in the order posted:
+    // the decisions, outcomes and progress come from the pipeline's threads, and writing from them while the display
+    // refreshes stalled the view. _gate guards the frame's state and whether the display still runs.
     private readonly Lock _gate = new();
+    private readonly ConcurrentQueue<Action<ProgressContext?>> _work = new();
+    private readonly SemaphoreSlim _wake = new(0);
     private readonly TaskCompletionSource _stop = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ViewState? _state;
-    private ProgressContext? _context;
+    private bool _liveEnded;
+    private Task? _live;
+
+    // Only on the display's thread (or after it ended).
     private ProgressTask? _migrationTask;
     private (string From, string To)? _migrationHosts;
-    private Task? _live;
 
     /// <summary>A view on the process's console: live when it is an interactive terminal and <paramref name="plain"/> is false.</summary>
     public ConsoleView(bool plain)
@@ -71,14 +80,8 @@ internal sealed class ConsoleView : IAsyncDisposable
             })
             .StartAsync(async context =>
             {
-                lock (_gate)
-                {
-                    _context = context;
-                }
-
                 started.TrySetResult();
-                await _stop.Task.ConfigureAwait(false);
-                context.Refresh();
+                await PumpAsync(context).ConfigureAwait(false);
             });
         await Task.WhenAny(started.Task, _live).ConfigureAwait(false);
     }
@@ -96,46 +99,26 @@ internal sealed class ConsoleView : IAsyncDisposable
         lock (_gate)
         {
             _state = state;
-            if (state.Migration is { } m)
-            {
-                ShowMigration(m.From, m.To, m.Progress);
-            }
         }
 
-        _context?.Refresh();
+        Post(context => context?.Refresh());
     }
 
     /// <summary>A migration's progress, as it is reported (the live bar moves with it; the plain line shows it each second).</summary>
     public void MigrationProgress(string from, string to, MigrationProgress progress)
     {
-        if (_console is null)
+        if (_console is not null)
         {
-            return;
-        }
-
-        lock (_gate)
-        {
-            ShowMigration(from, to, progress);
+            Post(context => ShowMigration(context, from, to, progress));
         }
     }
 
     /// <summary>The migration under way ended: its bar is filled when it succeeded, and stops where it was otherwise.</summary>
     public void MigrationEnded(bool succeeded)
     {
-        lock (_gate)
+        if (_console is not null)
         {
-            if (_migrationTask is { } task)
-            {
-                if (succeeded)
-                {
-                    task.Value = task.MaxValue;
-                }
-
-                task.StopTask();
-            }
-
-            _migrationTask = null;
-            _migrationHosts = null;
+            Post(_ => EndMigration(succeeded));
         }
     }
 
@@ -154,27 +137,73 @@ internal sealed class ConsoleView : IAsyncDisposable
             return;
         }
 
-        lock (_gate)
-        {
-            _console.WriteLine(text);
-        }
+        var console = _console;
+        Post(_ => console.WriteLine(text));
     }
 
-    /// <summary>Ends the live display, leaving its last frame on the screen.</summary>
+    /// <summary>Ends the live display, leaving its last frame on the screen; what was posted meanwhile is done first.</summary>
     public async ValueTask DisposeAsync()
     {
         _stop.TrySetResult();
         if (_live is { } live)
         {
             await live.ConfigureAwait(false);
-            _live = null;
         }
 
-        // Lines that come later (a late outcome) are printed below the last frame.
         lock (_gate)
         {
-            _context = null;
-            _migrationTask = null;
+            _liveEnded = true;
+        }
+
+        // Posted after the display's last pass: done here, in order (lines print below the last frame).
+        while (_work.TryDequeue(out var work))
+        {
+            work(null);
+        }
+
+        _wake.Dispose();
+    }
+
+    private void Post(Action<ProgressContext?> work)
+    {
+        bool inline;
+        lock (_gate)
+        {
+            inline = _liveEnded || _live is null;
+            if (!inline)
+            {
+                _work.Enqueue(work);
+            }
+        }
+
+        if (inline)
+        {
+            work(null);
+        }
+        else
+        {
+            _wake.Release();
+        }
+    }
+
+    // The display's thread: does what was posted, in order, until stopped, then a last pass.
+    private async Task PumpAsync(ProgressContext context)
+    {
+        while (true)
+        {
+            var stopping = _stop.Task.IsCompleted;
+            while (_work.TryDequeue(out var work))
+            {
+                work(context);
+            }
+
+            if (stopping)
+            {
+                context.Refresh();
+                return;
+            }
+
+            await Task.WhenAny(_stop.Task, _wake.WaitAsync()).ConfigureAwait(false);
         }
     }
 
@@ -230,10 +259,10 @@ internal sealed class ConsoleView : IAsyncDisposable
     internal static double Fraction(MigrationProgress progress) =>
         progress.DataTotalBytes is > 0 && progress.DataProcessedBytes is { } done ? Math.Clamp((double)done / progress.DataTotalBytes.Value, 0, 1) : 0;
 
-    // Under _gate. A new pair of hosts is a new migration: a new bar.
-    private void ShowMigration(string from, string to, MigrationProgress progress)
+    // A new pair of hosts is a new migration: a new bar.
+    private void ShowMigration(ProgressContext? context, string from, string to, MigrationProgress progress)
     {
-        if (_context is null)
+        if (context is null)
         {
             return;
         }
@@ -241,12 +270,32 @@ internal sealed class ConsoleView : IAsyncDisposable
         if (_migrationTask is null || _migrationHosts != (from, to))
         {
             _migrationTask?.StopTask();
-            _migrationTask = _context.AddTask($"migrating {Markup.Escape(from)} → {Markup.Escape(to)}", autoStart: true, maxValue: 100);
+            _migrationTask = context.AddTask($"migrating {Markup.Escape(from)} → {Markup.Escape(to)}", autoStart: true, maxValue: 100);
             _migrationHosts = (from, to);
         }
 
-        // The data sent can fall back when the guest dirties memory again; the bar shows the furthest point.
+        // Until the hypervisor reports how much there is to send, the bar only says that it runs. The data sent can
+        // fall back when the guest dirties memory again; the bar shows the furthest point.
+        var known = progress.DataTotalBytes is > 0 && progress.DataProcessedBytes is not null;
+        _migrationTask.IsIndeterminate = !known && _migrationTask.Value == 0;
         _migrationTask.Value = Math.Max(_migrationTask.Value, Fraction(progress) * 100);
+    }
+
+    private void EndMigration(bool succeeded)
+    {
+        if (_migrationTask is { } task)
+        {
+            task.IsIndeterminate = false;
+            if (succeeded)
+            {
+                task.Value = task.MaxValue;
+            }
+
+            task.StopTask();
+        }
+
+        _migrationTask = null;
+        _migrationHosts = null;
     }
 
     private static string Ms(double? value) => value is { } v ? v.ToString("0.0", CultureInfo.InvariantCulture) + " ms" : "lost";

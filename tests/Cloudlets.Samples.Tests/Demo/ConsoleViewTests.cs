@@ -88,12 +88,46 @@ public sealed partial class ConsoleViewTests
         await using (var view = new ConsoleView(console))
         {
             await view.StartAsync();
+            view.MigrationProgress("cloudlet-1", "cloudlet-2", Progress(100, 1000));
             view.Render(State(("cloudlet-1", "cloudlet-2", Progress(100, 1000))));
             view.MigrationEnded(succeeded: true);
             view.Render(State());
         }
 
         Assert.That(Text(output), Does.Contain("100%"));
+    }
+
+    [Test]
+    public async Task Print_FromManyThreadsDuringTheLiveDisplay_EveryLineIsWrittenOnce()
+    {
+        var (console, output) = Terminal();
+        await using (var view = new ConsoleView(console))
+        {
+            await view.StartAsync();
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(t => Task.Run(() =>
+            {
+                for (var i = 0; i < 25; i++)
+                {
+                    view.Event($"line {t}-{i} end");
+                    view.Render(State());
+                }
+            })));
+        }
+
+        var text = Text(output);
+        var missing = Enumerable.Range(0, 8).SelectMany(t => Enumerable.Range(0, 25).Select(i => $"line {t}-{i} end")).Where(l => !text.Contains(l, StringComparison.Ordinal)).ToList();
+        Assert.That(missing, Is.Empty, "lines posted from the pipeline's threads must all reach the console");
+    }
+
+    [Test]
+    public async Task Print_AfterTheLiveDisplayEnded_IsWrittenAtOnce()
+    {
+        var (console, output) = Terminal();
+        var view = new ConsoleView(console);
+        await view.StartAsync();
+        await view.DisposeAsync();
+        view.Event("a late outcome");
+        Assert.That(Text(output), Does.Contain("a late outcome"));
     }
 
     [Test]
