@@ -177,6 +177,12 @@ public sealed class AuditLog : IDisposable
             w.WriteString("source", outcome.Source);
             w.WriteString("destination", outcome.Destination);
             w.WriteString("outcome", outcome.Kind.ToString());
+            if (outcome.StartedElsewhere)
+            {
+                // Another instance (a leader before a takeover) started it; this one found it under way and saw it end.
+                w.WriteBoolean("startedElsewhere", true);
+            }
+
             w.WriteNumber("durationSeconds", Math.Round(outcome.Duration.TotalSeconds, 3));
             Number(w, "downtimeMs", outcome.Result?.Downtime?.TotalMilliseconds);
             if (outcome.Result?.DataTransferredBytes is { } bytes)

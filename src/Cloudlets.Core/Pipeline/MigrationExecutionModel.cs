@@ -186,6 +186,13 @@ public sealed record MigrationOutcome(
 {
     /// <summary>From start to the end of the migration call.</summary>
     public TimeSpan Duration => FinishedAt - StartedAt;
+
+    /// <summary>
+    /// Whether another instance started this migration (for example a leader before a takeover) and this
+    /// one found it under way on the hosts and watched it end; then <see cref="StartedAt"/> is when it was
+    /// found, the result carries no downtime or byte counts, and the executor's metrics do not count it.
+    /// </summary>
+    public bool StartedElsewhere { get; init; }
 }
 
 /// <summary>What an improvement check is given.</summary>

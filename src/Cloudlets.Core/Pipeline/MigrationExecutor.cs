@@ -31,6 +31,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
     private readonly Dictionary<string, int> _perHost = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (int Failures, DateTimeOffset Until)> _backoff = new(StringComparer.Ordinal);
     private readonly Dictionary<MigrationHandle, Task> _running = [];
+    private readonly Dictionary<string, (string Source, string Destination)> _elsewhere = new(StringComparer.Ordinal);
     private readonly ISubject<MigrationOutcome> _outcomes = Subject.Synchronize(new Subject<MigrationOutcome>());
     private readonly CancellationTokenSource _disposing = new();
     private readonly CancellationTokenSource _checksEnding = new();
@@ -260,6 +261,26 @@ public sealed class MigrationExecutor : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Migrations under way on the hosts that this executor did not start (another instance did, e.g. a
+    /// leader before a takeover), keyed by VM: they count against the limits like this executor's own,
+    /// and their VMs are not admitted, until the next call leaves them out.
+    /// </summary>
+    internal void SetStartedElsewhere(IReadOnlyDictionary<string, (string Source, string Destination)> migrations)
+    {
+        lock (_gate)
+        {
+            _elsewhere.Clear();
+            foreach (var (vm, hosts) in migrations)
+            {
+                _elsewhere[vm] = hosts;
+            }
+        }
+    }
+
+    /// <summary>Publishes the outcome of a migration another instance started, once it ended (not counted in this executor's metrics).</summary>
+    internal void PublishStartedElsewhere(MigrationOutcome outcome) => _outcomes.OnNext(outcome);
+
     private (MigrationRejection Reason, string? Text) Admit(string vm, string source, string destination)
     {
         if (_vms.Contains(vm))
@@ -267,21 +288,33 @@ public sealed class MigrationExecutor : IAsyncDisposable
             return (MigrationRejection.AlreadyMigrating, $"VM '{vm}' is already being migrated.");
         }
 
+        if (_elsewhere.TryGetValue(vm, out var other))
+        {
+            return (MigrationRejection.AlreadyMigrating, $"VM '{vm}' is being migrated from '{other.Source}' to '{other.Destination}' (started by another instance).");
+        }
+
         if (_backoff.TryGetValue(destination, out var b) && b.Until > _time.GetUtcNow())
         {
             return (MigrationRejection.BackedOff, $"host '{destination}' is backed off until {b.Until:O} after {b.Failures} failed migration(s).");
         }
 
-        if (_active >= _options.MaxConcurrentMigrations)
+        var active = _active + _elsewhere.Count;
+        if (active >= _options.MaxConcurrentMigrations)
         {
-            return (MigrationRejection.Limit, $"{_active} migrations are running, the limit in total is {_options.MaxConcurrentMigrations}.");
+            return (MigrationRejection.Limit, $"{active} migrations are running, the limit in total is {_options.MaxConcurrentMigrations}.");
         }
 
         foreach (var host in (ReadOnlySpan<string>)[source, destination])
         {
-            if (_perHost.GetValueOrDefault(host) >= _options.MaxConcurrentPerHost)
+            var taking = _perHost.GetValueOrDefault(host);
+            foreach (var (from, to) in _elsewhere.Values)
             {
-                return (MigrationRejection.Limit, $"host '{host}' already takes part in {_perHost[host]} migration(s), the limit per host is {_options.MaxConcurrentPerHost}.");
+                taking += (from == host ? 1 : 0) + (to == host ? 1 : 0);
+            }
+
+            if (taking >= _options.MaxConcurrentPerHost)
+            {
+                return (MigrationRejection.Limit, $"host '{host}' already takes part in {taking} migration(s), the limit per host is {_options.MaxConcurrentPerHost}.");
             }
         }
 

@@ -42,6 +42,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
     private readonly Lock _evaluation = new(); // one evaluation at a time: windows, and those a rule change triggers
+    private readonly Dictionary<string, (string Source, string Destination, DateTimeOffset Since)> _startedElsewhere = new(StringComparer.Ordinal);
     private int _refreshing;
     private int _refreshRequested;
     private bool _started;
@@ -376,6 +377,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         try
         {
             List<MigrationRequest>? moves = null;
+            List<MigrationOutcome>? endedElsewhere;
             lock (_gate)
             {
                 if (_disposed || _stopped)
@@ -383,6 +385,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                     return;
                 }
 
+                endedElsewhere = TrackStartedElsewhere();
                 Fill();
                 _policy.Evaluate(_snapshot, _buffer);
                 if (_executor is not null && _buffer.MoveCount > 0)
@@ -399,6 +402,12 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                         }
                     }
                 }
+            }
+
+            foreach (var outcome in endedElsewhere ?? [])
+            {
+                DecisionsLog.MigrationElsewhereEnded(_logger, outcome.VmName, outcome.Source, outcome.Destination, outcome.Kind);
+                _executor?.PublishStartedElsewhere(outcome);
             }
 
             // The executor is called outside the lock: a migration call runs synchronously up to its first await.
@@ -509,8 +518,95 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             }
 
             var destination = _executor?.DestinationOf(name) is { } d ? _snapshot.IndexOfHost(d) : -1;
-            _snapshot.SetMigrationHistory(v, _lastMove[v], _executor?.IsMigrating(name) ?? false, destination);
+            var elsewhere = _startedElsewhere.TryGetValue(name, out var other);
+            if (elsewhere)
+            {
+                destination = _snapshot.IndexOfHost(other.Destination);
+            }
+
+            _snapshot.SetMigrationHistory(v, _lastMove[v], (_executor?.IsMigrating(name) ?? false) || elsewhere, destination);
         }
+    }
+
+    /// <summary>
+    /// Finds migrations under way that this instance did not start — a VM running on one host with a
+    /// paused copy on another: the destination's incoming domain, which libvirt keeps paused until the
+    /// hand-over — so a new leader learns them before it decides: they count against the executor's
+    /// limits, their VMs are not moved (the policy sees them in flight), and each one's outcome is
+    /// returned when it ends (the VM runs on one host only again: on the destination it succeeded, on
+    /// the source it did not). Followers track them too, so a takeover starts with them known. Called
+    /// under the lock, before <see cref="Fill"/>.
+    /// </summary>
+    private List<MigrationOutcome>? TrackStartedElsewhere()
+    {
+        var now = _time.GetUtcNow();
+        List<MigrationOutcome>? ended = null;
+        foreach (var vm in _vms)
+        {
+            var name = vm.Name;
+            if (_executor?.IsMigrating(name) == true)
+            {
+                // This instance's own migration: the executor tracks it.
+                _startedElsewhere.Remove(name);
+                continue;
+            }
+
+            var running = RunningOn(name, out _);
+            var paused = PausedOn(name, running);
+            if (running >= 0 && paused >= 0)
+            {
+                if (!_startedElsewhere.ContainsKey(name))
+                {
+                    _startedElsewhere[name] = (_hosts[running].Host.Name, _hosts[paused].Host.Name, now);
+                    DecisionsLog.MigrationFoundUnderWay(_logger, name, _hosts[running].Host.Name, _hosts[paused].Host.Name);
+                }
+
+                continue;
+            }
+
+            // Ended once the VM runs on one host only again (while none or two run, it is not over yet).
+            if (running >= 0 && _startedElsewhere.Remove(name, out var m))
+            {
+                var succeeded = _hosts[running].Host.Name == m.Destination;
+                (ended ??= []).Add(new MigrationOutcome(
+                    name, m.Source, m.Destination, succeeded ? MigrationOutcomeKind.Succeeded : MigrationOutcomeKind.Failed, m.Since, now,
+                    succeeded ? new MigrationResult(name, m.Source, m.Destination, now - m.Since, null, null) : null,
+                    succeeded ? null : new InvalidOperationException($"The migration of VM '{name}' from '{m.Source}' to '{m.Destination}', started by another instance, ended with the VM on '{_hosts[running].Host.Name}'."),
+                    MigrationAbortCause.None,
+                    ImprovementCheck.NotChecked) { StartedElsewhere = true });
+            }
+        }
+
+        _executor?.SetStartedElsewhere(_startedElsewhere.ToDictionary(kv => kv.Key, kv => (kv.Value.Source, kv.Value.Destination), StringComparer.Ordinal));
+        return ended;
+    }
+
+    /// <summary>The one host other than <paramref name="running"/> that lists the VM paused, or -1; called under the lock.</summary>
+    private int PausedOn(string vmName, int running)
+    {
+        var found = -1;
+        for (var h = 0; h < _hosts.Length; h++)
+        {
+            if (h == running)
+            {
+                continue;
+            }
+
+            foreach (var vm in _hostStates[h].Vms)
+            {
+                if (vm.State == VmState.Paused && string.Equals(vm.Name, vmName, StringComparison.Ordinal))
+                {
+                    if (found >= 0)
+                    {
+                        return -1;
+                    }
+
+                    found = h;
+                }
+            }
+        }
+
+        return found;
     }
 
     /// <summary>The vCPUs a host can still give to VMs (its CPUs times the overcommit, minus its VMs'); called under the lock.</summary>

@@ -96,6 +96,14 @@ internal static partial class DecisionsLog
         Message = "Migration of VM {Vm} from {Source} to {Destination} skipped before it started: {Reason}")]
     public static partial void MigrationSkipped(ILogger logger, string vm, string source, string destination, string reason);
 
+    [LoggerMessage(EventId = 6110, EventName = "MigrationFoundUnderWay", Level = LogLevel.Information,
+        Message = "Migration of VM {Vm} from {Source} to {Destination} is under way, started by another instance: it counts against the limits and the VM is not moved until it ends.")]
+    public static partial void MigrationFoundUnderWay(ILogger logger, string vm, string source, string destination);
+
+    [LoggerMessage(EventId = 6111, EventName = "MigrationElsewhereEnded", Level = LogLevel.Information,
+        Message = "Migration of VM {Vm} from {Source} to {Destination}, started by another instance, ended: {Outcome}.")]
+    public static partial void MigrationElsewhereEnded(ILogger logger, string vm, string source, string destination, Pipeline.MigrationOutcomeKind outcome);
+
     // 6400–6499: placement rules and operator actions.
     [LoggerMessage(EventId = 6400, EventName = "PlacementRulesChanged", Level = LogLevel.Information,
         Message = "Placement rules: {Action} {Subject} by {RequestedBy}: {Explanation}")]
