@@ -78,6 +78,15 @@ internal sealed class ControllerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends SIGKILL (a crash: no stop, no resignation; the lease expires on its own).</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited && kill(_process.Id, 9) != 0)
+        {
+            throw new InvalidOperationException($"kill -KILL {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);

@@ -333,7 +333,14 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
     {
         _state.OnOutcome(outcome);
         _metrics.OnOutcome(outcome);
-        _audit.MigrationFinished(outcome);
+
+        // A follower's executor is refused by the fence every window it would move: nothing started and
+        // its decision records already say what it would do, so the audit log is spared one line a window.
+        if (outcome.Kind != MigrationOutcomeKind.Skipped || _state.Leadership is not { IsLeader: false })
+        {
+            _audit.MigrationFinished(outcome);
+        }
+
         if (outcome.Kind == MigrationOutcomeKind.Aborted && outcome.AbortCause == MigrationAbortCause.Shutdown)
         {
             _state.SetExitCode(ControllerExitCodes.MigrationAbortedAtStop);

@@ -26,7 +26,7 @@ public sealed class ControllerLabTests : LabFixture
     private static readonly TimeSpan MoveBound = TimeSpan.FromSeconds(120);
     private static readonly TimeSpan HoldWatch = TimeSpan.FromSeconds(10);
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
 
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(15) };
     private string _folder = "";
@@ -223,7 +223,8 @@ public sealed class ControllerLabTests : LabFixture
         }
     }
 
-    private static string ConfigFor(CloudletLab lab, LabGuest guest, int port, string audit)
+    /// <summary>The lab controller's configuration; <paramref name="election"/> adds a Controller:Election section, <paramref name="bandwidthMiBps"/> limits migrations.</summary>
+    internal static string ConfigFor(CloudletLab lab, LabGuest guest, int port, string audit, object? election = null, long? bandwidthMiBps = null)
     {
         // The lab's hosts are reachable only from inside the lab: probe and connect from the edge.
         var config = new
@@ -251,12 +252,13 @@ public sealed class ControllerLabTests : LabFixture
                     HostTimeout = "00:00:03",
                     SampleWindow = 6,
                     StopTimeout = "00:02:00",
-                    Executor = new { ImprovementCheckDelay = "00:00:03", CompletionTimeout = "00:02:00" },
+                    Executor = new { ImprovementCheckDelay = "00:00:03", CompletionTimeout = "00:02:00", Migration = bandwidthMiBps is null ? null : new { BandwidthMiBps = bandwidthMiBps } },
                 },
                 Policy = new { ConfirmationWindows = 2, Cooldown = "00:00:05", MaxSampleAge = "00:00:05" },
                 Http = new { Urls = $"http://127.0.0.1:{port}", Token },
                 Audit = new { Path = audit },
                 Health = new { MaxSampleAge = "00:00:05" },
+                Election = election,
             },
         };
         return JsonSerializer.Serialize(config, Indented);
