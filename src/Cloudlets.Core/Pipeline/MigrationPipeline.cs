@@ -43,6 +43,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly Lock _gate = new();
     private readonly Lock _evaluation = new(); // one evaluation at a time: windows, and those a rule change triggers
     private readonly Dictionary<string, (string Source, string Destination, DateTimeOffset Since)> _startedElsewhere = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTimeOffset> _ownMigrationEndedAt = new(StringComparer.Ordinal);
     private int _refreshing;
     private int _refreshRequested;
     private bool _started;
@@ -551,6 +552,14 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                 continue;
             }
 
+            if (_ownMigrationEndedAt.TryGetValue(name, out var endedAt) && now - endedAt < _options.PlacementRefreshInterval + _options.HostTimeout)
+            {
+                // This instance's own migration just ended: a host read that began while it ran can still
+                // land and show the VM on two hosts. Such a read is over within a refresh interval plus
+                // the host timeout; until then the pair is not a migration of someone else's.
+                continue;
+            }
+
             var running = RunningOn(name, out _);
             var paused = PausedOn(name, running);
             if (running >= 0 && paused >= 0)
@@ -629,6 +638,13 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     {
         lock (_gate)
         {
+            if (!outcome.StartedElsewhere && outcome.Kind != MigrationOutcomeKind.Skipped)
+            {
+                // A skipped start ran nothing on the hosts (a follower's fenced move is one): only a
+                // migration that ran can leave a stale read behind.
+                _ownMigrationEndedAt[outcome.VmName] = _time.GetUtcNow();
+            }
+
             var vm = _snapshot.IndexOfVm(outcome.VmName);
             if (vm < 0 || outcome.Kind != MigrationOutcomeKind.Succeeded)
             {
