@@ -55,9 +55,19 @@ public sealed class DemoRunTests
         }
         catch (OperationCanceledException)
         {
-            // This test started it; SIGTERM lets the demo tear its lab down.
-            process.Kill(entireProcessTree: false);
-            await process.WaitForExitAsync();
+            // This test started it. SIGTERM (the demo handles it like Ctrl+C) lets it write what it measured
+            // and tear its lab down; SIGKILL only if it does not end within a minute.
+            _ = kill(process.Id, 15);
+            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            try
+            {
+                await process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: false);
+                await process.WaitForExitAsync();
+            }
         }
 
         var output = await stdout + await stderr;
@@ -68,6 +78,12 @@ public sealed class DemoRunTests
         using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
         return (process.ExitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", Tail(output, 40));
     }
+
+#pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code in this test project for one blittable call.
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+    private static extern int kill(int pid, int signal);
+#pragma warning restore SYSLIB1054
 
     /// <summary>The last <paramref name="count"/> lines of a run's output, for a failure's message.</summary>
     private static string Tail(string output, int count) =>
@@ -84,8 +100,13 @@ public sealed class DemoRunTests
             Assert.That(exitCode, Is.Zero, $"exit code {exitCode}; the demo's last lines:\n{tail}");
             Assert.That(summary.GetProperty("initialHost").GetString(), Is.EqualTo("cloudlet-1"));
             Assert.That(summary.GetProperty("finalHost").GetString(), Is.AnyOf("cloudlet-2", "cloudlet-3"), "a 20 ms host");
-            Assert.That(migrations, Has.Count.EqualTo(1), $"exactly one migration; the demo's last lines:\n{tail}");
-            Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.EqualTo("succeeded"));
+            // Exactly one move. On this shared machine a migration now and then makes no progress at all
+            // (0 % for 30 s, seen in CI and here); the executor then aborts it, the VM stays on its source
+            // and the next window moves it: such an attempt is not a move, but it must have failed cleanly.
+            Assert.That(migrations.Count(m => m.GetProperty("outcome").GetString() == "succeeded"), Is.EqualTo(1), $"exactly one successful migration; the demo's last lines:\n{tail}");
+            Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.AnyOf("succeeded", "aborted", "failed"));
+            var failedAttempts = migrations.Where(m => m.GetProperty("outcome").GetString() != "succeeded").Select(m => m.GetProperty("error").GetString() ?? "").ToList();
+            Assert.That(failedAttempts.All(e => e.Contains("still runs on cloudlet-1", StringComparison.Ordinal)), Is.True, "a failed attempt leaves the VM on its source: " + string.Join(" | ", failedAttempts));
             Assert.That(summary.GetProperty("serviceRttMs").GetProperty("before").GetDouble(), Is.GreaterThan(250));
             Assert.That(summary.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.LessThan(50));
             foreach (var host in summary.GetProperty("hosts").EnumerateArray())
@@ -113,11 +134,13 @@ public sealed class DemoRunTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(exitCode, Is.Zero, $"exit code {exitCode}; the demo's last lines:\n{tail}");
-            Assert.That(migrations, Has.Count.EqualTo(2), $"one move per act; the demo's last lines:\n{tail}");
-            Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.EqualTo("succeeded"));
-            Assert.That(migrations[0].GetProperty("from").GetString(), Is.EqualTo("cloudlet-1"));
+            // One move per act (an attempt aborted without progress and retried is not a move; see above).
+            var moves = migrations.Where(m => m.GetProperty("outcome").GetString() == "succeeded").ToList();
+            Assert.That(moves, Has.Count.EqualTo(2), $"one successful move per act; the demo's last lines:\n{tail}");
+            Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.AnyOf("succeeded", "aborted", "failed"));
+            Assert.That(moves[0].GetProperty("from").GetString(), Is.EqualTo("cloudlet-1"));
             // Act 2 makes cloudlet-1 the only near host: the VM follows it back.
-            Assert.That(migrations[1].GetProperty("to").GetString(), Is.EqualTo("cloudlet-1"));
+            Assert.That(moves[^1].GetProperty("to").GetString(), Is.EqualTo("cloudlet-1"));
             Assert.That(summary.GetProperty("finalHost").GetString(), Is.EqualTo("cloudlet-1"));
             Assert.That(summary.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.LessThan(50));
             Assert.That(plot, Does.Contain("act 2"), "the plot marks the second act");
