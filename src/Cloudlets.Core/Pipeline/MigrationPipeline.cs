@@ -44,6 +44,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly Lock _evaluation = new(); // one evaluation at a time: windows, and those a rule change triggers
     private readonly Dictionary<string, (string Source, string Destination, DateTimeOffset Since)> _startedElsewhere = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTimeOffset> _ownMigrationEndedAt = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Running, int Paused)> _copies = new(StringComparer.Ordinal); // scratch of IndexCopies
     private int _refreshing;
     private int _refreshRequested;
     private bool _started;
@@ -542,13 +543,15 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     {
         var now = _time.GetUtcNow();
         List<MigrationOutcome>? ended = null;
+        var changed = false;
+        IndexCopies();
         foreach (var vm in _vms)
         {
             var name = vm.Name;
             if (_executor?.IsMigrating(name) == true)
             {
                 // This instance's own migration: the executor tracks it.
-                _startedElsewhere.Remove(name);
+                changed |= _startedElsewhere.Remove(name);
                 continue;
             }
 
@@ -560,12 +563,12 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                 continue;
             }
 
-            var running = RunningOn(name, out _);
-            var paused = PausedOn(name, running);
+            var (running, paused) = _copies.GetValueOrDefault(name, (-1, -1));
             if (running >= 0 && paused >= 0)
             {
                 if (!_startedElsewhere.ContainsKey(name))
                 {
+                    changed = true;
                     _startedElsewhere[name] = (_hosts[running].Host.Name, _hosts[paused].Host.Name, now);
                     DecisionsLog.MigrationFoundUnderWay(_logger, name, _hosts[running].Host.Name, _hosts[paused].Host.Name);
                 }
@@ -576,6 +579,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             // Ended once the VM runs on one host only again (while none or two run, it is not over yet).
             if (running >= 0 && _startedElsewhere.Remove(name, out var m))
             {
+                changed = true;
                 var succeeded = _hosts[running].Host.Name == m.Destination;
                 (ended ??= []).Add(new MigrationOutcome(
                     name, m.Source, m.Destination, succeeded ? MigrationOutcomeKind.Succeeded : MigrationOutcomeKind.Failed, m.Since, now,
@@ -586,36 +590,36 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             }
         }
 
-        _executor?.SetStartedElsewhere(_startedElsewhere.ToDictionary(kv => kv.Key, kv => (kv.Value.Source, kv.Value.Destination), StringComparer.Ordinal));
+        if (changed)
+        {
+            _executor?.SetStartedElsewhere(_startedElsewhere.ToDictionary(kv => kv.Key, kv => (kv.Value.Source, kv.Value.Destination), StringComparer.Ordinal));
+        }
+
         return ended;
     }
 
-    /// <summary>The one host other than <paramref name="running"/> that lists the VM paused, or -1; called under the lock.</summary>
-    private int PausedOn(string vmName, int running)
+    /// <summary>
+    /// Where every VM listed by the hosts has its copies, in one pass over the hosts' lists (not one per VM):
+    /// the host it runs on (-1 none, -2 several, as <see cref="RunningOn"/> says) and the one host that lists
+    /// it paused (-1 none, -3 several: no single destination); called under the lock.
+    /// </summary>
+    private void IndexCopies()
     {
-        var found = -1;
+        _copies.Clear();
         for (var h = 0; h < _hosts.Length; h++)
         {
-            if (h == running)
-            {
-                continue;
-            }
-
             foreach (var vm in _hostStates[h].Vms)
             {
-                if (vm.State == VmState.Paused && string.Equals(vm.Name, vmName, StringComparison.Ordinal))
+                var running = vm.State is VmState.Running or VmState.Blocked;
+                if (!running && vm.State != VmState.Paused)
                 {
-                    if (found >= 0)
-                    {
-                        return -1;
-                    }
-
-                    found = h;
+                    continue;
                 }
+
+                var (r, p) = _copies.GetValueOrDefault(vm.Name, (-1, -1));
+                _copies[vm.Name] = running ? (r == -1 ? h : -2, p) : (r, p == -1 ? h : -3);
             }
         }
-
-        return found;
     }
 
     /// <summary>The vCPUs a host can still give to VMs (its CPUs times the overcommit, minus its VMs'); called under the lock.</summary>
