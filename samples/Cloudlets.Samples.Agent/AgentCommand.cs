@@ -6,6 +6,7 @@ using Cloudlets.Core.Probing;
 using Cloudlets.Probing.Icmp;
 using Cloudlets.Probing.Tcp;
 using Cloudlets.Mqtt;
+using Cloudlets.Samples;
 using Microsoft.Extensions.Logging;
 
 namespace Cloudlets.Samples.Agent;
@@ -16,6 +17,26 @@ namespace Cloudlets.Samples.Agent;
 /// </summary>
 public static class AgentCommand
 {
+    private const string Description = """
+        cloudlets-agent: probes a vantage point's targets (ICMP echo, or the TCP handshake for a target with a port)
+        and publishes the samples to an MQTT v5 broker on cloudlets/v1/samples/VANTAGE-POINT, for cloudlets-controller.
+        While the broker is away the samples are buffered (up to --buffer) and sent when it is back.
+
+        Needs root for ICMP targets unless net.ipv4.ping_group_range covers the user (then it uses datagram ICMP
+        sockets), and for --netns. TCP targets need no privilege.
+
+        Ctrl+C or SIGTERM stops it: what is buffered is published if the broker is there (bounded), then the counters
+        are printed.
+
+        Exit codes:
+          0  stopped cleanly by Ctrl+C or SIGTERM (also --help and --version)
+          1  failed while running (an I/O or socket error)
+          2  bad command line, targets file, broker address or password file (nothing was sent)
+          3  probing is impossible here (no ICMP socket allowed, or not Linux for --netns)
+        """;
+
+    private const string Synopsis = "usage: cloudlets-agent --vantage-point NAME --broker mqtt[s]://HOST[:PORT] --targets FILE [--username USER --password-file FILE] [--tls] [--ca FILE] [--period MS] [--timeout MS] [--buffer N] [--netns NAME]";
+
     /// <summary>Parses, validates and runs until Ctrl+C or SIGTERM; returns the exit code.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
@@ -34,22 +55,10 @@ public static class AgentCommand
         var netns = new Option<string?>("--netns") { Description = "Probe from this network namespace (the broker is reached from the agent's own)." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Least level logged to standard error.", DefaultValueFactory = _ => LogLevel.Information };
 
-        var root = new RootCommand("cloudlets-agent: probes a vantage point's targets (ICMP or TCP) and publishes the samples to an MQTT v5 broker.")
+        var root = new RootCommand(Description)
         {
             vantagePoint, broker, targets, username, passwordFile, tls, ca, period, timeout, buffer, netns, logLevel,
         };
-
-        var parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
-        {
-            foreach (var e in parsed.Errors)
-            {
-                await error.WriteLineAsync($"cloudlets-agent: {e.Message}");
-            }
-
-            await error.WriteLineAsync("Try 'cloudlets-agent --help'.");
-            return 2;
-        }
 
         root.SetAction(async (result, _) =>
         {
@@ -61,7 +70,7 @@ public static class AgentCommand
         });
 
         // The agent handles SIGINT and SIGTERM itself (a script's background job starts with SIGINT ignored).
-        return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, Output = output, Error = error });
+        return await SampleCommandLine.InvokeAsync(root, "cloudlets-agent", args, Synopsis, output, error);
     }
 
     private sealed record AgentSettings(

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using Cloudlets.Core.Decisions;
+using Cloudlets.Samples;
 using Cloudlets.Samples.Replay;
 using Cloudlets.Simulation;
 
@@ -10,7 +11,24 @@ var traceOption = new Option<FileInfo>("--trace") { Description = "The latency t
 var policyOption = new Option<FileInfo?>("--policy") { Description = "Options of the default policy (JSON); without it, the defaults." };
 var jsonOption = new Option<FileInfo?>("--json") { Description = "Also write the report as JSON to this file." };
 
-var root = new RootCommand("Replays a latency trace against the default migration policy in virtual time, and compares its cost with the offline optimum and the never / always-nearest / myopic baselines.")
+const string Description = """
+    cloudlets-replay: replays a latency trace against the default migration policy in virtual time, and compares its
+    cost with the offline optimum and the never / always-nearest / myopic baselines. 'table' does so for every trace of
+    a folder; 'generate' writes a synthetic fleet and trace from a mobility model.
+
+    Needs no root: it touches no host and sends nothing; it reads and writes files only.
+
+    Exit codes:
+      0  done (also --help and --version)
+      1  failed unexpectedly (the exception is printed)
+      2  bad command line, or a fleet, trace or policy file that cannot be read or is not valid, or an output file
+         that cannot be written
+    """;
+const string Synopsis = "usage: cloudlets-replay --fleet FLEET.json --trace TRACE.csv [--policy POLICY.json] [--json OUT.json]\n" +
+    "       cloudlets-replay table FOLDER [--policy POLICY.json]\n" +
+    "       cloudlets-replay generate --model MODEL --out PREFIX [--seed N] [--duration S] [--step S]";
+
+var root = new RootCommand(Description)
 {
     fleetOption, traceOption, policyOption, jsonOption,
 };
@@ -65,7 +83,7 @@ generate.SetAction(result => Run(() =>
 
 root.Subcommands.Add(table);
 root.Subcommands.Add(generate);
-return root.Parse(args).Invoke();
+return await SampleCommandLine.InvokeAsync(root, "cloudlets-replay", args, Synopsis);
 
 static (TraceTimeline Timeline, IMigrationPolicy Policy, ReplayOptions Options) Load(FileInfo fleetFile, FileInfo traceFile, FileInfo? policyFile)
 {

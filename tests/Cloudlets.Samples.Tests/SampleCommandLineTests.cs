@@ -3,7 +3,8 @@ using System.Diagnostics;
 namespace Cloudlets.Samples.Tests;
 
 /// <summary>
-/// The samples' one command-line convention (System.CommandLine, shared by cloudlets-lab, -advisor, -demo and -probe),
+/// The samples' one command-line convention (System.CommandLine, shared by cloudlets-lab, -advisor, -demo, -probe, -replay
+/// and -agent),
 /// checked as a user meets it: each tool run as a child process. None of these runs touches the machine: help,
 /// version and usage errors all end before anything is started.
 /// </summary>
@@ -16,6 +17,8 @@ public sealed class SampleCommandLineTests
         new object[] { "cloudlets-advisor", true },
         new object[] { "cloudlets-demo", true },
         new object[] { "cloudlets-probe", true },
+        new object[] { "cloudlets-replay", false },
+        new object[] { "cloudlets-agent", true },
     ];
 
     [TestCaseSource(nameof(Tools))]
@@ -85,6 +88,8 @@ public sealed class SampleCommandLineTests
     [TestCase("cloudlets-lab")]
     [TestCase("cloudlets-advisor")]
     [TestCase("cloudlets-probe")]
+    [TestCase("cloudlets-replay")]
+    [TestCase("cloudlets-agent")]
     public async Task NoArguments_ToolThatNeedsSome_ExitsTwoWithTheSynopsis(string tool)
     {
         var (code, _, error) = await RunAsync(tool);
