@@ -6,7 +6,7 @@ namespace Cloudlets.Samples.Demo;
 internal sealed record DemoOptions
 {
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
-    public const string Synopsis = "usage: cloudlets-demo [--scenario FILE] [--json PATH] [--plot PATH] [--csv PATH] [--keep] [--name NAME] [--plain]";
+    public const string Synopsis = "usage: cloudlets-demo [--scenario FILE] [--json PATH] [--plot PATH] [--csv PATH] [--journal PATH] [--keep] [--name NAME] [--plain]";
 
     public string? ScenarioPath { get; init; }
 
@@ -15,6 +15,8 @@ internal sealed record DemoOptions
     public string? PlotPath { get; init; }
 
     public string? CsvPath { get; init; }
+
+    public string? JournalPath { get; init; }
 
     public bool Keep { get; init; }
 
@@ -43,6 +45,7 @@ internal sealed record DemoOptions
             JsonPath = result.GetValue(commands.Json),
             PlotPath = result.GetValue(commands.Plot),
             CsvPath = result.GetValue(commands.Csv),
+            JournalPath = result.GetValue(commands.Journal),
             Keep = result.GetValue(commands.Keep),
             Plain = result.GetValue(commands.Plain),
             Name = result.GetValue(commands.Name) ?? "demo",
@@ -93,10 +96,11 @@ internal sealed class DemoCommands
         Json = new Option<string?>("--json") { Description = "Write the run's summary as JSON.", HelpName = "PATH" };
         Plot = new Option<string?>("--plot") { Description = "Write an SVG chart of the RTT to each host and to the VM, migrations marked.", HelpName = "PATH" };
         Csv = new Option<string?>("--csv") { Description = "Write every probe as CSV: seconds,series,rtt_ms (the series are the hosts and vm; the RTT is empty when the probe was lost).", HelpName = "PATH" };
+        Journal = new Option<string?>("--journal") { Description = "Write the pipeline's journal (every sample it took, what each evaluation read from the hosts, and every decision) as JSON lines, to replay with PipelineJournal.Replay.", HelpName = "PATH" };
         Keep = new Option<bool>("--keep") { Description = "Leave the lab up at the end (tear it down later with: cloudlets-lab down --name NAME)." };
         Name = new Option<string>("--name") { Description = "The lab's name.", HelpName = "NAME", DefaultValueFactory = _ => "demo" };
         Plain = new Option<bool>("--plain") { Description = "Print one line a second instead of redrawing the screen (the default when the output is not a terminal)." };
-        Root = new RootCommand(Description) { Scenario, Json, Plot, Csv, Keep, Name, Plain };
+        Root = new RootCommand(Description) { Scenario, Json, Plot, Csv, Journal, Keep, Name, Plain };
     }
 
     /// <summary>The root command (<c>--help</c>, <c>--version</c> and the options).</summary>
@@ -109,6 +113,8 @@ internal sealed class DemoCommands
     public Option<string?> Plot { get; }
 
     public Option<string?> Csv { get; }
+
+    public Option<string?> Journal { get; }
 
     public Option<bool> Keep { get; }
 

@@ -60,6 +60,18 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         }
     }
 
+    /// <summary>
+    /// The demonstration's policy timing: a move is confirmed over 3 one-second windows and a VM stays
+    /// at least 20 s where it went; the defaults are meant for production fleets. A replay of the
+    /// demo's journal builds its policy from these.
+    /// </summary>
+    internal static LowestLatencyPolicyOptions PolicyOptions() => new()
+    {
+        ConfirmationWindows = 3,
+        Cooldown = TimeSpan.FromSeconds(20),
+        MaxSampleAge = TimeSpan.FromSeconds(5),
+    };
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         Console.WriteLine($"cloudlets-demo: {scenario.Description}");
@@ -77,6 +89,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         var owned = new List<IAsyncDisposable>();
         var hosts = new List<IHypervisorHost>();
         MigrationPipeline? pipeline = null;
+        PipelineJournal? journal = null;
         var subscriptions = new List<IDisposable>();
         var exitCode = 4;
         LabGuest? guest = null;
@@ -112,14 +125,12 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             _clock.Start();
             await FireDueStepsAsync(lab, shaper, cancellationToken);
 
-            var policy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions
+            var policy = new LowestLatencyPolicy(PolicyOptions());
+            if (options.JournalPath is { } journalPath)
             {
-                // Demonstration timing: a move is confirmed over 3 one-second windows and a VM
-                // stays at least 20 s where it went; the defaults are meant for production fleets.
-                ConfirmationWindows = 3,
-                Cooldown = TimeSpan.FromSeconds(20),
-                MaxSampleAge = TimeSpan.FromSeconds(5),
-            });
+                journal = new PipelineJournal(new StreamWriter(journalPath, append: false, new System.Text.UTF8Encoding(false)));
+            }
+
             var builder = new MigrationPipelineBuilder()
                 .WithSamples(samples)
                 .Owns(prober)
@@ -134,6 +145,11 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
                     o.Executor.ImprovementCheckDelay = TimeSpan.FromSeconds(5);
                     o.Executor.CompletionTimeout = TimeSpan.FromMinutes(3);
                 });
+            if (journal is not null)
+            {
+                builder.WithJournal(journal);
+            }
+
             for (var i = 0; i < hosts.Count; i++)
             {
                 builder.AddHost(hosts[i], lab.Hosts[i].Name, lab.Hosts[i].MigrationUri);
@@ -173,6 +189,12 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             if (pipeline is not null)
             {
                 await pipeline.DisposeAsync(); // and with it the hosts and the prober
+            }
+
+            journal?.Dispose(); // after the pipeline: it writes until it stops
+            if (options.JournalPath is { } written && journal is not null)
+            {
+                Console.WriteLine($"journal: {written} ({journal.LineCount} lines)");
             }
 
             foreach (var o in owned)

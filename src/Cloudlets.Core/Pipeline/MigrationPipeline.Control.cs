@@ -120,6 +120,7 @@ public sealed partial class MigrationPipeline
                 {
                     _rules = after;
                     _snapshot.SetRules(after);
+                    _journal?.Rules(_time.GetUtcNow(), after);
                 }
 
                 result = new PlacementChange(action, subject, !ReferenceEquals(before, after), before, after, _time.GetUtcNow());

@@ -35,6 +35,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly LatencyWindows _windows;
     private readonly DateTimeOffset?[] _lastMove;
     private readonly MigrationExecutor? _executor;
+    private readonly PipelineJournal? _journal;
     private readonly ISubject<MigrationDecision> _decisions = Subject.Synchronize(new Subject<MigrationDecision>());
     private readonly CompositeDisposable _subscriptions = [];
     private readonly CompositeDisposable _loop = [];
@@ -61,9 +62,11 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         ILoggerFactory loggers,
         IAsyncDisposable[] owned,
         PlacementRules rules,
-        IMigrationStartGate? startGate)
+        IMigrationStartGate? startGate,
+        PipelineJournal? journal)
     {
         _owned = owned;
+        _journal = journal;
         _samples = samples;
         _hosts = hosts;
         _vms = vms;
@@ -125,6 +128,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             }
 
             _started = true;
+            _journal?.Start(_time.GetUtcNow(), _options.SampleWindow, [.. _hosts.Select(h => (h.Host.Name, h.ProbeTarget))], _vms, _rules);
         }
 
         _loop.Add(_samples.Subscribe(OnSample, ex => DecisionsLog.SampleStreamFailed(_logger, ex)));
@@ -263,6 +267,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         lock (_gate)
         {
             _windows.Add(sample);
+            _journal?.Sample(sample);
         }
     }
 
@@ -389,6 +394,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
 
                 endedElsewhere = TrackStartedElsewhere();
                 Fill();
+                _journal?.Inputs(_snapshot);
                 _policy.Evaluate(_snapshot, _buffer);
                 if (_executor is not null && _buffer.MoveCount > 0)
                 {
@@ -449,6 +455,8 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                 {
                     decisions[vm] = decisions[vm] with { Explanation = decisions[vm].Explanation + " The executor said: " + why };
                 }
+
+                _journal?.Outputs(held, decisions);
             }
         }
 #pragma warning disable CA1031 // One failed window must not end the loop; the next window tries again.

@@ -23,6 +23,7 @@ public sealed class MigrationPipelineBuilder
     private TimeProvider? _time;
     private ILoggerFactory? _loggers;
     private PlacementRules _rules = PlacementRules.Empty;
+    private PipelineJournal? _journal;
     private IMigrationStartGate? _startGate;
     private bool _built;
 
@@ -123,6 +124,18 @@ public sealed class MigrationPipelineBuilder
         return this;
     }
 
+    /// <summary>
+    /// Records everything the pipeline's decisions depend on, and the decisions, in
+    /// <paramref name="journal"/> (not owned: dispose it after the pipeline), so that
+    /// <see cref="PipelineJournal.Replay"/> can show the same inputs give the same decisions. The default is none.
+    /// </summary>
+    public MigrationPipelineBuilder WithJournal(PipelineJournal journal)
+    {
+        ThrowIfBuilt();
+        _journal = journal ?? throw new ArgumentNullException(nameof(journal));
+        return this;
+    }
+
     /// <summary>Where to log. The default logs nothing.</summary>
     public MigrationPipelineBuilder WithLoggerFactory(ILoggerFactory loggerFactory)
     {
@@ -208,7 +221,8 @@ public sealed class MigrationPipelineBuilder
             loggers,
             [.. _owned, .. _hosts.Where(h => !h.LeaveOpen).Select(h => (IAsyncDisposable)h.Host)],
             _rules,
-            _startGate);
+            _startGate,
+            _journal);
     }
 
     private void ThrowIfBuilt()

@@ -7,9 +7,9 @@ public sealed class DemoOptionsTests
     [Test]
     public void Parse_AllOptions_AreRead()
     {
-        var options = DemoOptions.Parse(["--scenario", "s.json", "--json", "out.json", "--plot", "rtt.svg", "--csv", "rtt.csv", "--keep", "--name", "lab2", "--plain"]);
+        var options = DemoOptions.Parse(["--scenario", "s.json", "--json", "out.json", "--plot", "rtt.svg", "--csv", "rtt.csv", "--journal", "run.jsonl", "--keep", "--name", "lab2", "--plain"]);
 
-        Assert.That(options, Is.EqualTo(new DemoOptions { ScenarioPath = "s.json", JsonPath = "out.json", PlotPath = "rtt.svg", CsvPath = "rtt.csv", Keep = true, Name = "lab2", Plain = true }));
+        Assert.That(options, Is.EqualTo(new DemoOptions { ScenarioPath = "s.json", JsonPath = "out.json", PlotPath = "rtt.svg", CsvPath = "rtt.csv", JournalPath = "run.jsonl", Keep = true, Name = "lab2", Plain = true }));
     }
 
     [Test]

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Pipeline;
 using Cloudlets.TestUtils;
 
 namespace Cloudlets.Samples.Tests.Demo;
@@ -22,6 +24,24 @@ public sealed class DemoRunTests
         _folder = Directory.CreateTempSubdirectory("cloudlets-demo-").FullName;
     }
 
+    private string JournalPath => Path.Combine(_folder, "journal.jsonl");
+
+    /// <summary>
+    /// Decides again from the run's journal with the demo's policy and asserts the decisions are the
+    /// ones the live pipeline published, field by field (issue 12: the decisions are deterministic
+    /// given the samples); returns how many evaluations were compared.
+    /// </summary>
+    private void AssertReplayDecidesTheSame(string tail)
+    {
+        Assert.That(File.Exists(JournalPath), Is.True, $"the demo wrote no journal (--journal); its last lines:\n{tail}");
+        using var reader = new StreamReader(JournalPath);
+        var replay = PipelineJournal.Replay(reader, new LowestLatencyPolicy(Samples.Demo.DemoRun.PolicyOptions()));
+        TestContext.Out.WriteLine($"journal: {replay.Samples} samples, {replay.Evaluations} evaluations, {replay.Recorded.Count} decisions, {replay.Differences.Count} differences");
+        Assert.That(replay.Differences, Is.Empty, "the replay of the live run's journal decided differently: " + string.Join("\n", replay.Differences.Take(10)));
+        Assert.That(replay.Evaluations, Is.GreaterThan(10), "the journal holds the run's evaluations (one a second)");
+        Assert.That(replay.Recorded.Count(d => d.IsMove), Is.GreaterThanOrEqualTo(1), "the journal holds the live run's move decisions");
+    }
+
     [TearDown]
     public void TearDown() => Directory.Delete(_folder, recursive: true);
 
@@ -39,7 +59,7 @@ public sealed class DemoRunTests
                  {
                      Path.Combine(AppContext.BaseDirectory, "cloudlets-demo.dll"),
                      "--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", scenario),
-                     "--json", json, "--plot", plot, "--csv", Path.Combine(_folder, "series.csv"), "--plain", "--name", labName,
+                     "--json", json, "--plot", plot, "--csv", Path.Combine(_folder, "series.csv"), "--journal", JournalPath, "--plain", "--name", labName,
                  })
         {
             psi.ArgumentList.Add(a);
@@ -122,6 +142,7 @@ public sealed class DemoRunTests
             var csv = File.Exists(Path.Combine(_folder, "series.csv")) ? await File.ReadAllLinesAsync(Path.Combine(_folder, "series.csv")) : [];
             Assert.That(csv.FirstOrDefault(), Is.EqualTo("seconds,series,rtt_ms"), "the demo wrote no CSV of its series (--csv)");
             Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]).Distinct(), Is.SupersetOf(new[] { "cloudlet-1", "cloudlet-2", "cloudlet-3", "vm" }), "the CSV holds every series");
+            AssertReplayDecidesTheSame(tail);
         }
     }
 
@@ -144,6 +165,7 @@ public sealed class DemoRunTests
             Assert.That(summary.GetProperty("finalHost").GetString(), Is.EqualTo("cloudlet-1"));
             Assert.That(summary.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.LessThan(50));
             Assert.That(plot, Does.Contain("act 2"), "the plot marks the second act");
+            AssertReplayDecidesTheSame(tail);
         }
     }
 }
