@@ -51,13 +51,45 @@ public sealed partial class LibvirtHypervisorHost
             LibvirtNative.virTypedParamsFree(p, n);
         }
 
-        if (type is not (1 or 2))
+        return type is Vir.JobBounded or Vir.JobUnbounded ? ToProgress(stats, _time.GetElapsedTime(started)) : null;
+    }
+
+    /// <summary>
+    /// The domain's outgoing migration as its job shows it, or <see langword="null"/> when none runs. libvirt
+    /// keeps a migration's job on the source daemon, so any connection to it reads the job, whoever started
+    /// the migration (another controller, virsh). Blocking; called for active domains only.
+    /// </summary>
+    /// <exception cref="LibvirtException">The connection was lost (any other failure reads as no migration).</exception>
+    internal static unsafe MigrationProgress? ReadOutgoingMigration(DomainHandle domain)
+    {
+        if (LibvirtNative.virDomainGetJobStats(domain, out var type, out var p, out var n, 0) < 0)
         {
-            return null;
+            // An incoming domain ("statistics are available only on the source host"), a domain that stopped
+            // since it was listed, or a driver without jobs (the test driver): no outgoing migration here.
+            var error = LibvirtException.FromLastError("virDomainGetJobStats");
+            return error.Kind == HypervisorErrorKind.ConnectionLost ? throw error : null;
         }
 
-        return new MigrationProgress(
-            JobStats.Milliseconds(stats, "time_elapsed") ?? _time.GetElapsedTime(started),
+        Dictionary<string, object> stats;
+        try
+        {
+            stats = TypedParams.Read(p, n);
+        }
+        finally
+        {
+            LibvirtNative.virTypedParamsFree(p, n);
+        }
+
+        // Only a migration out: a save, dump, backup or snapshot job is not one.
+        return type is Vir.JobBounded or Vir.JobUnbounded && JobStats.Long(stats, "operation") == Vir.JobOperationMigrationOut
+            ? ToProgress(stats, TimeSpan.Zero)
+            : null;
+    }
+
+    /// <summary>An active job's statistics as progress; <paramref name="elapsed"/> when the job does not say how long it has run.</summary>
+    private static MigrationProgress ToProgress(Dictionary<string, object> stats, TimeSpan elapsed) =>
+        new(
+            JobStats.Milliseconds(stats, "time_elapsed") ?? elapsed,
             JobStats.Long(stats, "data_processed"),
             JobStats.Long(stats, "data_remaining"),
             JobStats.Long(stats, "data_total"),
@@ -65,5 +97,4 @@ public sealed partial class LibvirtHypervisorHost
             JobStats.Long(stats, "memory_iteration") is { } it ? (int)it : null,
             JobStats.Milliseconds(stats, "downtime"),
             JobStats.Long(stats, "memory_bps"));
-    }
 }

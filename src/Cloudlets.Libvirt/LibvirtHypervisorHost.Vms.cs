@@ -64,7 +64,21 @@ public sealed partial class LibvirtHypervisorHost
 
                 try
                 {
-                    return [.. handles.Select(ReadVm).OrderBy(v => v.Name, StringComparer.Ordinal)];
+                    var vms = new List<VmInfo>(handles.Count);
+                    foreach (var d in handles)
+                    {
+                        try
+                        {
+                            vms.Add(ReadVmAndJob(d));
+                        }
+                        catch (HypervisorException ex) when (ex.Kind == HypervisorErrorKind.NotFound)
+                        {
+                            // Gone since it was listed (a migration that ended undefines its source, a transient
+                            // VM stopped): not in this list. Failing the whole list here made a host look down.
+                        }
+                    }
+
+                    return [.. vms.OrderBy(v => v.Name, StringComparer.Ordinal)];
                 }
                 finally
                 {
@@ -80,7 +94,7 @@ public sealed partial class LibvirtHypervisorHost
     public Task<VmInfo?> TryGetVmAsync(string vmName, CancellationToken cancellationToken = default)
     {
         DomainXml.ValidateVmName(vmName);
-        return RunAsync(c => TryReadVm(c, vmName), cancellationToken);
+        return RunAsync(c => TryReadVm(c, vmName, withJob: true), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -191,10 +205,19 @@ public sealed partial class LibvirtHypervisorHost
         return d;
     }
 
-    private static VmInfo? TryReadVm(LibvirtConnection c, string vmName)
+    private static VmInfo? TryReadVm(LibvirtConnection c, string vmName, bool withJob = false)
     {
         using var d = TryLookup(c, vmName);
-        return d is null ? null : ReadVm(d);
+        return d is null ? null : withJob ? ReadVmAndJob(d) : ReadVm(d);
+    }
+
+    /// <summary><see cref="ReadVm"/> plus the VM's outgoing migration, read from its job (active domains only: a stopped one has none).</summary>
+    private static VmInfo ReadVmAndJob(DomainHandle d)
+    {
+        var vm = ReadVm(d);
+        return vm.State is VmState.Running or VmState.Paused or VmState.Blocked
+            ? vm with { OutgoingMigration = ReadOutgoingMigration(d) }
+            : vm;
     }
 
     private static unsafe VmInfo ReadVm(DomainHandle d)

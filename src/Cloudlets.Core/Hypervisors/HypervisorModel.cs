@@ -66,4 +66,13 @@ public sealed record VmInfo(
     long MemoryBytes,
     long MaxMemoryBytes,
     int VCpus,
-    bool IsPersistent);
+    bool IsPersistent)
+{
+    /// <summary>
+    /// The VM's outgoing live migration under way on this host, with its latest progress, whoever started
+    /// it (this process, another controller, an operator): hypervisors keep a migration's job on its source,
+    /// where any connection can read it. <see langword="null"/> when none runs, or when the host cannot
+    /// tell (a backend without job state); then only placement (a paused copy on another host) shows it.
+    /// </summary>
+    public MigrationProgress? OutgoingMigration { get; init; }
+}

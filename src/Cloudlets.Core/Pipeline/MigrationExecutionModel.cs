@@ -164,7 +164,7 @@ public sealed record MigrationRequest(
 /// <summary>How a migration ended, with the error and the improvement check.</summary>
 /// <param name="VmName">The VM.</param>
 /// <param name="Source">The source host name.</param>
-/// <param name="Destination">The destination host name.</param>
+/// <param name="Destination">The destination host name; empty only for a migration <see cref="StartedElsewhere"/> that failed before its destination was seen (only the source's job showed it).</param>
 /// <param name="Kind">Succeeded, failed or aborted.</param>
 /// <param name="StartedAt">When the executor started it.</param>
 /// <param name="FinishedAt">When the migration call returned.</param>
@@ -189,8 +189,9 @@ public sealed record MigrationOutcome(
 
     /// <summary>
     /// Whether another instance started this migration (for example a leader before a takeover) and this
-    /// one found it under way on the hosts and watched it end; then <see cref="StartedAt"/> is when it was
-    /// found, the result carries no downtime or byte counts, and the executor's metrics do not count it.
+    /// one found it under way on the hosts and watched it end; then <see cref="StartedAt"/> is when it started
+    /// as the source's job tells (when it was found, for a host without job state), the result carries no
+    /// downtime or byte counts, and the executor's metrics do not count it.
     /// </summary>
     public bool StartedElsewhere { get; init; }
 }

@@ -31,7 +31,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
     private readonly Dictionary<string, int> _perHost = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (int Failures, DateTimeOffset Until)> _backoff = new(StringComparer.Ordinal);
     private readonly Dictionary<MigrationHandle, Task> _running = [];
-    private readonly Dictionary<string, (string Source, string Destination)> _elsewhere = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Source, string? Destination)> _elsewhere = new(StringComparer.Ordinal);
     private readonly ISubject<MigrationOutcome> _outcomes = Subject.Synchronize(new Subject<MigrationOutcome>());
     private readonly CancellationTokenSource _disposing = new();
     private readonly CancellationTokenSource _checksEnding = new();
@@ -263,10 +263,11 @@ public sealed class MigrationExecutor : IAsyncDisposable
 
     /// <summary>
     /// Migrations under way on the hosts that this executor did not start (another instance did, e.g. a
-    /// leader before a takeover), keyed by VM: they count against the limits like this executor's own,
-    /// and their VMs are not admitted, until the next call leaves them out.
+    /// leader before a takeover), keyed by VM: they count against the limits like this executor's own
+    /// (on their destination too once it is known), and their VMs are not admitted, until the next call
+    /// leaves them out.
     /// </summary>
-    internal void SetStartedElsewhere(IReadOnlyDictionary<string, (string Source, string Destination)> migrations)
+    internal void SetStartedElsewhere(IReadOnlyDictionary<string, (string Source, string? Destination)> migrations)
     {
         lock (_gate)
         {
@@ -290,7 +291,7 @@ public sealed class MigrationExecutor : IAsyncDisposable
 
         if (_elsewhere.TryGetValue(vm, out var other))
         {
-            return (MigrationRejection.AlreadyMigrating, $"VM '{vm}' is being migrated from '{other.Source}' to '{other.Destination}' (started by another instance).");
+            return (MigrationRejection.AlreadyMigrating, $"VM '{vm}' is being migrated from '{other.Source}' to {(other.Destination is null ? "a host not seen yet" : $"'{other.Destination}'")} (started by another instance).");
         }
 
         if (_backoff.TryGetValue(destination, out var b) && b.Until > _time.GetUtcNow())

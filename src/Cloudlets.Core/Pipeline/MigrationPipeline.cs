@@ -43,9 +43,9 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
     private readonly Lock _evaluation = new(); // one evaluation at a time: windows, and those a rule change triggers
-    private readonly Dictionary<string, (string Source, string Destination, DateTimeOffset Since)> _startedElsewhere = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Source, string? Destination, DateTimeOffset Since)> _startedElsewhere = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTimeOffset> _ownMigrationEndedAt = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (int Running, int Paused)> _copies = new(StringComparer.Ordinal); // scratch of IndexCopies
+    private readonly Dictionary<string, VmCopies> _copies = new(StringComparer.Ordinal); // scratch of IndexCopies
     private int _refreshing;
     private int _refreshRequested;
     private bool _started;
@@ -531,7 +531,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             var elsewhere = _startedElsewhere.TryGetValue(name, out var other);
             if (elsewhere)
             {
-                destination = _snapshot.IndexOfHost(other.Destination);
+                destination = other.Destination is { } d2 ? _snapshot.IndexOfHost(d2) : -1;
             }
 
             _snapshot.SetMigrationHistory(v, _lastMove[v], (_executor?.IsMigrating(name) ?? false) || elsewhere, destination);
@@ -539,13 +539,16 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     }
 
     /// <summary>
-    /// Finds migrations under way that this instance did not start — a VM running on one host with a
-    /// paused copy on another: the destination's incoming domain, which libvirt keeps paused until the
-    /// hand-over — so a new leader learns them before it decides: they count against the executor's
-    /// limits, their VMs are not moved (the policy sees them in flight), and each one's outcome is
-    /// returned when it ends (the VM runs on one host only again: on the destination it succeeded, on
-    /// the source it did not). Followers track them too, so a takeover starts with them known. Called
-    /// under the lock, before <see cref="Fill"/>.
+    /// Finds migrations under way that this instance did not start, so a new leader learns them before it
+    /// decides: they count against the executor's limits, their VMs are not moved (the policy sees them in
+    /// flight), and each one's outcome is returned when it ends. Two kinds of evidence, either one enough:
+    /// the source's own job (<see cref="VmInfo.OutgoingMigration"/>: the hypervisor keeps it on the source,
+    /// visible from any connection, from the first byte to the hand-over, whoever started it), and, for a
+    /// host that cannot tell, placement (the VM running on one host with a paused copy on another: the
+    /// destination's incoming domain, which libvirt keeps paused until the hand-over). It ended once no
+    /// host reports its job and the VM runs on one host only again: on the destination (or, when that was
+    /// never seen, any host but the source) it succeeded, on the source it did not. Followers track them
+    /// too, so a takeover starts with them known. Called under the lock, before <see cref="Fill"/>.
     /// </summary>
     private List<MigrationOutcome>? TrackStartedElsewhere()
     {
@@ -566,33 +569,51 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             if (_ownMigrationEndedAt.TryGetValue(name, out var endedAt) && now - endedAt < _options.PlacementRefreshInterval + _options.HostTimeout)
             {
                 // This instance's own migration just ended: a host read that began while it ran can still
-                // land and show the VM on two hosts. Such a read is over within a refresh interval plus
-                // the host timeout; until then the pair is not a migration of someone else's.
+                // land and show the VM on two hosts (or its job on the source). Such a read is over within a
+                // refresh interval plus the host timeout; until then neither is a migration of someone else's.
                 continue;
             }
 
-            var (running, paused) = _copies.GetValueOrDefault(name, (-1, -1));
-            if (running >= 0 && paused >= 0)
+            var copies = _copies.GetValueOrDefault(name, VmCopies.None);
+            var (running, paused, migrating) = (copies.Running, copies.Paused, copies.Migrating);
+            if (migrating >= 0 || (running >= 0 && paused >= 0))
             {
-                if (!_startedElsewhere.ContainsKey(name))
+                // The source is the host whose job migrates the VM out (in post-copy it lists the VM paused,
+                // the destination runs it); without a job, the host it runs on. The destination is the other copy.
+                var source = migrating >= 0 ? migrating : running;
+                var destination = paused >= 0 && paused != source ? paused : running >= 0 && running != source ? running : -1;
+                var destinationName = destination >= 0 ? _hosts[destination].Host.Name : null;
+                if (!_startedElsewhere.TryGetValue(name, out var known))
                 {
                     changed = true;
-                    _startedElsewhere[name] = (_hosts[running].Host.Name, _hosts[paused].Host.Name, now);
-                    DecisionsLog.MigrationFoundUnderWay(_logger, name, _hosts[running].Host.Name, _hosts[paused].Host.Name);
+
+                    // The source's job says how long it has run: its outcome then spans the whole migration.
+                    var since = copies.Elapsed is { } elapsed && elapsed > TimeSpan.Zero ? now - elapsed : now;
+                    _startedElsewhere[name] = (_hosts[source].Host.Name, destinationName, since);
+                    DecisionsLog.MigrationFoundUnderWay(
+                        _logger, name, _hosts[source].Host.Name, destinationName ?? "a host not seen yet", migrating >= 0 ? "the source's migration job" : "a paused copy on the destination");
+                }
+                else if (known.Destination is null && destinationName is not null)
+                {
+                    // The destination's incoming copy was seen after the source's job: it now counts on that host too.
+                    changed = true;
+                    _startedElsewhere[name] = known with { Destination = destinationName };
                 }
 
                 continue;
             }
 
-            // Ended once the VM runs on one host only again (while none or two run, it is not over yet).
+            // Ended once no job reports it and the VM runs on one host only again (while none or two run, it is not over yet).
             if (running >= 0 && _startedElsewhere.Remove(name, out var m))
             {
                 changed = true;
-                var succeeded = _hosts[running].Host.Name == m.Destination;
+                var endedOn = _hosts[running].Host.Name;
+                var succeeded = m.Destination is { } to ? endedOn == to : endedOn != m.Source;
+                var destinationName = m.Destination ?? (succeeded ? endedOn : string.Empty);
                 (ended ??= []).Add(new MigrationOutcome(
-                    name, m.Source, m.Destination, succeeded ? MigrationOutcomeKind.Succeeded : MigrationOutcomeKind.Failed, m.Since, now,
-                    succeeded ? new MigrationResult(name, m.Source, m.Destination, now - m.Since, null, null) : null,
-                    succeeded ? null : new InvalidOperationException($"The migration of VM '{name}' from '{m.Source}' to '{m.Destination}', started by another instance, ended with the VM on '{_hosts[running].Host.Name}'."),
+                    name, m.Source, destinationName, succeeded ? MigrationOutcomeKind.Succeeded : MigrationOutcomeKind.Failed, m.Since, now,
+                    succeeded ? new MigrationResult(name, m.Source, destinationName, now - m.Since, null, null) : null,
+                    succeeded ? null : new InvalidOperationException($"The migration of VM '{name}' from '{m.Source}' to {(m.Destination is null ? "a host not seen" : $"'{m.Destination}'")}, started by another instance, ended with the VM on '{endedOn}'."),
                     MigrationAbortCause.None,
                     ImprovementCheck.NotChecked) { StartedElsewhere = true });
             }
@@ -608,8 +629,9 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
 
     /// <summary>
     /// Where every VM listed by the hosts has its copies, in one pass over the hosts' lists (not one per VM):
-    /// the host it runs on (-1 none, -2 several, as <see cref="RunningOn"/> says) and the one host that lists
-    /// it paused (-1 none, -3 several: no single destination); called under the lock.
+    /// the host it runs on (-1 none, -2 several, as <see cref="RunningOn"/> says), the one host that lists
+    /// it paused (-1 none, -3 several: no single destination), and the one host whose job migrates it out
+    /// (-1 none or several), with how long that job has run; called under the lock.
     /// </summary>
     private void IndexCopies()
     {
@@ -624,10 +646,23 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                     continue;
                 }
 
-                var (r, p) = _copies.GetValueOrDefault(vm.Name, (-1, -1));
-                _copies[vm.Name] = running ? (r == -1 ? h : -2, p) : (r, p == -1 ? h : -3);
+                var c = _copies.GetValueOrDefault(vm.Name, VmCopies.None);
+                c = running ? c with { Running = c.Running == -1 ? h : -2 } : c with { Paused = c.Paused == -1 ? h : -3 };
+                if (vm.OutgoingMigration is { } job)
+                {
+                    // Two sources migrating one VM out is no single migration to follow: placement decides then.
+                    c = c.MigratingSeen ? c with { Migrating = -1, Elapsed = null } : c with { Migrating = h, Elapsed = job.Elapsed, MigratingSeen = true };
+                }
+
+                _copies[vm.Name] = c;
             }
         }
+    }
+
+    /// <summary>A VM's copies on the hosts, as <see cref="IndexCopies"/> found them.</summary>
+    private readonly record struct VmCopies(int Running, int Paused, int Migrating, TimeSpan? Elapsed, bool MigratingSeen)
+    {
+        public static VmCopies None => new(-1, -1, -1, null, false);
     }
 
     /// <summary>The vCPUs a host can still give to VMs (its CPUs times the overcommit, minus its VMs'); called under the lock.</summary>

@@ -97,8 +97,8 @@ internal static partial class DecisionsLog
     public static partial void MigrationSkipped(ILogger logger, string vm, string source, string destination, string reason);
 
     [LoggerMessage(EventId = 6110, EventName = "MigrationFoundUnderWay", Level = LogLevel.Information,
-        Message = "Migration of VM {Vm} from {Source} to {Destination} is under way, started by another instance: it counts against the limits and the VM is not moved until it ends.")]
-    public static partial void MigrationFoundUnderWay(ILogger logger, string vm, string source, string destination);
+        Message = "Migration of VM {Vm} from {Source} to {Destination} is under way, started by another instance (seen from {Evidence}): it counts against the limits and the VM is not moved until it ends.")]
+    public static partial void MigrationFoundUnderWay(ILogger logger, string vm, string source, string destination, string evidence);
 
     [LoggerMessage(EventId = 6111, EventName = "MigrationElsewhereEnded", Level = LogLevel.Information,
         Message = "Migration of VM {Vm} from {Source} to {Destination}, started by another instance, ended: {Outcome}.")]

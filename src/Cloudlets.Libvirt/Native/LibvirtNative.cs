@@ -112,8 +112,10 @@ internal static class Vir
         MigrateUndefineSource = 1 << 4, MigrateCompressed = 1 << 11, MigrateAbortOnError = 1 << 12,
         MigrateAutoConverge = 1 << 13, MigratePostCopy = 1 << 15;
 
-    // job stats
+    // job stats: flags, virDomainJobType (active kinds), virDomainJobOperation
     internal const uint JobStatsCompleted = 1;
+    internal const int JobBounded = 1, JobUnbounded = 2;
+    internal const long JobOperationMigrationIn = 4, JobOperationMigrationOut = 5;
 
     // typed parameter types
     internal const int ParamInt = 1, ParamUInt = 2, ParamLLong = 3, ParamULLong = 4, ParamDouble = 5, ParamBoolean = 6, ParamString = 7;

@@ -19,7 +19,7 @@ namespace Cloudlets.Libvirt.Tests.Lab;
 [Category("Lab")]
 [NonParallelizable]
 [SupportedOSPlatform("linux")]
-public class LibvirtLabTests : LabFixture
+public partial class LibvirtLabTests : LabFixture
 {
     private const string H1 = "cloudlet-1";
     private const string H2 = "cloudlet-2";
