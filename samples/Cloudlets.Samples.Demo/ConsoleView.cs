@@ -255,9 +255,8 @@ internal sealed class ConsoleView : IAsyncDisposable
         return s.ToString();
     }
 
-    /// <summary>How much of the migration's data is sent, from 0 to 1 (0 until the hypervisor reports a total).</summary>
-    internal static double Fraction(MigrationProgress progress) =>
-        progress.DataTotalBytes is > 0 && progress.DataProcessedBytes is { } done ? Math.Clamp((double)done / progress.DataTotalBytes.Value, 0, 1) : 0;
+    /// <summary>How much of the migration is done, from 0 to 1 (<see cref="MigrationProgress.CompletedFraction"/>; 0 until the hypervisor reports it).</summary>
+    internal static double Fraction(MigrationProgress progress) => progress.CompletedFraction ?? 0;
 
     // A new pair of hosts is a new migration: a new bar.
     private void ShowMigration(ProgressContext? context, string from, string to, MigrationProgress progress)
@@ -276,7 +275,7 @@ internal sealed class ConsoleView : IAsyncDisposable
 
         // Until the hypervisor reports how much there is to send, the bar only says that it runs. The data sent can
         // fall back when the guest dirties memory again; the bar shows the furthest point.
-        var known = progress.DataTotalBytes is > 0 && progress.DataProcessedBytes is not null;
+        var known = progress.CompletedFraction is not null;
         _migrationTask.IsIndeterminate = !known && _migrationTask.Value == 0;
         _migrationTask.Value = Math.Max(_migrationTask.Value, Fraction(progress) * 100);
     }

@@ -93,7 +93,10 @@ public partial class LibvirtLabTests
             .Where(p => p.DataProcessedBytes > 0 && p.DataRemainingBytes > 0 && p.DataTotalBytes > 0)
             .ToList();
         var distinct = intermediate.Select(p => (p.DataProcessedBytes, p.DataRemainingBytes)).Distinct().Count();
-        TestContext.Out.WriteLine($"{samples.Count} samples in {result.TotalTime.TotalSeconds:0.0} s ({samples.Count / Math.Max(result.TotalTime.TotalSeconds, 0.001):0.0}/s) at interval {options.ProgressInterval.TotalMilliseconds} ms; {intermediate.Count} intermediate, {distinct} distinct");
+
+        // What a progress bar shows: whole percents strictly between 0 and 100.
+        var percents = intermediate.Select(p => Math.Round(p.CompletedFraction.GetValueOrDefault() * 100)).Where(v => v is > 0 and < 100).Distinct().Count();
+        TestContext.Out.WriteLine($"{samples.Count} samples in {result.TotalTime.TotalSeconds:0.0} s ({samples.Count / Math.Max(result.TotalTime.TotalSeconds, 0.001):0.0}/s) at interval {options.ProgressInterval.TotalMilliseconds} ms; {intermediate.Count} intermediate, {distinct} distinct, {percents} distinct percents");
         foreach (var (at, p) in samples)
         {
             TestContext.Out.WriteLine($"  {at.TotalMilliseconds,7:0} ms {p}");
@@ -103,6 +106,7 @@ public partial class LibvirtLabTests
         {
             Assert.That(options.ProgressInterval, Is.LessThanOrEqualTo(TimeSpan.FromMilliseconds(500)), "the default progress interval samples at least twice a second");
             Assert.That(distinct, Is.GreaterThanOrEqualTo(3), "at least three distinct intermediate progress values (data processed and remaining) during the capped migration");
+            Assert.That(percents, Is.GreaterThanOrEqualTo(3), "a progress bar (CompletedFraction) shows at least three distinct whole percents between 0 and 100");
             Assert.That(intermediate, Has.All.Matches<MigrationProgress>(p => p.Iteration >= 1 && p.DirtyRatePagesPerSecond is not null), "every intermediate value carries the pass over memory and the dirty rate");
             Assert.That(intermediate.Any(p => p.ExpectedDowntime is not null), Is.True, "the expected downtime is reported once the hypervisor has estimated it");
             Assert.That(intermediate.Zip(intermediate.Skip(1)).All(x => x.Second.DataProcessedBytes >= x.First.DataProcessedBytes), Is.True, "data processed never goes back");
