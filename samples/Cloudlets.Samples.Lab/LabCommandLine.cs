@@ -39,12 +39,15 @@ internal sealed record LabCommandLine(
     /// <summary>For <c>migrate</c>: the bandwidth limit in MiB/s, 0 for none.</summary>
     public int Bandwidth { get; init; }
 
+    /// <summary>For <c>up</c>: how the hosts' libvirtd is reached. The default is TCP.</summary>
+    public LabTransport Transport { get; init; }
+
     /// <summary>The longest <c>--for</c>: one day.</summary>
     public static readonly TimeSpan MaxHold = TimeSpan.FromDays(1);
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
+        usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -125,6 +128,7 @@ internal sealed record LabCommandLine(
             Guest = guest,
             To = to,
             Bandwidth = bandwidth,
+            Transport = verb == "up" && result.GetValue(commands.Transport) == "tls" ? LabTransport.Tls : LabTransport.Tcp,
         };
     }
 

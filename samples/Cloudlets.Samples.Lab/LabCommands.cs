@@ -42,6 +42,8 @@ internal sealed class LabCommands
         Hosts = new Option<int>("--hosts") { HelpName = "N", Description = "How many cloudlet hosts (1 to 8).", DefaultValueFactory = _ => 3 };
         GuestOn = new Option<string[]>("--guest-on") { HelpName = "HOST", Description = "A host (cloudlet-N) that gets a guest VM; repeatable.", AllowMultipleArgumentsPerToken = false };
         Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
+        Transport = new Option<string>("--transport") { HelpName = "tcp|tls", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration) or tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener).", DefaultValueFactory = _ => "tcp" };
+        Transport.AcceptOnlyFromAmong("tcp", "tls");
         Json = new Option<bool>("--json") { Description = "Print the status as JSON." };
         For = new Option<string?>("--for") { HelpName = "SECONDS", Description = "Hold the delays for this many seconds once they are in place (above 0, at most 86400), then clear them." };
         Bandwidth = new Option<string?>("--bandwidth") { HelpName = "MIBS", Description = "Limit the migration to this many MiB/s (1 to 100000)." };
@@ -51,7 +53,7 @@ internal sealed class LabCommands
 
         Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
         {
-            Hosts, GuestOn, Name, Cache,
+            Hosts, GuestOn, Name, Cache, Transport,
         };
         Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
         Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
@@ -74,6 +76,8 @@ internal sealed class LabCommands
 
     /// <summary>The verbs, in the order of <see cref="LabCommandLine.Verbs"/>.</summary>
     public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate];
+
+    public Option<string> Transport { get; }
 
     public Command Up { get; }
 

@@ -1,5 +1,5 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER]
+//   cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -137,7 +137,7 @@ static int Fail(string message, int code = 2)
 
 static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
-    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
+    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithTransport(options.Transport).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
     if (options.CacheFolder is not null)
     {
         builder.WithCacheFolder(options.CacheFolder);
@@ -152,7 +152,7 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
     var lab = builder.Build();
     await using (var existing = CloudletLab.Attach(options.Name))
     {
-        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && await existing.IsHealthyAsync(ct))
+        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Options.Transport == options.Transport && await existing.IsHealthyAsync(ct))
         {
             Console.WriteLine($"lab {options.Name} is already up:");
             Console.WriteLine((await existing.GetStatusAsync(ct)).ToString());

@@ -43,6 +43,11 @@ public sealed partial class CloudletLab
         await RunCheckedAsync(CommandLine.Of("ip", "-n", _edge.Namespace, "link", "set", "lo", "up"), cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.Edge);
 
+        if (_options.Transport == LabTransport.Tls)
+        {
+            LabPki.Create(_paths, Name, _hosts, DateTimeOffset.UtcNow);
+        }
+
         foreach (var (host, state) in _hosts.Zip(_stateHosts))
         {
             await CreateNamespaceAsync(host.Namespace, cancellationToken).ConfigureAwait(false);

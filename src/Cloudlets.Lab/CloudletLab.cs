@@ -250,7 +250,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
             return null;
         }
 
-        var lab = new CloudletLab(new CloudletLabOptions { Name = name, Hosts = Math.Max(1, state.Hosts.Count), StateRoot = paths.Root, KeepRunningOnDispose = true }, logger ?? NullLogger.Instance, LocalCommandRunner.Instance);
+        var lab = new CloudletLab(new CloudletLabOptions { Name = name, Hosts = Math.Max(1, state.Hosts.Count), StateRoot = paths.Root, KeepRunningOnDispose = true, Transport = state.TransportKind }, logger ?? NullLogger.Instance, LocalCommandRunner.Instance);
         lab.Restore(state);
         return lab;
     }
@@ -272,7 +272,11 @@ public sealed partial class CloudletLab : IAsyncDisposable
     }
 
     private LabHost NewHost(int index) =>
-        new(LabNaming.HostName(index), index, Plan.Host(index), LabNaming.HostNamespace(Name, index), LabNaming.HostBridge, _paths.HostFolder(Name, index));
+        new(LabNaming.HostName(index), index, Plan.Host(index), LabNaming.HostNamespace(Name, index), LabNaming.HostBridge, _paths.HostFolder(Name, index))
+        {
+            Transport = _options.Transport,
+            ClientPkiFolder = _options.Transport == LabTransport.Tls ? _paths.ClientPkiFolder(Name) : null,
+        };
 
     /// <summary>Whether every host's libvirtd answers now (one try each).</summary>
     public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken = default)
@@ -351,6 +355,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
                 Owner = _owner,
                 OwnerStartTime = _ownerStartTime,
                 Hosts = _stateHosts,
+                Transport = LabState.TransportName(_options.Transport),
                 Guests = [.. _guests.Select(g => new LabStateGuest(g.Index, g.InitialHost))],
                 Namespaces = [.. _namespaces],
                 Processes = [.. _processes],

@@ -35,6 +35,9 @@ public sealed record CloudletLabOptions
     /// <summary>Whether disposing leaves the lab running (for the console sample's <c>up</c>). The default is false.</summary>
     public bool KeepRunningOnDispose { get; init; }
 
+    /// <summary>How the hosts' libvirt daemons are reached. The default is <see cref="LabTransport.Tcp"/>.</summary>
+    public LabTransport Transport { get; init; } = LabTransport.Tcp;
+
     /// <summary>
     /// Called synchronously as the lab passes each phase of its start (see <see cref="LabPhases"/>),
     /// after the state file records what the phase created. For progress displays and for
@@ -112,6 +115,9 @@ public sealed class CloudletLabBuilder
     /// <summary>Leaves the lab running on dispose (tear it down with <see cref="CloudletLab.DownAsync(string, string?, ILogger?, CancellationToken)"/>).</summary>
     public CloudletLabBuilder WithKeepRunningOnDispose(bool keepRunning = true) => Set(_options with { KeepRunningOnDispose = keepRunning });
 
+    /// <summary>Sets <see cref="CloudletLabOptions.Transport"/>.</summary>
+    public CloudletLabBuilder WithTransport(LabTransport transport) => Set(_options with { Transport = transport });
+
     /// <summary>Sets the phase observer (see <see cref="CloudletLabOptions.PhaseObserver"/>).</summary>
     public CloudletLabBuilder WithPhaseObserver(Action<string> observer)
     {
@@ -157,6 +163,11 @@ public sealed class CloudletLabBuilder
         if (options.Hosts is < 1 or > LabNaming.MaxHosts)
         {
             throw new LabConfigurationException($"A lab has 1-{LabNaming.MaxHosts} hosts, not {options.Hosts}.");
+        }
+
+        if (!Enum.IsDefined(options.Transport))
+        {
+            throw new LabConfigurationException($"The transport {options.Transport} is not one of: {string.Join(", ", Enum.GetNames<LabTransport>())}.");
         }
 
         if (options.GuestsOn.Count > LabNaming.MaxGuests)

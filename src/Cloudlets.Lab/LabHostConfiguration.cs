@@ -11,14 +11,7 @@ internal static class LabHostConfiguration
             Directory.CreateDirectory(Path.Combine(host.Folder, sub));
         }
 
-        // TCP without authentication is acceptable only because the address lives inside the lab's own namespaces.
-        File.WriteAllText(Path.Combine(host.Folder, "etc", "libvirtd.conf"), $"""
-            listen_tls = 0
-            listen_tcp = 1
-            auth_tcp = "none"
-            host_uuid = "{state.HostUuid}"
-            log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-            """ + "\n");
+        File.WriteAllText(Path.Combine(host.Folder, "etc", "libvirtd.conf"), Libvirtd(host.Transport, state.HostUuid));
         // No cgroups: the hosts share the machine's cgroup tree, where two libvirtds would pick the same names.
         File.WriteAllText(Path.Combine(host.Folder, "etc", "qemu.conf"), """
             user = "root"
@@ -30,4 +23,30 @@ internal static class LabHostConfiguration
             """ + "\n");
         File.WriteAllText(Path.Combine(host.Folder, "etc", "virtlogd.conf"), "log_outputs = \"3:file:/var/log/libvirt/virtlogd.log\"\n");
     }
+
+    /// <summary>libvirtd.conf for a transport.</summary>
+    public static string Libvirtd(LabTransport transport, string hostUuid) => transport switch
+    {
+        // TCP without authentication is acceptable only because the address lives inside the lab's own namespaces.
+        LabTransport.Tcp => $"""
+            listen_tls = 0
+            listen_tcp = 1
+            auth_tcp = "none"
+            host_uuid = "{hostUuid}"
+            log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+            """ + "\n",
+        // TLS only: no TCP listener. Clients must present a certificate of the lab's CA (the default
+        // tls_no_verify_certificate = 0); the certificate is the authentication, so no SASL on top.
+        LabTransport.Tls => $"""
+            listen_tls = 1
+            listen_tcp = 0
+            auth_tls = "none"
+            key_file = "{LabPki.ServerFolderInHost}/serverkey.pem"
+            cert_file = "{LabPki.ServerFolderInHost}/servercert.pem"
+            ca_file = "{LabPki.ServerFolderInHost}/cacert.pem"
+            host_uuid = "{hostUuid}"
+            log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+            """ + "\n",
+        _ => throw new ArgumentOutOfRangeException(nameof(transport), transport, "not a lab transport"),
+    };
 }

@@ -2,6 +2,19 @@ using System.Net;
 
 namespace Cloudlets.Lab;
 
+/// <summary>How the lab's libvirt daemons are reached (<c>cloudlets-lab up --transport</c>).</summary>
+public enum LabTransport
+{
+    /// <summary>Plain TCP without authentication (port 16509), as in the original demonstration; acceptable only inside the lab's own namespaces.</summary>
+    Tcp,
+
+    /// <summary>
+    /// TLS with X.509 certificates on both sides (port 16514, no TCP listener): the lab makes a CA, a
+    /// server certificate per host (its address in the subject alternative name) and a client certificate.
+    /// </summary>
+    Tls,
+}
+
 /// <summary>The lab's edge device: a network namespace on the lab switch, where users and management live.</summary>
 /// <param name="Namespace">The network namespace name (<c>NAME-edge</c>).</param>
 /// <param name="Address">Its address on the lab network (<c>198.18.K.1</c>).</param>
@@ -16,8 +29,22 @@ public sealed record LabEdge(string Namespace, IPAddress Address);
 /// <param name="Folder">The per-host folder whose subfolders are bind-mounted over /run, /var/lib/libvirt, /var/log/libvirt and /etc/libvirt.</param>
 public sealed record LabHost(string Name, int Index, IPAddress Address, string Namespace, string Bridge, string Folder)
 {
-    /// <summary>The libvirt URI, <c>qemu+tcp://ADDRESS/system</c> (reachable from the edge namespace and from the other hosts).</summary>
-    public Uri Uri => new($"qemu+tcp://{Address}/system");
+    /// <summary>How clients and the other hosts' daemons reach this host's libvirtd. The default is <see cref="LabTransport.Tcp"/>.</summary>
+    public LabTransport Transport { get; init; } = LabTransport.Tcp;
+
+    /// <summary>
+    /// With <see cref="LabTransport.Tls"/>: the folder of the lab's client credentials (<c>cacert.pem</c>,
+    /// <c>clientcert.pem</c>, <c>clientkey.pem</c>), the <c>pkipath</c> of <see cref="Uri"/>; null otherwise.
+    /// </summary>
+    public string? ClientPkiFolder { get; init; }
+
+    /// <summary>
+    /// The libvirt URI (reachable from the edge namespace and from the other hosts): <c>qemu+tcp://ADDRESS/system</c>,
+    /// or <c>qemu+tls://ADDRESS/system?pkipath=FOLDER</c> with <see cref="LabTransport.Tls"/>.
+    /// </summary>
+    public Uri Uri => Transport == LabTransport.Tls
+        ? new($"qemu+tls://{Address}/system?pkipath={ClientPkiFolder}")
+        : new($"qemu+tcp://{Address}/system");
 
     /// <summary>The migration URI for this host as a destination, <c>tcp://ADDRESS</c>.</summary>
     public Uri MigrationUri => new($"tcp://{Address}");

@@ -40,6 +40,19 @@ public sealed record LabState
     /// <summary>The hosts.</summary>
     public IReadOnlyList<LabStateHost> Hosts { get; init; } = [];
 
+    /// <summary>
+    /// How the hosts' daemons are reached: <c>tcp</c> (the default, also for state files written before
+    /// there was a choice, which read back as null) or <c>tls</c>.
+    /// </summary>
+    public string? Transport { get; init; } = "tcp";
+
+    /// <summary><see cref="Transport"/> as the enum (the state file is checked when it is parsed).</summary>
+    [JsonIgnore]
+    public LabTransport TransportKind => Transport == "tls" ? LabTransport.Tls : LabTransport.Tcp;
+
+    /// <summary>The state file's name of a transport.</summary>
+    public static string TransportName(LabTransport transport) => transport == LabTransport.Tls ? "tls" : "tcp";
+
     /// <summary>The guests that were started.</summary>
     public IReadOnlyList<LabStateGuest> Guests { get; init; } = [];
 
@@ -68,10 +81,10 @@ public sealed record LabState
         // A JSON null for a list arrives as null despite the non-nullable type.
         if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null ||
             !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
-            state.Version != CurrentVersion || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
+            state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {
-            throw new LabException("The lab state file does not describe a valid lab (name, subnet, version or indexes out of range).");
+            throw new LabException("The lab state file does not describe a valid lab (name, subnet, version, transport or indexes out of range).");
         }
 
         // What the teardown will remove must be the lab's own kind of object: its own namespace names, and processes by absolute path.
@@ -118,6 +131,12 @@ public sealed record LabPaths(string Root)
 
     /// <summary>The folder of host N of a lab.</summary>
     public string HostFolder(string lab, int index) => Path.Combine(LabFolder(lab), "h" + index.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The folder of a lab's certificates (<see cref="LabTransport.Tls"/>): the CA's key stays here, and nowhere else.</summary>
+    public string PkiFolder(string lab) => Path.Combine(LabFolder(lab), "pki");
+
+    /// <summary>The folder of a lab's client credentials (<c>cacert.pem</c>, <c>clientcert.pem</c>, <c>clientkey.pem</c>): the <c>pkipath</c> of its TLS URIs.</summary>
+    public string ClientPkiFolder(string lab) => Path.Combine(PkiFolder(lab), "client");
 
     /// <summary>The folder of subnet claims.</summary>
     public string SubnetFolder => Path.Combine(Root, "subnets");

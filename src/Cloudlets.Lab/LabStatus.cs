@@ -18,7 +18,7 @@ public sealed record LabGuestStatus(string Name, string? Host, IPAddress Address
 public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost> Hosts, IReadOnlyList<LabGuestStatus> Guests)
 {
     /// <summary>
-    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"hosts":[{"name":…,"address":…,"uri":…,"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
+    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls","pkiPath":… (tls only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
     /// </summary>
     public string ToJson()
     {
@@ -37,6 +37,13 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
                 json.WriteString("name", host.Name);
                 json.WriteString("address", host.Address.ToString());
                 json.WriteString("uri", host.Uri.ToString());
+                json.WriteString("transport", LabState.TransportName(host.Transport));
+                if (host.ClientPkiFolder is { } pki)
+                {
+                    // Where the credentials are: the client certificate, its key and the lab's CA.
+                    json.WriteString("pkiPath", pki);
+                }
+
                 json.WriteString("namespace", host.Namespace);
                 json.WriteEndObject();
             }

@@ -51,6 +51,19 @@ public class LabStateTests
         }
     }
 
+    [TestCase(LabTransport.Tcp, "tcp")]
+    [TestCase(LabTransport.Tls, "tls")]
+    public void Parse_Transport_RoundTripsAndOldFilesAreTcp(LabTransport transport, string name)
+    {
+        var state = new LabState { Name = "t1", Subnet = 9, Transport = LabState.TransportName(transport) };
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabState.Parse(state.ToJson()).TransportKind, Is.EqualTo(transport));
+            Assert.That(state.ToJson(), Does.Contain($"\"transport\": \"{name}\""));
+            Assert.That(LabState.Parse("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[]}""").TransportKind, Is.EqualTo(LabTransport.Tcp), "a state file written before there was a choice");
+        }
+    }
+
     [TestCase("not json")]
     [TestCase("null")]
     [TestCase("""{"version":2,"name":"Bad Name","subnet":3}""")]
@@ -64,6 +77,8 @@ public class LabStateTests
     [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":1,"role":"libvirtd","pid":42,"startTime":7,"executable":"libvirtd"}]}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":1,"role":"libvirtd","pid":0,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":9,"role":"libvirtd","pid":4,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"udp"}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"TLS"}""")]
     public void Parse_InvalidState_ThrowsLabException(string json) =>
         Assert.That(() => LabState.Parse(json), Throws.InstanceOf<LabException>());
 }

@@ -27,7 +27,7 @@ public class LabStatusTests
             Assert.That(root.GetProperty("edge").EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "namespace", "address" }));
             Assert.That(root.GetProperty("edge").GetProperty("address").GetString(), Is.EqualTo("198.18.3.1"));
             var host = root.GetProperty("hosts")[1];
-            Assert.That(host.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "address", "uri", "namespace" }));
+            Assert.That(host.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "address", "uri", "transport", "namespace" }));
             Assert.That(host.GetProperty("uri").GetString(), Is.EqualTo("qemu+tcp://198.18.3.12/system"));
             Assert.That(host.GetProperty("namespace").GetString(), Is.EqualTo("t1-h2"));
             var guest = root.GetProperty("guests")[0];

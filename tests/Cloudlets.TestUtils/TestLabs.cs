@@ -39,10 +39,14 @@ public static class TestLabs
     /// <param name="hosts">The host count. The default is 3.</param>
     /// <param name="guestsOn">Hosts to start one guest on each. The default is none.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
-    public static async Task<CloudletLab> StartAsync(string prefix, int hosts = 3, IEnumerable<string>? guestsOn = null, CancellationToken cancellationToken = default)
+    public static Task<CloudletLab> StartAsync(string prefix, int hosts = 3, IEnumerable<string>? guestsOn = null, CancellationToken cancellationToken = default) =>
+        StartAsync(prefix, hosts, guestsOn, LabTransport.Tcp, cancellationToken);
+
+    /// <summary>As <see cref="StartAsync(string, int, IEnumerable{string}?, CancellationToken)"/>, with the daemons reached over <paramref name="transport"/>.</summary>
+    public static async Task<CloudletLab> StartAsync(string prefix, int hosts, IEnumerable<string>? guestsOn, LabTransport transport, CancellationToken cancellationToken = default)
     {
         LabGate.Require();
-        var builder = new CloudletLabBuilder().WithName(UniqueName(prefix)).WithHosts(hosts);
+        var builder = new CloudletLabBuilder().WithName(UniqueName(prefix)).WithHosts(hosts).WithTransport(transport);
         foreach (var host in guestsOn ?? [])
         {
             builder.WithGuestOn(host);
@@ -80,6 +84,9 @@ public abstract class LabFixture
     /// <summary>Hosts to start a guest on each. The default is none.</summary>
     protected virtual IReadOnlyList<string> LabGuestsOn => [];
 
+    /// <summary>How the lab's daemons are reached. The default is <see cref="LabTransport.Tcp"/>.</summary>
+    protected virtual LabTransport LabTransport => LabTransport.Tcp;
+
     /// <summary>The shared lab (started).</summary>
     protected CloudletLab Lab => _lab ?? throw new InvalidOperationException("The lab has not started (did the gate ignore this fixture?).");
 
@@ -88,7 +95,7 @@ public abstract class LabFixture
     public async Task StartLabAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        _lab = await TestLabs.StartAsync(LabPrefix, LabHosts, LabGuestsOn, timeout.Token).ConfigureAwait(false);
+        _lab = await TestLabs.StartAsync(LabPrefix, LabHosts, LabGuestsOn, LabTransport, timeout.Token).ConfigureAwait(false);
     }
 
     /// <summary>Tears the lab down.</summary>

@@ -24,6 +24,8 @@ public sealed class LabBadInputTests
         ["up", "--hosts", "9", "--name", Lab],
         ["up", "--hosts", "x", "--name", Lab],
         ["up", "--hosts", "-1", "--name", Lab],
+        ["up", "--transport", "udp", "--name", Lab],
+        ["up", "--name", Lab, "--transport"],
         ["up", "--name", Lab, "--hosts"],
         ["up", "--hosts", "2", "--guest-on", "cloudlet-3", "--name", Lab],
         ["up", "--guest-on", "cloudlet-0", "--name", Lab],
