@@ -72,7 +72,7 @@ public sealed class ControllerElectionLabTests : LabFixture
             var audit = Path.Combine(_folder, id + ".jsonl");
             var config = Path.Combine(_folder, id + ".json");
             var election = new { Endpoints = new[] { _etcd.Endpoint }, Region = "lab", CandidateId = id, LeaseTtl = LeaseTtl.ToString("c", CultureInfo.InvariantCulture) };
-            await File.WriteAllTextAsync(config, ControllerLabTests.ConfigFor(Lab, Guest, port, audit, election, MigrationBandwidthMiBps), timeout.Token);
+            await File.WriteAllTextAsync(config, ControllerLabTests.ConfigFor(Lab, [Guest], port, audit, election, MigrationBandwidthMiBps), timeout.Token);
             _instances.Add(new Instance(id, port, audit, ControllerProcess.Start("--config", config)));
         }
     }
