@@ -22,14 +22,19 @@ namespace Cloudlets.Benchmarks.Migration;
 /// <c>MigrateAsync</c> (pre-flight, migration, result) on an open connection, and the virsh
 /// process (started from the lab's edge namespace, so it includes virsh's own connect).
 /// Downtime is the hypervisor's figure: the library's result (the job-completed event), and
-/// <c>virsh domjobinfo --completed</c> on the source for virsh.
+/// <c>virsh domjobinfo --completed</c> on the source for virsh. With <c>--progress-ms N</c> the
+/// library's call also listens for progress every N ms, as the pipeline's executor always does (its
+/// job-statistics polling then runs next to QEMU's migration thread); without it, nobody listens.
 /// </remarks>
 public static partial class MigrationComparison
 {
     private const string H1 = "cloudlet-1";
     private const string H2 = "cloudlet-2";
 
-    /// <summary>Runs the comparison. Arguments: <c>--json</c> (one JSON object on stdout), <c>--runs N</c> (per tool; the default is 5).</summary>
+    /// <summary>
+    /// Runs the comparison. Arguments: <c>--json</c> (one JSON object on stdout), <c>--runs N</c> (per tool; the default is 5),
+    /// <c>--progress-ms N</c> (the library listens for progress every N ms, 10 to 600000; the default is not to listen).
+    /// </summary>
     /// <returns>0 on success, 2 when the lab cannot run here, 1 when a migration failed.</returns>
     public static async Task<int> RunAsync(string[] args)
     {
@@ -52,6 +57,14 @@ public static partial class MigrationComparison
         if (runsAt >= 0 && (runsAt + 1 >= args.Length || !int.TryParse(args[runsAt + 1], CultureInfo.InvariantCulture, out runs) || runs is < 1 or > 50))
         {
             await Console.Error.WriteLineAsync("--runs takes a number from 1 to 50.").ConfigureAwait(false);
+            return 2;
+        }
+
+        var progressMs = 0;
+        var progressAt = Array.IndexOf(args, "--progress-ms");
+        if (progressAt >= 0 && (progressAt + 1 >= args.Length || !int.TryParse(args[progressAt + 1], CultureInfo.InvariantCulture, out progressMs) || progressMs is < 10 or > 600_000))
+        {
+            await Console.Error.WriteLineAsync("--progress-ms takes a number of milliseconds from 10 to 600000.").ConfigureAwait(false);
             return 2;
         }
 
@@ -85,7 +98,7 @@ public static partial class MigrationComparison
                     var to = from == H1 ? H2 : H1;
                     var useLibrary = (run + step) % 2 == 0;
                     var sample = useLibrary
-                        ? await LibraryAsync(hosts[from], hosts[to], guest, lab.GetHost(to)).ConfigureAwait(false)
+                        ? await LibraryAsync(hosts[from], hosts[to], guest, lab.GetHost(to), progressMs).ConfigureAwait(false)
                         : await VirshAsync(lab, guest, from, to).ConfigureAwait(false);
                     (useLibrary ? library : virsh).Add(sample);
                     Console.Error.WriteLine($"run {run + 1} {(useLibrary ? "library" : "virsh  ")} {from} -> {to}: total {sample.TotalMs:0} ms, downtime {sample.DowntimeMs?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} ms");
@@ -113,6 +126,7 @@ public static partial class MigrationComparison
             ["ratioTotal"] = Math.Round(libraryTotal / virshTotal, 3),
             ["ratioDowntime"] = Math.Round(libraryDowntime / virshDowntime, 3),
             ["runs"] = runs,
+            ["libraryProgressMs"] = progressMs == 0 ? null : progressMs,
             ["guestMemoryMiB"] = guestMemoryMiB,
             ["libraryTotalsMs"] = library.Select(s => Math.Round(s.TotalMs, 1)).ToArray(),
             ["virshTotalsMs"] = virsh.Select(s => Math.Round(s.TotalMs, 1)).ToArray(),
@@ -140,16 +154,20 @@ public static partial class MigrationComparison
     }
 
     [SupportedOSPlatform("linux")]
-    private static async Task<(double TotalMs, double? DowntimeMs)> LibraryAsync(LibvirtHypervisorHost from, LibvirtHypervisorHost to, LabGuest guest, LabHost destination)
+    private static async Task<(double TotalMs, double? DowntimeMs)> LibraryAsync(LibvirtHypervisorHost from, LibvirtHypervisorHost to, LabGuest guest, LabHost destination, int progressMs)
     {
+        var samples = 0;
+        var progress = progressMs == 0 ? null : new CountingProgress(() => Interlocked.Increment(ref samples));
+        var options = progressMs == 0 ? new MigrationOptions() : new MigrationOptions { ProgressInterval = TimeSpan.FromMilliseconds(progressMs) };
         var started = Stopwatch.GetTimestamp();
         var result = await from.MigrateAsync(
             guest.Name,
             MigrationDestination.Of(to, destination.MigrationUri),
-            new MigrationOptions(),
-            new LibvirtMigrationOptions { UndefineSource = false }).ConfigureAwait(false);
+            options,
+            new LibvirtMigrationOptions { UndefineSource = false },
+            progress).ConfigureAwait(false);
         var total = Stopwatch.GetElapsedTime(started);
-        Console.Error.WriteLine($"  library: migrate call {result.TotalTime.TotalMilliseconds:0} ms of {total.TotalMilliseconds:0} ms");
+        Console.Error.WriteLine($"  library: migrate call {result.TotalTime.TotalMilliseconds:0} ms of {total.TotalMilliseconds:0} ms{(progress is null ? string.Empty : $", {samples} progress samples")}");
         return (total.TotalMilliseconds, result.Downtime?.TotalMilliseconds);
     }
 
@@ -178,6 +196,11 @@ public static partial class MigrationComparison
 
         var mid = sorted.Length / 2;
         return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    private sealed class CountingProgress(Action onSample) : IProgress<MigrationProgress>
+    {
+        public void Report(MigrationProgress value) => onSample();
     }
 
     // "Total downtime:   110 ms" (not "Expected downtime" nor "Downtime w/o network").
