@@ -20,7 +20,9 @@ internal static class LabHostConfiguration
             dynamic_ownership = 0
             remember_owner = 0
             cgroup_controllers = [ ]
-            """ + "\n");
+            """ + "\n" + (host.Transport == LabTransport.Tls
+            ? $"migrate_tls_x509_cert_dir = \"{LabPki.QemuFolderInHost}\"\nmigrate_tls_x509_verify = 1\n"
+            : ""));
         File.WriteAllText(Path.Combine(host.Folder, "etc", "virtlogd.conf"), "log_outputs = \"3:file:/var/log/libvirt/virtlogd.log\"\n");
     }
 

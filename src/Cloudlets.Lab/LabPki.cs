@@ -19,6 +19,9 @@ internal static class LabPki
     /// <summary>Where a host's libvirtd finds its files, inside the host (its etc folder is its /etc/libvirt).</summary>
     public const string ServerFolderInHost = "/etc/libvirt/pki";
 
+    /// <summary>Where a host's QEMU finds its migration TLS files, inside the host.</summary>
+    public const string QemuFolderInHost = ServerFolderInHost + "/qemu";
+
     /// <summary>
     /// Writes the lab's CA (in <see cref="LabPaths.PkiFolder"/>), the client credentials (in
     /// <see cref="LabPaths.ClientPkiFolder"/>, and again wherever a host's mounts hide that path from its
@@ -56,6 +59,16 @@ internal static class LabPki
             WriteFile(Path.Combine(server, "cacert.pem"), caPem, secret: false);
             WriteFile(Path.Combine(server, "servercert.pem"), cert, secret: false);
             WriteFile(Path.Combine(server, "serverkey.pem"), key, secret: true);
+
+            // QEMU's migration stream over TLS (VIR_MIGRATE_TLS): the destination's QEMU serves with the
+            // host's certificate, the source's QEMU presents the lab's client certificate; QEMU's file names.
+            var qemu = Path.Combine(server, "qemu");
+            CreatePrivateFolder(qemu);
+            WriteFile(Path.Combine(qemu, "ca-cert.pem"), caPem, secret: false);
+            WriteFile(Path.Combine(qemu, "server-cert.pem"), cert, secret: false);
+            WriteFile(Path.Combine(qemu, "server-key.pem"), key, secret: true);
+            WriteFile(Path.Combine(qemu, "client-cert.pem"), clientCert, secret: false);
+            WriteFile(Path.Combine(qemu, "client-key.pem"), clientKey, secret: true);
             if (HiddenInHost(host.Folder, client) is { } copy)
             {
                 WriteClientFolder(copy, caPem, clientCert, clientKey);

@@ -317,6 +317,7 @@ public sealed partial class LibvirtHypervisorHost
         flags |= own.AutoConverge ? Vir.MigrateAutoConverge : 0;
         flags |= own.AllowPostCopy ? Vir.MigratePostCopy : 0;
         flags |= own.Compressed ? Vir.MigrateCompressed : 0;
+        flags |= own.Tls ? Vir.MigrateTls : 0;
         return flags;
     }
 

@@ -42,6 +42,15 @@ public sealed class LibvirtMigrationOptions : IValidatableOptions
     public bool Compressed { get; set; }
 
     /// <summary>
+    /// Encrypt QEMU's own migration stream (the VM's memory) with TLS (<c>TLS</c>), not only the daemons'
+    /// connection: both hosts' QEMU need certificates in qemu.conf's <c>migrate_tls_x509_cert_dir</c>
+    /// (<c>ca-cert.pem</c>, <c>server-cert.pem</c> and <c>server-key.pem</c> with the host's address, and
+    /// <c>client-cert.pem</c>, <c>client-key.pem</c>), or the migration fails before it starts and the VM
+    /// stays on its source. The default is <see langword="false"/>.
+    /// </summary>
+    public bool Tls { get; set; }
+
+    /// <summary>
     /// The destination's connection URI as the source daemon reaches it (peer-to-peer only), or
     /// <see langword="null"/> for <see cref="Core.Hypervisors.MigrationDestination.ManagementUri"/>. The default is <see langword="null"/>.
     /// </summary>

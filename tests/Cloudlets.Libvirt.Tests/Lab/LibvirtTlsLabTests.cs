@@ -84,6 +84,69 @@ public sealed class LibvirtTlsLabTests : LabFixture
     }
 
     [Test]
+    [Order(2)]
+    public async Task MigrateAsync_MigrationStreamOverTls_WorksAndItsCostIsMeasuredBesidePlain()
+    {
+        await using var h1 = await ConnectAsync(Lab.GetHost(H1).Uri, H1);
+        await using var h2 = await ConnectAsync(Lab.GetHost(H2).Uri, H2);
+        var client = Lab.CreateGuestClient(Guest);
+        var before = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(30));
+        var plain = new List<MigrationResult>();
+        var tls = new List<MigrationResult>();
+
+        // Alternating, same guest, same run: plain there and back, then TLS there and back, twice.
+        for (var round = 0; round < 2; round++)
+        {
+            foreach (var (list, encrypt) in new[] { (plain, false), (tls, true) })
+            {
+                var options = new MigrationOptions { BandwidthMiBps = 64 };
+                list.Add(await h1.MigrateAsync(Guest.Name, MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri), options, new LibvirtMigrationOptions { Tls = encrypt }));
+                list.Add(await h2.MigrateAsync(Guest.Name, MigrationDestination.Of(h1, Lab.GetHost(H1).MigrationUri), options, new LibvirtMigrationOptions { Tls = encrypt }));
+            }
+        }
+
+        var after = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        TestContext.Out.WriteLine("plain: " + Figures(plain));
+        TestContext.Out.WriteLine("TLS:   " + Figures(tls));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(tls, Has.Count.EqualTo(4).And.All.Matches<MigrationResult>(r => r.Downtime is not null), "four migrations with an encrypted stream, each with its downtime");
+            Assert.That(after.BootId, Is.EqualTo(before.BootId), "the same guest after eight migrations");
+            Assert.That((await h1.TryGetVmAsync(Guest.Name))?.State, Is.EqualTo(VmState.Running));
+        }
+
+        static string Figures(List<MigrationResult> runs) => string.Join(", ", runs.Select(r => $"{r.TotalTime.TotalMilliseconds:0} ms total / {r.Downtime?.TotalMilliseconds:0} ms down"));
+    }
+
+    [Test]
+    [Order(3)]
+    public async Task MigrateAsync_TlsStreamWithoutTheDestinationsQemuCertificate_FailsAndGuestStaysOnSource()
+    {
+        await using var h1 = await ConnectAsync(Lab.GetHost(H1).Uri, H1);
+        await using var h2 = await ConnectAsync(Lab.GetHost(H2).Uri, H2);
+        // Proof that the flag reaches QEMU: take the destination QEMU's server certificate away, and
+        // the encrypted migration cannot start, while the same migration in the clear could.
+        var certificate = Path.Combine(Lab.GetHost(H2).Folder, "etc", "pki", "qemu", "server-cert.pem");
+        File.Move(certificate, certificate + ".away");
+        try
+        {
+            var ex = Assert.CatchAsync<HypervisorException>(() => h1.MigrateAsync(
+                Guest.Name, MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri), new MigrationOptions(), new LibvirtMigrationOptions { Tls = true }));
+            TestContext.Out.WriteLine(ex?.GetType().Name + ": " + ex?.Message);
+        }
+        finally
+        {
+            File.Move(certificate + ".away", certificate);
+        }
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((await h1.TryGetVmAsync(Guest.Name))?.State, Is.EqualTo(VmState.Running), "the guest still runs on cloudlet-1");
+            Assert.That(await h2.TryGetVmAsync(Guest.Name), Is.Null, "no copy was left on cloudlet-2");
+        }
+    }
+
+    [Test]
     public void ConnectAsync_TcpOnATlsLab_RefusedTypedNoTcpListener()
     {
         var address = Lab.GetHost(H1).Address;
