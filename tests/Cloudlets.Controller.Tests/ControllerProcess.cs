@@ -37,14 +37,32 @@ internal sealed class ControllerProcess : IAsyncDisposable
         }
     }
 
-    public static ControllerProcess Start(params IEnumerable<string> args)
+    public static ControllerProcess Start(params IEnumerable<string> args) => Start(null, args);
+
+    /// <summary>
+    /// Starts the controller inside the named network namespace (<c>ip netns exec NS dotnet …</c>; ip execs
+    /// the command, so <see cref="Id"/> is the controller's pid). Its own traffic (etcd, its HTTP endpoint on
+    /// that namespace's loopback) stays in the namespace; hosts and probes still go where their
+    /// configuration's NetworkNamespace says.
+    /// </summary>
+    public static ControllerProcess StartInNamespace(string networkNamespace, params IEnumerable<string> args) => Start(networkNamespace, args);
+
+    private static ControllerProcess Start(string? networkNamespace, IEnumerable<string> args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "/usr/bin/ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (networkNamespace is not null)
+        {
+            foreach (var a in new[] { "netns", "exec", networkNamespace, DotnetPath() })
+            {
+                psi.ArgumentList.Add(a);
+            }
+        }
+
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cloudlets-controller.dll"));
         foreach (var a in args)
         {
@@ -104,6 +122,19 @@ internal sealed class ControllerProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+    }
+
+    /// <summary>The dotnet host by absolute path (ip netns exec takes a program, not a name to look up the way a shell would).</summary>
+    private static string DotnetPath()
+    {
+        if (Environment.ProcessPath is { } self && Path.GetFileName(self) == "dotnet")
+        {
+            return self;
+        }
+
+        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, "dotnet")).FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("No dotnet host on PATH to run the controller in a namespace.");
     }
 
     /// <summary>A TCP port free on loopback now (bound and released; the controller binds it next).</summary>

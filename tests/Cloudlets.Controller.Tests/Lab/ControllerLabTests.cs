@@ -346,8 +346,8 @@ public sealed class ControllerLabTests : LabFixture
         }
     }
 
-    /// <summary>The lab controller's configuration for <paramref name="guests"/>; <paramref name="election"/> adds a Controller:Election section, <paramref name="bandwidthMiBps"/> limits migrations, <paramref name="rules"/> is the Controller:Rules section.</summary>
-    internal static string ConfigFor(CloudletLab lab, IReadOnlyList<LabGuest> guests, int port, string audit, object? election = null, long? bandwidthMiBps = null, object? rules = null)
+    /// <summary>The lab controller's configuration for <paramref name="guests"/>; <paramref name="election"/> adds a Controller:Election section, <paramref name="bandwidthMiBps"/> limits migrations, <paramref name="rules"/> is the Controller:Rules section, <paramref name="hosts"/> the hosts it knows (the default: all of the lab's).</summary>
+    internal static string ConfigFor(CloudletLab lab, IReadOnlyList<LabGuest> guests, int port, string audit, object? election = null, long? bandwidthMiBps = null, object? rules = null, IReadOnlyList<LabHost>? hosts = null)
     {
         // The lab's hosts are reachable only from inside the lab: probe and connect from the edge.
         var config = new
@@ -355,7 +355,7 @@ public sealed class ControllerLabTests : LabFixture
             Controller = new
             {
                 VantagePoints = new[] { new { Name = "edge", NetworkNamespace = lab.Edge.Namespace } },
-                Hosts = lab.Hosts.Select(h => new
+                Hosts = (hosts ?? lab.Hosts).Select(h => new
                 {
                     h.Name,
                     Uri = h.Uri.ToString(),
