@@ -113,9 +113,12 @@ public sealed class ControllerProcessTests
 
         var (_, health) = await WaitForAsync(http, baseUrl + "/healthz", (s, b) => s == HttpStatusCode.OK && b.Contains("\"status\":\"Healthy\"", StringComparison.Ordinal), controller, Bound);
         var (readyStatus, _) = await WaitForAsync(http, baseUrl + "/readyz", (s, _) => s == HttpStatusCode.OK, controller, Bound);
-        var metrics = await http.GetStringAsync(new Uri(baseUrl + "/metrics"));
+        // Healthy comes with the first samples; the first decision follows at the first evaluation window,
+        // so wait for it (seen in CI: a scrape between the two had no decisions counter yet).
+        var (_, metrics) = await WaitForAsync(http, baseUrl + "/metrics", (s, b) => s == HttpStatusCode.OK && b.Contains("cloudlets_decisions_total{", StringComparison.Ordinal), controller, Bound);
         var hosts = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseUrl + "/api/v1/hosts"))).RootElement;
-        var vms = JsonDocument.Parse(await http.GetStringAsync(new Uri(baseUrl + "/api/v1/vms"))).RootElement;
+        var (_, vmsBody) = await WaitForAsync(http, baseUrl + "/api/v1/vms", (s, b) => s == HttpStatusCode.OK && b.Contains("\"explanation\":\"", StringComparison.Ordinal), controller, Bound);
+        var vms = JsonDocument.Parse(vmsBody).RootElement;
 
         controller.Terminate();
         var code = await controller.WaitForExitAsync(Bound);
