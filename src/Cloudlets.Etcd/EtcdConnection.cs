@@ -115,22 +115,40 @@ internal sealed class EtcdConnection : IDisposable
         return new Metadata { { "token", token } };
     }
 
-    /// <summary>Forgets the auth token after etcd refused it (it expired or etcd restarted); the next request authenticates again.</summary>
-    public void OnFailure(RpcException exception)
+    /// <summary>
+    /// Whether <paramref name="exception"/> says etcd could not be reached or answered with an error,
+    /// as opposed to a bug. gRPC wraps most transport failures in <see cref="RpcException"/>, but a
+    /// connection that ends while a streaming call writes or reads can surface as the raw
+    /// <see cref="IOException"/> (HttpIOException "ResponseEnded") or <see cref="HttpRequestException"/>;
+    /// seen once in CI when a candidate was disposed after its etcd had stopped.
+    /// </summary>
+    public static bool IsStoreFailure(Exception exception) =>
+        exception is RpcException or IOException or HttpRequestException;
+
+    /// <summary>
+    /// Forgets the auth token after etcd refused it (it expired or etcd restarted), so the next request
+    /// authenticates again; moves to the next endpoint when this one is unreachable.
+    /// </summary>
+    public void OnFailure(Exception exception)
     {
+        var status = exception is RpcException rpc ? rpc.StatusCode : StatusCode.Unavailable;
         lock (_gate)
         {
-            if (exception.StatusCode is StatusCode.Unauthenticated or StatusCode.InvalidArgument or StatusCode.PermissionDenied)
+            if (status is StatusCode.Unauthenticated or StatusCode.InvalidArgument or StatusCode.PermissionDenied)
             {
                 _token = null;
             }
         }
 
-        if (exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        if (status is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
         {
             Rotate();
         }
     }
+
+    /// <summary>A short description of a store failure for logs and leadership details.</summary>
+    public static string Describe(Exception exception) =>
+        exception is RpcException rpc ? rpc.Status.Detail : exception.GetType().Name + ": " + exception.Message;
 
     /// <summary>The deadline of one request from now.</summary>
     public DateTime Deadline() => DateTime.UtcNow + _options.RequestTimeout;

@@ -225,10 +225,10 @@ public sealed class EtcdLeaderElection : ILeaderElection
             var headers = await _connection.HeadersAsync(cancellationToken).ConfigureAwait(false);
             response = await _connection.KV.TxnAsync(request, headers, _connection.Deadline(), cancellationToken).ConfigureAwait(false);
         }
-        catch (RpcException e)
+        catch (Exception e) when (EtcdConnection.IsStoreFailure(e))
         {
             _connection.OnFailure(e);
-            EtcdLog.ConfirmFailed(_logger, Election, CandidateId, revision, lease.Id, "etcd did not answer: " + e.Status.Detail);
+            EtcdLog.ConfirmFailed(_logger, Election, CandidateId, revision, lease.Id, "etcd did not answer: " + EtcdConnection.Describe(e));
             return false;
         }
         catch (OperationCanceledException)
@@ -279,13 +279,13 @@ public sealed class EtcdLeaderElection : ILeaderElection
             {
                 // The lease was lost (already published); campaign again with a new one.
             }
-            catch (RpcException e)
+            catch (Exception e) when (EtcdConnection.IsStoreFailure(e))
             {
                 _connection.OnFailure(e);
-                EtcdLog.StoreFailed(_logger, Election, _connection.Endpoint, e.StatusCode.ToString(), backoff, e);
+                EtcdLog.StoreFailed(_logger, Election, _connection.Endpoint, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name, backoff, e);
                 if (!Current.IsLeader && Current.Reason != LeadershipReason.StoreUnavailable)
                 {
-                    Publish(Current with { Since = _time.GetUtcNow(), Reason = LeadershipReason.StoreUnavailable, Detail = e.Status.Detail });
+                    Publish(Current with { Since = _time.GetUtcNow(), Reason = LeadershipReason.StoreUnavailable, Detail = EtcdConnection.Describe(e) });
                 }
 
                 try
@@ -453,11 +453,11 @@ public sealed class EtcdLeaderElection : ILeaderElection
 
                     lease.Deadline = sent + TimeSpan.FromSeconds(answer.TTL);
                 }
-                catch (Exception e) when (e is RpcException or OperationCanceledException && !lease.IsLost)
+                catch (Exception e) when ((EtcdConnection.IsStoreFailure(e) || e is OperationCanceledException) && !lease.IsLost)
                 {
-                    if (e is RpcException rpc)
+                    if (e is not OperationCanceledException)
                     {
-                        _connection.OnFailure(rpc);
+                        _connection.OnFailure(e);
                     }
 
                     EtcdLog.KeepAliveFailed(_logger, Election, lease.Id, lease.Deadline, e);
@@ -466,9 +466,10 @@ public sealed class EtcdLeaderElection : ILeaderElection
                 }
             }
         }
-        catch (OperationCanceledException) when (lease.IsLost)
+        catch (Exception e) when (lease.IsLost && (e is OperationCanceledException || EtcdConnection.IsStoreFailure(e)))
         {
-            // Stopped: the lease was lost or the candidate resigned.
+            // Stopped: the lease was lost or the candidate resigned; a call torn down with it may end
+            // as a cancellation or as a transport failure, and neither matters any more.
         }
         finally
         {
@@ -509,7 +510,7 @@ public sealed class EtcdLeaderElection : ILeaderElection
             var headers = await _connection.HeadersAsync(cancellationToken).ConfigureAwait(false);
             await _connection.Lease.LeaseRevokeAsync(new LeaseRevokeRequest { ID = leaseId }, headers, _connection.Deadline(), cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RpcException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (EtcdConnection.IsStoreFailure(e) || e is OperationCanceledException or ObjectDisposedException)
         {
             EtcdLog.RevokeFailed(_logger, Election, leaseId, e);
         }
