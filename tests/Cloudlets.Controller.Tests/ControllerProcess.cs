@@ -1,8 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
+using Cloudlets.TestUtils;
 
 namespace Cloudlets.Controller.Tests;
 
@@ -137,13 +136,8 @@ internal sealed class ControllerProcess : IAsyncDisposable
             ?? throw new InvalidOperationException("No dotnet host on PATH to run the controller in a namespace.");
     }
 
-    /// <summary>A TCP port free on loopback now (bound and released; the controller binds it next).</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A TCP port free on loopback now and outside the ephemeral range (the controller binds it next).</summary>
+    public static int FreePort() => LoopbackPorts.Free();
 
     private void Append(string? line)
     {

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Cloudlets.TestUtils;
 
 namespace Cloudlets.Mqtt.Tests;
 
@@ -214,12 +215,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Free();
 
     private static async Task RunAsync(string program, string[] arguments)
     {

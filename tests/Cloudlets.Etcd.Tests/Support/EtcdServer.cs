@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
+using Cloudlets.TestUtils;
 
 namespace Cloudlets.Etcd.Tests.Support;
 
@@ -220,10 +219,5 @@ public sealed class EtcdServer : IAsyncDisposable
 
     private string ReadLog() => File.Exists(LogFile) ? string.Join('\n', File.ReadLines(LogFile).TakeLast(5)) : "(no log)";
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Free();
 }

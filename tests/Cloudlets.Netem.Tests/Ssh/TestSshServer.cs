@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Cloudlets.Probing.Commands;
+using Cloudlets.TestUtils;
 
 namespace Cloudlets.Netem.Tests.Ssh;
 
@@ -159,12 +160,7 @@ internal sealed class TestSshServer : IAsyncDisposable
         throw new TimeoutException("sshd did not listen within 20 s.");
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Free();
 
     private static async Task<CommandResult> Run(string program, params string[] args)
     {
