@@ -114,8 +114,10 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
         var killed = 0;
         double? killedAt = null;
         var fault = Task.CompletedTask;
+        var progressSeen = 0;
         run.OnProgress = (vm, p) =>
         {
+            Interlocked.Increment(ref progressSeen);
             if (vm == Guest.Name && p.DataProcessedBytes > 0 && Interlocked.Exchange(ref killed, 1) == 0)
             {
                 killedAt = run.Now;
@@ -156,7 +158,7 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
             $"killed at t={killedAt:0.0}s, outcome at t={outcomeAt:0.0}s: {outcome.Kind}; guest counter {before.Counter} -> {after.Counter}"));
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(killed, Is.EqualTo(1), "the destination was killed while the migration ran");
+            Assert.That(killed, Is.EqualTo(1), $"the destination was killed while the migration ran ({progressSeen} progress reports, none with data sent; the outcome: {outcome.Kind} {outcome.Error?.Message})");
             Assert.That(run.Outcomes, Has.Count.EqualTo(1), "one migration, not retried");
             Assert.That(outcome.Kind, Is.AnyOf(MigrationOutcomeKind.Failed, MigrationOutcomeKind.Aborted));
             Assert.That((outcome.Source, outcome.Destination), Is.EqualTo((Far, Near)));
@@ -232,7 +234,8 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
             Assert.That(scoredWhileDown, Has.All.Matches<MigrationDecision>(d => d.Reason == DecisionReason.NoCandidates), "and says there is no candidate");
             Assert.That(afterRestart, Has.Some.Matches<MigrationDecision>(d => NearIs(d, CandidateStatus.Eligible)), "cloudlet-2 is a candidate again once its daemon is back");
             Assert.That(moved, Is.True, "a migration ran within 60 s of the restart");
-            Assert.That(run.Outcomes.Select(o => (o.Outcome.Destination, o.Outcome.Kind)), Is.EqualTo(new[] { (Near, MigrationOutcomeKind.Succeeded) }));
+            Assert.That(run.Outcomes.Select(o => (o.Outcome.Destination, o.Outcome.Kind)), Is.EqualTo(new[] { (Near, MigrationOutcomeKind.Succeeded) }),
+                "one successful move; the outcomes: " + string.Join("; ", run.Outcomes.Select(o => $"{o.Outcome.Kind} {o.Outcome.Error?.Message}")));
             Assert.That(copies, Is.EqualTo(new[] { Near }), "the guest runs on cloudlet-2 only");
             Assert.That(reading.BootId, Is.EqualTo(_bootId), "the same guest answers from the edge");
         }
