@@ -631,7 +631,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     /// Where every VM listed by the hosts has its copies, in one pass over the hosts' lists (not one per VM):
     /// the host it runs on (-1 none, -2 several, as <see cref="RunningOn"/> says), the one host that lists
     /// it paused (-1 none, -3 several: no single destination), and the one host whose job migrates it out
-    /// (-1 none or several), with how long that job has run; called under the lock.
+    /// (-1 none, -3 several: no single migration to follow), with how long that job has run; called under the lock.
     /// </summary>
     private void IndexCopies()
     {
@@ -651,7 +651,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                 if (vm.OutgoingMigration is { } job)
                 {
                     // Two sources migrating one VM out is no single migration to follow: placement decides then.
-                    c = c.MigratingSeen ? c with { Migrating = -1, Elapsed = null } : c with { Migrating = h, Elapsed = job.Elapsed, MigratingSeen = true };
+                    c = c.Migrating == -1 ? c with { Migrating = h, Elapsed = job.Elapsed } : c with { Migrating = -3, Elapsed = null };
                 }
 
                 _copies[vm.Name] = c;
@@ -660,9 +660,9 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     }
 
     /// <summary>A VM's copies on the hosts, as <see cref="IndexCopies"/> found them.</summary>
-    private readonly record struct VmCopies(int Running, int Paused, int Migrating, TimeSpan? Elapsed, bool MigratingSeen)
+    private readonly record struct VmCopies(int Running, int Paused, int Migrating, TimeSpan? Elapsed)
     {
-        public static VmCopies None => new(-1, -1, -1, null, false);
+        public static VmCopies None => new(-1, -1, -1, null);
     }
 
     /// <summary>The vCPUs a host can still give to VMs (its CPUs times the overcommit, minus its VMs'); called under the lock.</summary>

@@ -541,25 +541,6 @@ public sealed class ControllerElectionLabTests : LabFixture
         return last;
     }
 
-    private async Task WaitWestGuestOnAsync(string host)
-    {
-        var until = DateTime.UtcNow + Bound;
-        IReadOnlyList<LabHost> copies = [];
-        while (DateTime.UtcNow < until)
-        {
-            copies = await Lab.FindGuestCopiesAsync(WestGuest);
-            var west = Records(_west!);
-            if (copies.Count == 1 && copies[0].Name == host && west.Count(r => Event(r) == "migration.started") == west.Count(r => Event(r) == "migration.finished"))
-            {
-                return;
-            }
-
-            await Task.Delay(250);
-        }
-
-        Assert.Fail($"Region west's guest did not end up only on {host} within {Bound} (copies on: {string.Join(", ", copies.Select(c => c.Name))}).\n--- ctl-west:\n{_west!.Process.Output[^Math.Min(_west.Process.Output.Length, 2500)..]}");
-    }
-
     private async Task<(string Id, string? Role, string? Leader)> RoleAsync(Instance i)
     {
         try
@@ -636,14 +617,30 @@ public sealed class ControllerElectionLabTests : LabFixture
         return default;
     }
 
-    private async Task WaitGuestOnlyOnAsync(string host)
+    private Task WaitGuestOnlyOnAsync(string host) =>
+        WaitOnlyOnAsync(Guest, host, () => true, "The guest", Tail);
+
+    /// <summary>Region west's guest on <paramref name="host"/> only, and ctl-west's audit log shows every migration it started finished.</summary>
+    private Task WaitWestGuestOnAsync(string host) => WaitOnlyOnAsync(
+        WestGuest,
+        host,
+        () =>
+        {
+            var west = Records(_west!);
+            return west.Count(r => Event(r) == "migration.started") == west.Count(r => Event(r) == "migration.finished");
+        },
+        "Region west's guest",
+        () => $"--- ctl-west:\n{_west!.Process.Output[^Math.Min(_west.Process.Output.Length, 2500)..]}");
+
+    /// <summary>Waits (within <see cref="Bound"/>) until the hosts list <paramref name="guest"/> on <paramref name="host"/> only and <paramref name="settled"/> holds.</summary>
+    private async Task WaitOnlyOnAsync(LabGuest guest, string host, Func<bool> settled, string who, Func<string> output)
     {
         var until = DateTime.UtcNow + Bound;
         IReadOnlyList<LabHost> copies = [];
         while (DateTime.UtcNow < until)
         {
-            copies = await Lab.FindGuestCopiesAsync(Guest);
-            if (copies.Count == 1 && copies[0].Name == host)
+            copies = await Lab.FindGuestCopiesAsync(guest);
+            if (copies.Count == 1 && copies[0].Name == host && settled())
             {
                 return;
             }
@@ -651,7 +648,7 @@ public sealed class ControllerElectionLabTests : LabFixture
             await Task.Delay(250);
         }
 
-        Assert.Fail($"The guest did not end up only on {host} within {Bound} (copies on: {string.Join(", ", copies.Select(c => c.Name))}).\n{Tail()}");
+        Assert.Fail($"{who} did not end up only on {host} within {Bound} (copies on: {string.Join(", ", copies.Select(c => c.Name))}).\n{output()}");
     }
 
     private string Tail() => string.Join("\n", _instances.Select(i => $"--- {i.Id}:\n{i.Process.Output[^Math.Min(i.Process.Output.Length, 2500)..]}"));
