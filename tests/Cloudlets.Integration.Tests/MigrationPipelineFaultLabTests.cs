@@ -123,6 +123,7 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
 
             earlier.Add($"attempt {attempt}: {endedBeforeData}");
             TestContext.Out.WriteLine($"attempt {attempt}: the migration ended before sending data, so the fault was not injected: {endedBeforeData}; the guest is safe on {Far}; trying again");
+            TestContext.Out.WriteLine(DaemonLogs());
             await GuestOnFarHostAsync();
         }
     }
@@ -291,6 +292,18 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
         Cooldown = TimeSpan.FromSeconds(20),
         MaxSampleAge = TimeSpan.FromSeconds(5),
     };
+
+    /// <summary>The last lines of both hosts' libvirtd and QEMU logs (warnings and errors), for a migration that failed on its own.</summary>
+    private string DaemonLogs()
+    {
+        static string Tail(string path) =>
+            File.Exists(path) ? string.Join('\n', File.ReadLines(path).TakeLast(15)) : "(none)";
+        return string.Join('\n', Lab.Hosts.SelectMany(h => new[]
+        {
+            $"--- {h.Name} libvirtd.log:", Tail(Path.Combine(h.Folder, "log", "libvirtd.log")),
+            $"--- {h.Name} qemu/{Guest.Name}.log:", Tail(Path.Combine(h.Folder, "log", "qemu", Guest.Name + ".log")),
+        }));
+    }
 
     private async Task<string[]> RunningCopiesAsync()
     {
