@@ -52,7 +52,7 @@ public sealed partial class CloudletLab
         {
             await CreateNamespaceAsync(host.Namespace, cancellationToken).ConfigureAwait(false);
             await AttachToSwitchAsync(LabNaming.SwitchPortForHost(host.Index), host.Namespace, LabNaming.HostUplink, cancellationToken).ConfigureAwait(false);
-            await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "link", "add", host.Bridge, "type", "bridge"), cancellationToken).ConfigureAwait(false);
+            await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "link", "add", host.Bridge, "address", Plan.HostBridgeMac(host.Index), "type", "bridge"), cancellationToken).ConfigureAwait(false);
             await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "link", "set", LabNaming.HostUplink, "master", host.Bridge, "up"), cancellationToken).ConfigureAwait(false);
             await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "addr", "add", LabAddressPlan.WithPrefix(host.Address), "dev", host.Bridge), cancellationToken).ConfigureAwait(false);
             await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "link", "set", host.Bridge, "up"), cancellationToken).ConfigureAwait(false);

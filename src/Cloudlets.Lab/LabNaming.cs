@@ -124,6 +124,18 @@ public sealed record LabAddressPlan(int Subnet)
         ? string.Create(CultureInfo.InvariantCulture, $"52:54:00:12:{Subnet:x2}:{index:x2}")
         : throw new ArgumentOutOfRangeException(nameof(index), index, $"Guest indexes are 1-{LabNaming.MaxGuests}.");
 
+    /// <summary>
+    /// Host N's bridge MAC, <c>02:54:00:13:KK:NN</c> (hex; locally administered). Set explicitly because
+    /// a Linux bridge with a kernel-chosen address takes the lowest MAC of its ports: when libvirt adds
+    /// a guest's tap (<c>fe:54:00:12:KK:II</c>) and the uplink's random MAC is higher (about 1 host in
+    /// 100), the host's own address moves to the tap's MAC, which the source host's bridge holds as its
+    /// own and drops. Every migration into that host then stalls at 0 bytes (seen in CI as "client
+    /// socket is closed" after the progress timeout).
+    /// </summary>
+    public string HostBridgeMac(int index) => index is >= 1 and <= LabNaming.MaxHosts
+        ? string.Create(CultureInfo.InvariantCulture, $"02:54:00:13:{Subnet:x2}:{index:x2}")
+        : throw new ArgumentOutOfRangeException(nameof(index), index, $"Host indexes are 1-{LabNaming.MaxHosts}.");
+
     /// <summary>An address with its prefix, as <c>ip addr add</c> takes it.</summary>
     public static string WithPrefix(IPAddress address) => $"{address}/{PrefixLength}";
 

@@ -19,6 +19,24 @@ public class LabAddressPlanTests
             Assert.That(plan.GuestMac(1), Is.EqualTo("52:54:00:12:07:01"));
             Assert.That(new LabAddressPlan(200).GuestMac(12), Is.EqualTo("52:54:00:12:c8:0c"));
             Assert.That(LabAddressPlan.WithPrefix(plan.Edge), Is.EqualTo("198.18.7.1/24"));
+            Assert.That(plan.HostBridgeMac(1), Is.EqualTo("02:54:00:13:07:01"));
+            Assert.That(new LabAddressPlan(200).HostBridgeMac(LabNaming.MaxHosts), Is.EqualTo("02:54:00:13:c8:08"));
+        }
+    }
+
+    [Test]
+    public void HostBridgeMac_EveryHost_IsBelowEveryGuestTapMacAndUnique()
+    {
+        // libvirt gives a guest's tap the guest MAC with the first byte fe; a bridge with a kernel-chosen
+        // address would take the lowest port MAC, so the fixed one must stay below every tap's anyway.
+        var plan = new LabAddressPlan(LabNaming.MaxSubnet);
+        var bridges = Enumerable.Range(1, LabNaming.MaxHosts).Select(plan.HostBridgeMac).ToList();
+        var taps = Enumerable.Range(1, LabNaming.MaxGuests).Select(i => "fe" + plan.GuestMac(i)[2..]).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(bridges, Is.Unique);
+            Assert.That(bridges, Has.All.Matches<string>(b => taps.All(t => string.CompareOrdinal(b, t) < 0)));
+            Assert.That(bridges, Has.All.StartWith("02:"), "locally administered, unicast");
         }
     }
 
