@@ -104,32 +104,7 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
     /// The move to cloudlet-2 runs slowly (1 MiB/s for 256 MiB); at its first progress with data
     /// sent, the destination's QEMU is killed, or its libvirtd (and a supervisor starts it again).
     /// </summary>
-    /// <remarks>
-    /// Rarely a lab migration ends before it sends a byte (seen in CI: all three tests of this
-    /// fixture in one run, the cause not known; issue 15 follows it). Then the fault was never
-    /// injected and the attempt proves nothing about it: the test checks that the VM is still safe on
-    /// its source, says so in its output, and tries once more from the start. A second such attempt fails.
-    /// </remarks>
     private async Task DestinationDiesMidMoveAsync(bool restartDaemon)
-    {
-        var earlier = new List<string>();
-        for (var attempt = 1; ; attempt++)
-        {
-            var endedBeforeData = await DestinationDiesMidMoveAttemptAsync(restartDaemon, lastAttempt: attempt == 2);
-            if (endedBeforeData is null)
-            {
-                return;
-            }
-
-            earlier.Add($"attempt {attempt}: {endedBeforeData}");
-            TestContext.Out.WriteLine($"attempt {attempt}: the migration ended before sending data, so the fault was not injected: {endedBeforeData}; the guest is safe on {Far}; trying again");
-            TestContext.Out.WriteLine(DaemonLogs());
-            await GuestOnFarHostAsync();
-        }
-    }
-
-    /// <summary>One run; returns why the migration ended before any data was sent (the VM checked safe), or null once the fault was injected and asserted.</summary>
-    private async Task<string?> DestinationDiesMidMoveAttemptAsync(bool restartDaemon, bool lastAttempt)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var before = await Lab.CreateGuestClient(Guest).ReadAsync(TimeSpan.FromSeconds(5), timeout.Token);
@@ -183,15 +158,6 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
             $"killed at t={killedAt:0.0}s, outcome at t={outcomeAt:0.0}s: {outcome.Kind}; guest counter {before.Counter} -> {after.Counter}"));
         using (Assert.EnterMultipleScope())
         {
-            if (killed == 0 && !lastAttempt)
-            {
-                // The fault was never injected: only the VM's safety is this attempt's to check.
-                Assert.That(outcome.Kind, Is.AnyOf(MigrationOutcomeKind.Failed, MigrationOutcomeKind.Aborted));
-                Assert.That(copies, Is.EqualTo(new[] { Far }), "exactly one running copy, on the source");
-                Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers from the edge (no reboot)");
-                return $"{progressSeen} progress reports, none with data sent; {outcome.Kind} (abort cause {outcome.AbortCause}) after {(outcome.FinishedAt - outcome.StartedAt).TotalSeconds:0.0} s: {outcome.Error?.Message}";
-            }
-
             Assert.That(killed, Is.EqualTo(1), $"the destination was killed while the migration ran ({progressSeen} progress reports, none with data sent; the outcome: {outcome.Kind} {outcome.Error?.Message})");
             Assert.That(run.Outcomes, Has.Count.EqualTo(1), "one migration, not retried");
             Assert.That(outcome.Kind, Is.AnyOf(MigrationOutcomeKind.Failed, MigrationOutcomeKind.Aborted));
@@ -208,8 +174,6 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
             Assert.That(later, Has.Some.Matches<MigrationDecision>(d => d.CurrentHost == Far && d.Candidates.Any(c => c.Host == Near && c.Status == CandidateStatus.BackedOff)),
                 "the decisions see the guest on the source and the failed destination backed off");
         }
-
-        return null;
     }
 
     /// <summary>
@@ -224,10 +188,7 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         await using var run = new LabPipelineRun(Lab, Guest);
         await run.ConnectHostsAsync(timeout.Token);
-
-        // A move that fails on its own right after the restart (seen once in CI; the cause is not known,
-        // issue 15 follows it) is tried again after a short backoff instead of the default 30 s.
-        run.Start(DemoPolicy(), o => o.Executor.BackoffBase = TimeSpan.FromSeconds(5));
+        run.Start(DemoPolicy(), _ => { });
         static bool Scored(MigrationDecision d) => d.Candidates.Any(c => c.Host == Far && c.ScoreMs is not null);
         static bool NearIs(MigrationDecision d, CandidateStatus status) => d.Candidates.Any(c => c.Host == Near && c.Status == status);
 
@@ -252,7 +213,7 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
         // Back: a supervisor starts the daemon again.
         await Lab.RestartLibvirtdAsync(Near, timeout.Token);
         var restartedAt = run.Now;
-        var moved = await LabPipelineRun.WaitUntilAsync(() => run.Outcomes.Any(o => o.Outcome.Kind == MigrationOutcomeKind.Succeeded), TimeSpan.FromSeconds(60), timeout.Token);
+        var moved = await LabPipelineRun.WaitUntilAsync(() => run.Outcomes.Count > 0, TimeSpan.FromSeconds(60), timeout.Token);
         var reading = await Lab.CreateGuestClient(Guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20), timeout.Token);
         var copies = await RunningCopiesAsync();
         run.Dump();
@@ -272,14 +233,9 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
             Assert.That(scoredWhileDown, Has.All.Matches<MigrationDecision>(d => NearIs(d, CandidateStatus.HostDown)), "every scored window lists cloudlet-2 as down");
             Assert.That(scoredWhileDown, Has.All.Matches<MigrationDecision>(d => d.Reason == DecisionReason.NoCandidates), "and says there is no candidate");
             Assert.That(afterRestart, Has.Some.Matches<MigrationDecision>(d => NearIs(d, CandidateStatus.Eligible)), "cloudlet-2 is a candidate again once its daemon is back");
-            var outcomes = run.Outcomes.Select(o => o.Outcome).ToList();
-            var described = string.Join("; ", outcomes.Select(o => $"{o.Kind} {o.Error?.Message}"));
-            Assert.That(moved, Is.True, "a migration succeeded within 60 s of the restart; the outcomes: " + described);
-            Assert.That(outcomes.Select(o => (o.Destination, o.Kind)).LastOrDefault(), Is.EqualTo((Near, MigrationOutcomeKind.Succeeded)), "the last outcome is the move to cloudlet-2; the outcomes: " + described);
-            Assert.That(outcomes.Count(o => o.Kind == MigrationOutcomeKind.Succeeded), Is.EqualTo(1), "one successful move; the outcomes: " + described);
-            Assert.That(outcomes.SkipLast(1), Has.All.Matches<MigrationOutcome>(o => o.Destination == Near && (o.Error as MigrationException)?.VmRunningOnSource == true),
-                "any earlier attempt failed cleanly, the VM on its source; the outcomes: " + described);
-            Assert.That(outcomes, Has.Count.AtMost(2), "at most one failed attempt before the move; the outcomes: " + described);
+            Assert.That(moved, Is.True, "a migration ran within 60 s of the restart");
+            Assert.That(run.Outcomes.Select(o => (o.Outcome.Destination, o.Outcome.Kind)), Is.EqualTo(new[] { (Near, MigrationOutcomeKind.Succeeded) }),
+                "one successful move; the outcomes: " + string.Join("; ", run.Outcomes.Select(o => $"{o.Outcome.Kind} {o.Outcome.Error?.Message}")));
             Assert.That(copies, Is.EqualTo(new[] { Near }), "the guest runs on cloudlet-2 only");
             Assert.That(reading.BootId, Is.EqualTo(_bootId), "the same guest answers from the edge");
         }
@@ -292,18 +248,6 @@ public sealed class MigrationPipelineFaultLabTests : LabFixture
         Cooldown = TimeSpan.FromSeconds(20),
         MaxSampleAge = TimeSpan.FromSeconds(5),
     };
-
-    /// <summary>The last lines of both hosts' libvirtd and QEMU logs (warnings and errors), for a migration that failed on its own.</summary>
-    private string DaemonLogs()
-    {
-        static string Tail(string path) =>
-            File.Exists(path) ? string.Join('\n', File.ReadLines(path).TakeLast(15)) : "(none)";
-        return string.Join('\n', Lab.Hosts.SelectMany(h => new[]
-        {
-            $"--- {h.Name} libvirtd.log:", Tail(Path.Combine(h.Folder, "log", "libvirtd.log")),
-            $"--- {h.Name} qemu/{Guest.Name}.log:", Tail(Path.Combine(h.Folder, "log", "qemu", Guest.Name + ".log")),
-        }));
-    }
 
     private async Task<string[]> RunningCopiesAsync()
     {
