@@ -255,13 +255,13 @@ internal static class NetemTool
                 json.WriteNumber("jitterMs", r.Impairment.Jitter.TotalMilliseconds);
                 json.WriteNumber("lossPercent", r.Impairment.LossPercent);
                 json.WriteString("kernelObject", r.KernelObjectId);
-                if (r.Health is { } h)
+                if (r.KernelObjectId.StartsWith("nfq:", StringComparison.Ordinal))
                 {
                     json.WriteStartObject("queue");
-                    json.WriteNumber("number", h.QueueNumber);
-                    json.WriteBoolean("listening", h.PeerPortId != 0);
-                    json.WriteNumber("waiting", h.QueueTotal);
-                    json.WriteNumber("dropped", h.QueueDropped + h.UserDropped);
+                    json.WriteNumber("number", int.Parse(r.KernelObjectId.AsSpan(4), CultureInfo.InvariantCulture));
+                    json.WriteBoolean("listening", Listening(r));
+                    json.WriteNumber("waiting", r.Health?.QueueTotal ?? 0);
+                    json.WriteNumber("dropped", (r.Health?.QueueDropped ?? 0) + (r.Health?.UserDropped ?? 0));
                     json.WriteEndObject();
                 }
 
@@ -303,9 +303,13 @@ internal static class NetemTool
         return null;
     }
 
-    private static string Health(AppliedRule r) => r.Health is { } h
-        ? string.Create(CultureInfo.InvariantCulture, $", {(h.PeerPortId != 0 ? "held by a live delay line" : "no listener: packets pass undelayed")}, {h.QueueTotal} waiting, {h.QueueDropped + h.UserDropped} dropped")
-        : "";
+    // A queue nobody listens on is gone from /proc/net/netfilter/nfnetlink_queue (no health) or has no peer port.
+    private static bool Listening(AppliedRule r) => r.Health is { PeerPortId: not 0 };
+
+    private static string Health(AppliedRule r) =>
+        !r.KernelObjectId.StartsWith("nfq:", StringComparison.Ordinal) ? ""
+        : !Listening(r) ? ", no listener: packets pass undelayed (the set that held it is gone; 'del' removes the rules)"
+        : string.Create(CultureInfo.InvariantCulture, $", held by a live delay line, {r.Health!.QueueTotal} waiting, {r.Health.QueueDropped + r.Health.UserDropped} dropped");
 
     private static void WriteOptional(Utf8JsonWriter json, string name, string? value)
     {

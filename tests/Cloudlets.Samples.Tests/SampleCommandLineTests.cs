@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace Cloudlets.Samples.Tests;
 
 /// <summary>
-/// The samples' one command-line convention (System.CommandLine, shared by cloudlets-lab, -advisor, -demo, -probe, -replay
-/// and -agent),
+/// The samples' one command-line convention (System.CommandLine, shared by cloudlets-lab, -advisor, -demo, -probe, -replay,
+/// -agent and -netem),
 /// checked as a user meets it: each tool run as a child process. None of these runs touches the machine: help,
 /// version and usage errors all end before anything is started.
 /// </summary>
@@ -19,6 +19,7 @@ public sealed class SampleCommandLineTests
         new object[] { "cloudlets-probe", true },
         new object[] { "cloudlets-replay", false },
         new object[] { "cloudlets-agent", true },
+        new object[] { "cloudlets-netem", true },
     ];
 
     [TestCaseSource(nameof(Tools))]
@@ -90,6 +91,7 @@ public sealed class SampleCommandLineTests
     [TestCase("cloudlets-probe")]
     [TestCase("cloudlets-replay")]
     [TestCase("cloudlets-agent")]
+    [TestCase("cloudlets-netem")]
     public async Task NoArguments_ToolThatNeedsSome_ExitsTwoWithTheSynopsis(string tool)
     {
         var (code, _, error) = await RunAsync(tool);
