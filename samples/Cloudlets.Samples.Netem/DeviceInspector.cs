@@ -6,6 +6,9 @@ namespace Cloudlets.Samples.Netem;
 /// <summary>A device, namespace or foreign object that makes the command line's input wrong (exit 2, nothing applied).</summary>
 internal sealed class BadInputException(string message) : Exception(message);
 
+/// <summary>No backend can shape the host: what the factory found (exit 3, nothing applied).</summary>
+internal sealed class CannotShapeException(string message, Exception innerException) : Exception(message, innerException);
+
 /// <summary>
 /// Looks at the device before anything changes, through the same runner as the shaper (so also over SSH):
 /// whether the namespace and the device exist, and whether something that is not cloudlets-netem's is in the

@@ -49,6 +49,7 @@ internal sealed class NetemCommands
           3  cannot shape here: not root, no backend works on this machine, or the remote kernel has no netem
           4  the device is held by another cloudlets-netem (a "set" still holding it); nothing was changed
           5  SSH: cannot connect or log in, or the host key is not trusted; nothing ran there
+          130  stopped by SIGINT or SIGTERM before anything was applied
         """;
 
     /// <summary>Builds the tree (no actions set).</summary>

@@ -16,6 +16,7 @@ internal static class NetemTool
     public const int CannotShape = 3;
     public const int InUse = 4;
     public const int SshFailed = 5;
+    public const int Cancelled = 130;
 
     /// <summary>Runs the verb; <paramref name="stop"/> is cancelled by SIGINT or SIGTERM.</summary>
     public static async Task<int> RunAsync(NetemCommandLine line, TextWriter output, TextWriter error, CancellationToken stop)
@@ -47,33 +48,11 @@ internal static class NetemTool
                 _ => await DeleteAsync(line, runner, inspector, output, error, stop),
             };
         }
-        catch (BadInputException ex)
+        catch (Exception ex) when (ex is BadInputException or ShapingValidationException or UnsupportedImpairmentException or ForeignQdiscException
+                                       or OptionsValidationException or FileNotFoundException or FormatException)
         {
-            return UsageError(error, ex.Message);
-        }
-        catch (ShapingValidationException ex)
-        {
-            return UsageError(error, ex.Message);
-        }
-        catch (UnsupportedImpairmentException ex)
-        {
-            return UsageError(error, ex.Message);
-        }
-        catch (ForeignQdiscException ex)
-        {
-            return UsageError(error, ex.Message);
-        }
-        catch (OptionsValidationException ex)
-        {
-            return UsageError(error, ex.Message);
-        }
-        catch (FileNotFoundException ex)
-        {
-            return UsageError(error, ex.Message);
-        }
-        catch (FormatException ex)
-        {
-            // A known_hosts file that cannot be read.
+            // Bad input found after the syntax: a device or namespace that is not there, something foreign in the way,
+            // a feature the backend lacks, an invalid SSH option, a key or known_hosts file that is missing or unreadable.
             return UsageError(error, ex.Message);
         }
         catch (NetemUnavailableException ex)
@@ -92,10 +71,17 @@ internal static class NetemTool
         {
             return Fail(error, $"SSH to {ssh.Destination} failed: {ex.Message}", SshFailed);
         }
+        catch (CannotShapeException ex)
+        {
+            return Fail(error, ex.Message, CannotShape);
+        }
         catch (ShapingException ex)
         {
-            // The factory found no backend that works here (or a kernel command failed).
-            return Fail(error, ex.Message, ex.Message.StartsWith("No shaping backend", StringComparison.Ordinal) || ex.Message.StartsWith("Cannot create a network namespace", StringComparison.Ordinal) ? CannotShape : Failed);
+            return Fail(error, ex.Message, Failed);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return Fail(error, "stopped by a signal before anything was applied", Cancelled);
         }
         catch (CommandException ex)
         {
@@ -205,7 +191,15 @@ internal static class NetemTool
             return new TcNetemShaper(runner, reason: "remote host (tc netem only)");
         }
 
-        return await NetemShaperFactory.CreateAsync(new NetemShaperFactoryOptions { Runner = runner is SshCommandRunner ? runner : null }, stop);
+        try
+        {
+            return await NetemShaperFactory.CreateAsync(new NetemShaperFactoryOptions { Runner = runner is SshCommandRunner ? runner : null }, stop);
+        }
+        catch (ShapingException ex) when (ex.GetType() == typeof(ShapingException))
+        {
+            // The factory's own failures: no backend works here, or it cannot even probe (no namespace allowed).
+            throw new CannotShapeException(ex.Message, ex);
+        }
     }
 
     /// <summary>Prints a state read back from the kernel, as text or as one JSON object.</summary>

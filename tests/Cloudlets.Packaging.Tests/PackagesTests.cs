@@ -142,6 +142,46 @@ public sealed class PackagesTests
         }
     }
 
+    /// <summary>
+    /// The dotnet tools that live under samples/ (the src tools are found by their PackAsTool): project, package id
+    /// and command. Each is packed into the feed, installed from it and run.
+    /// </summary>
+    private static readonly object[] SampleTools =
+    [
+        new object[] { "samples/Cloudlets.Samples.Netem/Cloudlets.Samples.Netem.csproj", "Cloudlets.Netem.Tool", "cloudlets-netem" },
+    ];
+
+    [TestCaseSource(nameof(SampleTools))]
+    public async Task Tools_SampleProjects_PackInstallFromTheFeedAndAnswerHelpWithExitZero(string project, string id, string command)
+    {
+        var pack = await DotnetCli.RunAsync(_root,
+            ["pack", Path.Combine(_repository, project), "-c", "Release", "-o", _feed, "--artifacts-path", Path.Combine(_root, "artifacts-" + command), "-nodeReuse:false"],
+            CommandTimeout);
+        Assert.That(pack.ExitCode, Is.Zero, pack.Describe());
+        using (var package = ZipFile.OpenRead(Path.Combine(_feed, $"{id}.{_version}.nupkg")))
+        {
+            var nuspec = XDocument.Load(package.GetEntry($"{id}.nuspec")!.Open());
+            var types = nuspec.Descendants().Where(e => e.Name.LocalName == "packageType").Select(e => e.Attribute("name")?.Value);
+            Assert.That(types, Does.Contain("DotnetTool"), id);
+            Assert.That(package.GetEntry($"tools/net10.0/any/{command}.dll"), Is.Not.Null, id);
+        }
+
+        var folder = Path.Combine(_root, "sample-tools", command);
+        Directory.CreateDirectory(folder);
+        WriteFeedConfig(folder);
+        var toolPath = Path.Combine(folder, "bin");
+        var install = await DotnetCli.RunAsync(folder,
+            ["tool", "install", id, "--version", _version, "--tool-path", toolPath, "--configfile", Path.Combine(folder, "nuget.config")],
+            CommandTimeout);
+        Assert.That(install.ExitCode, Is.Zero, install.Describe());
+        var help = await RunProgramAsync(Path.Combine(toolPath, command), "--help");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(help.ExitCode, Is.Zero, $"{command} --help: {help.Output}");
+            Assert.That(help.Output, Does.Contain("Usage").IgnoreCase.And.Contain("Exit codes:"), command);
+        }
+    }
+
     private static async Task<(int ExitCode, string Output)> RunProgramAsync(string path, string argument)
     {
         var start = new System.Diagnostics.ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true };

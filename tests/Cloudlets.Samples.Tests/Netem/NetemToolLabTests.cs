@@ -37,17 +37,17 @@ public sealed class NetemToolLabTests
         LabGate.RequireRoot("cloudlets-netem lab tests", "ip", "tc", "iptables", "iptables-save", "ip6tables-save", "kill");
         foreach (var ns in new[] { a, b })
         {
-            await Run("ip", "netns", "add", ns);
+            await NetemToolProcess.RunCheckedAsync("ip", "netns", "add", ns);
             made.Add(ns);
-            await Run("ip", "-n", ns, "link", "set", "lo", "up");
+            await NetemToolProcess.RunCheckedAsync("ip", "-n", ns, "link", "set", "lo", "up");
         }
 
-        await Run("ip", "link", "add", Device, "netns", a, "type", "veth", "peer", "name", "vb", "netns", b);
-        await Run("ip", "-n", a, "addr", "add", "198.18.254.1/24", "dev", Device);
-        await Run("ip", "-n", b, "addr", "add", Near + "/24", "dev", "vb");
-        await Run("ip", "-n", b, "addr", "add", Other + "/24", "dev", "vb");
-        await Run("ip", "-n", a, "link", "set", Device, "up");
-        await Run("ip", "-n", b, "link", "set", "vb", "up");
+        await NetemToolProcess.RunCheckedAsync("ip", "link", "add", Device, "netns", a, "type", "veth", "peer", "name", "vb", "netns", b);
+        await NetemToolProcess.RunCheckedAsync("ip", "-n", a, "addr", "add", "198.18.254.1/24", "dev", Device);
+        await NetemToolProcess.RunCheckedAsync("ip", "-n", b, "addr", "add", Near + "/24", "dev", "vb");
+        await NetemToolProcess.RunCheckedAsync("ip", "-n", b, "addr", "add", Other + "/24", "dev", "vb");
+        await NetemToolProcess.RunCheckedAsync("ip", "-n", a, "link", "set", Device, "up");
+        await NetemToolProcess.RunCheckedAsync("ip", "-n", b, "link", "set", "vb", "up");
         prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = a, NetworkNamespace = a, EnableIPv6 = false });
         baselineNear = await MedianRttAsync(Near);
         baselineOther = await MedianRttAsync(Other);
@@ -146,12 +146,12 @@ public sealed class NetemToolLabTests
         await tool.WaitForExitAsync(TimeSpan.FromSeconds(30));
 
         // Somebody else's rule on another device, made after the tool's: del must leave it.
-        await Run("ip", "netns", "exec", a, "iptables", "-w", "-t", "mangle", "-A", "POSTROUTING", "-o", "lo", "-j", "MARK", "--set-mark", "7");
+        await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", a, "iptables", "-w", "-t", "mangle", "-A", "POSTROUTING", "-o", "lo", "-j", "MARK", "--set-mark", "7");
         try
         {
             var (showCode, shown, _) = await NetemToolProcess.RunAsync("show", Device, "--netns", a);
             var (code, output, error) = await NetemToolProcess.RunAsync("del", Device, "--netns", a);
-            var mangle = (await Run("ip", "netns", "exec", a, "iptables-save", "-t", "mangle")).StandardOutput;
+            var mangle = (await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", a, "iptables-save", "-t", "mangle")).StandardOutput;
             var (againCode, again, _) = await NetemToolProcess.RunAsync("del", Device, "--netns", a);
             using (Assert.EnterMultipleScope())
             {
@@ -167,7 +167,7 @@ public sealed class NetemToolLabTests
         }
         finally
         {
-            await Run("ip", "netns", "exec", a, "iptables", "-w", "-t", "mangle", "-D", "POSTROUTING", "-o", "lo", "-j", "MARK", "--set-mark", "7");
+            await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", a, "iptables", "-w", "-t", "mangle", "-D", "POSTROUTING", "-o", "lo", "-j", "MARK", "--set-mark", "7");
         }
     }
 
@@ -241,7 +241,7 @@ public sealed class NetemToolLabTests
         string[] remove = kind == "qdisc"
             ? ["ip", "netns", "exec", a, "tc", "qdisc", "del", "dev", Device, "root"]
             : ["ip", "netns", "exec", a, "iptables", "-w", "-t", "mangle", "-D", "POSTROUTING", "-o", Device, "-j", "MARK", "--set-mark", "9"];
-        await Run(add);
+        await NetemToolProcess.RunCheckedAsync(add);
         try
         {
             var before = await KernelStateAsync();
@@ -255,7 +255,7 @@ public sealed class NetemToolLabTests
         }
         finally
         {
-            await Run(remove);
+            await NetemToolProcess.RunCheckedAsync(remove);
         }
     }
 
@@ -265,11 +265,11 @@ public sealed class NetemToolLabTests
         var parts = new List<string>();
         foreach (var save in new[] { "iptables-save", "ip6tables-save" })
         {
-            var dump = await Run("ip", "netns", "exec", a, save, "-t", "mangle");
+            var dump = await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", a, save, "-t", "mangle");
             parts.Add(string.Join('\n', dump.StandardOutput.Split('\n').Where(l => !l.StartsWith('#')).Select(l => l.StartsWith(':') ? l.Split(' ')[0] : l)));
         }
 
-        parts.Add((await Run("ip", "netns", "exec", a, "tc", "qdisc", "show")).StandardOutput);
+        parts.Add((await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", a, "tc", "qdisc", "show")).StandardOutput);
         return string.Join("\n--\n", parts);
     }
 
@@ -291,16 +291,5 @@ public sealed class NetemToolLabTests
         Assert.That(rtts, Has.Count.GreaterThanOrEqualTo(7), $"probes to {target} from {a} were lost");
         rtts.Sort();
         return rtts[rtts.Count / 2];
-    }
-
-    private static async Task<CommandResult> Run(params string[] argv)
-    {
-        var r = await LocalCommandRunner.Instance.RunAsync(CommandLine.Of(argv[0], argv[1..]));
-        if (!r.Succeeded)
-        {
-            throw new CommandException(r);
-        }
-
-        return r;
     }
 }

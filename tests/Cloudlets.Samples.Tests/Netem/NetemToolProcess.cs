@@ -80,6 +80,10 @@ internal sealed class NetemToolProcess : IAsyncDisposable
         return (code, tool.Output, tool.Error);
     }
 
+    /// <summary>Runs a command of the test's own (ip, iptables, tc) and throws unless it succeeds.</summary>
+    public static async Task<CommandResult> RunCheckedAsync(params string[] argv) =>
+        await LocalCommandRunner.Instance.RunCheckedAsync(CommandLine.Of(argv[0], argv[1..]));
+
     /// <summary>Waits until a stderr line contains <paramref name="text"/>; fails if the process ends first or the bound passes.</summary>
     public async Task WaitForErrorLineAsync(string text, TimeSpan bound)
     {

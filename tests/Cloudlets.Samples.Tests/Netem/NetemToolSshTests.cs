@@ -33,10 +33,10 @@ public sealed class NetemToolSshTests
             if (LabGate.IsCi) { Assert.Fail(reason); } else { Assert.Ignore(reason); }
         }
 
-        await Run("ip", "netns", "add", ns);
+        await NetemToolProcess.RunCheckedAsync("ip", "netns", "add", ns);
         made = true;
-        await Run("ip", "link", "add", Device, "netns", ns, "type", "veth", "peer", "name", "vs-peer", "netns", ns);
-        await Run("ip", "-n", ns, "link", "set", Device, "up");
+        await NetemToolProcess.RunCheckedAsync("ip", "link", "add", Device, "netns", ns, "type", "veth", "peer", "name", "vs-peer", "netns", ns);
+        await NetemToolProcess.RunCheckedAsync("ip", "-n", ns, "link", "set", Device, "up");
         server = await TestSshServer.StartAsync();
         knownHosts = server.WriteKnownHosts("known_hosts", server.KnownHostsLine);
     }
@@ -127,24 +127,13 @@ public sealed class NetemToolSshTests
     /// <summary>What a shaping attempt could change: the namespace's qdiscs and mangle rules, and the tc handle records.</summary>
     private async Task<string> StateAsync()
     {
-        var qdiscs = (await Run("ip", "netns", "exec", ns, "tc", "qdisc", "show")).StandardOutput;
-        var mangle = (await Run("ip", "netns", "exec", ns, "iptables-save", "-t", "mangle")).StandardOutput.Split('\n').Where(l => !l.StartsWith('#'));
+        var qdiscs = (await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", ns, "tc", "qdisc", "show")).StandardOutput;
+        var mangle = (await NetemToolProcess.RunCheckedAsync("ip", "netns", "exec", ns, "iptables-save", "-t", "mangle")).StandardOutput.Split('\n').Where(l => !l.StartsWith('#'));
         // Only this device's owner: other tests of the machine may claim handles of their own meanwhile.
         var owner = Cloudlets.Samples.Netem.NetemCommandLine.OwnerFor(ns, Device);
         string[] records = Directory.Exists("/run/cloudlets-netem/tc-handles")
             ? [.. Directory.GetFileSystemEntries("/run/cloudlets-netem/tc-handles", "*", SearchOption.AllDirectories).Where(e => e.Contains(owner, StringComparison.Ordinal)).Order(StringComparer.Ordinal)]
             : [];
         return string.Join("\n--\n", qdiscs, string.Join('\n', mangle), string.Join('\n', records));
-    }
-
-    private static async Task<CommandResult> Run(params string[] argv)
-    {
-        var r = await LocalCommandRunner.Instance.RunAsync(CommandLine.Of(argv[0], argv[1..]));
-        if (!r.Succeeded)
-        {
-            throw new CommandException(r);
-        }
-
-        return r;
     }
 }
