@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
+using Cloudlets.Lab.Shaping;
 
 namespace Cloudlets.Samples.Lab;
 
@@ -39,6 +40,12 @@ internal sealed record LabCommandLine(
     /// <summary>For <c>migrate</c>: the bandwidth limit in MiB/s, 0 for none.</summary>
     public int Bandwidth { get; init; }
 
+    /// <summary>For <c>up</c>: how many sites. The default is 1 (the edge alone).</summary>
+    public int Sites { get; init; } = 1;
+
+    /// <summary>For <c>shape --matrix FILE</c>: the latency matrix read from the file (checked), or null when HOST DELAY pairs were given.</summary>
+    public IReadOnlyList<LabSiteDelay>? Matrix { get; init; }
+
     /// <summary>For <c>up</c>: how the hosts' libvirtd is reached. The default is TCP.</summary>
     public LabTransport Transport { get; init; }
 
@@ -47,10 +54,11 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
+               cloudlets-lab shape --matrix FILE [--for SECONDS] [--name NAME]
                cloudlets-lab clear [--name NAME]
                cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
         """;
@@ -86,9 +94,11 @@ internal sealed record LabCommandLine(
         }
 
         List<(string Host, TimeSpan Delay)> delays = [];
+        IReadOnlyList<LabSiteDelay>? matrix = null;
         if (verb == "shape")
         {
             var pairs = result.GetValue(commands.Pairs) ?? [];
+            var matrixFile = result.GetValue(commands.Matrix);
 
             // HOST DELAY pairs take any token, so that a negative delay such as "-5" is refused as a delay, not
             // as an option; an option the command does not have still lands here and is named as one.
@@ -97,7 +107,16 @@ internal sealed record LabCommandLine(
                 throw new FormatException($"unknown option '{unknown}' for 'shape'");
             }
 
-            delays = ParseDelays([.. pairs]);
+            if (matrixFile is not null)
+            {
+                matrix = pairs.Length == 0
+                    ? ReadMatrix(matrixFile)
+                    : throw new FormatException("shape takes HOST DELAY pairs or --matrix FILE, not both");
+            }
+            else
+            {
+                delays = ParseDelays([.. pairs]);
+            }
         }
 
         string? guest = null, to = null;
@@ -128,6 +147,8 @@ internal sealed record LabCommandLine(
             Guest = guest,
             To = to,
             Bandwidth = bandwidth,
+            Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
+            Matrix = matrix,
             Transport = verb == "up" && result.GetValue(commands.Transport) == "tls" ? LabTransport.Tls : LabTransport.Tcp,
         };
     }
@@ -195,6 +216,37 @@ internal sealed record LabCommandLine(
 
         return delays;
     }
+
+    /// <summary>Reads and checks a latency-matrix file (see <see cref="LabLatencyMatrix"/>); throws <see cref="FormatException"/> naming the file and the member.</summary>
+    public static IReadOnlyList<LabSiteDelay> ReadMatrix(string file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        string text;
+        try
+        {
+            // A matrix is a few lines: a larger file is not one (and is not read whole).
+            var info = new FileInfo(file);
+            text = info.Length <= MaxMatrixBytes
+                ? File.ReadAllText(file)
+                : throw new FormatException($"--matrix {file}: {info.Length.ToString(CultureInfo.InvariantCulture)} bytes is too large for a latency matrix (at most {MaxMatrixBytes / 1024} KiB)");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new FormatException($"--matrix {file}: cannot read it ({ex.Message})", ex);
+        }
+
+        try
+        {
+            return LabLatencyMatrix.Parse(text);
+        }
+        catch (ShapingValidationException ex)
+        {
+            throw new FormatException($"--matrix {file}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>The largest latency-matrix file read.</summary>
+    public const int MaxMatrixBytes = 64 * 1024;
 
     private static TimeSpan ParseHold(string text)
     {

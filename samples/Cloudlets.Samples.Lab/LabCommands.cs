@@ -13,6 +13,9 @@ internal sealed class LabCommands
         network namespace with its own libvirtd, optionally a guest VM), shows it, shapes the delay toward each host,
         live-migrates its guests, and tears it down.
 
+        With --sites M (1 to 8) the lab has M sites where users are: site-1 is the edge, site-2 .. site-M each its own
+        namespace and subnet on the lab switch; "shape --matrix FILE" then gives each (site, host) pair its delay.
+
         The default name is "cloudlets"; hosts are cloudlet-1 .. cloudlet-N (N at most 8), guests guest-1, guest-2, ...
         "up" on a healthy lab of the same name and host count changes nothing; on a lab of another shape, or one whose
         owner process is alive, it refuses (exit 4, nothing changed): "down" it first. "up" after a crashed or killed
@@ -44,6 +47,13 @@ internal sealed class LabCommands
         Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
         Transport = new Option<string>("--transport") { HelpName = "tcp|tls", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration) or tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener).", DefaultValueFactory = _ => "tcp" };
         Transport.AcceptOnlyFromAmong("tcp", "tls");
+        Sites = new Option<int>("--sites") { HelpName = "M", Description = "How many sites where users are (1 to 8): site-1 is the edge, site-2 .. site-M each get a namespace and subnet of their own.", DefaultValueFactory = _ => 1 };
+        Matrix = new Option<string?>("--matrix")
+        {
+            HelpName = "FILE",
+            Description = "A latency matrix instead of HOST DELAY pairs: a JSON file {\"delays\": [{\"site\": \"site-1\", \"host\": \"cloudlet-1\", \"delayMs\": 300}, ...]} " +
+                          "giving each listed (site, host) pair its one-way delay (0 to 60000 ms; a pair not listed is unshaped). A bad file exits 2, naming the member.",
+        };
         Json = new Option<bool>("--json") { Description = "Print the status as JSON." };
         For = new Option<string?>("--for") { HelpName = "SECONDS", Description = "Hold the delays for this many seconds once they are in place (above 0, at most 86400), then clear them." };
         Bandwidth = new Option<string?>("--bandwidth") { HelpName = "MIBS", Description = "Limit the migration to this many MiB/s (1 to 100000)." };
@@ -53,18 +63,18 @@ internal sealed class LabCommands
 
         Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
         {
-            Hosts, GuestOn, Name, Cache, Transport,
+            Hosts, Sites, GuestOn, Name, Cache, Transport,
         };
         Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
         Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
         Shape = new Command("shape", """
-            Gives each HOST a one-way DELAY toward the edge and unshapes the others; holds the delays until Ctrl+C or
-            SIGTERM (or for --for SECONDS), printing what the kernel holds and the RTT measured from the edge, then clears
-            them. The userspace delay line lives in this process: if it is killed, traffic flows undelayed and "clear"
+            Gives each HOST a one-way DELAY toward the edge and unshapes the others (or, with --matrix FILE, each listed
+            (site, host) pair its delay); holds the delays until Ctrl+C or SIGTERM (or for --for SECONDS), printing what
+            the kernel holds and the RTT measured from the edge (from every site with --matrix), then clears them. The userspace delay line lives in this process: if it is killed, traffic flows undelayed and "clear"
             removes the leftover rules.
             """)
         {
-            Pairs, For, Name,
+            Pairs, Matrix, For, Name,
         };
         Clear = new Command("clear", "Removes every delay rule of the lab (also those a killed 'shape' left).") { Name };
         Migrate = new Command("migrate", "Live-migrates GUEST to HOST with virsh --p2p.") { Guest, To, Bandwidth, Name };
@@ -95,6 +105,10 @@ internal sealed class LabCommands
     public Option<string> Name { get; }
 
     public Option<int> Hosts { get; }
+
+    public Option<int> Sites { get; }
+
+    public Option<string?> Matrix { get; }
 
     public Option<string[]> GuestOn { get; }
 

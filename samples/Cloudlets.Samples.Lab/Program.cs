@@ -1,8 +1,9 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
+//   cloudlets-lab shape --matrix FILE [--for SECONDS] [--name NAME]
 //   cloudlets-lab clear [--name NAME]
 //   cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
 // `cloudlets-lab --help` (and `cloudlets-lab VERB --help`) says the rest, with the exit codes.
@@ -137,7 +138,7 @@ static int Fail(string message, int code = 2)
 
 static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
-    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithTransport(options.Transport).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
+    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithSites(options.Sites).WithTransport(options.Transport).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
     if (options.CacheFolder is not null)
     {
         builder.WithCacheFolder(options.CacheFolder);
@@ -152,7 +153,7 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
     var lab = builder.Build();
     await using (var existing = CloudletLab.Attach(options.Name))
     {
-        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Options.Transport == options.Transport && await existing.IsHealthyAsync(ct))
+        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && await existing.IsHealthyAsync(ct))
         {
             Console.WriteLine($"lab {options.Name} is already up:");
             Console.WriteLine((await existing.GetStatusAsync(ct)).ToString());
@@ -214,16 +215,18 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
         return Fail($"no lab named {options.Name} is up", 1);
     }
 
-    // Zero means unshaped. Building the plan validates every host against this lab before anything runs.
+    // Zero means unshaped. Building the plan validates every host (and site) against this lab before anything runs.
     (string Host, TimeSpan Delay)[] delays = [.. options.Delays.Where(d => d.Delay > TimeSpan.Zero)];
-    _ = lab.ShapingPlanFor(options.Delays);
+    _ = options.Matrix is { } matrix ? lab.ShapingPlanFor(matrix) : lab.ShapingPlanFor(options.Delays);
 
     await using var shaper = await NetemShaperFactory.CreateAsync(cancellationToken: ct);
     Console.WriteLine($"lab {lab.Name}: shaping with {shaper.Capabilities.Backend} ({shaper.Capabilities.Reason})");
     using var hold = CancellationTokenSource.CreateLinkedTokenSource(ct);
     var applied = new TaskCompletionSource<ShapingState>(TaskCreationOptions.RunContinuationsAsynchronously);
     Reached("shape-applying");
-    var holding = lab.HoldShapingAsync(shaper, delays, state => applied.TrySetResult(state), hold.Token);
+    var holding = options.Matrix is { } held
+        ? lab.HoldMatrixShapingAsync(shaper, held, state => applied.TrySetResult(state), hold.Token)
+        : lab.HoldShapingAsync(shaper, delays, state => applied.TrySetResult(state), hold.Token);
     if (await Task.WhenAny(applied.Task, holding) == holding)
     {
         await holding; // failed (or cancelled) before the delays were in place
@@ -243,18 +246,26 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
         ? string.Create(CultureInfo.InvariantCulture, $"holding for {f.TotalSeconds:0.#} s (Ctrl+C ends it sooner) …")
         : "holding until Ctrl+C …");
 
-    // What the edge measures now, then again every 10 s while the delays are held.
-    await using (var prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = lab.Edge.Namespace }))
+    // What the edge (with a matrix: every site) measures now, then again every 10 s while the delays are held.
+    var vantages = options.Matrix is null ? [lab.Sites[0]] : lab.Sites;
+    var probers = vantages.Select(site => (Site: site, Prober: IcmpProber.Create(new IcmpProberOptions { VantagePoint = site.Name, NetworkNamespace = site.Namespace }))).ToList();
+    try
     {
-        var injected = options.Delays.ToDictionary(d => d.Host, d => d.Delay, StringComparer.Ordinal);
+        var injected = options.Matrix is { } m
+            ? m.ToDictionary(d => (d.Site, d.Host), d => d.Delay)
+            : options.Delays.ToDictionary(d => (lab.Sites[0].Name, d.Host), d => d.Delay);
         while (!hold.IsCancellationRequested)
         {
-            foreach (var host in lab.Hosts)
+            foreach (var (site, prober) in probers)
             {
-                var rtt = await MeasureMedianRttAsync(prober, new ProbeTarget(host.Name, host.Address), hold.Token);
-                var delay = injected.GetValueOrDefault(host.Name);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  {host.Name,-10} {host.Address,-14} injected {delay.TotalMilliseconds,6:0.#} ms   measured RTT {(rtt is { } r ? $"{r:0.00} ms" : "-"),10}"));
+                foreach (var host in lab.Hosts)
+                {
+                    var rtt = await MeasureMedianRttAsync(prober, new ProbeTarget(host.Name, host.Address), hold.Token);
+                    var delay = injected.GetValueOrDefault((site.Name, host.Name));
+                    var from = options.Matrix is null ? "" : $"{site.Name,-7} -> ";
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  {from}{host.Name,-10} {host.Address,-14} injected {delay.TotalMilliseconds,6:0.#} ms   measured RTT {(rtt is { } r ? $"{r:0.00} ms" : "-"),10}"));
+                }
             }
 
             try
@@ -265,6 +276,13 @@ static async Task<int> ShapeAsync(LabCommandLine options, CancellationToken ct)
             {
                 break;
             }
+        }
+    }
+    finally
+    {
+        foreach (var (_, prober) in probers)
+        {
+            await prober.DisposeAsync();
         }
     }
 

@@ -40,7 +40,7 @@ public sealed partial class CloudletLab
         }
 
         var xmlFile = Path.Combine(_paths.LabFolder(Name), guest.Name + ".xml");
-        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, _image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort), cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, _image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null), cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.GetTimestamp();
         await VirshAsync(host, ["define", xmlFile], cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.GuestDefined(guest.Index));
@@ -132,7 +132,7 @@ public sealed partial class CloudletLab
             guests.Add(new LabGuestStatus(guest.Name, host?.Name, guest.Address));
         }
 
-        return new LabStatus(Name, Edge, Hosts, guests);
+        return new LabStatus(Name, Edge, Hosts, guests) { Sites = Sites };
     }
 
     /// <summary>

@@ -19,6 +19,7 @@ public sealed partial class CloudletLab
         _stateHosts = [.. Enumerable.Range(1, _options.Hosts).Select(i => new LabStateHost(i, Guid.NewGuid().ToString()))];
         _hosts = [.. _stateHosts.Select(h => NewHost(h.Index))];
         _edge = new LabEdge(LabNaming.EdgeNamespace(Name), _plan.Edge);
+        _sites = [.. Enumerable.Range(1, _options.Sites).Select(NewSite)];
         _started = true;
         _transient = !_options.KeepRunningOnDispose;
         _owner = Environment.ProcessId;
@@ -42,6 +43,11 @@ public sealed partial class CloudletLab
         await RunCheckedAsync(CommandLine.Of("ip", "-n", _edge.Namespace, "link", "set", LabNaming.EdgeInterface, "up"), cancellationToken).ConfigureAwait(false);
         await RunCheckedAsync(CommandLine.Of("ip", "-n", _edge.Namespace, "link", "set", "lo", "up"), cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.Edge);
+        foreach (var site in _sites.Skip(1))
+        {
+            await CreateSiteAsync(site, cancellationToken).ConfigureAwait(false);
+            EnterPhase(LabPhases.Site(site.Index));
+        }
 
         if (_options.Transport == LabTransport.Tls)
         {
@@ -57,6 +63,12 @@ public sealed partial class CloudletLab
             await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "addr", "add", LabAddressPlan.WithPrefix(host.Address), "dev", host.Bridge), cancellationToken).ConfigureAwait(false);
             await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "link", "set", host.Bridge, "up"), cancellationToken).ConfigureAwait(false);
             await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "link", "set", "lo", "up"), cancellationToken).ConfigureAwait(false);
+            if (_sites.Count > 1)
+            {
+                // The sites after the first have their own subnets on the same switch: reached on-link, no router.
+                await RunCheckedAsync(CommandLine.Of("ip", "-n", host.Namespace, "route", "add", _plan.SitesNetwork, "dev", host.Bridge), cancellationToken).ConfigureAwait(false);
+            }
+
             LabHostConfiguration.Write(host, state);
             EnterPhase(LabPhases.HostNamespace(host.Index));
             await RunCheckedAsync(
@@ -73,6 +85,17 @@ public sealed partial class CloudletLab
         }
 
         EnterPhase(LabPhases.DaemonsReady);
+    }
+
+    /// <summary>A site after the first: its namespace on its own switch port, its own /28, and an on-link route to the hosts' /24.</summary>
+    private async Task CreateSiteAsync(LabSite site, CancellationToken cancellationToken)
+    {
+        await CreateNamespaceAsync(site.Namespace, cancellationToken).ConfigureAwait(false);
+        await AttachToSwitchAsync(site.SwitchPort, site.Namespace, LabNaming.EdgeInterface, cancellationToken).ConfigureAwait(false);
+        await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "addr", "add", Plan.SiteWithPrefix(site.Index), "dev", LabNaming.EdgeInterface), cancellationToken).ConfigureAwait(false);
+        await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "link", "set", LabNaming.EdgeInterface, "up"), cancellationToken).ConfigureAwait(false);
+        await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "link", "set", "lo", "up"), cancellationToken).ConfigureAwait(false);
+        await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "route", "add", Plan.HostsNetwork, "dev", LabNaming.EdgeInterface), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -43,6 +43,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
     private readonly List<LabOwnedNamespace> _namespaces = [];
     private readonly List<LabOwnedProcess> _processes = [];
     private List<LabHost> _hosts = [];
+    private List<LabSite> _sites = [];
     private List<LabStateHost> _stateHosts = [];
     private LabAddressPlan? _plan;
     private LabEdge? _edge;
@@ -75,6 +76,13 @@ public sealed partial class CloudletLab : IAsyncDisposable
 
     /// <summary>The edge device (valid after start).</summary>
     public LabEdge Edge => _edge ?? throw NotStarted();
+
+    /// <summary>The sites, site-1 (the edge) first (valid after start).</summary>
+    public IReadOnlyList<LabSite> Sites => _started ? _sites : throw NotStarted();
+
+    /// <summary>The site called <paramref name="siteName"/>; throws <see cref="LabConfigurationException"/> when there is none.</summary>
+    public LabSite GetSite(string siteName) =>
+        Sites.FirstOrDefault(s => s.Name == siteName) ?? throw new LabConfigurationException($"The lab {Name} has no site '{siteName}' (it has {string.Join(", ", _sites.Select(s => s.Name))}).");
 
     /// <summary>The hosts, cloudlet-1 first (valid after start).</summary>
     public IReadOnlyList<LabHost> Hosts => _started ? _hosts : throw NotStarted();
@@ -194,7 +202,9 @@ public sealed partial class CloudletLab : IAsyncDisposable
                 $"Lab {Name} is up with {state.Hosts.Count} hosts and {state.Guests.Count} guests: tear it down first (cloudlets-lab down --name {Name}, or CloudletLab.DownAsync). Nothing was changed.");
         }
 
-        var wanted = Enumerable.Range(1, _options.Hosts).Select(i => LabNaming.HostNamespace(Name, i)).Append(LabNaming.EdgeNamespace(Name)).Append(LabNaming.SwitchNamespace(Name));
+        var wanted = Enumerable.Range(1, _options.Hosts).Select(i => LabNaming.HostNamespace(Name, i))
+            .Concat(Enumerable.Range(1, _options.Sites).Select(s => LabNaming.SiteNamespace(Name, s)))
+            .Append(LabNaming.SwitchNamespace(Name));
         var clashes = LabTeardown.ClassifyNamespaces(Name, state).Foreign.Intersect(wanted).ToList();
         if (clashes.Count > 0)
         {
@@ -250,7 +260,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
             return null;
         }
 
-        var lab = new CloudletLab(new CloudletLabOptions { Name = name, Hosts = Math.Max(1, state.Hosts.Count), StateRoot = paths.Root, KeepRunningOnDispose = true, Transport = state.TransportKind }, logger ?? NullLogger.Instance, LocalCommandRunner.Instance);
+        var lab = new CloudletLab(new CloudletLabOptions { Name = name, Hosts = Math.Max(1, state.Hosts.Count), Sites = Math.Max(1, state.Sites.Count), StateRoot = paths.Root, KeepRunningOnDispose = true, Transport = state.TransportKind }, logger ?? NullLogger.Instance, LocalCommandRunner.Instance);
         lab.Restore(state);
         return lab;
     }
@@ -265,6 +275,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
         _stateHosts = [.. state.Hosts];
         _hosts = [.. state.Hosts.Select(h => NewHost(h.Index))];
         _edge = new LabEdge(LabNaming.EdgeNamespace(Name), _plan.Edge);
+        _sites = [.. Enumerable.Range(1, Math.Max(1, state.Sites.Count)).Select(NewSite)];
         _guests.AddRange(state.Guests.Select(g => new LabGuest(LabNaming.GuestName(g.Index), g.Index, g.InitialHost, _plan.Guest(g.Index), _plan.GuestMac(g.Index), GuestImage.ServicePort)));
         _namespaces.AddRange(state.Namespaces);
         _processes.AddRange(state.Processes);
@@ -277,6 +288,9 @@ public sealed partial class CloudletLab : IAsyncDisposable
             Transport = _options.Transport,
             ClientPkiFolder = _options.Transport == LabTransport.Tls ? _paths.ClientPkiFolder(Name) : null,
         };
+
+    private LabSite NewSite(int index) =>
+        new(LabNaming.SiteName(index), index, LabNaming.SiteNamespace(Name, index), Plan.Site(index), LabNaming.SwitchPortForSite(index));
 
     /// <summary>Whether every host's libvirtd answers now (one try each).</summary>
     public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken = default)
@@ -355,6 +369,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
                 Owner = _owner,
                 OwnerStartTime = _ownerStartTime,
                 Hosts = _stateHosts,
+                Sites = [.. _sites.Select(site => new LabStateSite(site.Index, site.Name, site.Namespace, site.Address.ToString()))],
                 Transport = LabState.TransportName(_options.Transport),
                 Guests = [.. _guests.Select(g => new LabStateGuest(g.Index, g.InitialHost))],
                 Namespaces = [.. _namespaces],

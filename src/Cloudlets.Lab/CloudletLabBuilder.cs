@@ -14,6 +14,12 @@ public sealed record CloudletLabOptions
     /// <summary>The number of hosts, 1–<see cref="LabNaming.MaxHosts"/>. The default is 3.</summary>
     public int Hosts { get; init; } = 3;
 
+    /// <summary>
+    /// The number of sites (edge namespaces where users are), 1–<see cref="LabNaming.MaxSites"/>. The
+    /// default is 1: the edge alone, as before there were sites. See <see cref="LabNaming"/> for their addresses.
+    /// </summary>
+    public int Sites { get; init; } = 1;
+
     /// <summary>Hosts to start one guest on each during <see cref="CloudletLab.StartAsync"/>, in order. The default is none.</summary>
     public IReadOnlyList<string> GuestsOn { get; init; } = [];
 
@@ -57,6 +63,9 @@ public static class LabPhases
 
     /// <summary>The edge namespace exists and is wired to the switch.</summary>
     public const string Edge = "edge";
+
+    /// <summary>Site S's namespace (S ≥ 2; site-1 is the edge) exists and is wired to the switch.</summary>
+    public static string Site(int index) => "site-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Host N's namespace exists and is wired (its daemons are not started yet).</summary>
     public static string HostNamespace(int index) => "host-" + index.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-namespace";
@@ -115,6 +124,9 @@ public sealed class CloudletLabBuilder
     /// <summary>Leaves the lab running on dispose (tear it down with <see cref="CloudletLab.DownAsync(string, string?, ILogger?, CancellationToken)"/>).</summary>
     public CloudletLabBuilder WithKeepRunningOnDispose(bool keepRunning = true) => Set(_options with { KeepRunningOnDispose = keepRunning });
 
+    /// <summary>Sets <see cref="CloudletLabOptions.Sites"/> (1–<see cref="LabNaming.MaxSites"/>; checked by <see cref="Build"/>).</summary>
+    public CloudletLabBuilder WithSites(int sites) => Set(_options with { Sites = sites });
+
     /// <summary>Sets <see cref="CloudletLabOptions.Transport"/>.</summary>
     public CloudletLabBuilder WithTransport(LabTransport transport) => Set(_options with { Transport = transport });
 
@@ -163,6 +175,11 @@ public sealed class CloudletLabBuilder
         if (options.Hosts is < 1 or > LabNaming.MaxHosts)
         {
             throw new LabConfigurationException($"A lab has 1-{LabNaming.MaxHosts} hosts, not {options.Hosts}.");
+        }
+
+        if (options.Sites is < 1 or > LabNaming.MaxSites)
+        {
+            throw new LabConfigurationException($"A lab has 1-{LabNaming.MaxSites} sites, not {options.Sites}.");
         }
 
         if (!Enum.IsDefined(options.Transport))

@@ -20,6 +20,14 @@ public enum LabTransport
 /// <param name="Address">Its address on the lab network (<c>198.18.K.1</c>).</param>
 public sealed record LabEdge(string Namespace, IPAddress Address);
 
+/// <summary>A site of the lab: a network namespace on the lab switch where users are (<c>site-1</c> is the edge).</summary>
+/// <param name="Name">The site name, <c>site-S</c>.</param>
+/// <param name="Index">S, from 1.</param>
+/// <param name="Namespace">The network namespace name (<c>NAME-edge</c> for site-1, <c>NAME-sS</c> otherwise).</param>
+/// <param name="Address">Its address (<c>198.18.K.1</c> for site-1, <c>198.19.K.(16(S−1)+1)</c> otherwise; see <see cref="LabNaming"/>).</param>
+/// <param name="SwitchPort">Its port on the lab switch (<c>edge</c> for site-1, <c>sS</c> otherwise).</param>
+public sealed record LabSite(string Name, int Index, string Namespace, IPAddress Address, string SwitchPort);
+
 /// <summary>One cloudlet host of the lab: its own network, mount and UTS namespaces with virtlogd and libvirtd.</summary>
 /// <param name="Name">The host name, <c>cloudlet-N</c> (also its UTS hostname).</param>
 /// <param name="Index">N, from 1.</param>

@@ -8,10 +8,19 @@ namespace Cloudlets.Lab;
 /// mid-way can be found and removed again from the name alone.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Namespaces: <c>NAME-sw</c> (the switch: bridge <c>sw0</c>, one veth port per member),
 /// <c>NAME-edge</c> (<c>eth0</c>, 198.18.K.1/24) and <c>NAME-hN</c> per host (bridge <c>br0</c> that
 /// holds the uplink veth <c>up0</c> and carries 198.18.K.(10+N)/24). Guests: 198.18.K.(100+I),
 /// MAC 52:54:00:12:KK:II (hex). Nothing lives in the root namespace.
+/// </para>
+/// <para>
+/// Sites (users in several places): <c>site-1</c> is the edge above. A lab with M &gt; 1 sites adds, for
+/// S = 2..M, the namespace <c>NAME-sS</c> (<c>eth0</c>, 198.19.K.(16(S−1)+1)/28: its own subnet) on switch
+/// port <c>sS</c>. The switch stays one layer-2 segment: the hosts, their guests and the sites reach each
+/// other's subnets through on-link routes (hosts and guests: 198.19.K.0/24; each site: 198.18.K.0/24), so
+/// no router sits between a site and a host and the switch port of a host still sees all its traffic.
+/// </para>
 /// </remarks>
 public static class LabNaming
 {
@@ -20,6 +29,9 @@ public static class LabNaming
 
     /// <summary>The most guests a lab can have.</summary>
     public const int MaxGuests = 16;
+
+    /// <summary>The most sites (edge namespaces where users are) a lab can have. The default is 1, the edge alone.</summary>
+    public const int MaxSites = 8;
 
     /// <summary>The longest lab name.</summary>
     public const int MaxNameLength = 24;
@@ -68,6 +80,26 @@ public static class LabNaming
                int.TryParse(hostName.AsSpan(9), NumberStyles.None, CultureInfo.InvariantCulture, out index);
     }
 
+    /// <summary>The name of site S: <c>site-S</c> (<c>site-1</c> is the edge).</summary>
+    public static string SiteName(int index) => "site-" + index.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Parses <c>site-S</c> back to S, or returns false.</summary>
+    public static bool TryParseSiteName(string? siteName, out int index)
+    {
+        index = 0;
+        return siteName is not null && siteName.StartsWith("site-", StringComparison.Ordinal) &&
+               siteName.Length > 5 && siteName[5] != '0' && siteName[5..].All(char.IsAsciiDigit) &&
+               int.TryParse(siteName.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out index);
+    }
+
+    /// <summary>The namespace of site S: the edge's (<c>NAME-edge</c>) for S = 1, <c>NAME-sS</c> otherwise.</summary>
+    public static string SiteNamespace(string lab, int index) =>
+        index == 1 ? EdgeNamespace(lab) : lab + "-s" + index.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The switch port (inside the switch namespace) toward site S: <c>edge</c> for S = 1, <c>sS</c> otherwise.</summary>
+    public static string SwitchPortForSite(int index) =>
+        index == 1 ? SwitchPortForEdge : "s" + index.ToString(CultureInfo.InvariantCulture);
+
     /// <summary>The guest (libvirt domain) name of guest I: <c>guest-I</c>.</summary>
     public static string GuestName(int index) => "guest-" + index.ToString(CultureInfo.InvariantCulture);
 
@@ -80,9 +112,9 @@ public static class LabNaming
     /// <summary>The namespace of host N: <c>NAME-hN</c>.</summary>
     public static string HostNamespace(string lab, int index) => lab + "-h" + index.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Every namespace name a lab of this name may have made, in teardown order (hosts, edge, switch).</summary>
+    /// <summary>Every namespace name a lab of this name may have made, in teardown order (hosts, sites 2..8, edge, switch).</summary>
     public static IReadOnlyList<string> AllNamespaces(string lab) =>
-        [.. Enumerable.Range(1, MaxHosts).Select(i => HostNamespace(lab, i)), EdgeNamespace(lab), SwitchNamespace(lab)];
+        [.. Enumerable.Range(1, MaxHosts).Select(i => HostNamespace(lab, i)), .. Enumerable.Range(2, MaxSites - 1).Select(s => SiteNamespace(lab, s)), EdgeNamespace(lab), SwitchNamespace(lab)];
 
     /// <summary>The switch port (inside the switch namespace) toward host N: <c>hN</c>.</summary>
     public static string SwitchPortForHost(int index) => "h" + index.ToString(CultureInfo.InvariantCulture);
@@ -108,6 +140,30 @@ public sealed record LabAddressPlan(int Subnet)
 
     /// <summary>The edge's address, <c>198.18.K.1</c>.</summary>
     public IPAddress Edge => Address(1);
+
+    /// <summary>The prefix length of the subnet of each site after the first (<c>/28</c>: 14 addresses, one used).</summary>
+    public const int SitePrefixLength = 28;
+
+    /// <summary>The hosts' subnet as a route takes it: <c>198.18.K.0/24</c> (the sites after the first route it on-link).</summary>
+    public string HostsNetwork => WithPrefix(Network);
+
+    /// <summary>
+    /// The subnets of the sites after the first, as one route takes them: <c>198.19.K.0/24</c> (hosts and
+    /// guests route it on-link when the lab has more than one site).
+    /// </summary>
+    public string SitesNetwork => string.Create(CultureInfo.InvariantCulture, $"198.19.{Subnet}.0/{PrefixLength}");
+
+    /// <summary>Site S's address: the edge's (<c>198.18.K.1</c>) for S = 1, <c>198.19.K.(16(S−1)+1)</c> otherwise.</summary>
+    public IPAddress Site(int index) => index switch
+    {
+        1 => Edge,
+        >= 2 and <= LabNaming.MaxSites => new([198, 19, (byte)Subnet, (byte)((16 * (index - 1)) + 1)]),
+        _ => throw new ArgumentOutOfRangeException(nameof(index), index, $"Site indexes are 1-{LabNaming.MaxSites}."),
+    };
+
+    /// <summary>Site S's address with its prefix, as <c>ip addr add</c> takes it (<c>/24</c> for the edge, <c>/28</c> otherwise).</summary>
+    public string SiteWithPrefix(int index) =>
+        index == 1 ? WithPrefix(Edge) : string.Create(CultureInfo.InvariantCulture, $"{Site(index)}/{SitePrefixLength}");
 
     /// <summary>Host N's address, <c>198.18.K.(10+N)</c>.</summary>
     public IPAddress Host(int index) => index is >= 1 and <= LabNaming.MaxHosts

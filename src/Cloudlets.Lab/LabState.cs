@@ -41,6 +41,12 @@ public sealed record LabState
     public IReadOnlyList<LabStateHost> Hosts { get; init; } = [];
 
     /// <summary>
+    /// The sites, <c>site-1</c> (the edge) first, with their namespace and address. Empty in a state file
+    /// written before there were sites: that lab has the edge alone.
+    /// </summary>
+    public IReadOnlyList<LabStateSite> Sites { get; init; } = [];
+
+    /// <summary>
     /// How the hosts' daemons are reached: <c>tcp</c> (the default, also for state files written before
     /// there was a choice, which read back as null) or <c>tls</c>.
     /// </summary>
@@ -79,12 +85,21 @@ public sealed record LabState
         }
 
         // A JSON null for a list arrives as null despite the non-nullable type.
-        if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null ||
+        if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null || state.Sites is null ||
             !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
             state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {
             throw new LabException("The lab state file does not describe a valid lab (name, subnet, version, transport or indexes out of range).");
+        }
+
+        // A site is derived from its index: a record that says otherwise was not written by the lab.
+        var plan = new LabAddressPlan(state.Subnet);
+        if (state.Sites.Count > LabNaming.MaxSites || state.Sites.Select((site, i) => (site, i)).Any(p =>
+                p.site is null || p.site.Index != p.i + 1 || p.site.Name != LabNaming.SiteName(p.site.Index) ||
+                p.site.Namespace != LabNaming.SiteNamespace(state.Name, p.site.Index) || p.site.Address != plan.Site(p.site.Index).ToString()))
+        {
+            throw new LabException($"The lab state file lists sites that are not the lab's (site-1 .. site-{LabNaming.MaxSites} in order, each with its own namespace and address).");
         }
 
         // What the teardown will remove must be the lab's own kind of object: its own namespace names, and processes by absolute path.
@@ -103,6 +118,13 @@ public sealed record LabState
 /// <param name="Index">N.</param>
 /// <param name="HostUuid">The host_uuid written to its libvirtd.conf.</param>
 public sealed record LabStateHost(int Index, string HostUuid);
+
+/// <summary>A site in the state file.</summary>
+/// <param name="Index">S.</param>
+/// <param name="Name">Its name, <c>site-S</c>.</param>
+/// <param name="Namespace">Its network namespace (see <see cref="LabNaming.SiteNamespace"/>).</param>
+/// <param name="Address">Its address (see <see cref="LabAddressPlan.Site"/>).</param>
+public sealed record LabStateSite(int Index, string Name, string Namespace, string Address);
 
 /// <summary>A guest in the state file.</summary>
 /// <param name="Index">I.</param>

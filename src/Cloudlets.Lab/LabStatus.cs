@@ -10,15 +10,21 @@ namespace Cloudlets.Lab;
 /// <param name="Address">Its address.</param>
 public sealed record LabGuestStatus(string Name, string? Host, IPAddress Address);
 
-/// <summary>What a lab consists of now: the edge, the hosts, and where each guest runs.</summary>
+/// <summary>What a lab consists of now: the edge and the other sites, the hosts, and where each guest runs.</summary>
 /// <param name="Name">The lab name.</param>
 /// <param name="Edge">The edge.</param>
 /// <param name="Hosts">The hosts.</param>
 /// <param name="Guests">The guests.</param>
 public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost> Hosts, IReadOnlyList<LabGuestStatus> Guests)
 {
+    /// <summary>The sites, site-1 (the edge) first. The default (empty) means the edge alone.</summary>
+    public IReadOnlyList<LabSite> Sites { get; init; } = [];
+
+    /// <summary>The sites, or the edge alone as <c>site-1</c> when <see cref="Sites"/> is empty.</summary>
+    private IReadOnlyList<LabSite> AllSites => Sites.Count > 0 ? Sites : [new LabSite(LabNaming.SiteName(1), 1, Edge.Namespace, Edge.Address, LabNaming.SwitchPortForEdge)];
+
     /// <summary>
-    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls","pkiPath":… (tls only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
+    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"sites":[{"name":"site-1",…,"namespace":…,"address":…,"switchPort":…}],"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls","pkiPath":… (tls only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
     /// </summary>
     public string ToJson()
     {
@@ -30,6 +36,18 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
             json.WriteString("namespace", Edge.Namespace);
             json.WriteString("address", Edge.Address.ToString());
             json.WriteEndObject();
+            json.WriteStartArray("sites");
+            foreach (var site in AllSites)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", site.Name);
+                json.WriteString("namespace", site.Namespace);
+                json.WriteString("address", site.Address.ToString());
+                json.WriteString("switchPort", site.SwitchPort);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
             json.WriteStartArray("hosts");
             foreach (var host in Hosts)
             {
@@ -79,6 +97,14 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
     {
         var sb = new StringBuilder();
         sb.Append("lab ").Append(Name).Append(": edge ").Append(Edge.Address).Append(" (netns ").Append(Edge.Namespace).AppendLine(")");
+        if (Sites.Count > 1)
+        {
+            foreach (var site in Sites)
+            {
+                sb.Append("  ").Append(site.Name).Append(' ').Append(site.Address).Append(" (netns ").Append(site.Namespace).Append(", switch port ").Append(site.SwitchPort).AppendLine(")");
+            }
+        }
+
         foreach (var host in Hosts)
         {
             sb.Append("  ").Append(host.Name).Append(' ').Append(host.Address).Append(' ').Append(host.Uri).Append(" (netns ").Append(host.Namespace).AppendLine(")");

@@ -3,6 +3,8 @@
 # line (cloudlets.addr=A.B.C.D/NN), answers ICMP (the kernel does), and serves on TCP port
 # cloudlets.port one line "boot=<boot id> counter=<n>" where n grows by one every second: a reader
 # that sees the same boot id and a larger counter knows the guest kept running (no reboot).
+# cloudlets.route=NET/NN (a lab with several sites) routes that network on-link too: the sites' subnets
+# share the lab switch with the hosts, and no router sits between them.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -14,10 +16,12 @@ for m in $(cat /lib/modules/order); do
 done
 addr=
 port=7070
+route=
 for a in $(cat /proc/cmdline); do
   case "$a" in
     cloudlets.addr=*) addr="${a#cloudlets.addr=}" ;;
     cloudlets.port=*) port="${a#cloudlets.port=}" ;;
+    cloudlets.route=*) route="${a#cloudlets.route=}" ;;
   esac
 done
 ip link set lo up
@@ -28,6 +32,7 @@ while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 200 ]; do
 done
 ip link set eth0 up
 ip addr add "$addr" dev eth0
+[ -n "$route" ] && ip route add "$route" dev eth0
 boot=$(cat /proc/sys/kernel/random/boot_id)
 echo "boot=$boot counter=0" > /run/state
 echo "cloudlets: guest up at $addr, boot $boot, service port $port"

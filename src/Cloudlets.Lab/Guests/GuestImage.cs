@@ -199,9 +199,16 @@ internal static class GuestDomain
     /// <summary>The guest's memory. 256 MiB is what a busybox guest with the cloud kernel needs.</summary>
     public const int MemoryMiB = 256;
 
-    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort)
+    /// <param name="name">The domain name.</param>
+    /// <param name="image">The kernel and initramfs.</param>
+    /// <param name="addressWithPrefix">The guest's address and prefix.</param>
+    /// <param name="mac">Its MAC.</param>
+    /// <param name="bridge">The host bridge its tap joins.</param>
+    /// <param name="servicePort">Its state service's port.</param>
+    /// <param name="onLinkRoute">A network the guest routes on-link besides its own (the lab's other sites), or null.</param>
+    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null)
     {
-        var cmdline = $"console=ttyS0 panic=-1 quiet cloudlets.addr={addressWithPrefix} cloudlets.port={servicePort}";
+        var cmdline = $"console=ttyS0 panic=-1 quiet cloudlets.addr={addressWithPrefix} cloudlets.port={servicePort}" + (onLinkRoute is null ? "" : " cloudlets.route=" + onLinkRoute);
         var domain = new System.Xml.Linq.XElement("domain",
             new System.Xml.Linq.XAttribute("type", "qemu"),
             new System.Xml.Linq.XElement("name", name),
