@@ -14,7 +14,7 @@ namespace Cloudlets.Lab.Tests.Lab;
 
 /// <summary>
 /// A real lab of 2 hosts and 2 sites (issue 14, users in many places): each site is its own namespace
-/// and subnet on the lab switch and reaches every host; a latency matrix gives each (site, host) pair
+/// and subnet on the lab switch and reaches every host and the guest; a latency matrix gives each (site, host) pair
 /// its own delay, measured with the library's ICMP prober from each site's namespace, while host-to-host
 /// traffic stays unshaped; the teardown removes the site namespaces and leaves a foreign namespace with
 /// a site's name alone.
@@ -45,7 +45,7 @@ public sealed class LabSitesLabTests
         var name = TestLabs.UniqueName("sites");
         // A namespace with the name a third site would have, made by somebody else before the lab starts.
         _decoy = await ForeignObjects.CreateAsync(LabNaming.SiteNamespace(name, 3));
-        _lab = new CloudletLabBuilder().WithName(name).WithHosts(2).WithSites(2).Build();
+        _lab = new CloudletLabBuilder().WithName(name).WithHosts(2).WithSites(2).WithGuestOn("cloudlet-1").Build();
         try
         {
             await _lab.StartAsync(timeout.Token);
@@ -171,6 +171,39 @@ public sealed class LabSitesLabTests
 
     [Test]
     [Order(3)]
+    public async Task Guest_TwoSites_AnswersFromEverySiteWithItsHostsDelay()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var guest = Lab.Guests[0];
+        var target = new[] { new ProbeTarget(guest.Name, guest.Address) };
+        await Lab.ClearShapingAsync(Shaper, timeout.Token);
+        var baseline = new Dictionary<string, double>();
+        foreach (var site in Lab.Sites)
+        {
+            baseline[site.Name] = (await MeasureAsync(site.Namespace, target, timeout.Token))[guest.Name];
+        }
+
+        // The guest runs on cloudlet-1: near site-1, far from site-2.
+        await Lab.ShapeMatrixAsync(Shaper, [new LabSiteDelay("site-1", "cloudlet-1", TimeSpan.FromMilliseconds(20)), new LabSiteDelay("site-2", "cloudlet-1", TimeSpan.FromMilliseconds(300))], timeout.Token);
+        var shaped = new Dictionary<string, double>();
+        foreach (var site in Lab.Sites)
+        {
+            // site-2 has its own subnet: the guest answers through its on-link route to the sites' subnets.
+            shaped[site.Name] = (await MeasureAsync(site.Namespace, target, timeout.Token))[guest.Name];
+        }
+
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var (site, delay) in new[] { ("site-1", 20), ("site-2", 300) })
+            {
+                // The guest is emulated (QEMU TCG): its replies come late now and then, hence the wider slack of DelayAssert.
+                DelayAssert.AppliedOnce(shaped[site], baseline[site], delay, $"{site} -> {guest.Name} on cloudlet-1");
+            }
+        }
+    }
+
+    [Test]
+    [Order(4)]
     public async Task ShapeMatrix_UnknownSite_ThrowsBeforeAnythingIsApplied()
     {
         await Lab.ClearShapingAsync(Shaper);
@@ -218,7 +251,7 @@ public sealed class LabSitesLabTests
             var rtts = samples.Where(s => s.Target.Name == target.Name).OrderBy(s => s.SentAt).Skip(WarmUp)
                 .Where(s => s.Status == ProbeStatus.Ok).Select(s => s.RoundTripTime!.Value.TotalMilliseconds).Order().ToArray();
             Assert.That(rtts, Has.Length.EqualTo(Measured), $"every probe from {networkNamespace} to {target} answered");
-            result[target.Name] = rtts[rtts.Length / 2];
+            result[target.Name] = rtts.Length == 0 ? double.NaN : rtts[rtts.Length / 2];
         }
 
         return result;
