@@ -85,13 +85,16 @@ public sealed record LabState
         }
 
         // A JSON null for a list arrives as null despite the non-nullable type.
-        if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null || state.Sites is null ||
+        if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null ||
             !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
             state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {
             throw new LabException("The lab state file does not describe a valid lab (name, subnet, version, transport or indexes out of range).");
         }
+
+        // A state file written before there were sites has none (it reads back as null): the edge alone.
+        state = state.Sites is null ? state with { Sites = [] } : state;
 
         // A site is derived from its index: a record that says otherwise was not written by the lab.
         var plan = new LabAddressPlan(state.Subnet);

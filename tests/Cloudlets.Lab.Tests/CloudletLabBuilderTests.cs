@@ -25,6 +25,7 @@ public class CloudletLabBuilderTests
         {
             Assert.That(options.Name, Is.EqualTo("cloudlets"));
             Assert.That(options.Hosts, Is.EqualTo(3));
+            Assert.That(options.Sites, Is.EqualTo(1));
             Assert.That(options.StateRoot, Is.EqualTo("/run/cloudlets-lab"));
             Assert.That(options.CacheFolder, Is.EqualTo("/var/cache/cloudlets-lab"));
             Assert.That(options.KeepRunningOnDispose, Is.False);
@@ -37,6 +38,19 @@ public class CloudletLabBuilderTests
     [TestCase(LabNaming.MaxHosts + 1)]
     public void Build_HostCountOutOfRange_ThrowsConfigurationException(int hosts) =>
         Assert.That(() => new CloudletLabBuilder().WithHosts(hosts).Build(), Throws.TypeOf<LabConfigurationException>().With.Message.Contains(hosts.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+    [Category("BadInput")]
+    [TestCase(0)]
+    [TestCase(-1)]
+    [TestCase(LabNaming.MaxSites + 1)]
+    public void Build_SiteCountOutOfRange_ThrowsConfigurationExceptionNamingTheRange(int sites) =>
+        Assert.That(() => new CloudletLabBuilder().WithSites(sites).Build(),
+            Throws.TypeOf<LabConfigurationException>().With.Message.EqualTo($"A lab has 1-{LabNaming.MaxSites} sites, not {sites}."));
+
+    [TestCase(1)]
+    [TestCase(LabNaming.MaxSites)]
+    public void Build_SiteCountInRange_KeepsIt(int sites) =>
+        Assert.That(new CloudletLabBuilder().WithSites(sites).Build().Options.Sites, Is.EqualTo(sites));
 
     [Category("BadInput")]
     [TestCase("cloudlet-4")]

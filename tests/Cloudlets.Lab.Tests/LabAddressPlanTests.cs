@@ -41,6 +41,42 @@ public class LabAddressPlanTests
     }
 
     [Test]
+    public void Site_Subnet7_FirstIsTheEdgeAndOthersHaveTheirOwnSlash28()
+    {
+        var plan = new LabAddressPlan(7);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(plan.Site(1), Is.EqualTo(plan.Edge));
+            Assert.That(plan.SiteWithPrefix(1), Is.EqualTo("198.18.7.1/24"));
+            Assert.That(plan.Site(2), Is.EqualTo(IPAddress.Parse("198.19.7.17")));
+            Assert.That(plan.SiteWithPrefix(2), Is.EqualTo("198.19.7.17/28"));
+            Assert.That(plan.Site(LabNaming.MaxSites), Is.EqualTo(IPAddress.Parse("198.19.7.113")));
+            Assert.That(plan.HostsNetwork, Is.EqualTo("198.18.7.0/24"));
+            Assert.That(plan.SitesNetwork, Is.EqualTo("198.19.7.0/24"));
+        }
+    }
+
+    [Test]
+    public void Site_AllSitesOfTwoLabs_AreDistinctEachInItsOwnSlash28()
+    {
+        var sites = new[] { new LabAddressPlan(1), new LabAddressPlan(LabNaming.MaxSubnet) }
+            .SelectMany(p => Enumerable.Range(2, LabNaming.MaxSites - 1).Select(p.Site))
+            .ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(sites, Is.Unique);
+            Assert.That(sites.Select(a => a.GetAddressBytes()[0..2]), Has.All.EqualTo(new byte[] { 198, 19 }));
+            // One address per /28 block: no two sites share a subnet.
+            Assert.That(sites.Select(a => (a.GetAddressBytes()[2], a.GetAddressBytes()[3] / 16)), Is.Unique);
+        }
+    }
+
+    [TestCase(0)]
+    [TestCase(LabNaming.MaxSites + 1)]
+    public void Site_IndexOutOfRange_Throws(int index) =>
+        Assert.That(() => new LabAddressPlan(3).Site(index), Throws.TypeOf<ArgumentOutOfRangeException>());
+
+    [Test]
     public void Addresses_AllHostsAndGuests_AreDistinctAndInsideTheBenchmarkRange()
     {
         var plan = new LabAddressPlan(LabNaming.MaxSubnet);

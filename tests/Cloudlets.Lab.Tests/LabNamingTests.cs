@@ -41,16 +41,53 @@ public class LabNamingTests
     }
 
     [Test]
-    public void AllNamespaces_ForLab_HostsThenEdgeThenSwitch()
+    public void AllNamespaces_ForLab_HostsThenSitesThenEdgeThenSwitch()
     {
         var all = LabNaming.AllNamespaces("t1");
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(all, Has.Count.EqualTo(LabNaming.MaxHosts + 2));
+            Assert.That(all, Has.Count.EqualTo(LabNaming.MaxHosts + (LabNaming.MaxSites - 1) + 2));
             Assert.That(all[0], Is.EqualTo("t1-h1"));
+            Assert.That(all[LabNaming.MaxHosts], Is.EqualTo("t1-s2"));
+            Assert.That(all[^3], Is.EqualTo("t1-s8"));
+            Assert.That(all, Is.Unique);
             Assert.That(all[^2], Is.EqualTo("t1-edge"));
             Assert.That(all[^1], Is.EqualTo("t1-sw"));
         }
+    }
+
+    [Test]
+    public void SiteNamespace_FirstSite_IsTheEdgeAndOthersHaveTheirOwn()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabNaming.SiteNamespace("t1", 1), Is.EqualTo(LabNaming.EdgeNamespace("t1")));
+            Assert.That(LabNaming.SiteNamespace("t1", 2), Is.EqualTo("t1-s2"));
+            Assert.That(LabNaming.SwitchPortForSite(1), Is.EqualTo(LabNaming.SwitchPortForEdge));
+            Assert.That(LabNaming.SwitchPortForSite(8), Is.EqualTo("s8"));
+            Assert.That(LabNaming.SiteName(3), Is.EqualTo("site-3"));
+        }
+    }
+
+    [TestCase("site-1", 1)]
+    [TestCase("site-8", 8)]
+    [TestCase("site-12", 12)]
+    public void TryParseSiteName_SiteName_ReturnsIndex(string name, int expected)
+    {
+        Assert.That(LabNaming.TryParseSiteName(name, out var index), Is.True);
+        Assert.That(index, Is.EqualTo(expected));
+    }
+
+    [TestCase("site-")]
+    [TestCase("site-0")]
+    [TestCase("site-01")]
+    [TestCase("site-x")]
+    [TestCase("edge")]
+    [TestCase("cloudlet-1")]
+    [TestCase(null)]
+    public void TryParseSiteName_NotASiteName_ReturnsFalse(string? name)
+    {
+        Assert.That(LabNaming.TryParseSiteName(name, out _), Is.False);
     }
 
     [TestCase("cloudlet-1", 1)]

@@ -51,6 +51,25 @@ public class LabStateTests
         }
     }
 
+    [Test]
+    public void Parse_Sites_RoundTripAndOldFilesHaveNone()
+    {
+        var plan = new LabAddressPlan(9);
+        var state = new LabState
+        {
+            Name = "t1",
+            Subnet = 9,
+            Sites = [.. Enumerable.Range(1, 3).Select(s => new LabStateSite(s, LabNaming.SiteName(s), LabNaming.SiteNamespace("t1", s), plan.Site(s).ToString()))],
+            Namespaces = [new Cloudlets.Lab.Ownership.LabOwnedNamespace("t1-s3", 4026532001)],
+        };
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabState.Parse(state.ToJson()).Sites, Is.EqualTo(state.Sites));
+            Assert.That(LabState.Parse(state.ToJson()).Namespaces.Single().Name, Is.EqualTo("t1-s3"), "a site's namespace is one the teardown may remove");
+            Assert.That(LabState.Parse("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[]}""").Sites, Is.Empty, "a state file written before there were sites");
+        }
+    }
+
     [TestCase(LabTransport.Tcp, "tcp")]
     [TestCase(LabTransport.Tls, "tls")]
     public void Parse_Transport_RoundTripsAndOldFilesAreTcp(LabTransport transport, string name)
@@ -79,6 +98,11 @@ public class LabStateTests
     [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":9,"role":"libvirtd","pid":4,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"udp"}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"TLS"}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":2,"name":"site-2","namespace":"ok-s2","address":"198.19.3.17"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":1,"name":"site-1","namespace":"other-edge","address":"198.18.3.1"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":1,"name":"site-1","namespace":"ok-edge","address":"198.18.3.1"},{"index":2,"name":"site-2","namespace":"ok-s2","address":"198.19.3.33"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":1,"name":"site-1","namespace":"ok-edge","address":"198.18.3.1"},{"index":2,"name":"site-9","namespace":"ok-s2","address":"198.19.3.17"}]}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[null]}""")]
     public void Parse_InvalidState_ThrowsLabException(string json) =>
         Assert.That(() => LabState.Parse(json), Throws.InstanceOf<LabException>());
 }

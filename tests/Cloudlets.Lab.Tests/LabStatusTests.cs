@@ -23,7 +23,10 @@ public class LabStatusTests
         var root = doc.RootElement;
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "hosts", "guests" }));
+            Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "sites", "hosts", "guests" }));
+            Assert.That(root.GetProperty("sites").EnumerateArray().Select(s => s.GetProperty("name").GetString()), Is.EqualTo(new[] { "site-1" }), "without sites listed, the edge is site-1");
+            Assert.That(root.GetProperty("sites")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "namespace", "address", "switchPort" }));
+            Assert.That(root.GetProperty("sites")[0].GetProperty("address").GetString(), Is.EqualTo("198.18.3.1"));
             Assert.That(root.GetProperty("edge").EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "namespace", "address" }));
             Assert.That(root.GetProperty("edge").GetProperty("address").GetString(), Is.EqualTo("198.18.3.1"));
             var host = root.GetProperty("hosts")[1];
@@ -34,6 +37,25 @@ public class LabStatusTests
             Assert.That(guest.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "host", "address" }));
             Assert.That(guest.GetProperty("host").GetString(), Is.EqualTo("cloudlet-2"));
             Assert.That(root.GetProperty("guests")[1].GetProperty("host").ValueKind, Is.EqualTo(JsonValueKind.Null));
+        }
+    }
+
+    [Test]
+    public void ToJson_TwoSites_ListsEachWithNamespaceAddressAndPort()
+    {
+        var plan = new LabAddressPlan(3);
+        var status = Sample() with
+        {
+            Sites = [.. Enumerable.Range(1, 2).Select(s => new LabSite(LabNaming.SiteName(s), s, LabNaming.SiteNamespace("t1", s), plan.Site(s), LabNaming.SwitchPortForSite(s)))],
+        };
+        using var doc = JsonDocument.Parse(status.ToJson());
+        var sites = doc.RootElement.GetProperty("sites").EnumerateArray()
+            .Select(s => (s.GetProperty("name").GetString(), s.GetProperty("namespace").GetString(), s.GetProperty("address").GetString(), s.GetProperty("switchPort").GetString()))
+            .ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(sites, Is.EqualTo(new[] { ("site-1", "t1-edge", "198.18.3.1", "edge"), ("site-2", "t1-s2", "198.19.3.17", "s2") }));
+            Assert.That(status.ToString(), Does.Contain("site-2 198.19.3.17 (netns t1-s2, switch port s2)"));
         }
     }
 
