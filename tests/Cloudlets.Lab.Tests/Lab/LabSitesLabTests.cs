@@ -220,6 +220,78 @@ public sealed class LabSitesLabTests
     }
 
     [Test]
+    [Order(5)]
+    public async Task SampleShapeMatrix_ForSeconds_MeasuresEachPairFromItsSiteThenClears()
+    {
+        var file = Path.Combine(Path.GetTempPath(), Lab.Name + "-matrix.json");
+        await File.WriteAllTextAsync(file, """
+            {"delays": [
+              {"site": "site-1", "host": "cloudlet-1", "delayMs": 20},
+              {"site": "site-1", "host": "cloudlet-2", "delayMs": 300},
+              {"site": "site-2", "host": "cloudlet-1", "delayMs": 300},
+              {"site": "site-2", "host": "cloudlet-2", "delayMs": 20}
+            ]}
+            """);
+        try
+        {
+            await Lab.ClearShapingAsync(Shaper);
+            // One round of the sample's measurements (5 probes per pair, one at a time) takes about 3.5 s here.
+            var result = await LabSample.RunAsync("shape", "--matrix", file, "--for", "6", "--name", Lab.Name);
+            var after = await Lab.ShowShapingAsync(Shaper);
+            TestContext.Out.WriteLine(result.StandardOutput);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(result.ExitCode, Is.Zero, result.StandardError);
+                foreach (var (site, host, delay) in new[] { ("site-1", "cloudlet-1", 20), ("site-1", "cloudlet-2", 300), ("site-2", "cloudlet-1", 300), ("site-2", "cloudlet-2", 20) })
+                {
+                    var rtt = MeasuredRtt(result.StandardOutput, site, host);
+                    // The sample prints the RTT, not the baseline: an unshaped lab path is well under 1 ms.
+                    DelayAssert.AppliedOnce(rtt, 1, delay, $"{site} -> {host} through cloudlet-lab shape --matrix");
+                }
+
+                Assert.That(result.StandardOutput, Does.Contain("shaping cleared"));
+                Assert.That(after.Rules, Is.Empty, "the hold ended and cleared the matrix");
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Test]
+    [Order(6)]
+    public async Task SampleShapeMatrix_SiteTheLabDoesNotHave_ExitsTwoAndAppliesNothing()
+    {
+        var file = Path.Combine(Path.GetTempPath(), Lab.Name + "-matrix-bad.json");
+        await File.WriteAllTextAsync(file, """{"delays": [{"site": "site-1", "host": "cloudlet-1", "delayMs": 50}, {"site": "site-3", "host": "cloudlet-2", "delayMs": 50}]}""");
+        try
+        {
+            await Lab.ClearShapingAsync(Shaper);
+            var result = await LabSample.RunAsync("shape", "--matrix", file, "--for", "3", "--name", Lab.Name);
+            var after = await Lab.ShowShapingAsync(Shaper);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(result.ExitCode, Is.EqualTo(2), result.StandardError);
+                Assert.That(result.StandardError, Does.Contain("Site: 'site-3' is not a site of lab"));
+                Assert.That(after.Rules, Is.Empty, "nothing was applied");
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>The RTT the sample printed for a (site, host) pair: <c>site-1  -> cloudlet-1 198.18.K.11 injected 20 ms measured RTT 20.12 ms</c>.</summary>
+    private static double MeasuredRtt(string output, string site, string host)
+    {
+        var line = output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith(site + " ", StringComparison.Ordinal) && l.Contains("-> " + host + " ", StringComparison.Ordinal) && l.Contains("measured RTT", StringComparison.Ordinal));
+        var text = line?.Split("measured RTT")[1].Trim().Replace(" ms", "", StringComparison.Ordinal);
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) ? ms : double.NaN;
+    }
+
+    [Test]
     [Order(100)]
     public async Task Stop_TwoSites_RemovesTheSiteNamespacesAndLeavesTheForeignOneAlone()
     {
