@@ -72,24 +72,21 @@ public static class LabNaming
     public static string HostName(int index) => "cloudlet-" + index.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Parses <c>cloudlet-N</c> back to N, or returns false.</summary>
-    public static bool TryParseHostName(string? hostName, out int index)
-    {
-        index = 0;
-        return hostName is not null && hostName.StartsWith("cloudlet-", StringComparison.Ordinal) &&
-               hostName.Length > 9 && hostName[9] != '0' && hostName[9..].All(char.IsAsciiDigit) &&
-               int.TryParse(hostName.AsSpan(9), NumberStyles.None, CultureInfo.InvariantCulture, out index);
-    }
+    public static bool TryParseHostName(string? hostName, out int index) => TryParseNumbered(hostName, "cloudlet-", out index);
 
     /// <summary>The name of site S: <c>site-S</c> (<c>site-1</c> is the edge).</summary>
     public static string SiteName(int index) => "site-" + index.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Parses <c>site-S</c> back to S, or returns false.</summary>
-    public static bool TryParseSiteName(string? siteName, out int index)
+    public static bool TryParseSiteName(string? siteName, out int index) => TryParseNumbered(siteName, "site-", out index);
+
+    // PREFIX then a number from 1 without leading zeros (so every index has exactly one name).
+    private static bool TryParseNumbered(string? name, string prefix, out int index)
     {
         index = 0;
-        return siteName is not null && siteName.StartsWith("site-", StringComparison.Ordinal) &&
-               siteName.Length > 5 && siteName[5] != '0' && siteName[5..].All(char.IsAsciiDigit) &&
-               int.TryParse(siteName.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out index);
+        return name is not null && name.StartsWith(prefix, StringComparison.Ordinal) &&
+               name.Length > prefix.Length && name[prefix.Length] != '0' && name[prefix.Length..].All(char.IsAsciiDigit) &&
+               int.TryParse(name.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out index);
     }
 
     /// <summary>The namespace of site S: the edge's (<c>NAME-edge</c>) for S = 1, <c>NAME-sS</c> otherwise.</summary>
