@@ -161,29 +161,7 @@ public class LabFaultInjectionTests
     /// <summary>Runs the sample, waits until it holds at <paramref name="phase"/>, kills it (SIGKILL) and returns the lab's state as the killed run left it.</summary>
     private async Task<LabState?> KillAtPhaseAsync(string phase, params string[] arguments)
     {
-        using var child = Process.Start(LabSample.StartInfo(arguments, new Dictionary<string, string> { ["CLOUDLETS_LAB_HOLD_AT"] = phase }))!;
-        var errors = child.StandardError.ReadToEndAsync();
-        var holding = false;
-        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
-        {
-            while (await child.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            {
-                if (line == "holding at phase " + phase)
-                {
-                    holding = true;
-                    break;
-                }
-            }
-        }
-
-        if (!holding)
-        {
-            await child.WaitForExitAsync();
-            Assert.Fail($"cloudlets-lab {string.Join(' ', arguments)} never reached phase {phase} (exit {child.ExitCode}): {await errors}");
-        }
-
-        child.Kill(); // SIGKILL: no handler, no finally, no teardown runs.
-        await child.WaitForExitAsync();
+        await LabSample.KillAtPhaseAsync(phase, arguments);
         TestContext.Out.WriteLine($"killed at {phase}: cloudlets-lab {string.Join(' ', arguments)}");
         return Paths.TryReadState(_name);
     }

@@ -34,4 +34,36 @@ internal static class LabSample
         var psi = StartInfo(arguments);
         return await LocalCommandRunner.Instance.RunAsync(new CommandLine(psi.FileName, [.. psi.ArgumentList]), timeout.Token);
     }
+
+    /// <summary>
+    /// Runs <c>cloudlets-lab ARGS</c> with <c>CLOUDLETS_LAB_HOLD_AT=PHASE</c>, waits until it holds at
+    /// <paramref name="phase"/> (at most 4 minutes) and kills it (SIGKILL: no handler, no finally, no
+    /// teardown runs); fails the test when it never gets there.
+    /// </summary>
+    public static async Task KillAtPhaseAsync(string phase, params string[] arguments)
+    {
+        using var child = Process.Start(StartInfo(arguments, new Dictionary<string, string> { ["CLOUDLETS_LAB_HOLD_AT"] = phase }))!;
+        var errors = child.StandardError.ReadToEndAsync();
+        var holding = false;
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
+        {
+            while (await child.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line == "holding at phase " + phase)
+                {
+                    holding = true;
+                    break;
+                }
+            }
+        }
+
+        if (!holding)
+        {
+            await child.WaitForExitAsync();
+            Assert.Fail($"cloudlets-lab {string.Join(' ', arguments)} never reached phase {phase} (exit {child.ExitCode}): {await errors}");
+        }
+
+        child.Kill();
+        await child.WaitForExitAsync();
+    }
 }
