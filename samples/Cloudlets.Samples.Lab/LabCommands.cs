@@ -70,8 +70,9 @@ internal sealed class LabCommands
         Shape = new Command("shape", """
             Gives each HOST a one-way DELAY toward the edge and unshapes the others (or, with --matrix FILE, each listed
             (site, host) pair its delay); holds the delays until Ctrl+C or SIGTERM (or for --for SECONDS), printing what
-            the kernel holds and the RTT measured from the edge (from every site with --matrix), then clears them. The userspace delay line lives in this process: if it is killed, traffic flows undelayed and "clear"
-            removes the leftover rules.
+            the kernel holds and the RTT measured from the edge (from every site with --matrix), then clears them. The
+            userspace delay line lives in this process: if it is killed, traffic flows undelayed and "clear" removes the
+            leftover rules.
             """)
         {
             Pairs, Matrix, For, Name,
