@@ -15,9 +15,19 @@ public sealed partial class CloudletLab
     /// edge) and waits until its service answers from the edge. The guest image is built and cached
     /// on first use.
     /// </summary>
-    public async Task<LabGuest> StartGuestAsync(string hostName, CancellationToken cancellationToken = default)
+    public Task<LabGuest> StartGuestAsync(string hostName, CancellationToken cancellationToken = default) =>
+        StartGuestAsync(hostName, LabGuestOptions.Default, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="StartGuestAsync(string, CancellationToken)"/>, with <paramref name="options"/> (for
+    /// example a guest that dirties memory at a chosen rate, to make a migration converge slowly or not at all).
+    /// </summary>
+    /// <exception cref="LabConfigurationException">Invalid options: nothing was created.</exception>
+    public async Task<LabGuest> StartGuestAsync(string hostName, LabGuestOptions options, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(options);
+        options.ThrowIfInvalid();
         var host = GetHost(hostName);
         LabGuest guest;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -40,7 +50,7 @@ public sealed partial class CloudletLab
         }
 
         var xmlFile = Path.Combine(_paths.LabFolder(Name), guest.Name + ".xml");
-        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, _image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null), cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, _image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null, options.DirtyRateMiBps), cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.GetTimestamp();
         await VirshAsync(host, ["define", xmlFile], cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.GuestDefined(guest.Index));

@@ -5,6 +5,8 @@
 # that sees the same boot id and a larger counter knows the guest kept running (no reboot).
 # cloudlets.route=NET/NN (a lab with several sites) routes that network on-link too: the sites' subnets
 # share the lab switch with the hosts, and no router sits between them.
+# With cloudlets.dirty=N (MiB/s, 0 = off) it rewrites an N MiB file in its RAM (tmpfs) in place once
+# a second, so a migration sees N MiB of guest memory dirtied per second (and a working set of N MiB).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -17,11 +19,13 @@ done
 addr=
 port=7070
 route=
+dirty=0
 for a in $(cat /proc/cmdline); do
   case "$a" in
     cloudlets.addr=*) addr="${a#cloudlets.addr=}" ;;
     cloudlets.port=*) port="${a#cloudlets.port=}" ;;
     cloudlets.route=*) route="${a#cloudlets.route=}" ;;
+    cloudlets.dirty=*) dirty="${a#cloudlets.dirty=}" ;;
   esac
 done
 ip link set lo up
@@ -45,6 +49,26 @@ echo "cloudlets: guest up at $addr, boot $boot, service port $port"
     sleep 1
   done
 ) &
+if [ "$dirty" -gt 0 ]; then
+  # Its own tmpfs, sized for the file, so the dirtying never fills /run (the state file lives there).
+  mkdir -p /dirty
+  mount -t tmpfs -o size=$((dirty + 1))m tmpfs /dirty
+  echo "cloudlets: dirtying $dirty MiB/s"
+  (
+    while :; do
+      # /proc/uptime is "SECONDS.CC ...": centiseconds without a clock tool; sleep what is left of the second.
+      read -r up _ < /proc/uptime
+      t0=${up%.*}${up#*.}
+      dd if=/dev/zero of=/dirty/pages bs=1M count="$dirty" conv=notrunc 2>/dev/null
+      read -r up _ < /proc/uptime
+      t1=${up%.*}${up#*.}
+      left=$((100 - t1 + t0))
+      if [ "$left" -gt 0 ]; then
+        usleep $((left * 10000))
+      fi
+    done
+  ) &
+fi
 nc -ll -p "$port" -e /bin/guest-state &
 while :; do
   sleep 3600

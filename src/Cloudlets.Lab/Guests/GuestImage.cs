@@ -206,9 +206,12 @@ internal static class GuestDomain
     /// <param name="bridge">The host bridge its tap joins.</param>
     /// <param name="servicePort">Its state service's port.</param>
     /// <param name="onLinkRoute">A network the guest routes on-link besides its own (the lab's other sites), or null.</param>
-    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null)
+    /// <param name="dirtyRateMiBps">MiB of its memory the guest rewrites every second (0: none).</param>
+    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null, int dirtyRateMiBps = 0)
     {
-        var cmdline = $"console=ttyS0 panic=-1 quiet cloudlets.addr={addressWithPrefix} cloudlets.port={servicePort}" + (onLinkRoute is null ? "" : " cloudlets.route=" + onLinkRoute);
+        var cmdline = $"console=ttyS0 panic=-1 quiet cloudlets.addr={addressWithPrefix} cloudlets.port={servicePort}"
+            + (onLinkRoute is null ? "" : " cloudlets.route=" + onLinkRoute)
+            + (dirtyRateMiBps > 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $" cloudlets.dirty={dirtyRateMiBps}") : "");
         var domain = new System.Xml.Linq.XElement("domain",
             new System.Xml.Linq.XAttribute("type", "qemu"),
             new System.Xml.Linq.XElement("name", name),

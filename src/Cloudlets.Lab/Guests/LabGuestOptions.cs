@@ -1,0 +1,45 @@
+using System.Globalization;
+
+namespace Cloudlets.Lab.Guests;
+
+/// <summary>
+/// How a lab guest behaves besides booting and serving its state line. Every property documents its
+/// default and range; <see cref="Validate"/> lists every error.
+/// </summary>
+public sealed record LabGuestOptions
+{
+    /// <summary>The highest dirty rate: the rewritten file lives in the guest's 256 MiB of RAM, beside its kernel and initramfs.</summary>
+    public const int MaxDirtyRateMiBps = 128;
+
+    /// <summary>The defaults: a guest that dirties no memory on purpose.</summary>
+    public static LabGuestOptions Default { get; } = new();
+
+    /// <summary>
+    /// MiB of guest memory the guest rewrites every second: an <c>N</c> MiB file in a tmpfs, rewritten in place
+    /// once a second (so a migration sees about <c>N</c> MiB/s dirtied over a working set of <c>N</c> MiB).
+    /// The default is 0 (off); range 0 to <see cref="MaxDirtyRateMiBps"/>.
+    /// </summary>
+    public int DirtyRateMiBps { get; init; }
+
+    /// <summary>Every problem with these options (empty when they are valid).</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (DirtyRateMiBps is < 0 or > MaxDirtyRateMiBps)
+        {
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"{nameof(DirtyRateMiBps)} is {DirtyRateMiBps}; it must be 0 to {MaxDirtyRateMiBps} MiB/s (the guest has {GuestDomain.MemoryMiB} MiB)."));
+        }
+
+        return errors;
+    }
+
+    /// <summary>Throws <see cref="LabConfigurationException"/> naming every problem, before anything is created.</summary>
+    internal void ThrowIfInvalid()
+    {
+        var errors = Validate();
+        if (errors.Count > 0)
+        {
+            throw new LabConfigurationException("Invalid guest options: " + string.Join(" ", errors));
+        }
+    }
+}
