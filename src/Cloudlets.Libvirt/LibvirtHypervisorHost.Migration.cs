@@ -54,11 +54,13 @@ public sealed partial class LibvirtHypervisorHost
         // Pre-flight: everything that can be wrong is found before anything changes.
         var (domain, target) = await Task.Run(() => PrepareMigration(source, vmName, destination), cancellationToken).ConfigureAwait(false);
         var flags = Flags(common, own);
+        var schedule = own.Convergence.IsActive ? new ConvergenceSchedule(own.Convergence, common.MaxDowntime) : null;
+        var escalations = new ConvergenceLog();
         TypedParamsBuilder parameters;
         try
         {
             parameters = BuildParameters(common, own, destination);
-            if (common.MaxDowntime is { } maxDowntime)
+            if ((schedule?.InitialDowntime ?? common.MaxDowntime) is { } maxDowntime)
             {
                 await Task.Run(
                     () =>
@@ -84,9 +86,6 @@ public sealed partial class LibvirtHypervisorHost
         _jobWaiters[vmName] = waiter;
         Log.MigrationStarting(_logger, vmName, Name, destination.Name, own.Mode.ToString(), flags);
         var started = _time.GetTimestamp();
-        using var pollStop = new CancellationTokenSource();
-        var poller = progress is null ? Task.CompletedTask : PollProgressAsync(domain, vmName, common.ProgressInterval, progress, started, pollStop.Token);
-
         var call = Task.Factory.StartNew(
             () => MigrateBlocking(domain, clientManaged, peerUri, parameters, flags),
             CancellationToken.None,
@@ -99,6 +98,12 @@ public sealed partial class LibvirtHypervisorHost
             Log.MigrationAborting(_logger, vmName, Name);
             abort.Start(common.AbortTimeout);
         });
+
+        // Started after the call: a convergence step may abort through the same loop a cancellation uses.
+        using var pollStop = new CancellationTokenSource();
+        var poller = progress is null && schedule is null
+            ? Task.CompletedTask
+            : WatchMigrationAsync(domain, vmName, common.ProgressInterval, progress, schedule, escalations, () => abort.Start(common.AbortTimeout), started, pollStop.Token);
 
         LibvirtException? failure = null;
         var gaveUp = false;
@@ -170,7 +175,8 @@ public sealed partial class LibvirtHypervisorHost
 
             if (failure is null)
             {
-                return await CompleteAsync(domain, vmName, destination, waiter, total).ConfigureAwait(false);
+                var result = await CompleteAsync(domain, vmName, destination, waiter, total).ConfigureAwait(false);
+                return result with { Escalations = escalations.Snapshot() };
             }
 
             _jobWaiters.TryRemove(new(vmName, waiter));
@@ -179,6 +185,11 @@ public sealed partial class LibvirtHypervisorHost
             if (cancellationToken.IsCancellationRequested && abort.Started)
             {
                 throw new OperationCanceledException($"The migration of '{vmName}' from {Name} to {destination.Name} was cancelled and aborted.", error, cancellationToken);
+            }
+
+            if (escalations.LibraryAbort() is { } libraryAbort)
+            {
+                throw ConvergenceFailure(error, libraryAbort, escalations.Snapshot());
             }
 
             throw error;
@@ -205,6 +216,11 @@ public sealed partial class LibvirtHypervisorHost
         if (!common.Live && own.AllowPostCopy)
         {
             errors.Add("Libvirt.AllowPostCopy", "needs a live migration (Live = true).");
+        }
+
+        if (common.MaxDowntime is { } first && own.Convergence?.FinalMaxDowntime is { } final && first >= final)
+        {
+            errors.Add("Libvirt.Convergence.FinalMaxDowntime", $"must be above MaxDowntime ({first}), where the downtime steps start.");
         }
 
         errors.ThrowIfAny(nameof(MigrationOptions));
@@ -318,6 +334,7 @@ public sealed partial class LibvirtHypervisorHost
         flags |= own.AllowPostCopy ? Vir.MigratePostCopy : 0;
         flags |= own.Compressed ? Vir.MigrateCompressed : 0;
         flags |= own.Tls ? Vir.MigrateTls : 0;
+        flags |= own.ParallelConnections is not null ? Vir.MigrateParallel : 0;
         return flags;
     }
 
@@ -339,6 +356,21 @@ public sealed partial class LibvirtHypervisorHost
             if (own.Compressed)
             {
                 p.Add("compression", "xbzrle");
+            }
+
+            if (own.AutoConvergeInitialPercent is { } initial)
+            {
+                p.Add("auto_converge.initial", initial);
+            }
+
+            if (own.AutoConvergeIncrementPercent is { } increment)
+            {
+                p.Add("auto_converge.increment", increment);
+            }
+
+            if (own.ParallelConnections is { } connections)
+            {
+                p.Add("parallel.connections", connections);
             }
 
             return p;

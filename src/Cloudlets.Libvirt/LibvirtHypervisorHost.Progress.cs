@@ -5,7 +5,20 @@ namespace Cloudlets.Libvirt;
 
 public sealed partial class LibvirtHypervisorHost
 {
-    private async Task PollProgressAsync(DomainHandle domain, string vmName, TimeSpan interval, IProgress<MigrationProgress> progress, long started, CancellationToken cancellationToken)
+    /// <summary>
+    /// Samples the job every <paramref name="interval"/>: each sample feeds the convergence schedule (when there is
+    /// one), whose due step is applied at once, and then goes to the listener (when there is one) with the steps so far.
+    /// </summary>
+    private async Task WatchMigrationAsync(
+        DomainHandle domain,
+        string vmName,
+        TimeSpan interval,
+        IProgress<MigrationProgress>? progress,
+        ConvergenceSchedule? schedule,
+        ConvergenceLog escalations,
+        Action abort,
+        long started,
+        CancellationToken cancellationToken)
     {
         // Never throws: progress is best effort, and the migration's own outcome decides. (A
         // PeriodicTimer outside its range used to throw here after the migration, hiding its result.)
@@ -15,10 +28,23 @@ public sealed partial class LibvirtHypervisorHost
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
                 var sample = await Task.Run(() => SampleProgress(domain, started), CancellationToken.None).ConfigureAwait(false);
-                if (sample is not null && !cancellationToken.IsCancellationRequested)
+                if (sample is null || cancellationToken.IsCancellationRequested)
                 {
-                    progress.Report(sample);
+                    continue;
                 }
+
+                // The schedule runs on this process's clock (as TotalTime does), only while a job runs.
+                var elapsed = _time.GetElapsedTime(started);
+                if (schedule?.Next(elapsed, sample.DataRemainingBytes) is { } step)
+                {
+                    var taken = await Task.Run(() => ApplyConvergenceStep(domain, vmName, step, abort), CancellationToken.None).ConfigureAwait(false);
+                    if (taken is not null)
+                    {
+                        escalations.Add(new MigrationEscalation(elapsed, taken.Action, taken.Cause, taken.MaxDowntime, sample.DataRemainingBytes));
+                    }
+                }
+
+                progress?.Report(sample with { Escalations = escalations.Snapshot() });
             }
         }
         catch (OperationCanceledException)

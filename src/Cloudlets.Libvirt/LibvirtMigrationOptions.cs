@@ -32,6 +32,27 @@ public sealed class LibvirtMigrationOptions : IValidatableOptions
     public bool AutoConverge { get; set; }
 
     /// <summary>
+    /// The CPU throttle auto-converge starts at, in percent (<c>auto_converge.initial</c>; needs <see cref="AutoConverge"/>),
+    /// or <see langword="null"/> for QEMU's default (20). The default is <see langword="null"/>; range 1 to 99.
+    /// </summary>
+    public int? AutoConvergeInitialPercent { get; set; }
+
+    /// <summary>
+    /// How much auto-converge adds to the throttle each time memory still does not converge, in percent
+    /// (<c>auto_converge.increment</c>; needs <see cref="AutoConverge"/>), or <see langword="null"/> for QEMU's
+    /// default (10). The default is <see langword="null"/>; range 1 to 99.
+    /// </summary>
+    public int? AutoConvergeIncrementPercent { get; set; }
+
+    /// <summary>
+    /// Send memory over this many parallel connections (multifd: <c>PARALLEL</c> and <c>parallel.connections</c>),
+    /// or <see langword="null"/> for one. Helps when one connection cannot fill the path (encryption, one core per
+    /// stream). QEMU 7.2 refuses multifd with post-copy: then the migration fails before it starts and the VM stays
+    /// on its source. The default is <see langword="null"/>; range 1 to 255.
+    /// </summary>
+    public int? ParallelConnections { get; set; }
+
+    /// <summary>
     /// Allow switching to post-copy (<c>POSTCOPY</c>; the switch itself is
     /// <see cref="LibvirtHypervisorHost.StartPostCopyAsync"/>). Opt-in: a failure of either host after
     /// the switch loses the VM. The default is <see langword="false"/>.
@@ -56,6 +77,13 @@ public sealed class LibvirtMigrationOptions : IValidatableOptions
     /// </summary>
     public Uri? PeerUri { get; set; }
 
+    /// <summary>
+    /// Convergence control driven by this library while the migration runs: downtime steps, a completion
+    /// timeout, a stall detector and what is done when they run out. The default is off (see
+    /// <see cref="LibvirtConvergenceOptions"/>).
+    /// </summary>
+    public LibvirtConvergenceOptions Convergence { get; set; } = new();
+
     /// <inheritdoc />
     public void Validate(OptionsErrors errors)
     {
@@ -70,8 +98,38 @@ public sealed class LibvirtMigrationOptions : IValidatableOptions
 
             LibvirtUri.Check(errors, nameof(PeerUri), PeerUri);
         }
+
+        CheckPercent(errors, nameof(AutoConvergeInitialPercent), AutoConvergeInitialPercent);
+        CheckPercent(errors, nameof(AutoConvergeIncrementPercent), AutoConvergeIncrementPercent);
+        if (ParallelConnections is { } parallel)
+        {
+            errors.InRange(nameof(ParallelConnections), parallel, 1, 255);
+        }
+
+        errors.Nested(nameof(Convergence), Convergence);
+        if (Convergence is { CompletionAction: LibvirtCompletionAction.PostCopy } && !AllowPostCopy)
+        {
+            errors.Add(nameof(Convergence) + "." + nameof(LibvirtConvergenceOptions.CompletionAction), "PostCopy needs AllowPostCopy = true.");
+        }
+
+        void CheckPercent(OptionsErrors e, string name, int? percent)
+        {
+            if (percent is { } p)
+            {
+                e.InRange(name, p, 1, 99);
+                if (!AutoConverge)
+                {
+                    e.Add(name, "needs AutoConverge = true.");
+                }
+            }
+        }
     }
 
-    /// <summary>A copy of these options.</summary>
-    public LibvirtMigrationOptions Clone() => (LibvirtMigrationOptions)MemberwiseClone();
+    /// <summary>A copy of these options (and of their <see cref="Convergence"/>).</summary>
+    public LibvirtMigrationOptions Clone()
+    {
+        var copy = (LibvirtMigrationOptions)MemberwiseClone();
+        copy.Convergence = Convergence?.Clone()!;
+        return copy;
+    }
 }

@@ -58,4 +58,10 @@ internal static partial class Log
 
     [LoggerMessage(3210, LogLevel.Error, "The migration of {Vm} from {Source} to {Destination} was cancelled but the abort was not confirmed within {Timeout}; where the VM runs is unknown")]
     public static partial void AbortUnconfirmed(ILogger logger, string vm, string source, string destination, TimeSpan timeout);
+
+    [LoggerMessage(3211, LogLevel.Information, "Convergence control of {Vm} on {Source}: {Action} ({Cause}; max downtime {MaxDowntime})")]
+    public static partial void ConvergenceStep(ILogger logger, string vm, string source, string action, string cause, TimeSpan? maxDowntime);
+
+    [LoggerMessage(3212, LogLevel.Warning, "Convergence control of {Vm} on {Source}: {Action} failed")]
+    public static partial void ConvergenceStepFailed(ILogger logger, string vm, string source, string action, Exception exception);
 }

@@ -126,6 +126,55 @@ public sealed record MigrationProgress(
         DataTotalBytes is { } total and > 0 && DataRemainingBytes is { } remaining
             ? Math.Clamp((double)(total - remaining) / total, 0, 1)
             : null;
+
+    /// <summary>The convergence steps the backend took so far, oldest first (empty when it took none or has no convergence control).</summary>
+    public IReadOnlyList<MigrationEscalation> Escalations { get; init; } = [];
+}
+
+/// <summary>What a convergence step did to a migration that was not converging.</summary>
+public enum MigrationEscalationAction
+{
+    /// <summary>Raised the allowed downtime at hand-over (to <see cref="MigrationEscalation.MaxDowntime"/>).</summary>
+    RaisedMaxDowntime,
+
+    /// <summary>Switched to post-copy: the VM runs on the destination and pulls the rest of its memory.</summary>
+    SwitchedToPostCopy,
+
+    /// <summary>Aborted the migration; the VM stays on its source.</summary>
+    Aborted,
+}
+
+/// <summary>Why a convergence step was taken.</summary>
+public enum MigrationEscalationCause
+{
+    /// <summary>Its time in the schedule came (a downtime step's delay passed).</summary>
+    Schedule,
+
+    /// <summary>The remaining data made no new minimum for the stall timeout.</summary>
+    Stalled,
+
+    /// <summary>The completion timeout passed.</summary>
+    CompletionTimeout,
+}
+
+/// <summary>One convergence step a backend took while a migration ran.</summary>
+/// <param name="Elapsed">Time since the migration started.</param>
+/// <param name="Action">What was done.</param>
+/// <param name="Cause">Why.</param>
+/// <param name="MaxDowntime">The allowed downtime set (for <see cref="MigrationEscalationAction.RaisedMaxDowntime"/>), or <see langword="null"/>.</param>
+/// <param name="DataRemainingBytes">The data still to send at the last sample before the step, or <see langword="null"/>.</param>
+public sealed record MigrationEscalation(
+    TimeSpan Elapsed,
+    MigrationEscalationAction Action,
+    MigrationEscalationCause Cause,
+    TimeSpan? MaxDowntime,
+    long? DataRemainingBytes)
+{
+    /// <inheritdoc />
+    public override string ToString() =>
+        string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"{Elapsed.TotalSeconds:0.0} s: {Action}{(MaxDowntime is { } d ? $" to {d.TotalMilliseconds:0} ms" : "")} ({Cause}{(DataRemainingBytes is { } r ? $", {r / 1048576.0:0.0} MiB remaining" : "")})");
 }
 
 /// <summary>The outcome of a successful migration.</summary>
@@ -141,4 +190,8 @@ public sealed record MigrationResult(
     string Destination,
     TimeSpan TotalTime,
     TimeSpan? Downtime,
-    long? DataTransferredBytes);
+    long? DataTransferredBytes)
+{
+    /// <summary>The convergence steps the backend took, oldest first (empty when it took none).</summary>
+    public IReadOnlyList<MigrationEscalation> Escalations { get; init; } = [];
+}

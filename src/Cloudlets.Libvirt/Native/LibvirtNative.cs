@@ -110,7 +110,8 @@ internal static class Vir
     // migrate flags
     internal const uint MigrateLive = 1 << 0, MigratePeer2Peer = 1 << 1, MigratePersistDest = 1 << 3,
         MigrateUndefineSource = 1 << 4, MigrateCompressed = 1 << 11, MigrateAbortOnError = 1 << 12,
-        MigrateAutoConverge = 1 << 13, MigratePostCopy = 1 << 15, MigrateTls = 1 << 16;
+        MigrateAutoConverge = 1 << 13, MigratePostCopy = 1 << 15, MigrateTls = 1 << 16,
+        MigrateParallel = 1 << 17;
 
     // job stats: flags, virDomainJobType (active kinds), virDomainJobOperation
     internal const uint JobStatsCompleted = 1;
