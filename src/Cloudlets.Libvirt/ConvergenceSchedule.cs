@@ -10,10 +10,12 @@ internal sealed record ConvergenceStep(MigrationEscalationAction Action, Migrati
 
 /// <summary>
 /// Which convergence step is due, given the time since the migration started and the data still to send:
-/// pure logic, fed one sample at a time (not thread-safe; one migration's watch loop owns it).
+/// pure logic, fed one sample at a time (not thread-safe; one migration's watch loop owns it). Progress is a new
+/// minimum of the remaining data: during the first pass any sample, in later passes the first sample of each pass
+/// (the dirty set the last sync found).
 /// Downtime rises linearly from its first value to <see cref="LibvirtConvergenceOptions.FinalMaxDowntime"/>,
 /// one step per <see cref="LibvirtConvergenceOptions.DowntimeStepDelay"/> after the previous one; a stall
-/// (no new minimum of remaining data for <see cref="LibvirtConvergenceOptions.StallTimeout"/> since the later
+/// (no new minimum for <see cref="LibvirtConvergenceOptions.StallTimeout"/> since the later
 /// of the last minimum and the last step) takes the next step at once, or the completion action when none is
 /// left; the completion timeout takes the completion action. After the completion action nothing more is due.
 /// </summary>
@@ -29,6 +31,7 @@ internal sealed class ConvergenceSchedule
     private long? _minimum;
     private TimeSpan _minimumAt;
     private bool _finished;
+    private int? _iteration;
 
     /// <summary>Creates the schedule for validated options.</summary>
     /// <param name="options">The convergence options.</param>
@@ -66,14 +69,20 @@ internal sealed class ConvergenceSchedule
     /// <summary>The step due now, or <see langword="null"/>; a returned step counts as taken.</summary>
     /// <param name="elapsed">Time since the migration started.</param>
     /// <param name="remainingBytes">The data still to send, or <see langword="null"/> when the sample did not say.</param>
-    public ConvergenceStep? Next(TimeSpan elapsed, long? remainingBytes)
+    /// <param name="iteration">The pass over memory the sample is in, or <see langword="null"/> when the sample did not say.</param>
+    public ConvergenceStep? Next(TimeSpan elapsed, long? remainingBytes, int? iteration = null)
     {
         if (_finished)
         {
             return null;
         }
 
-        if (remainingBytes is { } remaining && (_minimum is not { } min || remaining <= min - StallProgressBytes))
+        // Within a later pass the remaining data falls to near zero every time (the pass sends what the last
+        // sync found), so only the figure just after a sync says whether the dirty set shrinks; the first pass
+        // (the bulk copy) makes progress all along.
+        var counts = iteration is not { } pass || pass <= 1 || pass != _iteration;
+        _iteration = iteration;
+        if (counts && remainingBytes is { } remaining && (_minimum is not { } min || remaining <= min - StallProgressBytes))
         {
             _minimum = remaining;
             _minimumAt = elapsed;

@@ -56,7 +56,8 @@ public sealed class LibvirtConvergenceOptions : IValidatableOptions
     public TimeSpan? CompletionTimeout { get; set; }
 
     /// <summary>
-    /// How long the remaining data may go without a new minimum (at least 1 MiB below the last) before the library
+    /// How long the remaining data may go without a new minimum (at least 1 MiB below the last; after the first pass,
+    /// counted at the start of each pass, where it is the dirty set the last pass left) before the library
     /// escalates at once: the next downtime step is taken now, and when none is left, <see cref="CompletionAction"/>.
     /// <see langword="null"/> turns the detector off. The default is <see langword="null"/>; range 1 second to 1 hour.
     /// </summary>

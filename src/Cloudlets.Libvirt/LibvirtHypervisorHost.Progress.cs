@@ -35,7 +35,7 @@ public sealed partial class LibvirtHypervisorHost
 
                 // The schedule runs on this process's clock (as TotalTime does), only while a job runs.
                 var elapsed = _time.GetElapsedTime(started);
-                if (schedule?.Next(elapsed, sample.DataRemainingBytes) is { } step)
+                if (schedule?.Next(elapsed, sample.DataRemainingBytes, sample.Iteration) is { } step)
                 {
                     var taken = await Task.Run(() => ApplyConvergenceStep(domain, vmName, step, abort), CancellationToken.None).ConfigureAwait(false);
                     if (taken is not null)

@@ -5,8 +5,8 @@
 # that sees the same boot id and a larger counter knows the guest kept running (no reboot).
 # cloudlets.route=NET/NN (a lab with several sites) routes that network on-link too: the sites' subnets
 # share the lab switch with the hosts, and no router sits between them.
-# With cloudlets.dirty=N (MiB/s, 0 = off) it rewrites an N MiB file in its RAM (tmpfs) in place once
-# a second, so a migration sees N MiB of guest memory dirtied per second (and a working set of N MiB).
+# With cloudlets.dirty=N (MiB/s, 0 = off) it rewrites an N MiB file in its RAM (tmpfs) in place with
+# non-zero bytes once a second, so a migration sees N MiB of guest memory dirtied per second (and a working set of N MiB).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -55,11 +55,15 @@ if [ "$dirty" -gt 0 ]; then
   mount -t tmpfs -o size=$((dirty + 1))m tmpfs /dirty
   echo "cloudlets: dirtying $dirty MiB/s"
   (
+    pass=0
     while :; do
       # /proc/uptime is "SECONDS.CC ...": centiseconds without a clock tool; sleep what is left of the second.
       read -r up _ < /proc/uptime
       t0=${up%.*}${up#*.}
-      dd if=/dev/zero of=/dirty/pages bs=1M count="$dirty" conv=notrunc 2>/dev/null
+      # Not zeros (QEMU sends a zero page as a marker, not its bytes), and new bytes each pass (so
+      # XBZRLE's delta cannot shrink them to nothing either).
+      yes "cloudlets dirty pass $pass" | dd of=/dirty/pages bs=64k count=$((dirty * 16)) iflag=fullblock conv=notrunc 2>/dev/null
+      pass=$((pass + 1))
       read -r up _ < /proc/uptime
       t1=${up%.*}${up#*.}
       left=$((100 - t1 + t0))

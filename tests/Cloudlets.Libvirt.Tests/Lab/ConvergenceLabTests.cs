@@ -1,0 +1,243 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.Versioning;
+using Cloudlets.Core.Hypervisors;
+using Cloudlets.Lab;
+using Cloudlets.Lab.Guests;
+using Cloudlets.TestUtils;
+
+namespace Cloudlets.Libvirt.Tests.Lab;
+
+/// <summary>
+/// Non-convergence made real: a guest that rewrites <see cref="DirtyRateMiBps"/> MiB of its memory every second,
+/// migrated over a path capped at <see cref="BandwidthMiBps"/> MiB/s. Plain pre-copy does not complete within
+/// <see cref="Bound"/> (and the library's completion timeout aborts it, the guest staying on its source); the
+/// library's convergence control (auto-converge with downtime steps; post-copy on a completion timeout) completes
+/// within the bound, the guest answering with the same boot id, every step in the progress and the result.
+/// </summary>
+[Category("Lab")]
+[NonParallelizable]
+[SupportedOSPlatform("linux")]
+public sealed class ConvergenceLabTests : LabFixture
+{
+    private const string H1 = "cloudlet-1";
+    private const string H2 = "cloudlet-2";
+    private const int DirtyRateMiBps = 24;
+    private const long BandwidthMiBps = 8;
+    private const long PageBytes = 4096;
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(40);
+
+    private LabGuest _guest = null!;
+    private string _bootId = null!;
+
+    protected override string LabPrefix => "conv";
+
+    protected override int LabHosts => 2;
+
+    [OneTimeSetUp]
+    public async Task StartDirtyingGuestAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        _guest = await Lab.StartGuestAsync(H1, new LabGuestOptions { DirtyRateMiBps = DirtyRateMiBps }, timeout.Token);
+        _bootId = (await Lab.CreateGuestClient(_guest).WaitForAnswerAsync(TimeSpan.FromSeconds(30), timeout.Token)).BootId;
+        var console = Path.Combine(Lab.GetHost(H1).Folder, "log", "qemu", _guest.Name + ".console.log");
+        Assert.That(await File.ReadAllTextAsync(console, timeout.Token), Does.Contain($"cloudlets: dirtying {DirtyRateMiBps} MiB/s"), "the guest runs its dirtying loop");
+
+    }
+
+    [SetUp]
+    public async Task GuestOnFirstHostAsync()
+    {
+        if ((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name).SequenceEqual([H2]))
+        {
+            // Unlimited bandwidth on the lab's veth path outruns the dirty rate.
+            var back = await Lab.MigrateWithVirshAsync(_guest, H2, H1);
+            Assert.That(back.Succeeded, Is.True, back.StandardError);
+        }
+
+        Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H1 }), "precondition: the guest runs on cloudlet-1 only");
+    }
+
+    [Test]
+    [Order(1)]
+    public async Task MigrateAsync_PlainPreCopyBelowDirtyRate_DoesNotCompleteAndCompletionTimeoutAbortsOnSource()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var before = await Lab.CreateGuestClient(_guest).ReadAsync(TimeSpan.FromSeconds(5));
+        var samples = new ConcurrentQueue<MigrationProgress>();
+        var own = new LibvirtMigrationOptions { Convergence = { CompletionTimeout = Bound } };
+
+        MigrationException? ex = null;
+        MigrationResult? done = null;
+        try
+        {
+            done = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
+        }
+        catch (MigrationException e)
+        {
+            ex = e;
+        }
+
+        var after = await Lab.CreateGuestClient(_guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        var dirtyMiBps = MedianDirtyMiBps(samples);
+        var (dirtySetMiB, dirtiedPerPassMiB, passSeconds) = PassFigures(samples);
+        TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"plain pre-copy, {BandwidthMiBps} MiB/s cap, guest dirtying {DirtyRateMiBps} MiB/s: not done after {Bound.TotalSeconds:0} s; {samples.Count} samples, last iteration {samples.LastOrDefault()?.Iteration}, median over later passes: {passSeconds:0.0} s a pass, dirty rate {dirtyMiBps:0.0} MiB/s in the job, x pass time = {dirtiedPerPassMiB:0.0} MiB dirtied, {dirtySetMiB:0.0} MiB left after each sync"));
+        TestContext.Out.WriteLine(ex?.Message ?? $"completed: {done}");
+        var last = samples.LastOrDefault();
+        Assert.That(ex, Is.Not.Null, $"plain pre-copy completed in {done?.TotalTime}, downtime {done?.Downtime}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex!.Kind, Is.EqualTo(HypervisorErrorKind.Timeout), "the library's completion timeout ended it");
+            Assert.That(ex.VmRunningOnSource, Is.True);
+            Assert.That(ex.DestinationCopy, Is.AnyOf(DestinationCopyAction.None, DestinationCopyAction.Removed));
+            Assert.That(last?.Escalations.Select(e => (e.Action, e.Cause)), Is.EqualTo(new[] { (MigrationEscalationAction.Aborted, MigrationEscalationCause.CompletionTimeout) }), "the abort shows in the progress");
+            Assert.That(last!.Escalations[0].Elapsed, Is.GreaterThanOrEqualTo(Bound));
+            // QEMU counts a page once per pass, so with passes over a second its rate is the working set over the
+            // pass time: rate x pass time and the dirty set each sync finds must both be the guest's N MiB.
+            Assert.That(dirtiedPerPassMiB, Is.InRange(DirtyRateMiBps * 0.6, DirtyRateMiBps * 1.4), "QEMU's dirty rate x pass time is the chosen rate's working set");
+            Assert.That(dirtySetMiB, Is.InRange(DirtyRateMiBps * 0.6, DirtyRateMiBps * 1.4), "each sync finds the chosen rate's working set dirty");
+            Assert.That(passSeconds, Is.GreaterThan(1), "a pass takes longer than the guest's rewrite period");
+            Assert.That(samples.Max(s => s.Iteration), Is.GreaterThan(2), "pre-copy kept iterating without converging");
+            Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H1 }), "one running copy, on the source");
+            Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers");
+            Assert.That(after.Counter, Is.GreaterThan(before.Counter));
+        }
+    }
+
+    [Test]
+    [Order(2)]
+    public async Task MigrateAsync_AutoConvergeAndDowntimeSteps_CompletesWithinBoundWithStepsInResult()
+    {
+        var own = new LibvirtMigrationOptions
+        {
+            AutoConverge = true,
+            AutoConvergeInitialPercent = 40,
+            AutoConvergeIncrementPercent = 20,
+            Convergence =
+            {
+                FinalMaxDowntime = TimeSpan.FromSeconds(3),
+                DowntimeSteps = 3,
+                DowntimeStepDelay = TimeSpan.FromSeconds(4),
+                StallTimeout = TimeSpan.FromSeconds(8),
+                CompletionTimeout = Bound,
+            },
+        };
+
+        var (result, samples) = await MigrateConvergingAsync(own, "auto-converge + downtime steps");
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(result.TotalTime, Is.LessThan(Bound));
+            Assert.That(result.Escalations, Is.Not.Empty, "the schedule took steps");
+            Assert.That(result.Escalations.Select(e => e.Action), Is.All.EqualTo(MigrationEscalationAction.RaisedMaxDowntime));
+            Assert.That(result.Escalations.Select(e => e.MaxDowntime), Is.Ordered.Ascending);
+            Assert.That(samples.Any(s => s.Escalations.Count > 0), Is.True, "steps show in the progress while it runs");
+        }
+    }
+
+    [Test]
+    [Order(3)]
+    public async Task MigrateAsync_PostCopyOnCompletionTimeout_CompletesWithinBoundWithSwitchInResult()
+    {
+        var own = new LibvirtMigrationOptions
+        {
+            AllowPostCopy = true,
+            Convergence =
+            {
+                CompletionTimeout = TimeSpan.FromSeconds(20),
+                CompletionAction = LibvirtCompletionAction.PostCopy,
+            },
+        };
+
+        var (result, _) = await MigrateConvergingAsync(own, "post-copy after 20 s");
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(result.TotalTime, Is.LessThan(Bound));
+            Assert.That(result.Escalations.Select(e => (e.Action, e.Cause)), Is.EqualTo(new[] { (MigrationEscalationAction.SwitchedToPostCopy, MigrationEscalationCause.CompletionTimeout) }));
+        }
+    }
+
+    private async Task<(MigrationResult Result, IReadOnlyCollection<MigrationProgress> Samples)> MigrateConvergingAsync(LibvirtMigrationOptions own, string label)
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var before = await Lab.CreateGuestClient(_guest).ReadAsync(TimeSpan.FromSeconds(5));
+        var samples = new ConcurrentQueue<MigrationProgress>();
+
+        var result = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
+
+        var after = await Lab.CreateGuestClient(_guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label}, {BandwidthMiBps} MiB/s cap, guest dirtying {DirtyRateMiBps} MiB/s: total {result.TotalTime.TotalSeconds:0.0} s, downtime {result.Downtime?.TotalMilliseconds:0} ms, {result.DataTransferredBytes / 1048576.0:0} MiB sent, median dirty rate {MedianDirtyMiBps(samples):0.0} MiB/s"));
+        foreach (var step in result.Escalations)
+        {
+            TestContext.Out.WriteLine("  step " + step);
+        }
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H2 }), "one running copy, on the destination");
+            Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers");
+            Assert.That(after.Counter, Is.GreaterThan(before.Counter), "and kept counting");
+        }
+
+        return (result, samples);
+    }
+
+    /// <summary>
+    /// Medians over the passes after the first (whose start and end the samples saw): MiB left just after the sync
+    /// that starts a pass, QEMU's dirty rate times the pass time, and the pass time.
+    /// </summary>
+    private static (double DirtySetMiB, double DirtiedPerPassMiB, double PassSeconds) PassFigures(IEnumerable<MigrationProgress> samples)
+    {
+        var passes = samples.Where(s => s.Iteration > 1).GroupBy(s => s.Iteration).Select(g => g.First()).ToList();
+        var sets = new List<double>();
+        var dirtied = new List<double>();
+        var times = new List<double>();
+        for (var i = 0; i + 1 < passes.Count; i++)
+        {
+            var seconds = (passes[i + 1].Elapsed - passes[i].Elapsed).TotalSeconds;
+            sets.Add((passes[i].DataRemainingBytes ?? 0) / 1048576.0);
+            dirtied.Add((passes[i + 1].DirtyRatePagesPerSecond ?? 0) * PageBytes * seconds / 1048576.0);
+            times.Add(seconds);
+        }
+
+        static double Median(List<double> v) => v.Count == 0 ? 0 : v.Order().ElementAt(v.Count / 2);
+        return (Median(sets), Median(dirtied), Median(times));
+    }
+
+    private static double MedianDirtyMiBps(IEnumerable<MigrationProgress> samples)
+    {
+        var rates = samples.Where(s => s.DirtyRatePagesPerSecond > 0).Select(s => s.DirtyRatePagesPerSecond!.Value * PageBytes / 1048576.0).Order().ToList();
+        return rates.Count == 0 ? 0 : rates[rates.Count / 2];
+    }
+
+    private static MigrationOptions CappedOptions() => new()
+    {
+        BandwidthMiBps = BandwidthMiBps,
+        ProgressInterval = TimeSpan.FromMilliseconds(250),
+    };
+
+    private MigrationDestination ToH2(LibvirtHypervisorHost h2) => MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri);
+
+    private Task<LibvirtHypervisorHost> ConnectAsync(string hostName)
+    {
+        var host = Lab.GetHost(hostName);
+        return LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions
+        {
+            Name = host.Name,
+            Uri = host.Uri,
+            NetworkNamespace = Lab.Edge.Namespace,
+            KeepAliveInterval = TimeSpan.FromSeconds(2),
+            KeepAliveCount = 3,
+            DomainType = "qemu",
+        });
+    }
+
+    /// <summary>Reports on the caller's thread (no synchronization-context hop, unlike Progress&lt;T&gt;).</summary>
+    private sealed class SyncProgress(Action<MigrationProgress> report) : IProgress<MigrationProgress>
+    {
+        public void Report(MigrationProgress value) => report(value);
+    }
+}
