@@ -122,5 +122,8 @@ public sealed partial class LibvirtHypervisorHost
             JobStats.Long(stats, "memory_dirty_rate"),
             JobStats.Long(stats, "memory_iteration") is { } it ? (int)it : null,
             JobStats.Milliseconds(stats, "downtime"),
-            JobStats.Long(stats, "memory_bps"));
+            JobStats.Long(stats, "memory_bps"))
+        {
+            CpuThrottlePercent = JobStats.Long(stats, "auto_converge_throttle") is { } throttle ? (int)throttle : null,
+        };
 }

@@ -129,6 +129,9 @@ public sealed record MigrationProgress(
 
     /// <summary>The convergence steps the backend took so far, oldest first (empty when it took none or has no convergence control).</summary>
     public IReadOnlyList<MigrationEscalation> Escalations { get; init; } = [];
+
+    /// <summary>How much the hypervisor throttles the VM's CPUs to make memory converge (QEMU's auto-converge), in percent, or <see langword="null"/> when it does not say.</summary>
+    public int? CpuThrottlePercent { get; init; }
 }
 
 /// <summary>What a convergence step did to a migration that was not converging.</summary>
