@@ -163,13 +163,19 @@ public sealed partial class LibvirtHypervisorHost
                 Log.AbortUnconfirmed(_logger, vmName, Name, destination.Name, common.AbortTimeout);
                 var unknown = new MigrationException(
                     HypervisorErrorKind.OperationFailed,
-                    $"The migration of '{vmName}' from {Name} to {destination.Name} was cancelled, but {Name} did not confirm the abort within {common.AbortTimeout}: where the VM runs is unknown; the daemons may still complete or abort it. Nothing was touched.",
+                    $"The migration of '{vmName}' from {Name} to {destination.Name} was {(escalations.LibraryAbort() is null ? "cancelled" : "aborted by its convergence control")}, but {Name} did not confirm the abort within {common.AbortTimeout}: where the VM runs is unknown; the daemons may still complete or abort it. Nothing was touched.",
                     vmName,
                     Name,
                     destination.Name,
                     vmRunningOnSource: false,
                     DestinationCopyAction.Unknown,
                     innerException: null);
+                if (!cancellationToken.IsCancellationRequested && escalations.LibraryAbort() is not null)
+                {
+                    // The library's own abort (completion timeout or stall), not the caller's cancellation.
+                    throw unknown;
+                }
+
                 throw new OperationCanceledException(unknown.Message, unknown, cancellationToken);
             }
 
@@ -200,7 +206,8 @@ public sealed partial class LibvirtHypervisorHost
     /// Switches a running migration of <paramref name="vmName"/> (started with
     /// <see cref="LibvirtMigrationOptions.AllowPostCopy"/>) to post-copy: the VM runs on the destination at
     /// once and pulls the rest of its memory from here. Opt-in and irreversible: if either host
-    /// fails after the switch, the VM is lost, which is why the library never switches on its own.
+    /// fails after the switch, the VM is lost, which is why the library switches on its own only when
+    /// told to (<see cref="LibvirtConvergenceOptions.CompletionAction"/> = <see cref="LibvirtCompletionAction.PostCopy"/>).
     /// </summary>
     public Task StartPostCopyAsync(string vmName, CancellationToken cancellationToken = default) =>
         OnDomainAsync(vmName, "switched to post-copy", "virDomainMigrateStartPostCopy", d => LibvirtNative.virDomainMigrateStartPostCopy(d, 0), cancellationToken);
