@@ -35,7 +35,9 @@ public sealed partial class LibvirtHypervisorHost
 
                 // The schedule runs on this process's clock (as TotalTime does), only while a job runs.
                 var elapsed = _time.GetElapsedTime(started);
-                if (schedule?.Next(elapsed, sample.DataRemainingBytes, sample.Iteration) is { } step)
+                // QEMU reports zeros while it sets the migration up: a zero then would be a minimum never beaten.
+                var remaining = sample.DataTotalBytes > 0 ? sample.DataRemainingBytes : null;
+                if (schedule?.Next(elapsed, remaining, sample.Iteration) is { } step)
                 {
                     var taken = await Task.Run(() => ApplyConvergenceStep(domain, vmName, step, abort), CancellationToken.None).ConfigureAwait(false);
                     if (taken is not null)

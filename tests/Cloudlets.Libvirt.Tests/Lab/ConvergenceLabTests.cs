@@ -105,6 +105,32 @@ public sealed class ConvergenceLabTests : LabFixture
         }
     }
 
+    [Test]
+    [Order(1)]
+    public async Task MigrateAsync_PlainPreCopyWithStallTimeout_AbortsOnSourceOnceTheDirtySetStopsShrinking()
+    {
+        await using var h1 = await ConnectAsync(H1);
+        await using var h2 = await ConnectAsync(H2);
+        var samples = new ConcurrentQueue<MigrationProgress>();
+        var own = new LibvirtMigrationOptions { Convergence = { StallTimeout = TimeSpan.FromSeconds(6), CompletionTimeout = Bound } };
+
+        var ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue)));
+
+        var after = await Lab.CreateGuestClient(_guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
+        var steps = samples.LastOrDefault()?.Escalations ?? [];
+        TestContext.Out.WriteLine($"stall timeout 6 s: {string.Join("; ", steps)}; last pass {samples.LastOrDefault()?.Iteration}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex!.Kind, Is.EqualTo(HypervisorErrorKind.Timeout));
+            Assert.That(ex.Message, Does.Contain("stalled"));
+            Assert.That(steps.Select(e => (e.Action, e.Cause)), Is.EqualTo(new[] { (MigrationEscalationAction.Aborted, MigrationEscalationCause.Stalled) }), "the stall detector, not the completion timeout, ended it");
+            Assert.That(samples.Max(s => s.Iteration), Is.GreaterThan(2), "not during the first pass, which makes progress all along");
+            Assert.That(ex.VmRunningOnSource, Is.True);
+            Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H1 }), "one running copy, on the source");
+            Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers");
+        }
+    }
+
     [Order(2)]
     [TestCase(true, true, TestName = "MigrateAsync_AutoConvergeAndDowntimeSteps_CompletesWithinBoundEveryStepShown")]
     [TestCase(false, true, TestName = "MigrateAsync_DowntimeStepsOnly_CompletesWithinBoundEveryStepShown")]
