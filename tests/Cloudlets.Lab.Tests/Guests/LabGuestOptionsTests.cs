@@ -58,7 +58,7 @@ public class LabGuestOptionsTests
     public void Xml_DirtyRate_OnTheKernelCommandLineOnlyWhenSet()
     {
         static string Cmdline(int rate) =>
-            XElement.Parse(GuestDomain.Xml("guest-1", new GuestImageFiles("/k", "/i"), "198.18.3.101/24", "52:54:00:12:03:01", "br0", 7070, rate)).Element("os")!.Element("cmdline")!.Value;
+            XElement.Parse(GuestDomain.Xml("guest-1", new GuestImageFiles("/k", "/i"), "198.18.3.101/24", "52:54:00:12:03:01", "br0", 7070, dirtyRateMiBps: rate)).Element("os")!.Element("cmdline")!.Value;
 
         using (Assert.EnterMultipleScope())
         {
