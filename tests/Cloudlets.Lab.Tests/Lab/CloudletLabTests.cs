@@ -176,7 +176,10 @@ public class CloudletLabTests : LabFixture
         await RunCheckedAsync(destination, "link", "set", "up0", "address", "fe:ff:ff:ff:ff:fe");
         var before = await Lab.CreateGuestClient(guest).ReadAsync(ReadTimeout, timeout.Token);
 
-        var migrated = await Lab.MigrateWithVirshAsync(guest, "cloudlet-2", "cloudlet-3", timeout.Token);
+        // From wherever the earlier tests left it (cloudlet-2 in order; cloudlet-1 when run alone).
+        var source = await Lab.FindGuestHostAsync(guest, timeout.Token);
+        Assert.That(source?.Name, Is.AnyOf("cloudlet-1", "cloudlet-2"), "precondition: the guest runs, and not on cloudlet-3");
+        var migrated = await Lab.MigrateWithVirshAsync(guest, source!.Name, "cloudlet-3", timeout.Token);
 
         var after = await Lab.CreateGuestClient(guest).WaitForAnswerAsync(TimeSpan.FromSeconds(10), timeout.Token);
         var bridge = await MacOfAsync(destination, "br0");
