@@ -37,16 +37,10 @@ public sealed partial class CloudletLab
         await RunCheckedAsync(CommandLine.Of("ip", "-n", sw, "link", "add", LabNaming.SwitchBridge, "type", "bridge"), cancellationToken).ConfigureAwait(false);
         await RunCheckedAsync(CommandLine.Of("ip", "-n", sw, "link", "set", LabNaming.SwitchBridge, "up"), cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.Switch);
-        await CreateNamespaceAsync(_edge.Namespace, cancellationToken).ConfigureAwait(false);
-        await AttachToSwitchAsync(LabNaming.SwitchPortForEdge, _edge.Namespace, LabNaming.EdgeInterface, cancellationToken).ConfigureAwait(false);
-        await RunCheckedAsync(CommandLine.Of("ip", "-n", _edge.Namespace, "addr", "add", LabAddressPlan.WithPrefix(_edge.Address), "dev", LabNaming.EdgeInterface), cancellationToken).ConfigureAwait(false);
-        await RunCheckedAsync(CommandLine.Of("ip", "-n", _edge.Namespace, "link", "set", LabNaming.EdgeInterface, "up"), cancellationToken).ConfigureAwait(false);
-        await RunCheckedAsync(CommandLine.Of("ip", "-n", _edge.Namespace, "link", "set", "lo", "up"), cancellationToken).ConfigureAwait(false);
-        EnterPhase(LabPhases.Edge);
-        foreach (var site in _sites.Skip(1))
+        foreach (var site in _sites)
         {
             await CreateSiteAsync(site, cancellationToken).ConfigureAwait(false);
-            EnterPhase(LabPhases.Site(site.Index));
+            EnterPhase(site.Index == 1 ? LabPhases.Edge : LabPhases.Site(site.Index));
         }
 
         if (_options.Transport == LabTransport.Tls)
@@ -87,7 +81,10 @@ public sealed partial class CloudletLab
         EnterPhase(LabPhases.DaemonsReady);
     }
 
-    /// <summary>A site after the first: its namespace on its own switch port, its own /28, and an on-link route to the hosts' /24.</summary>
+    /// <summary>
+    /// A site: its namespace on its switch port and its address. The first is the edge, on the hosts' /24; each
+    /// later one has its own /28 and an on-link route to the hosts' /24.
+    /// </summary>
     private async Task CreateSiteAsync(LabSite site, CancellationToken cancellationToken)
     {
         await CreateNamespaceAsync(site.Namespace, cancellationToken).ConfigureAwait(false);
@@ -95,7 +92,10 @@ public sealed partial class CloudletLab
         await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "addr", "add", Plan.SiteWithPrefix(site.Index), "dev", LabNaming.EdgeInterface), cancellationToken).ConfigureAwait(false);
         await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "link", "set", LabNaming.EdgeInterface, "up"), cancellationToken).ConfigureAwait(false);
         await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "link", "set", "lo", "up"), cancellationToken).ConfigureAwait(false);
-        await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "route", "add", Plan.HostsNetwork, "dev", LabNaming.EdgeInterface), cancellationToken).ConfigureAwait(false);
+        if (site.Index > 1)
+        {
+            await RunCheckedAsync(CommandLine.Of("ip", "-n", site.Namespace, "route", "add", Plan.HostsNetwork, "dev", LabNaming.EdgeInterface), cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
