@@ -46,6 +46,10 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
     private string? _lastDecision;
     private (string From, string To, MigrationProgress Progress)? _migration;
 
+    // The distinct intermediate fractions the bar showed for the running migration (to a tenth of a per cent),
+    // reported per migration in the summary, so a run shows whether the bar moved or only jumped from 0 to done.
+    private readonly HashSet<double> _progressFractions = [];
+
     private double Now => _clock.Elapsed.TotalSeconds;
 
     /// <summary>Throws <see cref="FormatException"/> when the scenario names a host the lab will not have.</summary>
@@ -308,6 +312,10 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             if (_migration is { } m)
             {
                 _migration = (m.From, m.To, progress);
+                if (progress.CompletedFraction is > 0 and < 1 and var fraction)
+                {
+                    _progressFractions.Add(Math.Round(fraction, 3));
+                }
             }
 
             migration = _migration;
@@ -334,6 +342,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             {
                 _firstMigrationStart ??= Now;
                 _migration = (from, to, new MigrationProgress(TimeSpan.Zero, null, null, null, null, null, null, null));
+                _progressFractions.Clear();
             }
 
             if (text == _lastDecision)
@@ -361,6 +370,12 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
         var wallNow = DateTimeOffset.UtcNow;
         var started = now - (wallNow - outcome.StartedAt).TotalSeconds;
         var ended = now - (wallNow - outcome.FinishedAt).TotalSeconds;
+        int progressValues;
+        lock (_gate)
+        {
+            progressValues = _progressFractions.Count;
+        }
+
         _recorder.AddMigration(new MigrationRecord(
             outcome.Source,
             outcome.Destination,
@@ -369,7 +384,8 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             outcome.Result?.TotalTime.TotalMilliseconds ?? outcome.Duration.TotalMilliseconds,
             outcome.Result?.Downtime?.TotalMilliseconds,
             outcome.Kind.ToString().ToLowerInvariant(),
-            outcome.Error?.Message));
+            outcome.Error?.Message,
+            progressValues));
         lock (_gate)
         {
             _migration = null;
@@ -434,7 +450,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
             guest.InitialHost,
             finalHost,
             [.. lab.Hosts.Select(h => new SummaryHost(h.Name, _injected.GetValueOrDefault(h.Name), Round(_recorder.MedianRtt(h.Name, end - SummaryWindowSeconds, end + 1))))],
-            [.. _recorder.Migrations.Select(m => new SummaryMigration(m.From, m.To, Round(m.TotalMs), Round(m.DowntimeMs), m.Outcome, m.Error))],
+            [.. _recorder.Migrations.Select(m => new SummaryMigration(m.From, m.To, Round(m.TotalMs), Round(m.DowntimeMs), m.Outcome, m.Error, m.ProgressValues))],
             new SummaryServiceRtt(Round(before), Round(_recorder.MedianRtt(VmSeries, end - SummaryWindowSeconds, end + 1))));
     }
 

@@ -60,4 +60,4 @@ internal sealed class Recorder
 
 internal sealed record RttPoint(double AtSeconds, string Series, double? RttMs);
 
-internal sealed record MigrationRecord(string From, string To, double StartedAtSeconds, double EndedAtSeconds, double? TotalMs, double? DowntimeMs, string Outcome, string? Error);
+internal sealed record MigrationRecord(string From, string To, double StartedAtSeconds, double EndedAtSeconds, double? TotalMs, double? DowntimeMs, string Outcome, string? Error, int ProgressValues);

@@ -24,7 +24,8 @@ internal sealed record Summary(
 
 internal sealed record SummaryHost(string Name, double InjectedDelayMs, double? MeasuredRttMs);
 
-internal sealed record SummaryMigration(string From, string To, double? TotalMs, double? DowntimeMs, string Outcome, string? Error);
+/// <summary>One migration in the summary; <paramref name="ProgressValues"/> counts the distinct intermediate fractions its progress bar showed.</summary>
+internal sealed record SummaryMigration(string From, string To, double? TotalMs, double? DowntimeMs, string Outcome, string? Error, int ProgressValues);
 
 /// <summary>The RTT from the edge to the VM's own address before the first migration and at the end of the run.</summary>
 internal sealed record SummaryServiceRtt(double? Before, double? After);

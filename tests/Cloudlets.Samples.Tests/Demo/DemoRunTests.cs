@@ -115,6 +115,11 @@ public sealed class DemoRunTests
         var (exitCode, summary, plot, tail) = await RunDemoAsync("static.json", "demo-static");
 
         var migrations = summary.GetProperty("migrations").EnumerateArray().ToList();
+        foreach (var m in migrations)
+        {
+            TestContext.Out.WriteLine($"migration {m.GetProperty("from").GetString()} -> {m.GetProperty("to").GetString()}: {m.GetProperty("outcome").GetString()}, {m.GetProperty("totalMs")} ms, {m.GetProperty("progressValues").GetInt32()} intermediate progress values");
+        }
+
         using (Assert.EnterMultipleScope())
         {
             Assert.That(exitCode, Is.Zero, $"exit code {exitCode}; the demo's last lines:\n{tail}");

@@ -11,7 +11,7 @@ public sealed class SummaryAndPlotTests
     {
         var summary = new Summary("guest-1", "cloudlet-1", "cloudlet-2",
             [new SummaryHost("cloudlet-1", 300, 300.2), new SummaryHost("cloudlet-2", 20, null)],
-            [new SummaryMigration("cloudlet-1", "cloudlet-2", 4986.4, 245, "succeeded", null)],
+            [new SummaryMigration("cloudlet-1", "cloudlet-2", 4986.4, 245, "succeeded", null, 7)],
             new SummaryServiceRtt(301.4, 21.0));
 
         using var json = JsonDocument.Parse(summary.ToJson());
@@ -21,7 +21,7 @@ public sealed class SummaryAndPlotTests
             Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "vm", "initialHost", "finalHost", "hosts", "migrations", "serviceRttMs" }));
             Assert.That(root.GetProperty("hosts")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "injectedDelayMs", "measuredRttMs" }));
             Assert.That(root.GetProperty("hosts")[1].GetProperty("measuredRttMs").ValueKind, Is.EqualTo(JsonValueKind.Null), "a host that never answered has no RTT, not 0");
-            Assert.That(root.GetProperty("migrations")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "from", "to", "totalMs", "downtimeMs", "outcome", "error" }));
+            Assert.That(root.GetProperty("migrations")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "from", "to", "totalMs", "downtimeMs", "outcome", "error", "progressValues" }));
             Assert.That(root.GetProperty("serviceRttMs").GetProperty("before").GetDouble(), Is.EqualTo(301.4));
             Assert.That(root.GetProperty("serviceRttMs").GetProperty("after").GetDouble(), Is.EqualTo(21.0));
         }
@@ -40,7 +40,7 @@ public sealed class SummaryAndPlotTests
 
         recorder.AddRtt(9.5, "vm", null);
         recorder.AddStep(0.5, "300 / 20 ms");
-        recorder.AddMigration(new MigrationRecord("cloudlet-1", "cloudlet-2", 6, 10, 4000, 200, "succeeded", null));
+        recorder.AddMigration(new MigrationRecord("cloudlet-1", "cloudlet-2", 6, 10, 4000, 200, "succeeded", null, 0));
 
         var svg = XDocument.Parse(SvgPlot.Render(recorder, ["cloudlet-1", "cloudlet-2"], "guest-1", 20));
         XNamespace ns = "http://www.w3.org/2000/svg";

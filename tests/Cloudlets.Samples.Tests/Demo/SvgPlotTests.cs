@@ -124,9 +124,9 @@ public sealed class SvgPlotTests
     {
         var recorder = new Recorder();
         recorder.AddStep(0.5, "act 1: 300 / 20 / 20 ms");
-        recorder.AddMigration(new MigrationRecord("cloudlet-1", "cloudlet-2", 6, 10, 4000, 200, "succeeded", null));
+        recorder.AddMigration(new MigrationRecord("cloudlet-1", "cloudlet-2", 6, 10, 4000, 200, "succeeded", null, 0));
         recorder.AddStep(11, "act 2: cloudlet-2 300 ms");
-        recorder.AddMigration(new MigrationRecord("cloudlet-2", "cloudlet-3", 14, 19, 4000, 200, "succeeded", null));
+        recorder.AddMigration(new MigrationRecord("cloudlet-2", "cloudlet-3", 14, 19, 4000, 200, "succeeded", null, 0));
 
         var labels = Render(recorder).Descendants(Svg + "text")
             .Where(e => e.Value.StartsWith("act", StringComparison.Ordinal) || e.Value.StartsWith("migration", StringComparison.Ordinal))
