@@ -7,6 +7,7 @@ using System.Text.RegularExpressions;
 using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Lab;
+using Cloudlets.Lab.Guests;
 using Cloudlets.Libvirt;
 
 namespace Cloudlets.Benchmarks.Migration;
@@ -26,7 +27,7 @@ namespace Cloudlets.Benchmarks.Migration;
 /// library's call also listens for progress every N ms, as the pipeline's executor always does (its
 /// job-statistics polling then runs next to QEMU's migration thread); without it, nobody listens.
 /// During every run, for both tools, the edge pings the guest every 10 ms and requests its TCP service
-/// back to back (<see cref="InterruptionMonitor"/>): the longest gap in each is the interruption users feel.
+/// back to back (<see cref="GuestInterruptionMonitor"/>): the longest gap in each is the interruption users feel.
 /// The JSON gives p50 and p99 of every figure per tool, the mean downtime, and every run's figures.
 /// </remarks>
 public static partial class MigrationComparison
@@ -100,11 +101,12 @@ public static partial class MigrationComparison
                 {
                     var to = from == H1 ? H2 : H1;
                     var useLibrary = (run + step) % 2 == 0;
-                    await using var monitor = await InterruptionMonitor.StartAsync(lab, guest).ConfigureAwait(false);
+                    await using var monitor = await GuestInterruptionMonitor.StartAsync(lab, guest).ConfigureAwait(false);
                     var (totalMs, downtimeMs) = useLibrary
                         ? await LibraryAsync(hosts[from], hosts[to], guest, lab.GetHost(to), progressMs).ConfigureAwait(false)
                         : await VirshAsync(lab, guest, from, to).ConfigureAwait(false);
-                    var (pingGapMs, requestGapMs) = await monitor.StopAsync().ConfigureAwait(false);
+                    var interruption = await monitor.StopAsync().ConfigureAwait(false);
+                    var (pingGapMs, requestGapMs) = (interruption.LongestPingGap.TotalMilliseconds, interruption.LongestRequestGap.TotalMilliseconds);
                     var sample = new RunSample(totalMs, downtimeMs, pingGapMs, requestGapMs);
                     (useLibrary ? library : virsh).Add(sample);
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run + 1} {(useLibrary ? "library" : "virsh  ")} {from} -> {to}: total {sample.TotalMs:0} ms, downtime {sample.DowntimeMs?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} ms, longest gap from the edge: pings {pingGapMs:0} ms, requests {requestGapMs:0} ms"));

@@ -2,15 +2,21 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
 using Cloudlets.Core.Probing;
-using Cloudlets.Lab;
-using Cloudlets.Lab.Guests;
 using Cloudlets.Probing.Icmp;
 
-namespace Cloudlets.Benchmarks.Migration;
+namespace Cloudlets.Lab.Guests;
+
+/// <summary>The longest gaps between two answers of a guest, and how many answers came, while a monitor ran.</summary>
+/// <param name="LongestPingGap">Between two ping replies (pings every 10 ms).</param>
+/// <param name="LongestRequestGap">Between two answered requests of the guest's TCP service (one connection each, back to back).</param>
+/// <param name="Pings">Ping replies.</param>
+/// <param name="Requests">Answered requests.</param>
+public sealed record GuestInterruption(TimeSpan LongestPingGap, TimeSpan LongestRequestGap, int Pings, int Requests);
 
 /// <summary>
 /// What the users of a migrating guest feel, measured from the lab's edge: pings every 10 ms and TCP requests
 /// to the guest's service back to back, while one migration runs; the longest gap between two answers of each.
+/// Owns a prober (its sockets and threads) until disposed.
 /// </summary>
 /// <remarks>
 /// A gap starts at the last answer before the pause and ends at the first one after it, so it includes what
@@ -19,10 +25,10 @@ namespace Cloudlets.Benchmarks.Migration;
 /// <see cref="MaxDuration"/>.
 /// </remarks>
 [SupportedOSPlatform("linux")]
-internal sealed class InterruptionMonitor : IAsyncDisposable
+public sealed class GuestInterruptionMonitor : IAsyncDisposable
 {
-    /// <summary>The longest a monitor runs: a migration in the benchmark takes seconds.</summary>
-    public static readonly TimeSpan MaxDuration = TimeSpan.FromMinutes(2);
+    /// <summary>The longest a monitor runs: a migration in the lab takes seconds to minutes.</summary>
+    public static readonly TimeSpan MaxDuration = TimeSpan.FromMinutes(10);
 
     private static readonly TimeSpan PingPeriod = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(1);
@@ -36,7 +42,7 @@ internal sealed class InterruptionMonitor : IAsyncDisposable
     private readonly Task _pings;
     private readonly Task _requests;
 
-    private InterruptionMonitor(CloudletLab lab, LabGuest guest)
+    private GuestInterruptionMonitor(CloudletLab lab, LabGuest guest)
     {
         _prober = IcmpProber.Create(new IcmpProberOptions { VantagePoint = "edge", NetworkNamespace = lab.Edge.Namespace });
         var schedule = new ProbeSchedule((int)(MaxDuration / PingPeriod), PingPeriod, TimeSpan.Zero, PingTimeout);
@@ -45,9 +51,11 @@ internal sealed class InterruptionMonitor : IAsyncDisposable
     }
 
     /// <summary>Starts pinging and requesting; returns once the guest has answered both, so a gap is one the migration made.</summary>
-    public static async Task<InterruptionMonitor> StartAsync(CloudletLab lab, LabGuest guest)
+    public static async Task<GuestInterruptionMonitor> StartAsync(CloudletLab lab, LabGuest guest)
     {
-        var monitor = new InterruptionMonitor(lab, guest);
+        ArgumentNullException.ThrowIfNull(lab);
+        ArgumentNullException.ThrowIfNull(guest);
+        var monitor = new GuestInterruptionMonitor(lab, guest);
         var waited = Stopwatch.StartNew();
         while (!monitor.AnsweredBoth() && waited.Elapsed < TimeSpan.FromSeconds(10))
         {
@@ -59,18 +67,19 @@ internal sealed class InterruptionMonitor : IAsyncDisposable
             : throw new TimeoutException($"{guest.Name} did not answer pings and requests from the edge within 10 s before the migration.");
     }
 
-    /// <summary>Stops both loops and returns the longest gaps between answers, in milliseconds.</summary>
-    public async Task<(double PingGapMs, double RequestGapMs)> StopAsync()
+    /// <summary>Stops both loops and returns the longest gaps between answers.</summary>
+    public async Task<GuestInterruption> StopAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await Quietly(_pings).ConfigureAwait(false);
         await Quietly(_requests).ConfigureAwait(false);
         lock (_gate)
         {
-            return (LongestGapMs(_pingAnswers), LongestGapMs(_requestAnswers));
+            return new GuestInterruption(LongestGap(_pingAnswers), LongestGap(_requestAnswers), _pingAnswers.Count, _requestAnswers.Count);
         }
     }
 
+    /// <summary>Stops both loops (if still running) and closes the prober.</summary>
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
@@ -81,7 +90,7 @@ internal sealed class InterruptionMonitor : IAsyncDisposable
     }
 
     /// <summary>The longest time between two consecutive answers (the list holds arrival timestamps).</summary>
-    internal static double LongestGapMs(List<long> answers)
+    internal static TimeSpan LongestGap(List<long> answers)
     {
         answers.Sort();
         var longest = 0L;
@@ -90,7 +99,7 @@ internal sealed class InterruptionMonitor : IAsyncDisposable
             longest = Math.Max(longest, answers[i] - answers[i - 1]);
         }
 
-        return longest * 1000.0 / Stopwatch.Frequency;
+        return TimeSpan.FromSeconds(longest / (double)Stopwatch.Frequency);
     }
 
     private static async Task Quietly(Task task)
