@@ -54,7 +54,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -149,7 +149,12 @@ internal sealed record LabCommandLine(
             Bandwidth = bandwidth,
             Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
             Matrix = matrix,
-            Transport = verb == "up" && result.GetValue(commands.Transport) == "tls" ? LabTransport.Tls : LabTransport.Tcp,
+            Transport = verb != "up" ? LabTransport.Tcp : result.GetValue(commands.Transport) switch
+            {
+                "tls" => LabTransport.Tls,
+                "ssh" => LabTransport.Ssh,
+                _ => LabTransport.Tcp,
+            },
         };
     }
 

@@ -148,6 +148,8 @@ public sealed class LibvirtException : HypervisorException
         Vir.ErrSystem or Vir.ErrInternal when errorDomain is Vir.FromRpc or Vir.FromRemote => HypervisorErrorKind.ConnectionLost,
         Vir.ErrInternal when message is not null && message.Contains("client socket is closed", StringComparison.Ordinal) => HypervisorErrorKind.ConnectionLost,
         Vir.ErrInvalidConn => HypervisorErrorKind.ConnectionLost,
+        // SSH host key verification and a refused key or certificate arrive as authentication failures.
+        Vir.ErrAuthFailed or Vir.ErrAuthCancelled or Vir.ErrAuthUnavailable => HypervisorErrorKind.AuthenticationFailed,
         0 => HypervisorErrorKind.Other,
         _ => HypervisorErrorKind.OperationFailed,
     };

@@ -15,6 +15,9 @@ public class LibvirtExceptionTests
     [TestCase(38, 7, "unable to connect", HypervisorErrorKind.ConnectionLost, true)]
     [TestCase(1, 10, "internal error: qemu unexpectedly closed the monitor", HypervisorErrorKind.OperationFailed, false)]
     [TestCase(55, 10, "domain is not running", HypervisorErrorKind.OperationFailed, false)]
+    [TestCase(45, 66, "authentication failed: !!! SSH HOST KEY VERIFICATION FAILED !!!", HypervisorErrorKind.AuthenticationFailed, false)]
+    [TestCase(45, 66, "authentication failed: All provided authentication methods with credentials were rejected by the server.", HypervisorErrorKind.AuthenticationFailed, false)]
+    [TestCase(94, 7, "authentication unavailable", HypervisorErrorKind.AuthenticationFailed, false)]
     public void Constructor_LibvirtError_MapsKindAndTransience(int code, int domain, string message, HypervisorErrorKind kind, bool transient)
     {
         var ex = new LibvirtException("virX", code, domain, 2, message, "s1", null, null, 7, 0);
