@@ -17,8 +17,9 @@ public enum LabTransport
     /// <summary>
     /// SSH with keys only: an OpenSSH server per host inside the host's namespaces (reaching its libvirtd's unix
     /// socket; libvirtd has no network listener), host keys and a client key made by the lab, the host keys
-    /// pinned in a known_hosts file the lab writes. The URIs use libvirt's <c>libssh</c> transport, the one of
-    /// libvirt 9.0 that honours <c>known_hosts</c> (its <c>ssh</c> transport runs /usr/bin/ssh with the user's own known_hosts).
+    /// pinned in a known_hosts file the lab writes. The URIs use libvirt's <c>libssh2</c> transport: libvirt 9.0's
+    /// <c>ssh</c> transport runs /usr/bin/ssh, which ignores the URI's <c>known_hosts</c> (it reads the user's own),
+    /// and its <c>libssh</c> transport stalls on every large reply until the next keepalive (5 s per connect, measured).
     /// </summary>
     Ssh,
 }
@@ -69,14 +70,14 @@ public sealed record LabHost(string Name, int Index, IPAddress Address, string N
     /// <summary>
     /// The libvirt URI (reachable from the edge namespace and from the other hosts): <c>qemu+tcp://ADDRESS/system</c>,
     /// <c>qemu+tls://ADDRESS/system?pkipath=FOLDER</c> with <see cref="LabTransport.Tls"/>, or
-    /// <c>qemu+libssh://root@ADDRESS/system?keyfile=KEY&amp;known_hosts=FILE&amp;known_hosts_verify=normal&amp;sshauth=privkey</c>
+    /// <c>qemu+libssh2://root@ADDRESS/system?keyfile=KEY&amp;known_hosts=FILE&amp;known_hosts_verify=normal&amp;sshauth=privkey</c>
     /// with <see cref="LabTransport.Ssh"/>.
     /// </summary>
     public Uri Uri => Transport switch
     {
         LabTransport.Tls => new($"qemu+tls://{Address}/system?pkipath={ClientPkiFolder}"),
         // The key alone (no agent, no password prompt), and a host key that is not the pinned one refused.
-        LabTransport.Ssh => new($"qemu+libssh://{SshUser}@{Address}/system?keyfile={SshKeyFile}&known_hosts={SshKnownHostsFile}&known_hosts_verify=normal&sshauth=privkey"),
+        LabTransport.Ssh => new($"qemu+libssh2://{SshUser}@{Address}/system?keyfile={SshKeyFile}&known_hosts={SshKnownHostsFile}&known_hosts_verify=normal&sshauth=privkey"),
         _ => new($"qemu+tcp://{Address}/system"),
     };
 

@@ -11,7 +11,7 @@ namespace Cloudlets.Libvirt;
 /// only an allow-list passes:
 /// <list type="bullet">
 /// <item>drivers <c>qemu</c> (paths <c>/system</c> or <c>/session</c>) and <c>test</c> (<c>test:///default</c> or <c>test:///ABSOLUTE/PATH.xml</c>, for tests);</item>
-/// <item>transports <c>tcp</c>, <c>tls</c>, <c>ssh</c>, <c>libssh</c>, <c>libssh2</c> (a host is required) and <c>unix</c> or none (the local daemon's own socket, no host);</item>
+/// <item>transports <c>tcp</c>, <c>tls</c>, <c>ssh</c>, <c>libssh2</c> (a host is required) and <c>unix</c> or none (the local daemon's own socket, no host);</item>
 /// <item>query parameters <c>no_tty</c>, <c>keyfile</c>, <c>known_hosts</c> (absolute paths), <c>known_hosts_verify</c> (<c>normal</c> or <c>auto</c>), <c>sshauth</c>, <c>pkipath</c> (absolute), <c>tls_priority</c>, <c>mode</c>;</item>
 /// <item>a user name, but never a password: credentials belong in an SSH key (<c>keyfile=</c>), TLS certificates (<c>pkipath=</c>) or the SASL configuration.</item>
 /// </list>
@@ -93,7 +93,7 @@ public static partial class LibvirtUri
         var scheme = SchemePattern().Match(uri.Scheme);
         if (!scheme.Success)
         {
-            errors.Add(property, $"'{shown}': scheme '{uri.Scheme}' is not allowed; use qemu, qemu+tcp, qemu+tls, qemu+ssh, qemu+libssh, qemu+libssh2, qemu+unix or test.");
+            errors.Add(property, $"'{shown}': scheme '{uri.Scheme}' is not allowed; use qemu, qemu+tcp, qemu+tls, qemu+ssh, qemu+libssh2, qemu+unix or test.");
             return;
         }
 
@@ -178,6 +178,6 @@ public static partial class LibvirtUri
         return at > 0 && start >= 0 && start < at ? string.Concat(text.AsSpan(0, start + 2), text.AsSpan(at + 1)) : text;
     }
 
-    [GeneratedRegex("^(?<driver>qemu|test)(\\+(?<transport>tcp|tls|ssh|libssh|libssh2|unix))?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^(?<driver>qemu|test)(\\+(?<transport>tcp|tls|ssh|libssh2|unix))?$", RegexOptions.CultureInvariant)]
     private static partial Regex SchemePattern();
 }
