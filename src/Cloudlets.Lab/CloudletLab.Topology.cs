@@ -82,7 +82,7 @@ public sealed partial class CloudletLab
             RecordDaemon(host, "libvirtd");
             if (host.Transport == LabTransport.Ssh)
             {
-                // It answered: the URI went through it.
+                // libvirtd answered through this sshd (the URI is an SSH one), so its pid file is written.
                 RecordDaemon(host, "sshd");
             }
         }
