@@ -58,7 +58,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls] [--dirty-rate MIBPS]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -160,7 +160,12 @@ internal sealed record LabCommandLine(
             Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
             Matrix = matrix,
             DirtyRate = dirtyRate,
-            Transport = verb == "up" && result.GetValue(commands.Transport) == "tls" ? LabTransport.Tls : LabTransport.Tcp,
+            Transport = verb != "up" ? LabTransport.Tcp : result.GetValue(commands.Transport) switch
+            {
+                "tls" => LabTransport.Tls,
+                "ssh" => LabTransport.Ssh,
+                _ => LabTransport.Tcp,
+            },
         };
     }
 

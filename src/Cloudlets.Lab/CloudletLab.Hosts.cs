@@ -70,7 +70,10 @@ public sealed partial class CloudletLab
         return new LabHostProcesses(
             LabProcess.ReadPidFile(Path.Combine(hostFolder, "run", "virtlogd.pid")),
             LabProcess.ReadPidFile(Path.Combine(hostFolder, "run", "libvirtd.pid")),
-            qemu);
+            qemu)
+        {
+            Sshd = LabProcess.ReadPidFile(Path.Combine(hostFolder, "run", "sshd.pid")),
+        };
     }
 
     /// <summary>Kills (SIGKILL) a host's libvirtd, the one the lab recorded; its guests keep running.</summary>

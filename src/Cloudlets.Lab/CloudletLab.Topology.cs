@@ -47,6 +47,10 @@ public sealed partial class CloudletLab
         {
             LabPki.Create(_paths, Name, _hosts, DateTimeOffset.UtcNow);
         }
+        else if (_options.Transport == LabTransport.Ssh)
+        {
+            await CreateSshCredentialsAsync(cancellationToken).ConfigureAwait(false);
+        }
 
         foreach (var (host, state) in _hosts.Zip(_stateHosts))
         {
@@ -76,6 +80,11 @@ public sealed partial class CloudletLab
         {
             RecordDaemon(host, "virtlogd");
             RecordDaemon(host, "libvirtd");
+            if (host.Transport == LabTransport.Ssh)
+            {
+                // libvirtd answered through this sshd (the URI is an SSH one), so its pid file is written.
+                RecordDaemon(host, "sshd");
+            }
         }
 
         EnterPhase(LabPhases.DaemonsReady);

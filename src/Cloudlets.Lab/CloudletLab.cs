@@ -151,7 +151,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
             throw new InvalidOperationException($"The lab {Name} has started already.");
         }
 
-        LabPrerequisites.EnsureAvailable(_options.CacheFolder);
+        LabPrerequisites.EnsureAvailable(_options.CacheFolder, _options.Transport);
         ThrowIfNameIsHeld();
         var clock = Stopwatch.GetTimestamp();
         _owns = true;
@@ -287,6 +287,8 @@ public sealed partial class CloudletLab : IAsyncDisposable
         {
             Transport = _options.Transport,
             ClientPkiFolder = _options.Transport == LabTransport.Tls ? _paths.ClientPkiFolder(Name) : null,
+            SshKeyFile = _options.Transport == LabTransport.Ssh ? LabSsh.KeyFile(_paths, Name) : null,
+            SshKnownHostsFile = _options.Transport == LabTransport.Ssh ? LabSsh.KnownHostsFile(_paths, Name) : null,
         };
 
     private LabSite NewSite(int index) =>

@@ -49,6 +49,15 @@ internal static class LabHostConfiguration
             host_uuid = "{hostUuid}"
             log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
             """ + "\n",
+        // SSH: no network listener at all; the host's SSH server hands each client to the unix socket (virt-ssh-helper).
+        // Peer-to-peer migration needs none either: the source daemon reaches the destination over SSH, and QEMU's
+        // migration stream goes to the destination QEMU's own port (the migration URI).
+        LabTransport.Ssh => $"""
+            listen_tls = 0
+            listen_tcp = 0
+            host_uuid = "{hostUuid}"
+            log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+            """ + "\n",
         _ => throw new ArgumentOutOfRangeException(nameof(transport), transport, "not a lab transport"),
     };
 }

@@ -13,6 +13,15 @@ public enum LabTransport
     /// server certificate per host (its address in the subject alternative name) and a client certificate.
     /// </summary>
     Tls,
+
+    /// <summary>
+    /// SSH with keys only: an OpenSSH server per host inside the host's namespaces (reaching its libvirtd's unix
+    /// socket; libvirtd has no network listener), host keys and a client key made by the lab, the host keys
+    /// pinned in a known_hosts file the lab writes. The URIs use libvirt's <c>libssh2</c> transport: libvirt 9.0's
+    /// <c>ssh</c> transport runs /usr/bin/ssh, which ignores the URI's <c>known_hosts</c> (it reads the user's own),
+    /// and its <c>libssh</c> transport stalls on every large reply until the next keepalive (5 s per connect, measured).
+    /// </summary>
+    Ssh,
 }
 
 /// <summary>The lab's edge device: a network namespace on the lab switch, where users and management live.</summary>
@@ -46,13 +55,31 @@ public sealed record LabHost(string Name, int Index, IPAddress Address, string N
     /// </summary>
     public string? ClientPkiFolder { get; init; }
 
+    /// <summary>With <see cref="LabTransport.Ssh"/>: the lab's client private key (the <c>keyfile</c> of <see cref="Uri"/>); null otherwise.</summary>
+    public string? SshKeyFile { get; init; }
+
+    /// <summary>
+    /// With <see cref="LabTransport.Ssh"/>: the known_hosts file that pins every host's address to its host key
+    /// (the <c>known_hosts</c> of <see cref="Uri"/>); null otherwise.
+    /// </summary>
+    public string? SshKnownHostsFile { get; init; }
+
+    /// <summary>The user the lab's SSH clients log in as (<see cref="LabTransport.Ssh"/>).</summary>
+    public const string SshUser = "root";
+
     /// <summary>
     /// The libvirt URI (reachable from the edge namespace and from the other hosts): <c>qemu+tcp://ADDRESS/system</c>,
-    /// or <c>qemu+tls://ADDRESS/system?pkipath=FOLDER</c> with <see cref="LabTransport.Tls"/>.
+    /// <c>qemu+tls://ADDRESS/system?pkipath=FOLDER</c> with <see cref="LabTransport.Tls"/>, or
+    /// <c>qemu+libssh2://root@ADDRESS/system?keyfile=KEY&amp;known_hosts=FILE&amp;known_hosts_verify=normal&amp;sshauth=privkey</c>
+    /// with <see cref="LabTransport.Ssh"/>.
     /// </summary>
-    public Uri Uri => Transport == LabTransport.Tls
-        ? new($"qemu+tls://{Address}/system?pkipath={ClientPkiFolder}")
-        : new($"qemu+tcp://{Address}/system");
+    public Uri Uri => Transport switch
+    {
+        LabTransport.Tls => new($"qemu+tls://{Address}/system?pkipath={ClientPkiFolder}"),
+        // The key alone (no agent, no password prompt), and a host key that is not the pinned one refused.
+        LabTransport.Ssh => new($"qemu+libssh2://{SshUser}@{Address}/system?keyfile={SshKeyFile}&known_hosts={SshKnownHostsFile}&known_hosts_verify=normal&sshauth=privkey"),
+        _ => new($"qemu+tcp://{Address}/system"),
+    };
 
     /// <summary>The migration URI for this host as a destination, <c>tcp://ADDRESS</c>.</summary>
     public Uri MigrationUri => new($"tcp://{Address}");
@@ -71,7 +98,11 @@ public sealed record LabGuest(string Name, int Index, string InitialHost, IPAddr
 /// <param name="Virtlogd">virtlogd's pid.</param>
 /// <param name="Libvirtd">libvirtd's pid.</param>
 /// <param name="Qemu">QEMU pids by domain name, for the domains running on this host.</param>
-public sealed record LabHostProcesses(int Virtlogd, int Libvirtd, IReadOnlyDictionary<string, int> Qemu);
+public sealed record LabHostProcesses(int Virtlogd, int Libvirtd, IReadOnlyDictionary<string, int> Qemu)
+{
+    /// <summary>The SSH server's pid (<see cref="LabTransport.Ssh"/>); 0 when none is recorded.</summary>
+    public int Sshd { get; init; }
+}
 
 /// <summary>How long the lab took to start, and its guests to boot (for people; never asserted).</summary>
 /// <param name="Startup">From the start of <see cref="CloudletLab.StartAsync"/> until every libvirtd answered.</param>

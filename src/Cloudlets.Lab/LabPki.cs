@@ -123,10 +123,10 @@ internal static class LabPki
         WriteFile(Path.Combine(folder, "clientkey.pem"), key, secret: true);
     }
 
-    private static void CreatePrivateFolder(string folder) =>
+    internal static void CreatePrivateFolder(string folder) =>
         Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
-    private static void WriteFile(string path, string text, bool secret)
+    internal static void WriteFile(string path, string text, bool secret)
     {
         // A key is never readable by anyone but root, not even for the moment between write and chmod.
         var mode = secret ? UnixFileMode.UserRead | UnixFileMode.UserWrite : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;

@@ -30,6 +30,18 @@ public static class LabPrerequisites
     ];
 
     /// <summary>
+    /// The programs an <see cref="LabTransport.Ssh"/> lab runs as well: the hosts' SSH servers, the key maker, and
+    /// the helper the SSH session runs on the host to reach libvirtd's socket (libvirt's SSH transports run
+    /// <c>virt-ssh-helper</c> when the host has it, <c>nc</c> otherwise).
+    /// </summary>
+    internal static readonly IReadOnlyList<(string Program, string Package)> SshPrograms =
+    [
+        ("sshd", "openssh-server"),
+        ("ssh-keygen", "openssh-client"),
+        ("virt-ssh-helper", "libvirt-daemon"),
+    ];
+
+    /// <summary>
     /// Finds a program the way the lab runs it (<see cref="CommandPath"/>: a fixed search path, never the
     /// current directory or the inherited PATH); null when absent.
     /// </summary>
@@ -47,7 +59,13 @@ public static class LabPrerequisites
     }
 
     /// <summary>Everything missing on this machine for a lab whose guest image cache is <paramref name="cacheFolder"/>; empty when ready.</summary>
-    public static IReadOnlyList<LabPrerequisite> FindMissing(string? cacheFolder = null)
+    public static IReadOnlyList<LabPrerequisite> FindMissing(string? cacheFolder = null) => FindMissing(cacheFolder, LabTransport.Tcp);
+
+    /// <summary>
+    /// Everything missing on this machine for a lab whose guest image cache is <paramref name="cacheFolder"/> and
+    /// whose daemons are reached over <paramref name="transport"/>; empty when ready.
+    /// </summary>
+    public static IReadOnlyList<LabPrerequisite> FindMissing(string? cacheFolder, LabTransport transport)
     {
         var missing = new List<LabPrerequisite>();
         if (!OperatingSystem.IsLinux())
@@ -61,7 +79,7 @@ public static class LabPrerequisites
             missing.Add(new("root", "Run as root (the lab creates network namespaces and starts libvirtd)."));
         }
 
-        foreach (var (program, package) in Programs)
+        foreach (var (program, package) in transport == LabTransport.Ssh ? [.. Programs, .. SshPrograms] : Programs)
         {
             if (FindProgram(program) is null)
             {
@@ -115,9 +133,12 @@ public static class LabPrerequisites
     }
 
     /// <summary>Throws <see cref="LabPrerequisiteException"/> naming everything missing.</summary>
-    public static void EnsureAvailable(string? cacheFolder = null)
+    public static void EnsureAvailable(string? cacheFolder = null) => EnsureAvailable(cacheFolder, LabTransport.Tcp);
+
+    /// <summary>Throws <see cref="LabPrerequisiteException"/> naming everything missing for a lab over <paramref name="transport"/>.</summary>
+    public static void EnsureAvailable(string? cacheFolder, LabTransport transport)
     {
-        var missing = FindMissing(cacheFolder);
+        var missing = FindMissing(cacheFolder, transport);
         if (missing.Count > 0)
         {
             throw new LabPrerequisiteException(missing);

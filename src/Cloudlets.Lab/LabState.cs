@@ -48,16 +48,26 @@ public sealed record LabState
 
     /// <summary>
     /// How the hosts' daemons are reached: <c>tcp</c> (the default, also for state files written before
-    /// there was a choice, which read back as null) or <c>tls</c>.
+    /// there was a choice, which read back as null), <c>tls</c> or <c>ssh</c>.
     /// </summary>
     public string? Transport { get; init; } = "tcp";
 
     /// <summary><see cref="Transport"/> as the enum (the state file is checked when it is parsed).</summary>
     [JsonIgnore]
-    public LabTransport TransportKind => Transport == "tls" ? LabTransport.Tls : LabTransport.Tcp;
+    public LabTransport TransportKind => Transport switch
+    {
+        "tls" => LabTransport.Tls,
+        "ssh" => LabTransport.Ssh,
+        _ => LabTransport.Tcp,
+    };
 
     /// <summary>The state file's name of a transport.</summary>
-    public static string TransportName(LabTransport transport) => transport == LabTransport.Tls ? "tls" : "tcp";
+    public static string TransportName(LabTransport transport) => transport switch
+    {
+        LabTransport.Tls => "tls",
+        LabTransport.Ssh => "ssh",
+        _ => "tcp",
+    };
 
     /// <summary>The guests that were started.</summary>
     public IReadOnlyList<LabStateGuest> Guests { get; init; } = [];
@@ -87,7 +97,7 @@ public sealed record LabState
         // A JSON null for a list arrives as null despite the non-nullable type.
         if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null ||
             !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
-            state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
+            state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls" or "ssh") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {
             throw new LabException("The lab state file does not describe a valid lab (name, subnet, version, transport or indexes out of range).");
@@ -162,6 +172,12 @@ public sealed record LabPaths(string Root)
 
     /// <summary>The folder of a lab's client credentials (<c>cacert.pem</c>, <c>clientcert.pem</c>, <c>clientkey.pem</c>): the <c>pkipath</c> of its TLS URIs.</summary>
     public string ClientPkiFolder(string lab) => Path.Combine(PkiFolder(lab), "client");
+
+    /// <summary>
+    /// The folder of a lab's SSH client credentials (<see cref="LabTransport.Ssh"/>): the client key <c>id_ed25519</c>
+    /// and the <c>known_hosts</c> file that pins every host's key, the <c>keyfile</c> and <c>known_hosts</c> of its URIs.
+    /// </summary>
+    public string SshFolder(string lab) => Path.Combine(LabFolder(lab), "ssh");
 
     /// <summary>The folder of subnet claims.</summary>
     public string SubnetFolder => Path.Combine(Root, "subnets");

@@ -24,7 +24,7 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
     private IReadOnlyList<LabSite> AllSites => Sites.Count > 0 ? Sites : [new LabSite(LabNaming.SiteName(1), 1, Edge.Namespace, Edge.Address, LabNaming.SwitchPortForEdge)];
 
     /// <summary>
-    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"sites":[{"name":"site-1",…,"namespace":…,"address":…,"switchPort":…}],"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls","pkiPath":… (tls only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
+    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"sites":[{"name":"site-1",…,"namespace":…,"address":…,"switchPort":…}],"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls"|"ssh","pkiPath":… (tls only),"sshUser":…,"sshKey":…,"knownHosts":… (ssh only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
     /// </summary>
     public string ToJson()
     {
@@ -60,6 +60,14 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
                 {
                     // Where the credentials are: the client certificate, its key and the lab's CA.
                     json.WriteString("pkiPath", pki);
+                }
+
+                if (host.SshKeyFile is { } key)
+                {
+                    // Where the credentials are: the client key, and the known_hosts file that pins the host keys.
+                    json.WriteString("sshUser", LabHost.SshUser);
+                    json.WriteString("sshKey", key);
+                    json.WriteString("knownHosts", host.SshKnownHostsFile);
                 }
 
                 json.WriteString("namespace", host.Namespace);

@@ -148,6 +148,11 @@ public sealed class LibvirtException : HypervisorException
         Vir.ErrSystem or Vir.ErrInternal when errorDomain is Vir.FromRpc or Vir.FromRemote => HypervisorErrorKind.ConnectionLost,
         Vir.ErrInternal when message is not null && message.Contains("client socket is closed", StringComparison.Ordinal) => HypervisorErrorKind.ConnectionLost,
         Vir.ErrInvalidConn => HypervisorErrorKind.ConnectionLost,
+        // A changed SSH host key and a refused key arrive as authentication failures; a host key that cannot be
+        // verified (no known_hosts entry) as an SSH transport error that names it.
+        Vir.ErrAuthFailed or Vir.ErrAuthCancelled or Vir.ErrAuthUnavailable => HypervisorErrorKind.AuthenticationFailed,
+        Vir.ErrSsh or Vir.ErrLibssh when message is not null && (message.Contains("host key", StringComparison.OrdinalIgnoreCase) ||
+            message.Contains("authenticat", StringComparison.OrdinalIgnoreCase)) => HypervisorErrorKind.AuthenticationFailed,
         0 => HypervisorErrorKind.Other,
         _ => HypervisorErrorKind.OperationFailed,
     };

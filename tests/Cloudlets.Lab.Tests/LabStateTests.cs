@@ -72,6 +72,7 @@ public class LabStateTests
 
     [TestCase(LabTransport.Tcp, "tcp")]
     [TestCase(LabTransport.Tls, "tls")]
+    [TestCase(LabTransport.Ssh, "ssh")]
     public void Parse_Transport_RoundTripsAndOldFilesAreTcp(LabTransport transport, string name)
     {
         var state = new LabState { Name = "t1", Subnet = 9, Transport = LabState.TransportName(transport) };
@@ -98,6 +99,7 @@ public class LabStateTests
     [TestCase("""{"version":2,"name":"ok","subnet":3,"processes":[{"host":9,"role":"libvirtd","pid":4,"startTime":7,"executable":"/usr/sbin/libvirtd"}]}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"udp"}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"TLS"}""")]
+    [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"transport":"libssh"}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":2,"name":"site-2","namespace":"ok-s2","address":"198.19.3.17"}]}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":1,"name":"site-1","namespace":"other-edge","address":"198.18.3.1"}]}""")]
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[{"index":1,"name":"site-1","namespace":"ok-edge","address":"198.18.3.1"},{"index":2,"name":"site-2","namespace":"ok-s2","address":"198.19.3.33"}]}""")]

@@ -41,6 +41,26 @@ public class LabStatusTests
     }
 
     [Test]
+    public void ToJson_SshLab_SaysTheTransportAndWhereTheKeyAndKnownHostsAre()
+    {
+        var status = Sample() with
+        {
+            Hosts = [.. Sample().Hosts.Select(h => h with { Transport = LabTransport.Ssh, SshKeyFile = "/l/ssh/id_ed25519", SshKnownHostsFile = "/l/ssh/known_hosts" })],
+        };
+        using var doc = JsonDocument.Parse(status.ToJson());
+        var host = doc.RootElement.GetProperty("hosts")[0];
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(host.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "address", "uri", "transport", "sshUser", "sshKey", "knownHosts", "namespace" }));
+            Assert.That(host.GetProperty("transport").GetString(), Is.EqualTo("ssh"));
+            Assert.That(host.GetProperty("sshUser").GetString(), Is.EqualTo("root"));
+            Assert.That(host.GetProperty("sshKey").GetString(), Is.EqualTo("/l/ssh/id_ed25519"));
+            Assert.That(host.GetProperty("knownHosts").GetString(), Is.EqualTo("/l/ssh/known_hosts"));
+            Assert.That(host.GetProperty("uri").GetString(), Does.StartWith("qemu+libssh2://root@198.18.3.11/system?keyfile=/l/ssh/id_ed25519&known_hosts=/l/ssh/known_hosts"));
+        }
+    }
+
+    [Test]
     public void ToJson_TwoSites_ListsEachWithNamespaceAddressAndPort()
     {
         var plan = new LabAddressPlan(3);

@@ -15,6 +15,12 @@ public class LibvirtExceptionTests
     [TestCase(38, 7, "unable to connect", HypervisorErrorKind.ConnectionLost, true)]
     [TestCase(1, 10, "internal error: qemu unexpectedly closed the monitor", HypervisorErrorKind.OperationFailed, false)]
     [TestCase(55, 10, "domain is not running", HypervisorErrorKind.OperationFailed, false)]
+    [TestCase(45, 66, "authentication failed: !!! SSH HOST KEY VERIFICATION FAILED !!!", HypervisorErrorKind.AuthenticationFailed, false)]
+    [TestCase(45, 50, "authentication failed: authentication with private key '/k' has failed: Username/PublicKey combination invalid", HypervisorErrorKind.AuthenticationFailed, false)]
+    [TestCase(85, 50, "SSH transport error: SSH host key for '198.18.1.11' (FD:E8) was not accepted", HypervisorErrorKind.AuthenticationFailed, false)]
+    [TestCase(98, 66, "libssh transport error: failed to authenticate: Access denied for 'publickey'.", HypervisorErrorKind.AuthenticationFailed, false)]
+    [TestCase(85, 50, "SSH transport error: Remote command terminated with non-zero code: 1", HypervisorErrorKind.OperationFailed, false)]
+    [TestCase(94, 7, "authentication unavailable", HypervisorErrorKind.AuthenticationFailed, false)]
     public void Constructor_LibvirtError_MapsKindAndTransience(int code, int domain, string message, HypervisorErrorKind kind, bool transient)
     {
         var ex = new LibvirtException("virX", code, domain, 2, message, "s1", null, null, 7, 0);

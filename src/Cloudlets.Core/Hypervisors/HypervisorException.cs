@@ -21,6 +21,12 @@ public enum HypervisorErrorKind
     OperationFailed,
     /// <summary>The operation timed out.</summary>
     Timeout,
+    /// <summary>
+    /// The host refused the credentials, or the client refused the host's identity (an SSH host key that is
+    /// not the pinned one, a client key or certificate the host does not accept). A retry with the same
+    /// credentials fails again. The message never carries a secret.
+    /// </summary>
+    AuthenticationFailed,
 }
 
 /// <summary>A typed failure of a hypervisor operation, saying what was wrong and whether a retry can help.</summary>

@@ -44,6 +44,15 @@ case "$mode" in
     hostname "$name"
     virtlogd -d </dev/null >>/var/log/libvirt/daemons.log 2>&1
     libvirtd -d -l </dev/null >>/var/log/libvirt/daemons.log 2>&1
+    # An SSH lab's host also runs its own OpenSSH server in these namespaces (it reaches libvirtd's
+    # unix socket here). By absolute path (sshd re-executes itself); in the foreground (-D) of a
+    # background job, logging to the host's log (-e); its pid file is the host's /run/sshd.pid.
+    if [ -f /etc/libvirt/ssh/sshd_config ]; then
+      sshd=$(command -v sshd) || fail "no sshd on PATH"
+      mkdir -p /run/sshd
+      chmod 755 /run/sshd
+      "$sshd" -D -e -f /etc/libvirt/ssh/sshd_config </dev/null >>/var/log/libvirt/daemons.log 2>&1 &
+    fi
     ;;
   libvirtd)
     [ "$#" -eq 5 ] || fail "usage: lab-host.sh libvirtd HOST_FOLDER MNT_FILE UTS_FILE NET_FILE"

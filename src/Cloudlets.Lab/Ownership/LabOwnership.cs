@@ -40,8 +40,11 @@ internal static partial class LabOwnership
     /// <summary>The folder of named network namespaces.</summary>
     public const string NamedNamespaceFolder = "/run/netns";
 
-    /// <summary>The programs whose processes the lab starts (QEMU first: the teardown order).</summary>
-    public static readonly IReadOnlyList<string> DaemonPrograms = ["qemu-system-x86_64", "libvirtd", "virtlogd"];
+    /// <summary>
+    /// The programs whose processes the lab starts (QEMU first: the teardown order; then the SSH server of an
+    /// SSH lab, with its session processes, so nothing new connects while libvirtd ends).
+    /// </summary>
+    public static readonly IReadOnlyList<string> DaemonPrograms = ["qemu-system-x86_64", "sshd", "libvirtd", "virtlogd"];
 
     /// <summary>
     /// The inode of the named network namespace <paramref name="name"/> (stat(2) of its file, which

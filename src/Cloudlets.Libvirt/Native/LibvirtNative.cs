@@ -127,7 +127,8 @@ internal static class Vir
         ErrSystem = 38, ErrRpc = 39, ErrNoDomain = 42, ErrAuthFailed = 45, ErrOperationInvalid = 55,
         ErrConfigUnsupported = 67, ErrOperationTimeout = 68, ErrArgumentUnsupported = 74, ErrOperationAborted = 78,
         ErrAuthCancelled = 79, ErrMigrateUnsafe = 81, ErrOperationUnsupported = 84, ErrAgentUnresponsive = 86,
-        ErrAuthUnavailable = 94, ErrXmlDetail = 35, ErrNoName = 21, ErrUnknownHost = 4, ErrResourceBusy = 87, ErrMigrateFinishOk = 93;
+        ErrAuthUnavailable = 94, ErrXmlDetail = 35, ErrNoName = 21, ErrUnknownHost = 4, ErrResourceBusy = 87, ErrMigrateFinishOk = 93,
+        ErrSsh = 85, ErrLibssh = 98;
 
     internal const int FromRpc = 7, FromRemote = 13;
 }

@@ -59,6 +59,48 @@ public class CloudletLabLifecycleTests
     }
 
     [Test]
+    public async Task DisposeAsync_SshLabWithAnOpenSession_EndsItsSshServersAndSessionsAndLeavesNothing()
+    {
+        var lab = await TestLabs.StartAsync("labssh", 1, null, LabTransport.Ssh);
+        var name = lab.Name;
+        var host = lab.Hosts[0];
+        var sshd = lab.GetProcesses(host.Name).Sshd;
+        var hostNamespace = LabProcess.NetNamespaceInode(lab.GetProcesses(host.Name).Libvirtd);
+        // A client that stays logged in through the teardown (its session is a child sshd in the host's namespace).
+        using var client = Process.Start(new ProcessStartInfo(CommandPath.Resolve("ip"), ["netns", "exec", lab.Edge.Namespace, CommandPath.Resolve("virsh"), "-c", host.Uri.ToString(), "event", "--all", "--loop", "--timeout", "60"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        var sessions = new List<int>();
+        for (var i = 0; i < 50 && sessions.Count == 0; i++)
+        {
+            await Task.Delay(100);
+            sessions = [.. LabProcess.EnumerateProcesses().Where(pid => pid != sshd && LabProcess.ExecutablePath(pid) == LabProcess.ExecutablePath(sshd) && LabProcess.NetNamespaceInode(pid) == hostNamespace)];
+        }
+
+        try
+        {
+            await lab.DisposeAsync();
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(sshd, Is.GreaterThan(0), "the host's sshd wrote its pid file");
+                Assert.That(sessions, Is.Not.Empty, "the client's session ran in the host's namespace");
+                Assert.That(sessions.Append(sshd).Where(LabProcess.IsAlive), Is.Empty, "the SSH server and its sessions ended");
+                Assert.That(NamespacesOf(name), Is.Empty);
+                Assert.That(CloudletLab.FindLeftovers(name), Is.Empty);
+            }
+        }
+        finally
+        {
+            if (!client.HasExited)
+            {
+                client.Kill();
+            }
+        }
+    }
+
+    [Test]
     public async Task StartAsync_AfterAnAbandonedRunWithADeadDaemon_CleansUpAndComesUp()
     {
         var name = TestLabs.UniqueName("laba");

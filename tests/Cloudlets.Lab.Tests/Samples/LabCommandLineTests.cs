@@ -136,6 +136,13 @@ public sealed class LabCommandLineTests
         Assert.That(() => LabCommandLine.Parse(["clear", extra, "5"]), Throws.TypeOf<FormatException>());
     }
 
+    [TestCase(new string[0], LabTransport.Tcp)]
+    [TestCase(new[] { "--transport", "tcp" }, LabTransport.Tcp)]
+    [TestCase(new[] { "--transport", "tls" }, LabTransport.Tls)]
+    [TestCase(new[] { "--transport", "ssh" }, LabTransport.Ssh)]
+    public void Parse_UpTransport_IsTheLabTransport(string[] transport, LabTransport expected) =>
+        Assert.That(LabCommandLine.Parse(["up", "--hosts", "2", .. transport]).Transport, Is.EqualTo(expected));
+
     [Test]
     public void Parse_ForOnOtherVerb_ThrowsFormatException()
     {

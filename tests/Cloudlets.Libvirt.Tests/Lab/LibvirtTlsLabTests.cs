@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -40,47 +38,7 @@ public sealed class LibvirtTlsLabTests : LabFixture
     public async Task MigrateAsync_OverTlsThereAndBack_ListsEventsAndGuestAnswersThroughout()
     {
         Assert.That(Lab.GetHost(H1).Uri.Scheme, Is.EqualTo("qemu+tls"), "the lab's URIs are TLS ones");
-        await using var h1 = await ConnectAsync(Lab.GetHost(H1).Uri, H1);
-        await using var h2 = await ConnectAsync(Lab.GetHost(H2).Uri, H2);
-        var listed = await h1.ListVmsAsync();
-        var events = new ConcurrentQueue<VmLifecycleEvent>();
-        using var subscription = h2.Events.Subscribe(e =>
-        {
-            if (e is VmLifecycleEvent l)
-            {
-                events.Enqueue(l);
-            }
-        });
-
-        var client = Lab.CreateGuestClient(Guest);
-        var before = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(30));
-        using var stopReading = new CancellationTokenSource();
-        var reader = ReadUntilStoppedAsync(client, stopReading.Token);
-
-        var there = await h1.MigrateAsync(Guest.Name, MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri), new MigrationOptions { BandwidthMiBps = 64 });
-        var onH2 = await h2.TryGetVmAsync(Guest.Name);
-        var back = await h2.MigrateAsync(Guest.Name, MigrationDestination.Of(h1, Lab.GetHost(H1).MigrationUri), new MigrationOptions { BandwidthMiBps = 64 });
-        await Task.Delay(TimeSpan.FromSeconds(1));
-        await stopReading.CancelAsync();
-        var (reads, longestGap, bootIds) = await reader;
-        var after = await client.WaitForAnswerAsync(TimeSpan.FromSeconds(20));
-
-        TestContext.Out.WriteLine($"over TLS: there {there.TotalTime.TotalMilliseconds:0} ms (downtime {there.Downtime?.TotalMilliseconds} ms), back {back.TotalTime.TotalMilliseconds:0} ms (downtime {back.Downtime?.TotalMilliseconds} ms); {reads} guest reads, longest gap {longestGap.TotalMilliseconds:0} ms");
-        using (Assert.EnterMultipleScope())
-        {
-            Assert.That(listed.Select(v => v.Name), Does.Contain(Guest.Name), "listed over TLS");
-            Assert.That((there.Source, there.Destination), Is.EqualTo((H1, H2)));
-            Assert.That(onH2?.State, Is.EqualTo(VmState.Running), "the guest ran on cloudlet-2 after the first migration");
-            Assert.That((back.Source, back.Destination), Is.EqualTo((H2, H1)));
-            Assert.That(events.Any(e => e.Lifecycle == VmLifecycle.Resumed && e.ByMigration), Is.True, "cloudlet-2's event stream, over TLS, saw the migrated guest resume");
-            Assert.That(bootIds, Is.EqualTo(new[] { before.BootId }), "every answer during both migrations came from the same boot");
-            Assert.That(after.BootId, Is.EqualTo(before.BootId));
-            Assert.That(reads, Is.GreaterThan(10), "the guest was read throughout");
-            // Generous: the guest is paused for its downtime (tens of ms) on a noisy 2-core machine.
-            Assert.That(longestGap, Is.LessThan(TimeSpan.FromSeconds(10)), "the guest kept answering through both migrations");
-            Assert.That((await h1.TryGetVmAsync(Guest.Name))?.State, Is.EqualTo(VmState.Running));
-            Assert.That(await h2.TryGetVmAsync(Guest.Name), Is.Null, "no copy left on cloudlet-2");
-        }
+        _ = await TransportLabChecks.MigrateThereAndBackAsync(Lab, H1, H2, "TLS");
     }
 
     [Test]
@@ -189,55 +147,7 @@ public sealed class LibvirtTlsLabTests : LabFixture
         Assert.That((await h1.TryGetVmAsync(Guest.Name))?.State, Is.EqualTo(VmState.Running), "the guest still runs on cloudlet-1");
     }
 
-    private Task<LibvirtHypervisorHost> ConnectAsync(Uri uri, string name) =>
-        LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions
-        {
-            Name = name,
-            Uri = uri,
-            NetworkNamespace = Lab.Edge.Namespace,
-            DomainType = "qemu",
-        });
-
-    /// <summary>Reads the guest's state service every 200 ms until stopped: how many reads, the longest gap between answers, and the boot ids seen.</summary>
-    private static async Task<(int Reads, TimeSpan LongestGap, string[] BootIds)> ReadUntilStoppedAsync(LabGuestClient client, CancellationToken stop)
-    {
-        var boots = new HashSet<string>(StringComparer.Ordinal);
-        var reads = 0;
-        var longest = TimeSpan.Zero;
-        var lastAnswer = Stopwatch.GetTimestamp();
-        for (var i = 0; i < 3000 && !stop.IsCancellationRequested; i++)
-        {
-            try
-            {
-                var reading = await client.ReadAsync(TimeSpan.FromSeconds(2), stop);
-                boots.Add(reading.BootId);
-                reads++;
-                var gap = Stopwatch.GetElapsedTime(lastAnswer);
-                longest = gap > longest ? gap : longest;
-                lastAnswer = Stopwatch.GetTimestamp();
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                break;
-            }
-#pragma warning disable CA1031 // a read that fails during the downtime is what the gap measures
-            catch (Exception)
-#pragma warning restore CA1031
-            {
-            }
-
-            try
-            {
-                await Task.Delay(200, stop);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-        }
-
-        return (reads, longest, [.. boots]);
-    }
+    private Task<LibvirtHypervisorHost> ConnectAsync(Uri uri, string name) => TransportLabChecks.ConnectAsync(Lab, uri, name);
 
     /// <summary>A client certificate (and, when asked, the CA file) from a CA that is not the lab's.</summary>
     private static void WriteForeignClient(string folder, bool writeCa)
