@@ -46,6 +46,9 @@ internal sealed record LabCommandLine(
     /// <summary>For <c>shape --matrix FILE</c>: the latency matrix read from the file (checked), or null when HOST DELAY pairs were given.</summary>
     public IReadOnlyList<LabSiteDelay>? Matrix { get; init; }
 
+    /// <summary>For <c>up</c>: the cloudlets-agent.dll to run a broker and an agent per site with, or null for none (<c>--agents</c>, <c>--agent DLL</c>).</summary>
+    public string? AgentAssembly { get; init; }
+
     /// <summary>For <c>up</c>: how the hosts' libvirtd is reached. The default is TCP.</summary>
     public LabTransport Transport { get; init; }
 
@@ -54,7 +57,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls] [--agents [--agent DLL]]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -119,6 +122,18 @@ internal sealed record LabCommandLine(
             }
         }
 
+        string? agentAssembly = null;
+        if (verb == "up" && result.GetValue(commands.Agent) is { } agentDll)
+        {
+            agentAssembly = result.GetValue(commands.Agents) && Path.IsPathFullyQualified(agentDll)
+                ? agentDll
+                : throw new FormatException(result.GetValue(commands.Agents) ? $"--agent takes the absolute path of cloudlets-agent.dll, not '{agentDll}'" : "--agent is given without --agents");
+        }
+        else if (verb == "up" && result.GetValue(commands.Agents))
+        {
+            agentAssembly = Path.Combine(AppContext.BaseDirectory, "cloudlets-agent.dll");
+        }
+
         string? guest = null, to = null;
         if (verb == "migrate")
         {
@@ -149,6 +164,7 @@ internal sealed record LabCommandLine(
             Bandwidth = bandwidth,
             Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
             Matrix = matrix,
+            AgentAssembly = agentAssembly,
             Transport = verb == "up" && result.GetValue(commands.Transport) == "tls" ? LabTransport.Tls : LabTransport.Tcp,
         };
     }
