@@ -73,6 +73,8 @@ internal static class MosquittoFiles
             password_file {Path.Combine(folder, "passwd")}
             acl_file {Path.Combine(folder, "acl")}
             persistence false
+            # A subscriber that falls behind keeps up to this many QoS 1 messages queued (mosquitto's default is 1000).
+            max_queued_messages 10000
             log_dest stderr
             log_type error
             log_type warning
