@@ -88,4 +88,25 @@ public sealed class LabAgentsLabTests
             Assert.That(CloudletLab.FindLeftovers(_name), Is.Empty);
         }
     }
+
+    [Test]
+    public async Task Down_BrokerAndAgentsNotRecorded_EndsThemByNamespaceAndTheirLabFiles()
+    {
+        var up = await LabSample.RunAsync("up", "--hosts", "1", "--sites", "2", "--agents", "--name", _name);
+        Assert.That(up.ExitCode, Is.Zero, up.StandardError);
+        // What a run killed between starting them and recording them leaves: they run, the state does not list them.
+        var paths = new LabPaths(LabPaths.DefaultRoot);
+        var state = paths.TryReadState(_name)!;
+        var spawned = state.Processes.Where(p => p.Host == 0).ToList();
+        paths.WriteState(state with { Processes = [.. state.Processes.Where(p => p.Host != 0)] });
+        Assert.That(spawned.Select(p => p.Identity.IsAlive()), Is.EqualTo(new[] { true, true, true }), "precondition: the broker and two agents run");
+
+        var down = await LabSample.RunAsync("down", "--name", _name);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(down.ExitCode, Is.Zero, down.StandardError);
+            Assert.That(spawned.Select(p => p.Identity.Exists()), Has.All.False, "found in the lab's namespaces with the lab's broker files in their arguments, and ended");
+            Assert.That(CloudletLab.FindLeftovers(_name), Is.Empty);
+        }
+    }
 }
