@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
+using Cloudlets.Lab.Guests;
 using Cloudlets.Lab.Shaping;
 
 namespace Cloudlets.Samples.Lab;
@@ -48,6 +49,8 @@ internal sealed record LabCommandLine(
 
     /// <summary>For <c>up</c>: the cloudlets-agent.dll to run a broker and an agent per site with, or null for none (<c>--agents</c>, <c>--agent DLL</c>).</summary>
     public string? AgentAssembly { get; init; }
+    /// <summary>For <c>up</c>: MiB/s each guest it starts rewrites of its memory (0 to <see cref="LabGuestOptions.MaxDirtyRateMiBps"/>). The default is 0.</summary>
+    public int DirtyRate { get; init; }
 
     /// <summary>For <c>up</c>: how the hosts' libvirtd is reached. The default is TCP.</summary>
     public LabTransport Transport { get; init; }
@@ -57,7 +60,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls] [--agents [--agent DLL]]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls] [--dirty-rate MIBPS] [--agents [--agent DLL]]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -94,6 +97,12 @@ internal sealed record LabCommandLine(
             bandwidth = int.TryParse(mibs, NumberStyles.None, CultureInfo.InvariantCulture, out var b) && b is >= 1 and <= MaxBandwidth
                 ? b
                 : throw new FormatException($"--bandwidth takes MiB/s from 1 to {MaxBandwidth.ToString(CultureInfo.InvariantCulture)}, not '{mibs}'");
+        }
+
+        var dirtyRate = verb == "up" ? result.GetValue(commands.DirtyRate) : 0;
+        if (dirtyRate is < 0 or > LabGuestOptions.MaxDirtyRateMiBps)
+        {
+            throw new FormatException($"--dirty-rate takes MiB/s from 0 to {LabGuestOptions.MaxDirtyRateMiBps.ToString(CultureInfo.InvariantCulture)}, not {dirtyRate.ToString(CultureInfo.InvariantCulture)}");
         }
 
         List<(string Host, TimeSpan Delay)> delays = [];
@@ -165,6 +174,7 @@ internal sealed record LabCommandLine(
             Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
             Matrix = matrix,
             AgentAssembly = agentAssembly,
+            DirtyRate = dirtyRate,
             Transport = verb == "up" && result.GetValue(commands.Transport) == "tls" ? LabTransport.Tls : LabTransport.Tcp,
         };
     }

@@ -50,6 +50,12 @@ internal sealed class LabCommands
         Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
         Transport = new Option<string>("--transport") { HelpName = "tcp|tls", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration) or tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener).", DefaultValueFactory = _ => "tcp" };
         Transport.AcceptOnlyFromAmong("tcp", "tls");
+        DirtyRate = new Option<int>("--dirty-rate")
+        {
+            HelpName = "MIBPS",
+            Description = "Each guest this up starts rewrites this many MiB of its memory every second (0 to 128; default 0), so a migration slower than that does not converge.",
+            DefaultValueFactory = _ => 0,
+        };
         Sites = new Option<int>("--sites") { HelpName = "M", Description = "How many sites where users are (1 to 8): site-1 is the edge, site-2 .. site-M each get a namespace and subnet of their own.", DefaultValueFactory = _ => 1 };
         Matrix = new Option<string?>("--matrix")
         {
@@ -68,7 +74,7 @@ internal sealed class LabCommands
 
         Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
         {
-            Hosts, Sites, GuestOn, Name, Cache, Transport, Agents, Agent,
+            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate, Agents, Agent,
         };
         Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
         Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
@@ -117,6 +123,9 @@ internal sealed class LabCommands
     public Option<string?> Matrix { get; }
 
     public Option<string[]> GuestOn { get; }
+
+    /// <summary><c>--dirty-rate MIBPS</c> of <c>up</c>.</summary>
+    public Option<int> DirtyRate { get; }
 
     public Option<string?> Cache { get; }
 

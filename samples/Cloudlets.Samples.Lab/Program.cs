@@ -1,5 +1,5 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls] [--agents [--agent DLL]]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls] [--dirty-rate MIBPS] [--agents [--agent DLL]]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -15,6 +15,7 @@ using Cloudlets.Core.Probing;
 using Cloudlets.Probing.Icmp;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
+using Cloudlets.Lab.Guests;
 using Cloudlets.Lab.Shaping;
 using Cloudlets.Netem;
 using Cloudlets.Samples.Lab;
@@ -138,7 +139,7 @@ static int Fail(string message, int code = 2)
 
 static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
-    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithSites(options.Sites).WithTransport(options.Transport).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
+    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithSites(options.Sites).WithTransport(options.Transport).WithGuestOptions(new LabGuestOptions { DirtyRateMiBps = options.DirtyRate }).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
     if (options.CacheFolder is not null)
     {
         builder.WithCacheFolder(options.CacheFolder);

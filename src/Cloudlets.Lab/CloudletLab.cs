@@ -177,7 +177,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
             LabLog.Ready(_logger, Name, _startup);
             foreach (var host in _options.GuestsOn)
             {
-                await StartGuestAsync(host, cancellationToken).ConfigureAwait(false);
+                await StartGuestAsync(host, _options.GuestOptions, cancellationToken).ConfigureAwait(false);
             }
 
             // Recorded only now: a run killed while its guests boot is a crashed start, not a running lab.

@@ -23,6 +23,9 @@ public sealed record CloudletLabOptions
     /// <summary>Hosts to start one guest on each during <see cref="CloudletLab.StartAsync"/>, in order. The default is none.</summary>
     public IReadOnlyList<string> GuestsOn { get; init; } = [];
 
+    /// <summary>How the guests of <see cref="GuestsOn"/> behave (for example a dirty rate). The default is <see cref="LabGuestOptions.Default"/>.</summary>
+    public LabGuestOptions GuestOptions { get; init; } = LabGuestOptions.Default;
+
     /// <summary>The state root. The default is <see cref="LabPaths.DefaultRoot"/>.</summary>
     public string StateRoot { get; init; } = LabPaths.DefaultRoot;
 
@@ -121,6 +124,13 @@ public sealed class CloudletLabBuilder
     /// <summary>Starts a guest on this host (<c>cloudlet-N</c>) during start; call again for more guests.</summary>
     public CloudletLabBuilder WithGuestOn(string hostName) => Set(_options with { GuestsOn = [.. _options.GuestsOn, hostName] });
 
+    /// <summary>Sets <see cref="CloudletLabOptions.GuestOptions"/> (checked by <see cref="Build"/>).</summary>
+    public CloudletLabBuilder WithGuestOptions(LabGuestOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Set(_options with { GuestOptions = options });
+    }
+
     /// <summary>Sets the state root folder.</summary>
     public CloudletLabBuilder WithStateRoot(string folder) => Set(_options with { StateRoot = folder });
 
@@ -204,6 +214,11 @@ public sealed class CloudletLabBuilder
         if (!Enum.IsDefined(options.Transport))
         {
             throw new LabConfigurationException($"The transport {options.Transport} is not one of: {string.Join(", ", Enum.GetNames<LabTransport>())}.");
+        }
+
+        if (options.GuestOptions.Validate() is { Count: > 0 } guestErrors)
+        {
+            throw new LabConfigurationException("Invalid guest options: " + string.Join(" ", guestErrors));
         }
 
         if (options.GuestsOn.Count > LabNaming.MaxGuests)

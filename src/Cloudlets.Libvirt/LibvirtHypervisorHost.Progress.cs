@@ -6,9 +6,24 @@ namespace Cloudlets.Libvirt;
 public sealed partial class LibvirtHypervisorHost
 {
     /// <summary>
+    /// At most this many job-statistics calls in flight on the connection at once. libvirtd serves at most
+    /// <c>max_client_requests</c> (default 5) calls of one client at a time, and the migrate call holds one:
+    /// three leave room for the pipeline's own calls (placement reads) while a migration runs.
+    /// </summary>
+    internal const int MaxPollsInFlight = 3;
+
+    /// <summary>
     /// Samples the job every <paramref name="interval"/>: each sample feeds the convergence schedule (when there is
     /// one), whose due step is applied at once, and then goes to the listener (when there is one) with the steps so far.
     /// </summary>
+    /// <remarks>
+    /// A poll is one round trip to the source's daemon, and a controller far from its hosts waits that long for
+    /// each: over the demonstration's 300 ms path a poll that waited for the previous one sampled a 0.3 s copy
+    /// phase once. So a poll is sent every interval without waiting for the previous answer (up to
+    /// <see cref="MaxPollsInFlight"/>; libvirt's client multiplexes calls on one connection), and the answers are
+    /// handled as they come, in the order the polls were sent. Near the host each answer comes back within the
+    /// interval, so one poll at most is in flight, as before.
+    /// </remarks>
     private async Task WatchMigrationAsync(
         DomainHandle domain,
         string vmName,
@@ -20,33 +35,48 @@ public sealed partial class LibvirtHypervisorHost
         long started,
         CancellationToken cancellationToken)
     {
+        var inFlight = new Queue<Task<MigrationProgress?>>(MaxPollsInFlight);
+
         // Never throws: progress is best effort, and the migration's own outcome decides. (A
         // PeriodicTimer outside its range used to throw here after the migration, hiding its result.)
         try
         {
             using var timer = new PeriodicTimer(interval, _time);
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            var tick = timer.WaitForNextTickAsync(cancellationToken).AsTask();
+            var owed = false; // a tick came while MaxPollsInFlight were out: poll as soon as one answers
+            while (true)
             {
-                var sample = await Task.Run(() => SampleProgress(domain, started), CancellationToken.None).ConfigureAwait(false);
-                if (sample is null || cancellationToken.IsCancellationRequested)
+                // The oldest poll's answer as soon as it comes (so the answers are handled in the order the polls
+                // were sent), or the next tick, whichever is first: the loop never waits for the daemon to poll again.
+                if (inFlight.TryPeek(out var oldest) && await Task.WhenAny(tick, oldest).ConfigureAwait(false) == oldest)
                 {
+                    _ = inFlight.Dequeue(); // it is oldest, awaited below
+                    if (owed)
+                    {
+                        owed = false;
+                        inFlight.Enqueue(Poll());
+                    }
+
+                    if (await oldest.ConfigureAwait(false) is { } sample)
+                    {
+                        await HandleSampleAsync(sample).ConfigureAwait(false);
+                    }
+
                     continue;
                 }
 
-                // The schedule runs on this process's clock (as TotalTime does), only while a job runs.
-                var elapsed = _time.GetElapsedTime(started);
-                // QEMU reports zeros while it sets the migration up: a zero then would be a minimum never beaten.
-                var remaining = sample.DataTotalBytes > 0 ? sample.DataRemainingBytes : null;
-                if (schedule?.Next(elapsed, remaining, sample.Iteration) is { } step)
+                if (!await tick.ConfigureAwait(false))
                 {
-                    var taken = await Task.Run(() => ApplyConvergenceStep(domain, vmName, step, abort), CancellationToken.None).ConfigureAwait(false);
-                    if (taken is not null)
-                    {
-                        escalations.Add(new MigrationEscalation(elapsed, taken.Action, taken.Cause, taken.MaxDowntime, sample.DataRemainingBytes));
-                    }
+                    break;
                 }
 
-                progress?.Report(sample with { Escalations = escalations.Snapshot() });
+                owed = inFlight.Count == MaxPollsInFlight;
+                if (!owed)
+                {
+                    inFlight.Enqueue(Poll());
+                }
+
+                tick = timer.WaitForNextTickAsync(cancellationToken).AsTask();
             }
         }
         catch (OperationCanceledException)
@@ -58,10 +88,52 @@ public sealed partial class LibvirtHypervisorHost
         {
             Log.ProgressFailed(_logger, vmName, ex);
         }
+        finally
+        {
+            // Not awaited: a poll still in flight answers one round trip late, and the migration's result must not
+            // wait for it. The domain handle is a SafeHandle, so a call in flight keeps it alive, and one that starts
+            // after the migration released it fails inside its task; either way its failure is observed here.
+            foreach (var pending in inFlight)
+            {
+                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
+        // A thread of its own, as the migrate call has: a poll blocks its thread for a round trip, and a few of them on
+        // the thread pool of a 2-core machine starved it (the pool adds threads slowly), so the polls went out late.
+        Task<MigrationProgress?> Poll() => Task.Factory.StartNew(
+            () => SampleProgress(domain, vmName, started),
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+
+        async Task HandleSampleAsync(MigrationProgress sample)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            // The schedule runs on this process's clock (as TotalTime does), only while a job runs.
+            var elapsed = _time.GetElapsedTime(started);
+            // QEMU reports zeros while it sets the migration up: a zero then would be a minimum never beaten.
+            var remaining = sample.DataTotalBytes > 0 ? sample.DataRemainingBytes : null;
+            if (schedule?.Next(elapsed, remaining, sample.Iteration) is { } step)
+            {
+                var taken = await Task.Run(() => ApplyConvergenceStep(domain, vmName, step, abort), CancellationToken.None).ConfigureAwait(false);
+                if (taken is not null)
+                {
+                    escalations.Add(new MigrationEscalation(elapsed, taken.Action, taken.Cause, taken.MaxDowntime, sample.DataRemainingBytes));
+                }
+            }
+
+            progress?.Report(sample with { Escalations = escalations.Snapshot() });
+        }
     }
 
-    private unsafe MigrationProgress? SampleProgress(DomainHandle domain, long started)
+    private unsafe MigrationProgress? SampleProgress(DomainHandle domain, string vmName, long started)
     {
+        var asked = _time.GetTimestamp();
         if (LibvirtNative.virDomainGetJobStats(domain, out var type, out var p, out var n, 0) < 0)
         {
             // The job may just have finished (the domain is gone, or no longer running).
@@ -79,7 +151,9 @@ public sealed partial class LibvirtHypervisorHost
             LibvirtNative.virTypedParamsFree(p, n);
         }
 
-        return type is Vir.JobBounded or Vir.JobUnbounded ? ToProgress(stats, _time.GetElapsedTime(started)) : null;
+        var sample = type is Vir.JobBounded or Vir.JobUnbounded ? ToProgress(stats, _time.GetElapsedTime(started)) : null;
+        Log.ProgressSampled(_logger, vmName, _time.GetElapsedTime(asked).TotalMilliseconds, type, sample?.DataProcessedBytes, sample?.DataRemainingBytes, sample?.DataTotalBytes);
+        return sample;
     }
 
     /// <summary>

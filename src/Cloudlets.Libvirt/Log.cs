@@ -47,6 +47,9 @@ internal static partial class Log
     [LoggerMessage(3206, LogLevel.Warning, "Progress sampling of {Vm} failed")]
     public static partial void ProgressFailed(ILogger logger, string vm, Exception exception);
 
+    [LoggerMessage(3213, LogLevel.Debug, "Job of {Vm}: answered in {RoundTripMs:0.0} ms, type {JobType}, processed {Processed}, remaining {Remaining}, total {Total} bytes")]
+    public static partial void ProgressSampled(ILogger logger, string vm, double roundTripMs, int jobType, long? processed, long? remaining, long? total);
+
     [LoggerMessage(3207, LogLevel.Warning, "Resumed {Vm} on {Source}: the migration left it paused and the destination has no copy")]
     public static partial void ResumedSource(ILogger logger, string vm, string source);
 

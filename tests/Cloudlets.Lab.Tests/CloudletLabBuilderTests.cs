@@ -53,6 +53,17 @@ public class CloudletLabBuilderTests
         Assert.That(new CloudletLabBuilder().WithSites(sites).Build().Options.Sites, Is.EqualTo(sites));
 
     [Category("BadInput")]
+    [TestCase(-1)]
+    [TestCase(Cloudlets.Lab.Guests.LabGuestOptions.MaxDirtyRateMiBps + 1)]
+    public void Build_GuestDirtyRateOutOfRange_ThrowsConfigurationExceptionNamingIt(int rate) =>
+        Assert.That(() => new CloudletLabBuilder().WithGuestOn("cloudlet-1").WithGuestOptions(new Cloudlets.Lab.Guests.LabGuestOptions { DirtyRateMiBps = rate }).Build(),
+            Throws.TypeOf<LabConfigurationException>().With.Message.Contains("DirtyRateMiBps").And.Message.Contains(rate.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+    [Test]
+    public void Build_GuestOptions_KeptForTheGuestsStartedWithTheLab() =>
+        Assert.That(new CloudletLabBuilder().WithGuestOn("cloudlet-1").WithGuestOptions(new Cloudlets.Lab.Guests.LabGuestOptions { DirtyRateMiBps = 24 }).Build().Options.GuestOptions.DirtyRateMiBps, Is.EqualTo(24));
+
+    [Category("BadInput")]
     [TestCase("cloudlet-4")]
     [TestCase("cloudlet-0")]
     [TestCase("host-1")]

@@ -7,6 +7,7 @@ using System.Text.RegularExpressions;
 using Cloudlets.Probing.Commands;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Lab;
+using Cloudlets.Lab.Guests;
 using Cloudlets.Libvirt;
 
 namespace Cloudlets.Benchmarks.Migration;
@@ -25,6 +26,9 @@ namespace Cloudlets.Benchmarks.Migration;
 /// <c>virsh domjobinfo --completed</c> on the source for virsh. With <c>--progress-ms N</c> the
 /// library's call also listens for progress every N ms, as the pipeline's executor always does (its
 /// job-statistics polling then runs next to QEMU's migration thread); without it, nobody listens.
+/// During every run, for both tools, the edge pings the guest every 10 ms and requests its TCP service
+/// back to back (<see cref="GuestInterruptionMonitor"/>): the longest gap in each is the interruption users feel.
+/// The JSON gives p50 and p99 of every figure per tool, the mean downtime, and every run's figures.
 /// </remarks>
 public static partial class MigrationComparison
 {
@@ -85,8 +89,8 @@ public static partial class MigrationComparison
         var guestMemoryMiB = ((await h1.TryGetVmAsync(guest.Name).ConfigureAwait(false))?.MaxMemoryBytes ?? 0) / (1024 * 1024);
         var hosts = new Dictionary<string, LibvirtHypervisorHost>(StringComparer.Ordinal) { [H1] = h1, [H2] = h2 };
 
-        var library = new List<(double TotalMs, double? DowntimeMs)>();
-        var virsh = new List<(double TotalMs, double? DowntimeMs)>();
+        var library = new List<RunSample>();
+        var virsh = new List<RunSample>();
         var from = H1;
         try
         {
@@ -97,11 +101,15 @@ public static partial class MigrationComparison
                 {
                     var to = from == H1 ? H2 : H1;
                     var useLibrary = (run + step) % 2 == 0;
-                    var sample = useLibrary
+                    await using var monitor = await GuestInterruptionMonitor.StartAsync(lab, guest).ConfigureAwait(false);
+                    var (totalMs, downtimeMs) = useLibrary
                         ? await LibraryAsync(hosts[from], hosts[to], guest, lab.GetHost(to), progressMs).ConfigureAwait(false)
                         : await VirshAsync(lab, guest, from, to).ConfigureAwait(false);
+                    var interruption = await monitor.StopAsync().ConfigureAwait(false);
+                    var (pingGapMs, requestGapMs) = (interruption.LongestPingGap.TotalMilliseconds, interruption.LongestRequestGap.TotalMilliseconds);
+                    var sample = new RunSample(totalMs, downtimeMs, pingGapMs, requestGapMs);
                     (useLibrary ? library : virsh).Add(sample);
-                    Console.Error.WriteLine($"run {run + 1} {(useLibrary ? "library" : "virsh  ")} {from} -> {to}: total {sample.TotalMs:0} ms, downtime {sample.DowntimeMs?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} ms");
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run + 1} {(useLibrary ? "library" : "virsh  ")} {from} -> {to}: total {sample.TotalMs:0} ms, downtime {sample.DowntimeMs?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} ms, longest gap from the edge: pings {pingGapMs:0} ms, requests {requestGapMs:0} ms"));
                     await lab.CreateGuestClient(guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);
                     from = to;
                 }
@@ -117,6 +125,8 @@ public static partial class MigrationComparison
         var virshTotal = Median(virsh.Select(s => s.TotalMs));
         var libraryDowntime = Median(library.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value));
         var virshDowntime = Median(virsh.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value));
+        var libraryMeanDowntime = Mean(library.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value));
+        var virshMeanDowntime = Mean(virsh.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value));
         var report = new Dictionary<string, object?>
         {
             ["libraryTotalMs"] = Math.Round(libraryTotal, 1),
@@ -125,6 +135,9 @@ public static partial class MigrationComparison
             ["virshDowntimeMs"] = Math.Round(virshDowntime, 1),
             ["ratioTotal"] = Math.Round(libraryTotal / virshTotal, 3),
             ["ratioDowntime"] = Math.Round(libraryDowntime / virshDowntime, 3),
+            ["ratioMeanDowntime"] = Math.Round(libraryMeanDowntime / virshMeanDowntime, 3),
+            ["library"] = Distribution(library),
+            ["virsh"] = Distribution(virsh),
             ["runs"] = runs,
             ["libraryProgressMs"] = progressMs == 0 ? null : progressMs,
             ["guestMemoryMiB"] = guestMemoryMiB,
@@ -132,6 +145,10 @@ public static partial class MigrationComparison
             ["virshTotalsMs"] = virsh.Select(s => Math.Round(s.TotalMs, 1)).ToArray(),
             ["libraryDowntimesMs"] = library.Select(s => s.DowntimeMs).ToArray(),
             ["virshDowntimesMs"] = virsh.Select(s => s.DowntimeMs).ToArray(),
+            ["libraryPingGapsMs"] = library.Select(s => Math.Round(s.PingGapMs, 1)).ToArray(),
+            ["virshPingGapsMs"] = virsh.Select(s => Math.Round(s.PingGapMs, 1)).ToArray(),
+            ["libraryRequestGapsMs"] = library.Select(s => Math.Round(s.RequestGapMs, 1)).ToArray(),
+            ["virshRequestGapsMs"] = virsh.Select(s => Math.Round(s.RequestGapMs, 1)).ToArray(),
         };
         if (json)
         {
@@ -186,6 +203,36 @@ public static partial class MigrationComparison
         return (total.TotalMilliseconds, downtime);
     }
 
+    /// <summary>p50 and p99 (nearest rank: with 15 runs, p99 is the worst run) of each figure, and the mean downtime.</summary>
+    private static Dictionary<string, object?> Distribution(List<RunSample> runs)
+    {
+        var downtimes = runs.Where(s => s.DowntimeMs is not null).Select(s => s.DowntimeMs!.Value).ToList();
+        return new Dictionary<string, object?>
+        {
+            ["totalMs"] = Percentiles(runs.Select(s => s.TotalMs)),
+            ["downtimeMs"] = Percentiles(downtimes),
+            ["meanDowntimeMs"] = Math.Round(Mean(downtimes), 1),
+            ["pingGapMs"] = Percentiles(runs.Select(s => s.PingGapMs)),
+            ["requestGapMs"] = Percentiles(runs.Select(s => s.RequestGapMs)),
+        };
+    }
+
+    private static Dictionary<string, double> Percentiles(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return new Dictionary<string, double>
+        {
+            ["p50"] = Math.Round(Median(sorted), 1),
+            ["p99"] = sorted.Length == 0 ? double.NaN : Math.Round(sorted[Math.Clamp((int)Math.Ceiling(0.99 * sorted.Length) - 1, 0, sorted.Length - 1)], 1),
+        };
+    }
+
+    private static double Mean(IEnumerable<double> values)
+    {
+        var list = values.ToList();
+        return list.Count == 0 ? double.NaN : list.Average();
+    }
+
     private static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToArray();
@@ -197,6 +244,9 @@ public static partial class MigrationComparison
         var mid = sorted.Length / 2;
         return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
+
+    /// <summary>One migration: wall time of the call, QEMU's downtime, and the longest gaps the edge saw.</summary>
+    private sealed record RunSample(double TotalMs, double? DowntimeMs, double PingGapMs, double RequestGapMs);
 
     private sealed class CountingProgress(Action onSample) : IProgress<MigrationProgress>
     {

@@ -283,6 +283,29 @@ internal static class JournalReplayer
             h++;
         }
 
+        for (var a = 0; a < snapshot.HostCount; a++)
+        {
+            for (var b = 0; b < snapshot.HostCount; b++)
+            {
+                snapshot.SetBandwidth(a, b, double.NaN);
+            }
+        }
+
+        // The transfer rates migrations measured, [source, destination, bytes/s] (absent: none measured).
+        if (line.TryGetProperty("bw", out var rates))
+        {
+            foreach (var rate in rates.EnumerateArray())
+            {
+                int a = rate[0].GetInt32(), b = rate[1].GetInt32();
+                if ((uint)a >= (uint)snapshot.HostCount || (uint)b >= (uint)snapshot.HostCount)
+                {
+                    throw new PipelineJournalFormatException($"A transfer rate between hosts {a} and {b} in an evaluation of a fleet of {snapshot.HostCount} hosts.");
+                }
+
+                snapshot.SetBandwidth(a, b, rate[2].GetDouble());
+            }
+        }
+
         var vms = line.GetProperty("vms");
         if (vms.GetArrayLength() != snapshot.VmCount)
         {
@@ -292,7 +315,9 @@ internal static class JournalReplayer
         var v = 0;
         foreach (var vm in vms.EnumerateArray())
         {
-            snapshot.SetPlacement(v, vm[0].GetInt32(), vm[1].GetInt64(), vm[2].GetInt32());
+            // The dirty rate a migration measured: absent in a journal of an earlier pipeline, which had none.
+            var dirty = vm.GetArrayLength() > 6 && vm[6].ValueKind == JsonValueKind.Number ? vm[6].GetDouble() : double.NaN;
+            snapshot.SetPlacement(v, vm[0].GetInt32(), vm[1].GetInt64(), vm[2].GetInt32(), dirty);
             DateTimeOffset? last = vm[3].ValueKind == JsonValueKind.Null ? null : new DateTimeOffset(vm[3].GetInt64(), TimeSpan.Zero);
             snapshot.SetMigrationHistory(v, last, vm[4].GetBoolean(), vm[5].GetInt32());
             v++;

@@ -194,6 +194,23 @@ public sealed record MigrationOutcome(
     /// downtime or byte counts, and the executor's metrics do not count it.
     /// </summary>
     public bool StartedElsewhere { get; init; }
+
+    /// <summary>
+    /// The link's transfer rate and the VM's dirty rate as this migration's progress reports showed them (also when it
+    /// failed or was aborted: a copy that did not converge measured both), or <see langword="null"/> when no report
+    /// carried them. The pipeline gives them to the policy's cost estimate for later moves over the same pair of hosts
+    /// and of the same VM.
+    /// </summary>
+    public MigrationMeasurements? Measured { get; init; }
+}
+
+/// <summary>What a migration measured of the path between its hosts and of its VM.</summary>
+/// <param name="BandwidthBytesPerSecond">The median transfer rate of its progress reports (QEMU's <c>memory_bps</c>), or <see langword="null"/>.</param>
+/// <param name="DirtyRateBytesPerSecond">The VM's memory dirty rate in its last report, in bytes (pages × <see cref="PageSizeBytes"/>), or <see langword="null"/>.</param>
+public sealed record MigrationMeasurements(double? BandwidthBytesPerSecond, double? DirtyRateBytesPerSecond)
+{
+    /// <summary>The page size a dirty rate in pages is converted with: 4 KiB, QEMU's target page size on x86-64.</summary>
+    public const int PageSizeBytes = 4096;
 }
 
 /// <summary>What an improvement check is given.</summary>

@@ -416,7 +416,10 @@ public sealed class MigrationExecutor : IAsyncDisposable
             improvement = await CheckAsync(request, result!, finished).ConfigureAwait(false);
         }
 
-        var outcome = new MigrationOutcome(request.VmName, source, destination, kind, started, finished, result, error, why, improvement);
+        var outcome = new MigrationOutcome(request.VmName, source, destination, kind, started, finished, result, error, why, improvement)
+        {
+            Measured = progress.Measured(),
+        };
         var tags = new TagList
         {
             { CloudletsTelemetry.Tags.Outcome, kind.ToString() },
@@ -508,8 +511,10 @@ public sealed class MigrationExecutor : IAsyncDisposable
         private readonly Action _onTimeout;
         private readonly Lock _gate = new();
         private IDisposable? _timer;
+        private readonly List<double> _bandwidths = [];
         private long _processed = -1;
         private long _remaining = long.MaxValue;
+        private long? _dirtyPagesPerSecond;
         private bool _stopped;
 
         public ProgressWatch(IScheduler scheduler, TimeSpan timeout, Action onTimeout)
@@ -527,6 +532,17 @@ public sealed class MigrationExecutor : IAsyncDisposable
                 if (_stopped)
                 {
                     return;
+                }
+
+                // QEMU reports 0 before the first bytes move and after the switchover: not a rate of the link.
+                if (value.BandwidthBytesPerSecond is > 0 and var bandwidth)
+                {
+                    _bandwidths.Add(bandwidth);
+                }
+
+                if (value.DirtyRatePagesPerSecond is { } dirty)
+                {
+                    _dirtyPagesPerSecond = dirty;
                 }
 
                 var progressed = value.DataProcessedBytes is null && value.DataRemainingBytes is null;
@@ -559,6 +575,31 @@ public sealed class MigrationExecutor : IAsyncDisposable
         }
 
         public void Dispose() => Stop();
+
+        /// <summary>
+        /// The median of the transfer rates reported (a rate of one moment swings with what QEMU was sending), and
+        /// the last dirty rate (the pass closest to the end, when the rate decides whether the copy converges).
+        /// </summary>
+        public MigrationMeasurements? Measured()
+        {
+            lock (_gate)
+            {
+                if (_bandwidths.Count == 0 && _dirtyPagesPerSecond is null)
+                {
+                    return null;
+                }
+
+                double? median = null;
+                if (_bandwidths.Count > 0)
+                {
+                    _bandwidths.Sort();
+                    var mid = _bandwidths.Count / 2;
+                    median = _bandwidths.Count % 2 == 1 ? _bandwidths[mid] : (_bandwidths[mid - 1] + _bandwidths[mid]) / 2;
+                }
+
+                return new MigrationMeasurements(median, _dirtyPagesPerSecond * MigrationMeasurements.PageSizeBytes);
+            }
+        }
 
         private void Arm()
         {

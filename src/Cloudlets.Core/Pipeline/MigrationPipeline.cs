@@ -34,6 +34,8 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly DecisionBuffer _buffer;
     private readonly LatencyWindows _windows;
     private readonly DateTimeOffset?[] _lastMove;
+    private readonly double[] _measuredBandwidth; // [source * hosts + destination], bytes/s of the last migration that measured it; NaN until one did
+    private readonly double[] _measuredDirtyRate; // per VM, bytes/s; NaN until a migration of it measured it
     private readonly MigrationExecutor? _executor;
     private readonly PipelineJournal? _journal;
     private readonly ISubject<MigrationDecision> _decisions = Subject.Synchronize(new Subject<MigrationDecision>());
@@ -79,6 +81,10 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         _buffer = new DecisionBuffer(_snapshot, recordCandidates: true);
         _windows = new LatencyWindows(options.SampleWindow);
         _lastMove = new DateTimeOffset?[vms.Length];
+        _measuredBandwidth = new double[hosts.Length * hosts.Length];
+        Array.Fill(_measuredBandwidth, double.NaN);
+        _measuredDirtyRate = new double[vms.Length];
+        Array.Fill(_measuredDirtyRate, double.NaN);
         _rules = rules;
         _snapshot.SetRules(rules);
         _hostStates = new HostState[hosts.Length];
@@ -512,6 +518,11 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                     : _windows.Summarize(_snapshot.VantagePointName(p), _hosts[h].ProbeTarget);
                 _snapshot.SetLatency(p, h, summary);
             }
+
+            for (var d = 0; d < _hosts.Length; d++)
+            {
+                _snapshot.SetBandwidth(h, d, _measuredBandwidth[(h * _hosts.Length) + d]);
+            }
         }
 
         for (var v = 0; v < _vms.Length; v++)
@@ -524,7 +535,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             }
             else
             {
-                _snapshot.SetPlacement(v, placed, info.MemoryBytes, info.VCpus);
+                _snapshot.SetPlacement(v, placed, info.MemoryBytes, info.VCpus, _measuredDirtyRate[v]);
             }
 
             var destination = _executor?.DestinationOf(name) is { } d ? _snapshot.IndexOfHost(d) : -1;
@@ -693,6 +704,7 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
             }
 
             var vm = _snapshot.IndexOfVm(outcome.VmName);
+            Remember(vm, outcome);
             if (vm < 0 || outcome.Kind != MigrationOutcomeKind.Succeeded)
             {
                 return;
@@ -715,6 +727,31 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         }
 
         KickRefresh();
+    }
+
+    /// <summary>
+    /// Keeps what a migration measured for the policy's cost estimate: the transfer rate for its pair of hosts (one
+    /// direction: the paths may differ) and the VM's dirty rate. The last measurement wins: a path or a workload
+    /// changes, and the latest migration is the best guess of the next. Called under the lock.
+    /// </summary>
+    private void Remember(int vm, MigrationOutcome outcome)
+    {
+        if (outcome.Measured is not { } measured || outcome.StartedElsewhere)
+        {
+            return;
+        }
+
+        var source = _snapshot.IndexOfHost(outcome.Source);
+        var destination = _snapshot.IndexOfHost(outcome.Destination);
+        if (measured.BandwidthBytesPerSecond is { } bandwidth && source >= 0 && destination >= 0)
+        {
+            _measuredBandwidth[(source * _hosts.Length) + destination] = bandwidth;
+        }
+
+        if (measured.DirtyRateBytesPerSecond is { } dirty && vm >= 0)
+        {
+            _measuredDirtyRate[vm] = dirty;
+        }
     }
 
     /// <summary>

@@ -183,10 +183,43 @@ public sealed class PipelineJournal : IDisposable
 
             j.WriteBooleanValue(snapshot.IsMigrating(v));
             j.WriteNumberValue(snapshot.InFlightDestinationOf(v));
+            if (!double.IsNaN(snapshot.DirtyRateOf(v)))
+            {
+                j.WriteNumberValue(snapshot.DirtyRateOf(v));
+            }
+
             j.WriteEndArray();
         }
 
         j.WriteEndArray();
+        var anyRate = false;
+        for (var a = 0; a < snapshot.HostCount; a++)
+        {
+            for (var b = 0; b < snapshot.HostCount; b++)
+            {
+                if (double.IsNaN(snapshot.BandwidthOf(a, b)))
+                {
+                    continue;
+                }
+
+                if (!anyRate)
+                {
+                    j.WriteStartArray("bw");
+                    anyRate = true;
+                }
+
+                j.WriteStartArray();
+                j.WriteNumberValue(a);
+                j.WriteNumberValue(b);
+                j.WriteNumberValue(snapshot.BandwidthOf(a, b));
+                j.WriteEndArray();
+            }
+        }
+
+        if (anyRate)
+        {
+            j.WriteEndArray();
+        }
     });
 
     /// <summary>What the executor held back and the decisions the evaluation published.</summary>

@@ -56,6 +56,9 @@ public sealed class FakeHypervisorHost : IHypervisorHost
 
     public FakeMigrationMode MigrationMode { get; set; } = FakeMigrationMode.Succeed;
 
+    /// <summary>A progress report each migration from this host gives before it succeeds (succeed mode), as a job's statistics would.</summary>
+    public MigrationProgress? ReportDuringMigration { get; set; }
+
     /// <summary>Migrations started from this host: VM and destination.</summary>
     public List<(string Vm, string Destination)> Migrations { get; } = [];
 
@@ -150,6 +153,11 @@ public sealed class FakeHypervisorHost : IHypervisorHost
 
                 return pending.Task;
             default:
+                if (ReportDuringMigration is { } report)
+                {
+                    progress?.Report(report);
+                }
+
                 return Task.FromResult(Complete(vmName, destination));
         }
     }

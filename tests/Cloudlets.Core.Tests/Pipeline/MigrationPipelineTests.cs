@@ -62,6 +62,45 @@ public partial class MigrationPipelineTests
         }
     }
 
+    // a best, then (from 60 s) b, then (from 120 s) a again: a VM that follows moves twice.
+    private static double? ThereAndBackTrace(TimeSpan t, string host) => (t.TotalSeconds, host) switch
+    {
+        ( < 60, "a") or ( >= 120, "a") => 20,
+        ( >= 60 and < 120, "b") => 20,
+        _ => 300,
+    };
+
+    [Test]
+    public async Task Decisions_MigrationMeasuredDirtyRateAboveBandwidth_LaterMoveOfThatVmCostsTooMuch()
+    {
+        // The first move's job showed the VM dirtying 1,000,000 pages/s (4.1 GB/s), above the 125 MB/s the policy
+        // assumes for the path: pre-copy of that VM cannot converge, so moving it back is not worth any gain.
+        await using var fleet = TraceFleet.Start(
+            PipelineMode.Automatic,
+            arrange: h => h["a"].ReportDuringMigration = new MigrationProgress(TimeSpan.FromSeconds(1), 1L << 20, 1L << 28, 1L << 28, 1_000_000, 1, null, 125_000_000));
+        fleet.Replay(TimeSpan.FromSeconds(240), ThereAndBackTrace);
+
+        var last = fleet.Decisions.Last(d => d.VmName == "vm");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fleet.Outcomes.Select(o => (o.Source, o.Destination)), Is.EqualTo(new[] { ("a", "b") }), "one move only");
+            Assert.That(fleet.Outcomes[0].Measured, Is.EqualTo(new MigrationMeasurements(125_000_000, 1_000_000.0 * MigrationMeasurements.PageSizeBytes)));
+            Assert.That(last.CurrentHost, Is.EqualTo("b"));
+            Assert.That(last.Reason, Is.EqualTo(DecisionReason.CostExceedsGain), last.Explanation);
+        }
+    }
+
+    [Test]
+    public async Task Decisions_NoMeasurement_SameTraceMovesThereAndBack()
+    {
+        // The control of the test above: without the measured dirty rate the policy's defaults let the VM follow.
+        await using var fleet = TraceFleet.Start(PipelineMode.Automatic);
+        fleet.Replay(TimeSpan.FromSeconds(240), ThereAndBackTrace);
+
+        Assert.That(fleet.Outcomes.Select(o => (o.Source, o.Destination)), Is.EqualTo(new[] { ("a", "b"), ("b", "a") }));
+        Assert.That(fleet.Outcomes.Select(o => o.Measured), Is.All.Null, "a migration without progress reports measured nothing");
+    }
+
     [Test]
     public async Task Decisions_AdvisoryMode_RecommendsButNeverMigrates()
     {

@@ -1,3 +1,4 @@
+using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Pipeline;
 
@@ -34,7 +35,12 @@ public sealed class PipelineJournalTests
             policy: null,
             options: o => o.Executor.MaxConcurrentMigrations = 1,
             extraVms: ["vm2"],
-            arrange: h => h["a"].AddVm("vm2"),
+            arrange: h =>
+            {
+                h["a"].AddVm("vm2");
+                // The moves from a measure the path and the VMs, so the journal records rates the policy used.
+                h["a"].ReportDuringMigration = new MigrationProgress(TimeSpan.FromSeconds(1), 1L << 20, 1L << 27, 1L << 28, 2_000, 1, null, 400_000_000);
+            },
             build: b => b.WithJournal(journal));
         try
         {
@@ -63,6 +69,7 @@ public sealed class PipelineJournalTests
         {
             Assert.That(replay.Differences, Is.Empty, "the replay decided differently: " + string.Join(Environment.NewLine, replay.Differences.Take(10)));
             Assert.That(replay.Same, Is.True);
+            Assert.That(journal, Does.Contain("\"bw\":[[0,1,400000000]]"), "the transfer rate measured from a to b is an input of the later evaluations");
             Assert.That(replay.Samples, Is.EqualTo(samples).And.GreaterThan(800), "every sample the pipeline took is in the journal");
 
             // The journal holds what the pipeline published, in order.

@@ -25,6 +25,16 @@ public sealed class LabCommandLineTests
     }
 
     [Test]
+    public void Parse_UpWithDirtyRate_KeepsItAndTheDefaultIsZero()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabCommandLine.Parse(["up", "--guest-on", "cloudlet-1", "--dirty-rate", "24", "--name", "adv1"]).DirtyRate, Is.EqualTo(24));
+            Assert.That(LabCommandLine.Parse(["up", "--name", "adv1"]).DirtyRate, Is.Zero);
+        }
+    }
+
+    [Test]
     public void Parse_ShapeWithFor_HoldsForThatLong()
     {
         var parsed = LabCommandLine.Parse(["shape", "--for", "12.5", "cloudlet-2", "20"]);

@@ -25,7 +25,13 @@ public sealed class ConvergenceLabTests : LabFixture
     private const int DirtyRateMiBps = 24;
     private const long BandwidthMiBps = 8;
     private const long PageBytes = 4096;
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(40);
+    // 40 s in CI (each plain run waits it out); CLOUDLETS_CONVERGENCE_BOUND_S=120 measures issue 15's bound.
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(
+        int.TryParse(Environment.GetEnvironmentVariable("CLOUDLETS_CONVERGENCE_BOUND_S"), CultureInfo.InvariantCulture, out var s) && s is >= 20 and <= 600 ? s : 40);
+
+    // The users' longest pause a converging method may cause: the largest allowed downtime (3 s) and 2 s more
+    // for the destination's network to announce the guest and the probes' spacing.
+    private static readonly TimeSpan MaxInterruption = TimeSpan.FromSeconds(5);
 
     private LabGuest _guest = null!;
     private string _bootId = null!;
@@ -70,13 +76,20 @@ public sealed class ConvergenceLabTests : LabFixture
 
         MigrationException? ex = null;
         MigrationResult? done = null;
-        try
+        var monitor = await GuestInterruptionMonitor.StartAsync(Lab, _guest);
+        GuestInterruption interruption;
+        await using (monitor)
         {
-            done = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
-        }
-        catch (MigrationException e)
-        {
-            ex = e;
+            try
+            {
+                done = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
+            }
+            catch (MigrationException e)
+            {
+                ex = e;
+            }
+
+            interruption = await monitor.StopAsync();
         }
 
         var after = await Lab.CreateGuestClient(_guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
@@ -84,6 +97,7 @@ public sealed class ConvergenceLabTests : LabFixture
         var (dirtySetMiB, dirtiedPerPassMiB, passSeconds) = PassFigures(samples);
         TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"plain pre-copy, {BandwidthMiBps} MiB/s cap, guest dirtying {DirtyRateMiBps} MiB/s: not done after {Bound.TotalSeconds:0} s; {samples.Count} samples, last iteration {samples.LastOrDefault()?.Iteration}, median over later passes: {passSeconds:0.0} s a pass, dirty rate {dirtyMiBps:0.0} MiB/s in the job, x pass time = {dirtiedPerPassMiB:0.0} MiB dirtied, {dirtySetMiB:0.0} MiB left after each sync"));
         TestContext.Out.WriteLine(ex?.Message ?? $"completed: {done}");
+        TestContext.Out.WriteLine(Interruption(interruption));
         var last = samples.LastOrDefault();
         Assert.That(ex, Is.Not.Null, $"plain pre-copy completed in {done?.TotalTime}, downtime {done?.Downtime}");
         using (Assert.EnterMultipleScope())
@@ -102,6 +116,7 @@ public sealed class ConvergenceLabTests : LabFixture
             Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H1 }), "one running copy, on the source");
             Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers");
             Assert.That(after.Counter, Is.GreaterThan(before.Counter));
+            Assert.That(interruption.LongestPingGap, Is.LessThan(MaxInterruption), "the guest answered pings throughout the attempt");
         }
     }
 
@@ -212,10 +227,18 @@ public sealed class ConvergenceLabTests : LabFixture
         var before = await Lab.CreateGuestClient(_guest).ReadAsync(TimeSpan.FromSeconds(5));
         var samples = new ConcurrentQueue<MigrationProgress>();
 
-        var result = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
+        MigrationResult result;
+        GuestInterruption interruption;
+        var monitor = await GuestInterruptionMonitor.StartAsync(Lab, _guest);
+        await using (monitor)
+        {
+            result = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
+            interruption = await monitor.StopAsync();
+        }
 
         var after = await Lab.CreateGuestClient(_guest).WaitForAnswerAsync(TimeSpan.FromSeconds(20));
         TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label}, {BandwidthMiBps} MiB/s cap, guest dirtying {DirtyRateMiBps} MiB/s: total {result.TotalTime.TotalSeconds:0.0} s, downtime {result.Downtime?.TotalMilliseconds:0} ms, {result.DataTransferredBytes / 1048576.0:0} MiB sent, median dirty rate {MedianDirtyMiBps(samples):0.0} MiB/s, CPU throttle up to {samples.Max(s => s.CpuThrottlePercent ?? 0)} %"));
+        TestContext.Out.WriteLine("  " + Interruption(interruption));
         foreach (var step in result.Escalations)
         {
             TestContext.Out.WriteLine("  step " + step);
@@ -226,6 +249,7 @@ public sealed class ConvergenceLabTests : LabFixture
             Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H2 }), "one running copy, on the destination");
             Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers");
             Assert.That(after.Counter, Is.GreaterThan(before.Counter), "and kept counting");
+            Assert.That(interruption.LongestPingGap, Is.LessThan(MaxInterruption), "the guest answered pings throughout");
         }
 
         return (result, samples);
@@ -252,6 +276,10 @@ public sealed class ConvergenceLabTests : LabFixture
         static double Median(List<double> v) => v.Count == 0 ? 0 : v.Order().ElementAt(v.Count / 2);
         return (Median(sets), Median(dirtied), Median(times));
     }
+
+    private static string Interruption(GuestInterruption i) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"interruption from the edge: longest ping gap {i.LongestPingGap.TotalMilliseconds:0} ms ({i.Pings} replies), longest TCP-request gap {i.LongestRequestGap.TotalMilliseconds:0} ms ({i.Requests} answered)");
 
     private static double MedianDirtyMiBps(IEnumerable<MigrationProgress> samples)
     {
