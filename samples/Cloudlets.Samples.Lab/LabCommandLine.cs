@@ -47,6 +47,8 @@ internal sealed record LabCommandLine(
     /// <summary>For <c>shape --matrix FILE</c>: the latency matrix read from the file (checked), or null when HOST DELAY pairs were given.</summary>
     public IReadOnlyList<LabSiteDelay>? Matrix { get; init; }
 
+    /// <summary>For <c>up</c>: the cloudlets-agent.dll to run a broker and an agent per site with, or null for none (<c>--agents</c>, <c>--agent DLL</c>).</summary>
+    public string? AgentAssembly { get; init; }
     /// <summary>For <c>up</c>: MiB/s each guest it starts rewrites of its memory (0 to <see cref="LabGuestOptions.MaxDirtyRateMiBps"/>). The default is 0.</summary>
     public int DirtyRate { get; init; }
 
@@ -58,7 +60,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS] [--agents [--agent DLL]]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -129,6 +131,18 @@ internal sealed record LabCommandLine(
             }
         }
 
+        string? agentAssembly = null;
+        if (verb == "up" && result.GetValue(commands.Agent) is { } agentDll)
+        {
+            agentAssembly = result.GetValue(commands.Agents) && Path.IsPathFullyQualified(agentDll)
+                ? agentDll
+                : throw new FormatException(result.GetValue(commands.Agents) ? $"--agent takes the absolute path of cloudlets-agent.dll, not '{agentDll}'" : "--agent is given without --agents");
+        }
+        else if (verb == "up" && result.GetValue(commands.Agents))
+        {
+            agentAssembly = Path.Combine(AppContext.BaseDirectory, "cloudlets-agent.dll");
+        }
+
         string? guest = null, to = null;
         if (verb == "migrate")
         {
@@ -159,6 +173,7 @@ internal sealed record LabCommandLine(
             Bandwidth = bandwidth,
             Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
             Matrix = matrix,
+            AgentAssembly = agentAssembly,
             DirtyRate = dirtyRate,
             Transport = verb != "up" ? LabTransport.Tcp : result.GetValue(commands.Transport) switch
             {

@@ -13,6 +13,9 @@ internal sealed class LabCommands
         network namespace with its own libvirtd, optionally a guest VM), shows it, shapes the delay toward each host,
         live-migrates its guests, and tears it down.
 
+        With --agents the lab also runs an MQTT broker in the edge namespace and a cloudlets-agent per site (status
+        --json lists the broker's address and credentials file and each agent's pid; "down" ends them).
+
         With --sites M (1 to 8) the lab has M sites where users are: site-1 is the edge, site-2 .. site-M each its own
         namespace and subnet on the lab switch; "shape --matrix FILE" then gives each (site, host) pair its delay.
 
@@ -60,6 +63,8 @@ internal sealed class LabCommands
             Description = "A latency matrix instead of HOST DELAY pairs: a JSON file {\"delays\": [{\"site\": \"site-1\", \"host\": \"cloudlet-1\", \"delayMs\": 300}, ...]} " +
                           "giving each listed (site, host) pair its one-way delay (0 to 60000 ms; a pair not listed is unshaped). A bad file exits 2, naming the member.",
         };
+        Agents = new Option<bool>("--agents") { Description = "Also start a broker (mosquitto inside the edge namespace, on the edge's address, port 1883, with an ACL and a password per site) and one cloudlets-agent per site inside the site's namespace, probing every host and publishing its samples to the broker." };
+        Agent = new Option<string?>("--agent") { HelpName = "DLL", Description = "With --agents: the cloudlets-agent.dll to run (an absolute path); the default is the one built next to this tool." };
         Json = new Option<bool>("--json") { Description = "Print the status as JSON." };
         For = new Option<string?>("--for") { HelpName = "SECONDS", Description = "Hold the delays for this many seconds once they are in place (above 0, at most 86400), then clear them." };
         Bandwidth = new Option<string?>("--bandwidth") { HelpName = "MIBS", Description = "Limit the migration to this many MiB/s (1 to 100000)." };
@@ -69,7 +74,7 @@ internal sealed class LabCommands
 
         Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
         {
-            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate,
+            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate, Agents, Agent,
         };
         Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
         Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
@@ -125,6 +130,10 @@ internal sealed class LabCommands
     public Option<string?> Cache { get; }
 
     public Option<bool> Json { get; }
+
+    public Option<bool> Agents { get; }
+
+    public Option<string?> Agent { get; }
 
     public Option<string?> For { get; }
 

@@ -1,5 +1,5 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS] [--agents [--agent DLL]]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -145,6 +145,11 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
         builder.WithCacheFolder(options.CacheFolder);
     }
 
+    if (options.AgentAssembly is { } agent)
+    {
+        builder.WithAgents(new Cloudlets.Lab.Agents.LabAgentOptions { AgentAssembly = agent });
+    }
+
     foreach (var host in options.GuestsOn)
     {
         builder.WithGuestOn(host);
@@ -154,7 +159,7 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
     var lab = builder.Build();
     await using (var existing = CloudletLab.Attach(options.Name))
     {
-        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && await existing.IsHealthyAsync(ct))
+        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && (existing.Broker is not null) == (options.AgentAssembly is not null) && await existing.IsHealthyAsync(ct))
         {
             Console.WriteLine($"lab {options.Name} is already up:");
             Console.WriteLine((await existing.GetStatusAsync(ct)).ToString());
