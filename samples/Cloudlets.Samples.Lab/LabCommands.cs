@@ -90,14 +90,23 @@ internal sealed class LabCommands
         };
         Clear = new Command("clear", "Removes every delay rule of the lab (also those a killed 'shape' left).") { Name };
         Migrate = new Command("migrate", "Live-migrates GUEST to HOST with virsh --p2p.") { Guest, To, Bandwidth, Name };
-        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate };
+        LinkRate = new Argument<string>("MIBPS|off") { Description = "The cap in MiB/s (1 to 100000), or off." };
+        Cap = new Command("cap", """
+            Caps what each host sends to the other hosts (live migrations, the daemons' calls to each other) at MIBPS MiB/s,
+            or removes the cap with "off"; the guests' traffic to the sites and the clients' calls keep their speed. Unlike
+            "migrate --bandwidth", the link also holds the migration's final stop-and-copy to the cap, as a slow path does.
+            """)
+        {
+            LinkRate, Name,
+        };
+        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate, Cap };
     }
 
     /// <summary>The root command (<c>--help</c>, <c>--version</c> and the verbs).</summary>
     public RootCommand Root { get; }
 
     /// <summary>The verbs, in the order of <see cref="LabCommandLine.Verbs"/>.</summary>
-    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate];
+    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate, Cap];
 
     public Option<string> Transport { get; }
 
@@ -110,6 +119,12 @@ internal sealed class LabCommands
     public Command Shape { get; }
 
     public Command Clear { get; }
+
+    /// <summary><c>cap MIBPS|off</c>.</summary>
+    public Command Cap { get; }
+
+    /// <summary>The <c>MIBPS|off</c> argument of <c>cap</c>.</summary>
+    public Argument<string> LinkRate { get; }
 
     public Command Migrate { get; }
 

@@ -25,6 +25,16 @@ public sealed class LabCommandLineTests
     }
 
     [Test]
+    public void Parse_CapWithRateOrOff_KeepsTheRateOrNull()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabCommandLine.Parse(["cap", "8", "--name", "adv1"]).LinkCapMiBps, Is.EqualTo(8));
+            Assert.That(LabCommandLine.Parse(["cap", "off", "--name", "adv1"]).LinkCapMiBps, Is.Null);
+        }
+    }
+
+    [Test]
     public void Parse_UpWithDirtyRate_KeepsItAndTheDefaultIsZero()
     {
         using (Assert.EnterMultipleScope())
