@@ -33,6 +33,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     private readonly long _maxAgeTicks;
     private readonly long _cooldownTicks;
     private readonly int _windows;
+    private readonly int _decisiveWindows;
+    private readonly double _decisiveFactor;
     private readonly long _reserve;
     private readonly double _bandwidth;
     private readonly double _dirty;
@@ -62,6 +64,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         _maxAgeTicks = _options.MaxSampleAge.Ticks;
         _cooldownTicks = _options.Cooldown.Ticks;
         _windows = _options.ConfirmationWindows;
+        _decisiveWindows = _options.DecisiveConfirmationWindows;
+        _decisiveFactor = _options.DecisiveBenefitFactor;
         _reserve = _options.MemoryReserveBytes;
         _bandwidth = _options.DefaultBandwidthBytesPerSecond;
         _dirty = _options.DefaultDirtyRateBytesPerSecond;
@@ -624,7 +628,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         var streak = (s.PendingHost[vm] >= 0 ? s.PendingWindows[vm] : 0) + 1;
-        if (streak < _windows)
+        var decisive = streak < _windows && streak >= _decisiveWindows && Decisive(s, r, vm, best, currentScore, now, benefit, cost);
+        if (streak < _windows && !decisive)
         {
             r.NextPendingHost[vm] = best;
             r.NextPendingWindows[vm] = streak;
@@ -642,7 +647,42 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         Set(r, vm, DecisionKind.Move, DecisionReason.Move);
+        r.Detail1[vm] = streak;
+        r.Detail2[vm] = decisive ? benefit / cost : double.NaN;
         return true;
+    }
+
+    /// <summary>
+    /// Whether a move that passed every other gate is decisive (<see cref="LowestLatencyPolicyOptions.DecisiveBenefitFactor"/>):
+    /// a penalty is set, the benefit is at least the factor times the cost, the current score is finite,
+    /// and the weighted percentile of the users' 95th-percentile latency to the target (its pessimistic
+    /// score, from fresh, reachable cells only) is below the current score by at least the minimum gain.
+    /// Asked only for moves awaiting confirmation, so rarely.
+    /// </summary>
+    private bool Decisive(FleetSnapshot s, DecisionBuffer r, int vm, int target, double currentScore, long now, double benefit, double cost)
+    {
+        if (_decisiveFactor == 0 || _penalty <= 0 || !double.IsFinite(currentScore) || benefit < _decisiveFactor * cost)
+        {
+            return false;
+        }
+
+        var start = s.UserStart[vm];
+        var count = s.UserCount[vm];
+        var values = r.UserValues.AsSpan(0, count);
+        for (var j = 0; j < count; j++)
+        {
+            ref readonly var c = ref s.Cells[(s.UserVantage[start + j] * s.HostCount) + target];
+            var v = c.P95Ms;
+            if (!c.HasData || c.Received == 0 || c.LossRate > _maxLoss || now - c.NewestTicks > _maxAgeTicks || double.IsNaN(v))
+            {
+                return false;
+            }
+
+            values[j] = v;
+        }
+
+        var pessimistic = WeightedPercentile(values, s.UserWeight.AsSpan(start, count), Threshold(s, vm));
+        return currentScore - pessimistic >= Math.Max(_minAbsolute, _tie);
     }
 
     /// <summary>

@@ -45,6 +45,28 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
     /// </summary>
     public int ConfirmationWindows { get; set; } = 3;
 
+    /// <summary>
+    /// A move is decisive when its benefit over the expected stay is at least this many times its cost
+    /// (<see cref="MigrationPenaltyMsSeconds"/> + the migration impact), the current score is finite, and
+    /// even the target's pessimistic score (the weighted percentile of its users' 95th-percentile latency)
+    /// beats the current score by <see cref="MinAbsoluteGainMs"/>. A decisive move needs only
+    /// <see cref="DecisiveConfirmationWindows"/> windows: the confirmation guards against paying for a move
+    /// on noise, and waiting costs the gain in every window, so a gain that would still pay if it were a
+    /// third of what is measured is confirmed sooner. The rule applies only when a penalty is set (above
+    /// 0): without one the cost is the small impact estimate alone, against which nearly every gain would
+    /// be decisive. 0 turns the rule off. Range 0 or [1, 1e6]. The default is 3 (measured on the
+    /// repository's trace set: 2 moves on noise where four users pull one VM, 3.6 no longer shortens the
+    /// confirmation of a clean step).
+    /// </summary>
+    public double DecisiveBenefitFactor { get; set; } = 3;
+
+    /// <summary>
+    /// How many consecutive windows confirm a decisive move (<see cref="DecisiveBenefitFactor"/>); a
+    /// value at or above <see cref="ConfirmationWindows"/> makes decisive moves wait as long as any.
+    /// Range [1, 1000]. The default is 1.
+    /// </summary>
+    public int DecisiveConfirmationWindows { get; set; } = 1;
+
     /// <summary>How long a VM stays put after a move. Range [0, 1 day]. The default is 5 minutes.</summary>
     public TimeSpan Cooldown { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -118,6 +140,8 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
         errors.InRange(nameof(MinAbsoluteGainMs), MinAbsoluteGainMs, 0, 10_000);
         Exclusive(errors, nameof(MinRelativeGain), MinRelativeGain, 0, 1, maxExclusive: true);
         errors.InRange(nameof(ConfirmationWindows), ConfirmationWindows, 1, 1000);
+        errors.Require(DecisiveBenefitFactor == 0 || (DecisiveBenefitFactor >= 1 && DecisiveBenefitFactor <= 1e6), nameof(DecisiveBenefitFactor), Format($"is {DecisiveBenefitFactor}; the range is 0 (off) or [1, 1000000]."));
+        errors.InRange(nameof(DecisiveConfirmationWindows), DecisiveConfirmationWindows, 1, 1000);
         errors.InRange(nameof(Cooldown), Cooldown, TimeSpan.Zero, TimeSpan.FromDays(1));
         errors.InRange(nameof(TieToleranceMs), TieToleranceMs, 0, 1000);
         errors.Require(MaxSampleAge > TimeSpan.Zero && MaxSampleAge <= TimeSpan.FromDays(1), nameof(MaxSampleAge), Format($"is {MaxSampleAge}; the range is (00:00:00, 1.00:00:00]."));
