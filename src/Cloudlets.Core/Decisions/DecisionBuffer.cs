@@ -55,6 +55,31 @@ public sealed class DecisionBuffer
     internal double[] NearestValue = [];    // the same cells' latency in ms
     internal int[] NearestCount = [];       // per vantage point: how many entries; fewer than the depth = every such host is listed
 
+    // Reuse of each VM's search between evaluations (LowestLatencyPolicy with its index on, no rules, no
+    // candidate recording); allocated on first use. Evaluation numbers: the evaluation a row was last
+    // prepared in, the last evaluation in which some host's room at the start grew, and per VM the
+    // evaluation its entry was computed in (-1: none) with the inputs it was computed for (current host,
+    // memory, vCPUs) and its results (current score, best other host under the rooms at the start of that
+    // evaluation, its score).
+    internal long EvaluationNumber;
+    internal long RoomGrewAt;
+    internal long[] RowPreparedAt = [];
+    internal long[] StartRoomMemory = [];
+    internal int[] StartRoomVCpus = [];
+    internal long[] ReuseComputedAt = [];
+    internal int[] ReuseHost = [];
+    internal long[] ReuseMemory = [];
+    internal int[] ReuseVCpus = [];
+    internal double[] ReuseCurrentScore = [];
+    internal int[] ReuseBest = [];
+    internal double[] ReuseBestScore = [];
+
+    // Hosts that can still take the smallest VM, in host order (for a search that ran out of its lists);
+    // OpenStale: some host in the list has filled up since it was compacted.
+    internal int[] OpenHosts = [];
+    internal int OpenCount;
+    internal bool OpenStale;
+
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
     /// <param name="recordCandidates">Whether every candidate's status and score is kept (needed for <see cref="MigrationDecision.Candidates"/>; costs VMs × hosts memory).</param>
@@ -114,6 +139,29 @@ public sealed class DecisionBuffer
         NearestHost = new int[VantagePointCount * depth];
         NearestValue = new double[VantagePointCount * depth];
         NearestCount = new int[VantagePointCount];
+    }
+
+    /// <summary>Makes room for the reuse of searches between evaluations (allocates only the first time); every entry starts invalid.</summary>
+    internal void EnsureReuse()
+    {
+        if (ReuseComputedAt.Length == VmCount && VmCount > 0)
+        {
+            return;
+        }
+
+        RowPreparedAt = new long[VantagePointCount];
+        StartRoomMemory = new long[HostCount];
+        StartRoomVCpus = new int[HostCount];
+        ReuseComputedAt = new long[VmCount];
+        Array.Fill(ReuseComputedAt, -1);
+        ReuseHost = new int[VmCount];
+        ReuseMemory = new long[VmCount];
+        ReuseVCpus = new int[VmCount];
+        ReuseCurrentScore = new double[VmCount];
+        ReuseBest = new int[VmCount];
+        ReuseBestScore = new double[VmCount];
+        OpenHosts = new int[HostCount];
+        RoomGrewAt = 0;
     }
 
     /// <summary>The number of VM entries.</summary>
