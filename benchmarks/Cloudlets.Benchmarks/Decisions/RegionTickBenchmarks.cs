@@ -52,7 +52,7 @@ public class RegionTickBenchmarks
             {
                 var indexed = (_buffer.KindOf(vm), _buffer.ReasonOf(vm), _buffer.TargetOf(vm), _buffer.CurrentScoreOf(vm), _buffer.TargetScoreOf(vm));
                 var scanned = (_scanBuffer.KindOf(vm), _scanBuffer.ReasonOf(vm), _scanBuffer.TargetOf(vm), _scanBuffer.CurrentScoreOf(vm), _scanBuffer.TargetScoreOf(vm));
-                if (indexed != scanned)
+                if (!indexed.Equals(scanned)) // Equals: NaN scores (no target) are equal
                 {
                     throw new InvalidOperationException($"Window {window}, VM {vm}: indexed {indexed}, scanned {scanned}.");
                 }

@@ -123,8 +123,13 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
     /// as soon as no host further down any list can score better (the threshold algorithm), so a tick
     /// costs about vantage points × hosts + VMs × users instead of VMs × hosts; when a VM's lists run
     /// out before that is certain (their hosts are full or the VM's own), its search falls back to every
-    /// host. The decisions are the same as without the index. 0 turns the index off (every VM scans
-    /// every host); a fleet with no more hosts than this is always scanned. Range [0, 1024]. The default is 16.
+    /// host. The decisions are the same as without the index. Above 0, an evaluation into a buffer that
+    /// does not record candidates, of a snapshot without placement rules, also reuses each VM's search
+    /// from the buffer's earlier evaluation while its users' rows, its host and size are unchanged and no
+    /// host's room grew (the same decisions again; a tick then costs the rows written × hosts + the VMs
+    /// whose inputs changed × users, plus a pass over the VMs). 0 turns the index and the reuse off (every
+    /// VM scans every host every time: the naive baseline); a fleet with fewer hosts than 8 × this is
+    /// scanned, with reuse. Range [0, 1024]. The default is 16.
     /// </summary>
     public int CandidateIndexDepth { get; set; } = 16;
 
