@@ -77,7 +77,7 @@ public sealed class DemoRunTests
         {
             // This test started it. SIGTERM (the demo handles it like Ctrl+C) lets it write what it measured
             // and tear its lab down; SIGKILL only if it does not end within a minute.
-            _ = kill(process.Id, 15);
+            ProcessSignals.Send(process, ProcessSignals.Terminate);
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
             try
             {
@@ -98,12 +98,6 @@ public sealed class DemoRunTests
         using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
         return (process.ExitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", Tail(output, 40));
     }
-
-#pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code in this test project for one blittable call.
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
-    private static extern int kill(int pid, int signal);
-#pragma warning restore SYSLIB1054
 
     /// <summary>The last <paramref name="count"/> lines of a run's output, for a failure's message.</summary>
     private static string Tail(string output, int count) =>
