@@ -79,12 +79,23 @@ public static class LabPrerequisites
             missing.Add(new("root", "Run as root (the lab creates network namespaces and starts libvirtd)."));
         }
 
-        foreach (var (program, package) in transport == LabTransport.Ssh ? [.. Programs, .. SshPrograms] : Programs)
+        IReadOnlyList<(string Program, string Package)> programs = transport switch
+        {
+            LabTransport.Ssh => [.. Programs, .. SshPrograms],
+            LabTransport.TlsSasl => [.. Programs, ("saslpasswd2", "sasl2-bin")],
+            _ => Programs,
+        };
+        foreach (var (program, package) in programs)
         {
             if (FindProgram(program) is null)
             {
                 missing.Add(new($"program {program}", $"apt-get install {package}"));
             }
+        }
+
+        if (transport == LabTransport.TlsSasl && !Directory.EnumerateFiles("/usr/lib", "libscram.so*", SearchOption.AllDirectories).Any())
+        {
+            missing.Add(new("cyrus-sasl's SCRAM plugin (libscram.so)", "apt-get install libsasl2-modules"));
         }
 
         if (!File.Exists(GuestImage.BusyboxPath) || !GuestImage.IsStaticElf(GuestImage.BusyboxPath))
