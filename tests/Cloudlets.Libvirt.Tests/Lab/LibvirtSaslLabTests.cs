@@ -77,6 +77,46 @@ public sealed class LibvirtSaslLabTests : LabFixture
     }
 
     [Test]
+    [Order(3)]
+    public async Task Reconnect_PasswordRefused_WaitsTheLongestDelayBetweenAttemptsThenPicksUpTheRightOne()
+    {
+        var (user, password) = Credential;
+        var provider = new CountingProvider(new LibvirtCredential(user, password));
+        var maxDelay = TimeSpan.FromSeconds(3);
+        await using var h1 = await LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions
+        {
+            Name = H1,
+            Uri = Lab.GetHost(H1).Uri,
+            NetworkNamespace = Lab.Edge.Namespace,
+            DomainType = "qemu",
+            Credentials = provider,
+            ReconnectInitialDelay = TimeSpan.FromMilliseconds(50),
+            ReconnectMaxDelay = maxDelay,
+        });
+
+        // The password is "rotated" on the client side only: every reconnect attempt is refused by the daemon.
+        provider.Credential = new LibvirtCredential(user, "wrong-" + Guid.NewGuid().ToString("N"));
+        await Lab.KillLibvirtdAsync(H1);
+        await WaitForAsync(() => h1.ConnectionState == HostConnectionState.Reconnecting, TimeSpan.FromSeconds(10));
+        await Lab.RestartLibvirtdAsync(H1);
+        var asked = provider.Uris.Count;
+        await WaitForAsync(() => provider.Uris.Count >= asked + 3, TimeSpan.FromSeconds(20));
+        var times = provider.Times.Skip(asked).ToList();
+        var gaps = times.Zip(times.Skip(1), (a, b) => b - a).ToList();
+        TestContext.Out.WriteLine("gaps between refused attempts: " + string.Join(", ", gaps.Select(g => $"{g.TotalMilliseconds:0} ms")));
+        Assert.That(h1.ConnectionState, Is.EqualTo(HostConnectionState.Reconnecting), "still reconnecting while the password is wrong");
+
+        provider.Credential = new LibvirtCredential(user, password);
+        await WaitForAsync(() => h1.ConnectionState == HostConnectionState.Connected, maxDelay * 3);
+        using (Assert.EnterMultipleScope())
+        {
+            // After the first refusal each attempt waits ReconnectMaxDelay (no doubling up from 50 ms).
+            Assert.That(gaps, Has.All.GreaterThanOrEqualTo(maxDelay - TimeSpan.FromMilliseconds(300)), "no retry storm on a refused password");
+            Assert.That((await h1.TryGetVmAsync(Lab.Guests[0].Name))?.State, Is.EqualTo(VmState.Running), "reconnected with the right password");
+        }
+    }
+
+    [Test]
     public async Task ConnectAsync_WrongPassword_AuthenticationFailedAfterOneAttemptWithoutPasswords()
     {
         var (user, password) = Credential;
@@ -138,18 +178,54 @@ public sealed class LibvirtSaslLabTests : LabFixture
         Assert.That((await h1.TryGetVmAsync(Lab.Guests[0].Name))?.State, Is.EqualTo(VmState.Running), "the guest still runs on cloudlet-1");
     }
 
+    private static async Task WaitForAsync(Func<bool> condition, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!condition())
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"the condition held within {within}");
+            await Task.Delay(50);
+        }
+    }
+
     private sealed class CountingProvider(LibvirtCredential? credential) : ILibvirtCredentialProvider
     {
-        public List<Uri> Uris { get; } = [];
+        private readonly Lock _gate = new();
+        private readonly List<Uri> _uris = [];
+        private readonly List<DateTime> _times = [];
+
+        public LibvirtCredential? Credential { get; set; } = credential;
+
+        public IReadOnlyList<Uri> Uris
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _uris];
+                }
+            }
+        }
+
+        public IReadOnlyList<DateTime> Times
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _times];
+                }
+            }
+        }
 
         public LibvirtCredential? GetCredential(Uri uri)
         {
-            lock (Uris)
+            lock (_gate)
             {
-                Uris.Add(uri);
+                _uris.Add(uri);
+                _times.Add(DateTime.UtcNow);
+                return Credential;
             }
-
-            return credential;
         }
     }
 }
