@@ -93,7 +93,7 @@ public static class LabPrerequisites
             }
         }
 
-        if (transport == LabTransport.TlsSasl && !Directory.EnumerateFiles("/usr/lib", "libscram.so*", SearchOption.AllDirectories).Any())
+        if (transport == LabTransport.TlsSasl && !HasScramPlugin())
         {
             missing.Add(new("cyrus-sasl's SCRAM plugin (libscram.so)", "apt-get install libsasl2-modules"));
         }
@@ -142,6 +142,12 @@ public static class LabPrerequisites
 
         return missing;
     }
+
+    // cyrus-sasl's plugin folder: /usr/lib/sasl2, or /usr/lib/<multiarch triplet>/sasl2 on Debian.
+    private static bool HasScramPlugin() =>
+        Directory.Exists("/usr/lib") &&
+        Directory.EnumerateDirectories("/usr/lib").Prepend("/usr/lib")
+            .Any(d => File.Exists(Path.Combine(d, "sasl2", "libscram.so.2")) || File.Exists(Path.Combine(d, "sasl2", "libscram.so")));
 
     /// <summary>Throws <see cref="LabPrerequisiteException"/> naming everything missing.</summary>
     public static void EnsureAvailable(string? cacheFolder = null) => EnsureAvailable(cacheFolder, LabTransport.Tcp);
