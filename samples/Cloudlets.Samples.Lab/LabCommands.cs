@@ -13,6 +13,9 @@ internal sealed class LabCommands
         network namespace with its own libvirtd, optionally a guest VM), shows it, shapes the delay toward each host,
         live-migrates its guests, and tears it down.
 
+        With --agents the lab also runs an MQTT broker in the edge namespace and a cloudlets-agent per site (status
+        --json lists the broker's address and credentials file and each agent's pid; "down" ends them).
+
         With --sites M (1 to 8) the lab has M sites where users are: site-1 is the edge, site-2 .. site-M each its own
         namespace and subnet on the lab switch; "shape --matrix FILE" then gives each (site, host) pair its delay.
 
@@ -45,7 +48,7 @@ internal sealed class LabCommands
         Hosts = new Option<int>("--hosts") { HelpName = "N", Description = "How many cloudlet hosts (1 to 8).", DefaultValueFactory = _ => 3 };
         GuestOn = new Option<string[]>("--guest-on") { HelpName = "HOST", Description = "A host (cloudlet-N) that gets a guest VM; repeatable.", AllowMultipleArgumentsPerToken = false };
         Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
-        Transport = new Option<string>("--transport") { HelpName = "tcp|tls|ssh|tls-sasl", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration), tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener) or ssh (an OpenSSH server per host, keys only, the host keys pinned in a known_hosts file the lab writes; libvirtd has no network listener) or tls-sasl (tls, and SASL SCRAM-SHA-256 logins against a sasldb per host; the password is in a 0600 file the lab writes, named by status --json).", DefaultValueFactory = _ => "tcp" };
+        Transport = new Option<string>("--transport") { HelpName = "tcp|tls|ssh|tls-sasl", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration), tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener), ssh (an OpenSSH server per host, keys only, the host keys pinned in a known_hosts file the lab writes; libvirtd has no network listener) or tls-sasl (tls, and SASL SCRAM-SHA-256 logins against a sasldb per host; the password is in a 0600 file the lab writes, named by status --json).", DefaultValueFactory = _ => "tcp" };
         Transport.AcceptOnlyFromAmong("tcp", "tls", "ssh", "tls-sasl");
         DirtyRate = new Option<int>("--dirty-rate")
         {
@@ -60,6 +63,8 @@ internal sealed class LabCommands
             Description = "A latency matrix instead of HOST DELAY pairs: a JSON file {\"delays\": [{\"site\": \"site-1\", \"host\": \"cloudlet-1\", \"delayMs\": 300}, ...]} " +
                           "giving each listed (site, host) pair its one-way delay (0 to 60000 ms; a pair not listed is unshaped). A bad file exits 2, naming the member.",
         };
+        Agents = new Option<bool>("--agents") { Description = "Also start a broker (mosquitto inside the edge namespace, on the edge's address, port 1883, with an ACL and a password per site) and one cloudlets-agent per site inside the site's namespace, probing every host and publishing its samples to the broker." };
+        Agent = new Option<string?>("--agent") { HelpName = "DLL", Description = "With --agents: the cloudlets-agent.dll to run (an absolute path); the default is the one built next to this tool." };
         Json = new Option<bool>("--json") { Description = "Print the status as JSON." };
         For = new Option<string?>("--for") { HelpName = "SECONDS", Description = "Hold the delays for this many seconds once they are in place (above 0, at most 86400), then clear them." };
         Bandwidth = new Option<string?>("--bandwidth") { HelpName = "MIBS", Description = "Limit the migration to this many MiB/s (1 to 100000)." };
@@ -69,7 +74,7 @@ internal sealed class LabCommands
 
         Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
         {
-            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate,
+            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate, Agents, Agent,
         };
         Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
         Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
@@ -85,14 +90,23 @@ internal sealed class LabCommands
         };
         Clear = new Command("clear", "Removes every delay rule of the lab (also those a killed 'shape' left).") { Name };
         Migrate = new Command("migrate", "Live-migrates GUEST to HOST with virsh --p2p.") { Guest, To, Bandwidth, Name };
-        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate };
+        LinkRate = new Argument<string>("MIBPS|off") { Description = "The cap in MiB/s (1 to 100000), or off." };
+        Cap = new Command("cap", """
+            Caps what each host sends to the other hosts (live migrations, the daemons' calls to each other) at MIBPS MiB/s,
+            or removes the cap with "off"; the guests' traffic to the sites and the clients' calls keep their speed. Unlike
+            "migrate --bandwidth", the link also holds the migration's final stop-and-copy to the cap, as a slow path does.
+            """)
+        {
+            LinkRate, Name,
+        };
+        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate, Cap };
     }
 
     /// <summary>The root command (<c>--help</c>, <c>--version</c> and the verbs).</summary>
     public RootCommand Root { get; }
 
     /// <summary>The verbs, in the order of <see cref="LabCommandLine.Verbs"/>.</summary>
-    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate];
+    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate, Cap];
 
     public Option<string> Transport { get; }
 
@@ -105,6 +119,12 @@ internal sealed class LabCommands
     public Command Shape { get; }
 
     public Command Clear { get; }
+
+    /// <summary><c>cap MIBPS|off</c>.</summary>
+    public Command Cap { get; }
+
+    /// <summary>The <c>MIBPS|off</c> argument of <c>cap</c>.</summary>
+    public Argument<string> LinkRate { get; }
 
     public Command Migrate { get; }
 
@@ -125,6 +145,10 @@ internal sealed class LabCommands
     public Option<string?> Cache { get; }
 
     public Option<bool> Json { get; }
+
+    public Option<bool> Agents { get; }
+
+    public Option<string?> Agent { get; }
 
     public Option<string?> For { get; }
 

@@ -1,11 +1,12 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
 //   cloudlets-lab shape --matrix FILE [--for SECONDS] [--name NAME]
 //   cloudlets-lab clear [--name NAME]
 //   cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
+//   cloudlets-lab cap MIBPS|off [--name NAME]
 // `cloudlets-lab --help` (and `cloudlets-lab VERB --help`) says the rest, with the exit codes.
 using System.Globalization;
 using System.Net;
@@ -72,6 +73,7 @@ static async Task<int> RunVerbAsync(LabCommands commands, System.CommandLine.Par
             "shape" => await ShapeAsync(parsed, cancellationToken),
             "clear" => await ClearAsync(parsed, cancellationToken),
             "migrate" => await MigrateAsync(parsed, cancellationToken),
+            "cap" => await CapAsync(parsed, cancellationToken),
             _ => UsageError($"unknown command '{parsed.Verb}'"),
         };
     }
@@ -145,6 +147,11 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
         builder.WithCacheFolder(options.CacheFolder);
     }
 
+    if (options.AgentAssembly is { } agent)
+    {
+        builder.WithAgents(new Cloudlets.Lab.Agents.LabAgentOptions { AgentAssembly = agent });
+    }
+
     foreach (var host in options.GuestsOn)
     {
         builder.WithGuestOn(host);
@@ -154,7 +161,7 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
     var lab = builder.Build();
     await using (var existing = CloudletLab.Attach(options.Name))
     {
-        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && await existing.IsHealthyAsync(ct))
+        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && (existing.Broker is not null) == (options.AgentAssembly is not null) && await existing.IsHealthyAsync(ct))
         {
             Console.WriteLine($"lab {options.Name} is already up:");
             Console.WriteLine((await existing.GetStatusAsync(ct)).ToString());
@@ -371,6 +378,21 @@ static async Task<int> MigrateAsync(LabCommandLine options, CancellationToken ct
 
     await migration;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lab {lab.Name}: {guest.Name} migrated {from.Name} -> {to.Name} in {clock.Elapsed.TotalSeconds:0.00} s"));
+    return 0;
+}
+
+static async Task<int> CapAsync(LabCommandLine options, CancellationToken ct)
+{
+    await using var lab = CloudletLab.Attach(options.Name);
+    if (lab is null)
+    {
+        return Fail($"no lab named {options.Name} is up", 1);
+    }
+
+    await lab.CapHostLinksAsync(options.LinkCapMiBps, ct);
+    Console.WriteLine(options.LinkCapMiBps is { } cap
+        ? string.Create(CultureInfo.InvariantCulture, $"lab {lab.Name}: host-to-host links capped at {cap} MiB/s")
+        : $"lab {lab.Name}: host-to-host links uncapped");
     return 0;
 }
 

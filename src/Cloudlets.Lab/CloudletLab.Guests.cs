@@ -142,7 +142,7 @@ public sealed partial class CloudletLab
             guests.Add(new LabGuestStatus(guest.Name, host?.Name, guest.Address));
         }
 
-        return new LabStatus(Name, Edge, Hosts, guests) { Sites = Sites };
+        return new LabStatus(Name, Edge, Hosts, guests) { Sites = Sites, Broker = Broker, Agents = Broker is null ? [] : Agents };
     }
 
     /// <summary>

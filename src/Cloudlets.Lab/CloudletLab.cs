@@ -168,6 +168,11 @@ public sealed partial class CloudletLab : IAsyncDisposable
         try
         {
             await CreateAsync(cancellationToken).ConfigureAwait(false);
+            if (_options.Agents is { } agents)
+            {
+                await StartBrokerAndAgentsAsync(agents, cancellationToken).ConfigureAwait(false);
+            }
+
             _startup = Stopwatch.GetElapsedTime(clock);
             LabLog.Ready(_logger, Name, _startup);
             foreach (var host in _options.GuestsOn)
@@ -279,6 +284,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
         _guests.AddRange(state.Guests.Select(g => new LabGuest(LabNaming.GuestName(g.Index), g.Index, g.InitialHost, _plan.Guest(g.Index), _plan.GuestMac(g.Index), GuestImage.ServicePort)));
         _namespaces.AddRange(state.Namespaces);
         _processes.AddRange(state.Processes);
+        RestoreBroker(state.Broker);
         _started = true;
     }
 
@@ -378,6 +384,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
                 Guests = [.. _guests.Select(g => new LabStateGuest(g.Index, g.InitialHost))],
                 Namespaces = [.. _namespaces],
                 Processes = [.. _processes],
+                Broker = BrokerState(),
             });
         }
     }

@@ -48,6 +48,12 @@ public sealed record CloudletLabOptions
     public LabTransport Transport { get; init; } = LabTransport.Tcp;
 
     /// <summary>
+    /// The broker and an agent per site, started after the daemons (see <see cref="Agents.LabAgentOptions"/>). The default is
+    /// none: no broker, no agents.
+    /// </summary>
+    public Agents.LabAgentOptions? Agents { get; init; }
+
+    /// <summary>
     /// Called synchronously as the lab passes each phase of its start (see <see cref="LabPhases"/>),
     /// after the state file records what the phase created. For progress displays and for
     /// fault-injection tests that stop the process at a phase. The default is none.
@@ -78,6 +84,12 @@ public static class LabPhases
 
     /// <summary>Every libvirtd answers and every daemon is recorded (the configured guests are not started yet).</summary>
     public const string DaemonsReady = "daemons-ready";
+
+    /// <summary>With agents: the broker runs, is recorded and accepts connections (no agent yet).</summary>
+    public const string Broker = "broker";
+
+    /// <summary>With agents: every site's agent runs and is recorded.</summary>
+    public const string Agents = "agents";
 
     /// <summary>The lab is up: every configured guest answers. Only now does the state file say <c>ready</c>.</summary>
     public const string Ready = "ready";
@@ -136,6 +148,13 @@ public sealed class CloudletLabBuilder
 
     /// <summary>Sets <see cref="CloudletLabOptions.Sites"/> (1–<see cref="LabNaming.MaxSites"/>; checked by <see cref="Build"/>).</summary>
     public CloudletLabBuilder WithSites(int sites) => Set(_options with { Sites = sites });
+
+    /// <summary>Starts a broker and an agent per site (see <see cref="CloudletLabOptions.Agents"/>; checked by <see cref="Build"/>).</summary>
+    public CloudletLabBuilder WithAgents(Agents.LabAgentOptions agents)
+    {
+        ArgumentNullException.ThrowIfNull(agents);
+        return Set(_options with { Agents = agents });
+    }
 
     /// <summary>Sets <see cref="CloudletLabOptions.Transport"/>.</summary>
     public CloudletLabBuilder WithTransport(LabTransport transport) => Set(_options with { Transport = transport });
@@ -230,6 +249,11 @@ public sealed class CloudletLabBuilder
         if (options.ReadyTimeout <= TimeSpan.Zero || options.BootTimeout <= TimeSpan.Zero)
         {
             throw new LabConfigurationException("Timeouts must be positive.");
+        }
+
+        if (options.Agents?.Validate() is { Count: > 0 } agentErrors)
+        {
+            throw new LabConfigurationException(string.Join(" ", agentErrors));
         }
     }
 

@@ -38,6 +38,9 @@ internal static partial class LabLog
     [LoggerMessage(EventId = 5011, Level = LogLevel.Information, Message = "Lab {Lab}: phase {Phase}")]
     public static partial void Phase(ILogger logger, string lab, string phase);
 
+    [LoggerMessage(EventId = 5020, Level = LogLevel.Information, Message = "Lab {Lab}: host-to-host links capped at {MiBps} MiB/s (none: uncapped)")]
+    public static partial void HostLinksCapped(ILogger logger, string lab, int? mibps);
+
     [LoggerMessage(EventId = 5008, Level = LogLevel.Debug, Message = "Lab {Lab}: {Command}")]
     public static partial void Running(ILogger logger, string lab, Cloudlets.Probing.Commands.CommandLine command);
 }

@@ -80,6 +80,9 @@ public sealed record LabState
     /// <summary>The processes this lab started and recorded (the teardown ends these, and lab daemons inside its own namespaces).</summary>
     public IReadOnlyList<LabOwnedProcess> Processes { get; init; } = [];
 
+    /// <summary>The broker and the agents' settings, when the lab runs them (see <see cref="CloudletLabOptions.Agents"/>); null otherwise.</summary>
+    public LabStateBroker? Broker { get; init; }
+
     /// <summary>Serializes to indented JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, LabJsonContext.Default.LabState);
 
@@ -120,9 +123,15 @@ public sealed record LabState
         // What the teardown will remove must be the lab's own kind of object: its own namespace names, and processes by absolute path.
         var names = LabNaming.AllNamespaces(state.Name);
         if (state.Namespaces.Any(n => n is null || !names.Contains(n.Name)) ||
-            state.Processes.Any(p => p is null || p.Pid <= 0 || p.Host is < 1 or > LabNaming.MaxHosts || string.IsNullOrEmpty(p.Executable) || !Path.IsPathFullyQualified(p.Executable)))
+            state.Processes.Any(p => p is null || p.Pid <= 0 || p.Host is < 0 or > LabNaming.MaxHosts || string.IsNullOrEmpty(p.Executable) || !Path.IsPathFullyQualified(p.Executable)))
         {
             throw new LabException("The lab state file records a namespace or a process that cannot be the lab's (a foreign name, a pid or a program path out of range).");
+        }
+
+        if (state.Broker is { } broker && (broker.Port is < 1 or > 65535 || string.IsNullOrEmpty(broker.AgentAssembly) || !Path.IsPathFullyQualified(broker.AgentAssembly) ||
+                                           (broker.DotnetHost is not null && !Path.IsPathFullyQualified(broker.DotnetHost)) || broker.PeriodMs <= 0 || broker.ProbeTimeoutMs <= 0))
+        {
+            throw new LabException("The lab state file records a broker that cannot be the lab's (a port, a program path or a period out of range).");
         }
 
         return state;
@@ -140,6 +149,14 @@ public sealed record LabStateHost(int Index, string HostUuid);
 /// <param name="Namespace">Its network namespace (see <see cref="LabNaming.SiteNamespace"/>).</param>
 /// <param name="Address">Its address (see <see cref="LabAddressPlan.Site"/>).</param>
 public sealed record LabStateSite(int Index, string Name, string Namespace, string Address);
+
+/// <summary>The broker and the agents' settings in the state file.</summary>
+/// <param name="Port">The broker's port on the edge's address.</param>
+/// <param name="AgentAssembly">The cloudlets-agent.dll the agents run.</param>
+/// <param name="DotnetHost">The dotnet host that runs it.</param>
+/// <param name="PeriodMs">The agents' probe period in milliseconds.</param>
+/// <param name="ProbeTimeoutMs">The agents' probe timeout in milliseconds.</param>
+public sealed record LabStateBroker(int Port, string AgentAssembly, string? DotnetHost, int PeriodMs, int ProbeTimeoutMs);
 
 /// <summary>A guest in the state file.</summary>
 /// <param name="Index">I.</param>

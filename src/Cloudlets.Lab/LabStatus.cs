@@ -20,6 +20,12 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
     /// <summary>The sites, site-1 (the edge) first. The default (empty) means the edge alone.</summary>
     public IReadOnlyList<LabSite> Sites { get; init; } = [];
 
+    /// <summary>The broker, when the lab runs one (see <see cref="CloudletLabOptions.Agents"/>). The default is none.</summary>
+    public Agents.LabBroker? Broker { get; init; }
+
+    /// <summary>The agents running now, by site. The default is none.</summary>
+    public IReadOnlyList<Agents.LabAgent> Agents { get; init; } = [];
+
     /// <summary>The sites, or the edge alone as <c>site-1</c> when <see cref="Sites"/> is empty.</summary>
     private IReadOnlyList<LabSite> AllSites => Sites.Count > 0 ? Sites : [new LabSite(LabNaming.SiteName(1), 1, Edge.Namespace, Edge.Address, LabNaming.SwitchPortForEdge)];
 
@@ -102,6 +108,26 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
             }
 
             json.WriteEndArray();
+            if (Broker is { } broker)
+            {
+                json.WriteStartObject("broker");
+                json.WriteString("url", broker.Url.ToString().TrimEnd('/'));
+                json.WriteString("namespace", broker.Namespace);
+                json.WriteString("username", broker.Username);
+                json.WriteString("credentialsFile", broker.CredentialsFile);
+                json.WriteEndObject();
+                json.WriteStartArray("agents");
+                foreach (var agent in Agents)
+                {
+                    json.WriteStartObject();
+                    json.WriteString("site", agent.Site);
+                    json.WriteNumber("pid", agent.Pid);
+                    json.WriteEndObject();
+                }
+
+                json.WriteEndArray();
+            }
+
             json.WriteEndObject();
         }
 
@@ -129,6 +155,15 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
         foreach (var guest in Guests)
         {
             sb.Append("  ").Append(guest.Name).Append(' ').Append(guest.Address).Append(" on ").AppendLine(guest.Host ?? "(no host runs it)");
+        }
+
+        if (Broker is { } b)
+        {
+            sb.Append("  broker ").Append(b.Url.ToString().TrimEnd('/')).Append(" (netns ").Append(b.Namespace).Append(", user ").Append(b.Username).Append(", password in ").Append(b.CredentialsFile).AppendLine(")");
+            foreach (var agent in Agents)
+            {
+                sb.Append("  agent ").Append(agent.Site).Append(" pid ").Append(agent.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)).AppendLine();
+            }
         }
 
         return sb.ToString().TrimEnd();

@@ -39,6 +39,14 @@ public sealed class MqttBrokerOptions : IValidatableOptions
     /// <summary>The longest delay between two reconnect attempts. Range [<see cref="ReconnectMinDelay"/>, 10 min]. The default is 30 seconds.</summary>
     public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Makes the socket of each connection attempt, given the address family of the broker's address: for example
+    /// one made inside a Linux network namespace (a socket belongs to the namespace of the thread that created it),
+    /// so a controller in one namespace reaches a broker that listens only in another. The client connects it and,
+    /// with <c>mqtts://</c>, runs TLS over it. The default is none: an ordinary TCP socket of this process.
+    /// </summary>
+    public Func<System.Net.Sockets.AddressFamily, System.Net.Sockets.Socket>? SocketFactory { get; set; }
+
     /// <summary>Whether the broker is reached over TLS (<c>mqtts://</c>).</summary>
     public bool UsesTls => string.Equals(Broker?.Scheme, "mqtts", StringComparison.OrdinalIgnoreCase);
 

@@ -55,6 +55,11 @@ internal sealed class ReconnectingMqttClient : IAsyncDisposable
             builder.WithCredentials(user, options.Password ?? "");
         }
 
+        if (options.SocketFactory is { } socketFactory)
+        {
+            builder.WithStreamProvider(new SocketFactoryStreamProvider(socketFactory));
+        }
+
         if (options.UsesTls)
         {
             builder.WithTlsOptions(tls =>

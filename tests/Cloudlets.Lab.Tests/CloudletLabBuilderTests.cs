@@ -130,4 +130,19 @@ public class CloudletLabBuilderTests
         await lab.DisposeAsync();
         Assert.That(Directory.Exists(root), Is.False);
     }
+
+    [Test]
+    public void Build_InvalidAgents_ThrowsConfigurationExceptionBeforeAnythingIsCreated()
+    {
+        var builder = new CloudletLabBuilder().WithName("t1").WithAgents(new Cloudlets.Lab.Agents.LabAgentOptions { AgentAssembly = "relative.dll", BrokerPort = 0 });
+        Assert.That(() => builder.Build(), Throws.TypeOf<LabConfigurationException>().With.Message.Contains("absolute path").And.Message.Contains("broker port"));
+    }
+
+    [Test]
+    public void Build_ValidAgents_KeepsThemInTheOptions()
+    {
+        var agents = new Cloudlets.Lab.Agents.LabAgentOptions { AgentAssembly = typeof(CloudletLabBuilderTests).Assembly.Location, Period = TimeSpan.FromMilliseconds(500) };
+        var lab = new CloudletLabBuilder().WithName("t1").WithSites(3).WithAgents(agents).Build();
+        Assert.That(lab.Options.Agents, Is.EqualTo(agents));
+    }
 }

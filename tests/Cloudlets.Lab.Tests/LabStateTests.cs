@@ -108,4 +108,34 @@ public class LabStateTests
     [TestCase("""{"version":2,"name":"ok","subnet":3,"hosts":[],"guests":[],"namespaces":[],"processes":[],"sites":[null]}""")]
     public void Parse_InvalidState_ThrowsLabException(string json) =>
         Assert.That(() => LabState.Parse(json), Throws.InstanceOf<LabException>());
+
+    [Test]
+    public void Parse_BrokerAndLabWideProcesses_RoundTrip()
+    {
+        var state = new LabState
+        {
+            Name = "t1",
+            Subnet = 9,
+            Hosts = [new LabStateHost(1, "u1")],
+            Processes = [new Cloudlets.Lab.Ownership.LabOwnedProcess(0, "mosquitto", 42, 7, "/usr/sbin/mosquitto"), new Cloudlets.Lab.Ownership.LabOwnedProcess(0, "agent site-1", 43, 8, "/usr/share/dotnet/dotnet")],
+            Broker = new LabStateBroker(1883, "/opt/agent/cloudlets-agent.dll", "/usr/share/dotnet/dotnet", 500, 1000),
+        };
+
+        var parsed = LabState.Parse(state.ToJson());
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(parsed.Broker, Is.EqualTo(state.Broker));
+            Assert.That(parsed.Processes, Is.EqualTo(state.Processes), "host 0: a process of the lab, not of one host");
+            Assert.That(LabState.Parse(new LabState { Name = "t1", Subnet = 9 }.ToJson()).Broker, Is.Null, "a lab without agents has no broker");
+        }
+    }
+
+    [TestCase(0, "/a/cloudlets-agent.dll")]
+    [TestCase(1883, "cloudlets-agent.dll")]
+    public void Parse_BrokerOutOfRange_Throws(int port, string assembly)
+    {
+        var json = new LabState { Name = "t1", Subnet = 9, Broker = new LabStateBroker(port, assembly, null, 500, 1000) }.ToJson();
+        Assert.That(() => LabState.Parse(json), Throws.TypeOf<LabException>().With.Message.Contains("broker"));
+    }
 }

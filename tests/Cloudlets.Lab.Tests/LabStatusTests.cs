@@ -115,4 +115,27 @@ public class LabStatusTests
             Assert.That(host.MigrationUri.ToString(), Is.EqualTo("tcp://198.18.3.11/"));
         }
     }
+
+    [Test]
+    public void ToJson_Broker_ListsItsAddressCredentialsAndTheAgents()
+    {
+        var status = Sample() with
+        {
+            Broker = new Cloudlets.Lab.Agents.LabBroker(new Uri("mqtt://198.18.3.1:1883"), "t1-edge", "controller", "/x/broker/users/controller.password", "/x/broker"),
+            Agents = [new Cloudlets.Lab.Agents.LabAgent("site-1", 101), new Cloudlets.Lab.Agents.LabAgent("site-2", 102)],
+        };
+        using var doc = JsonDocument.Parse(status.ToJson());
+        var broker = doc.RootElement.GetProperty("broker");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(doc.RootElement.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "sites", "hosts", "guests", "broker", "agents" }));
+            Assert.That(broker.EnumerateObject().Select(p => (p.Name, p.Value.GetString())), Is.EqualTo(new[]
+            {
+                ("url", "mqtt://198.18.3.1:1883"), ("namespace", "t1-edge"), ("username", "controller"), ("credentialsFile", "/x/broker/users/controller.password"),
+            }));
+            Assert.That(doc.RootElement.GetProperty("agents").EnumerateArray().Select(a => (a.GetProperty("site").GetString(), a.GetProperty("pid").GetInt32())),
+                Is.EqualTo(new[] { ("site-1", 101), ("site-2", 102) }));
+            Assert.That(status.ToString(), Does.Contain("broker mqtt://198.18.3.1:1883 (netns t1-edge, user controller").And.Contain("agent site-2 pid 102"));
+        }
+    }
 }

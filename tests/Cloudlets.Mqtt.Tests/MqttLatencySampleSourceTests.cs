@@ -216,6 +216,54 @@ public sealed class MqttLatencySampleSourceTests
         Assert.That(recorder.Items.Single().Target.Name, Is.EqualTo("cloudlet-4"));
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Samples_WithASocketFactory_ConnectThroughItsSockets(bool tls)
+    {
+        // What a controller outside a lab namespace does: the socket comes from the factory (there, made in the namespace).
+        var made = 0;
+        System.Net.Sockets.Socket Factory(System.Net.Sockets.AddressFamily family)
+        {
+            Interlocked.Increment(ref made);
+            return new System.Net.Sockets.Socket(family, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        }
+
+        var sourceOptions = Source(_broker);
+        sourceOptions.Broker = Broker(tls ? _broker.Tls : _broker.Plain, "controller", tls ? _broker.CaFile : null);
+        sourceOptions.Broker.SocketFactory = Factory;
+        await using var source = MqttLatencySampleSource.Start(sourceOptions);
+        var recorder = new Recorder<LatencySample>();
+        using var subscription = source.Samples.Subscribe(recorder);
+        await using var publisher = MqttLatencyPublisher.Start(Publisher(_broker, "cell-2"));
+        await Task.WhenAll(source.WaitConnectedAsync(), publisher.WaitConnectedAsync()).WaitAsync(Patience);
+
+        publisher.Post(Sample("cell-2", 5, DateTimeOffset.UtcNow));
+
+        await WaitUntilAsync(() => recorder.Items.Count == 1, "the sample arrived");
+        Assert.That(made, Is.EqualTo(1), "one connection, over the factory's socket");
+    }
+
+    [Test]
+    public async Task Start_SocketFactoryThrows_NeverConnectsAndKeepsTrying()
+    {
+        var calls = 0;
+        var options = Source(_broker);
+        options.Broker.SocketFactory = _ =>
+        {
+            Interlocked.Increment(ref calls);
+            throw new IOException("no namespace");
+        };
+        await using var source = MqttLatencySampleSource.Start(options);
+
+        await Task.Delay(1500);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(source.IsConnected, Is.False);
+            Assert.That(calls, Is.GreaterThan(1), "each attempt asks the factory again, with backoff");
+        }
+    }
+
     [Test]
     public async Task Start_TlsWithAnUnrelatedCa_NeverConnects()
     {

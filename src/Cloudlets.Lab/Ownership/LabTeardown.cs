@@ -74,6 +74,7 @@ internal static class LabTeardown
         var inodes = owned.Select(n => n.Inode).ToHashSet();
         var processes = (state?.Processes.Select(p => p.Identity).Where(p => p.IsAlive()) ?? [])
             .Concat(LabOwnership.FindDaemonsIn(inodes))
+            .Concat(Agents.LabSpawnedProcesses.FindIn(inodes, Path.Combine(folder, "broker")))
             .DistinctBy(p => (p.Pid, p.StartTime))
             .ToList();
         // QEMU first (its libvirtd would otherwise try to shut it down cleanly), then libvirtd, virtlogd, the rest.

@@ -25,6 +25,16 @@ public sealed class LabCommandLineTests
     }
 
     [Test]
+    public void Parse_CapWithRateOrOff_KeepsTheRateOrNull()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabCommandLine.Parse(["cap", "8", "--name", "adv1"]).LinkCapMiBps, Is.EqualTo(8));
+            Assert.That(LabCommandLine.Parse(["cap", "off", "--name", "adv1"]).LinkCapMiBps, Is.Null);
+        }
+    }
+
+    [Test]
     public void Parse_UpWithDirtyRate_KeepsItAndTheDefaultIsZero()
     {
         using (Assert.EnterMultipleScope())
@@ -160,4 +170,23 @@ public sealed class LabCommandLineTests
     {
         Assert.That(LabCommandLine.ParseDelay(text).TotalMilliseconds, Is.EqualTo(ms).Within(1e-6));
     }
+
+    [Test]
+    public void Parse_UpWithAgents_RunsTheAgentBuiltNextToTheTool()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabCommandLine.Parse(["up", "--agents"]).AgentAssembly, Is.EqualTo(Path.Combine(AppContext.BaseDirectory, "cloudlets-agent.dll")));
+            Assert.That(LabCommandLine.Parse(["up", "--agents", "--agent", "/opt/a/cloudlets-agent.dll"]).AgentAssembly, Is.EqualTo("/opt/a/cloudlets-agent.dll"));
+            Assert.That(LabCommandLine.Parse(["up"]).AgentAssembly, Is.Null, "no broker and no agents unless asked");
+        }
+    }
+
+    [Test]
+    public void Parse_UpWithRelativeAgent_ThrowsFormatException() =>
+        Assert.That(() => LabCommandLine.Parse(["up", "--agents", "--agent", "cloudlets-agent.dll"]), Throws.TypeOf<FormatException>().With.Message.Contains("absolute path"));
+
+    [Test]
+    public void Parse_UpWithAgentButNoAgents_ThrowsFormatException() =>
+        Assert.That(() => LabCommandLine.Parse(["up", "--agent", "/opt/a/cloudlets-agent.dll"]), Throws.TypeOf<FormatException>().With.Message.Contains("without --agents"));
 }

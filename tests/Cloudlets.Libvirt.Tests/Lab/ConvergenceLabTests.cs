@@ -220,7 +220,54 @@ public sealed class ConvergenceLabTests : LabFixture
         }
     }
 
-    private async Task<(MigrationResult Result, IReadOnlyCollection<MigrationProgress> Samples)> MigrateConvergingAsync(LibvirtMigrationOptions own, string label)
+    [Test]
+    [Order(4)]
+    public async Task MigrateAsync_HostLinksCappedByTheLab_PlainPreCopyStallsAndDowntimeStepsCompleteWithAStopAndCopyAtTheCap()
+    {
+        // The link, not QEMU, holds the copy to 8 MiB/s: QEMU's own limit is lifted for the final stop-and-copy,
+        // a slow path is not, so the 24 MiB dirty set takes about 3 s of downtime to cross.
+        await Lab.CapHostLinksAsync((int)BandwidthMiBps);
+        try
+        {
+            await using (var h1 = await ConnectAsync(H1))
+            await using (var h2 = await ConnectAsync(H2))
+            {
+                var samples = new ConcurrentQueue<MigrationProgress>();
+                var plain = new LibvirtMigrationOptions { Convergence = { StallTimeout = TimeSpan.FromSeconds(6), CompletionTimeout = Bound } };
+                var ex = Assert.ThrowsAsync<MigrationException>(() => h1.MigrateAsync(_guest.Name, ToH2(h2), UncappedOptions(), plain, new SyncProgress(samples.Enqueue)));
+                var rates = samples.Where(p => p.BandwidthBytesPerSecond > 0).Select(p => p.BandwidthBytesPerSecond!.Value / 1048576.0).Order().ToList();
+                var medianMiBps = rates.Count == 0 ? 0 : rates[rates.Count / 2];
+                TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"link capped at {BandwidthMiBps} MiB/s by the lab, plain pre-copy: {ex!.Message}; QEMU's transfer rate median {medianMiBps:0.0} MiB/s"));
+                using (Assert.EnterMultipleScope())
+                {
+                    Assert.That(ex.Kind, Is.EqualTo(HypervisorErrorKind.Timeout));
+                    Assert.That(ex.Message, Does.Contain("stalled"), "the dirty set stopped shrinking");
+                    Assert.That(ex.VmRunningOnSource, Is.True);
+                    Assert.That(medianMiBps, Is.InRange(BandwidthMiBps * 0.6, BandwidthMiBps * 1.25), "the copy ran at the link's cap, not at the veth's speed");
+                }
+            }
+
+            var own = new LibvirtMigrationOptions
+            {
+                Convergence =
+                {
+                    FinalMaxDowntime = TimeSpan.FromSeconds(5),
+                    DowntimeSteps = 3,
+                    DowntimeStepDelay = TimeSpan.FromSeconds(4),
+                    StallTimeout = TimeSpan.FromSeconds(8),
+                    CompletionTimeout = Bound,
+                },
+            };
+            var (result, _) = await MigrateConvergingAsync(own, "link capped by the lab, downtime steps to 5 s", UncappedOptions(), maxInterruption: TimeSpan.FromSeconds(8));
+            Assert.That(result.Downtime, Is.GreaterThan(TimeSpan.FromSeconds(1)), "the final copy crossed the capped link (with QEMU's own cap it took 50-210 ms)");
+        }
+        finally
+        {
+            await Lab.CapHostLinksAsync(null);
+        }
+    }
+
+    private async Task<(MigrationResult Result, IReadOnlyCollection<MigrationProgress> Samples)> MigrateConvergingAsync(LibvirtMigrationOptions own, string label, MigrationOptions? options = null, TimeSpan? maxInterruption = null)
     {
         await using var h1 = await ConnectAsync(H1);
         await using var h2 = await ConnectAsync(H2);
@@ -232,7 +279,7 @@ public sealed class ConvergenceLabTests : LabFixture
         var monitor = await GuestInterruptionMonitor.StartAsync(Lab, _guest);
         await using (monitor)
         {
-            result = await h1.MigrateAsync(_guest.Name, ToH2(h2), CappedOptions(), own, new SyncProgress(samples.Enqueue));
+            result = await h1.MigrateAsync(_guest.Name, ToH2(h2), options ?? CappedOptions(), own, new SyncProgress(samples.Enqueue));
             interruption = await monitor.StopAsync();
         }
 
@@ -249,7 +296,7 @@ public sealed class ConvergenceLabTests : LabFixture
             Assert.That((await Lab.FindGuestCopiesAsync(_guest)).Select(h => h.Name), Is.EqualTo(new[] { H2 }), "one running copy, on the destination");
             Assert.That(after.BootId, Is.EqualTo(_bootId), "the same guest answers");
             Assert.That(after.Counter, Is.GreaterThan(before.Counter), "and kept counting");
-            Assert.That(interruption.LongestPingGap, Is.LessThan(MaxInterruption), "the guest answered pings throughout");
+            Assert.That(interruption.LongestPingGap, Is.LessThan(maxInterruption ?? MaxInterruption), "the guest answered pings throughout");
         }
 
         return (result, samples);
@@ -292,6 +339,8 @@ public sealed class ConvergenceLabTests : LabFixture
         BandwidthMiBps = BandwidthMiBps,
         ProgressInterval = TimeSpan.FromMilliseconds(250),
     };
+
+    private static MigrationOptions UncappedOptions() => new() { ProgressInterval = TimeSpan.FromMilliseconds(250) };
 
     private MigrationDestination ToH2(LibvirtHypervisorHost h2) => MigrationDestination.Of(h2, Lab.GetHost(H2).MigrationUri);
 
