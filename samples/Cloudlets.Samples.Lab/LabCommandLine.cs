@@ -63,7 +63,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS] [--agents [--agent DLL]]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -193,6 +193,7 @@ internal sealed record LabCommandLine(
             {
                 "tls" => LabTransport.Tls,
                 "ssh" => LabTransport.Ssh,
+                "tls-sasl" => LabTransport.TlsSasl,
                 _ => LabTransport.Tcp,
             },
         };

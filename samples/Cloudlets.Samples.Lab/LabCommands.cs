@@ -48,8 +48,8 @@ internal sealed class LabCommands
         Hosts = new Option<int>("--hosts") { HelpName = "N", Description = "How many cloudlet hosts (1 to 8).", DefaultValueFactory = _ => 3 };
         GuestOn = new Option<string[]>("--guest-on") { HelpName = "HOST", Description = "A host (cloudlet-N) that gets a guest VM; repeatable.", AllowMultipleArgumentsPerToken = false };
         Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
-        Transport = new Option<string>("--transport") { HelpName = "tcp|tls|ssh", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration), tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener) or ssh (an OpenSSH server per host, keys only, the host keys pinned in a known_hosts file the lab writes; libvirtd has no network listener).", DefaultValueFactory = _ => "tcp" };
-        Transport.AcceptOnlyFromAmong("tcp", "tls", "ssh");
+        Transport = new Option<string>("--transport") { HelpName = "tcp|tls|ssh|tls-sasl", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration), tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener), ssh (an OpenSSH server per host, keys only, the host keys pinned in a known_hosts file the lab writes; libvirtd has no network listener) or tls-sasl (tls, and SASL SCRAM-SHA-256 logins against a sasldb per host; the password is in a 0600 file the lab writes, named by status --json).", DefaultValueFactory = _ => "tcp" };
+        Transport.AcceptOnlyFromAmong("tcp", "tls", "ssh", "tls-sasl");
         DirtyRate = new Option<int>("--dirty-rate")
         {
             HelpName = "MIBPS",

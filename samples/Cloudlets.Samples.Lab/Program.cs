@@ -1,5 +1,5 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS] [--agents [--agent DLL]]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]

@@ -150,6 +150,7 @@ public sealed class LabCommandLineTests
     [TestCase(new[] { "--transport", "tcp" }, LabTransport.Tcp)]
     [TestCase(new[] { "--transport", "tls" }, LabTransport.Tls)]
     [TestCase(new[] { "--transport", "ssh" }, LabTransport.Ssh)]
+    [TestCase(new[] { "--transport", "tls-sasl" }, LabTransport.TlsSasl)]
     public void Parse_UpTransport_IsTheLabTransport(string[] transport, LabTransport expected) =>
         Assert.That(LabCommandLine.Parse(["up", "--hosts", "2", .. transport]).Transport, Is.EqualTo(expected));
 
