@@ -197,22 +197,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
                 await source.DisposeAsync();
             }
 
-            if (shaper is not null)
-            {
-                try
-                {
-                    await lab.ClearShapingAsync(shaper, CancellationToken.None);
-                }
-                catch (ShapingException ex)
-                {
-                    Console.Error.WriteLine($"clearing the shaping failed: {ex.Message}");
-                }
-
-                await shaper.DisposeAsync();
-            }
-
-            await lab.DisposeAsync();
-            Console.WriteLine(options.Keep ? $"the lab is still up (--keep): cloudlets-lab down --name {options.Name}" : "the lab is torn down");
+            await LabTeardown.DisposeAsync(lab, shaper, options);
         }
 
         return exitCode;

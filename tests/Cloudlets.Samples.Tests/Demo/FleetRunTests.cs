@@ -90,51 +90,11 @@ public sealed class FleetRunTests
         }
     }
 
-    private async Task<(int ExitCode, string Output)> RunAsync(string json, string labName)
+    private static async Task<(int ExitCode, string Output)> RunAsync(string json, string labName)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "cloudlets-demo.dll"),
-                     "--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", "fleet.json"),
-                     "--json", json, "--plain", "--name", labName,
-                 })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            // This test started it: SIGTERM lets it write its summary and tear its lab down; SIGKILL after a minute.
-            _ = kill(process.Id, 15);
-            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            try
-            {
-                await process.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: false);
-                await process.WaitForExitAsync();
-            }
-        }
-
-        var output = await stdout + await stderr;
-        TestContext.Out.WriteLine(output);
-        return (process.ExitCode, string.Join('\n', output.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(60)));
+        var (exitCode, output) = await DemoProcess.RunAsync(
+            ["--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", "fleet.json"), "--json", json, "--plain", "--name", labName],
+            TimeSpan.FromMinutes(8));
+        return (exitCode, DemoProcess.Tail(output, 60));
     }
-
-#pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code in this test project for one blittable call.
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
-    private static extern int kill(int pid, int signal);
-#pragma warning restore SYSLIB1054
 }
