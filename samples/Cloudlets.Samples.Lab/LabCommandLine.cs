@@ -27,7 +27,7 @@ internal sealed record LabCommandLine(
     TimeSpan? HoldFor)
 {
     /// <summary>The verbs.</summary>
-    public static readonly IReadOnlyList<string> Verbs = ["up", "status", "down", "shape", "clear", "migrate"];
+    public static readonly IReadOnlyList<string> Verbs = ["up", "status", "down", "shape", "clear", "migrate", "cap"];
 
     /// <summary>The largest <c>--bandwidth</c>, in MiB/s.</summary>
     public const int MaxBandwidth = 100_000;
@@ -37,6 +37,9 @@ internal sealed record LabCommandLine(
 
     /// <summary>For <c>migrate</c>: the destination host (<c>cloudlet-N</c>).</summary>
     public string? To { get; init; }
+
+    /// <summary>For <c>cap</c>: the host-to-host cap in MiB/s, or <see langword="null"/> for <c>off</c>.</summary>
+    public int? LinkCapMiBps { get; init; }
 
     /// <summary>For <c>migrate</c>: the bandwidth limit in MiB/s, 0 for none.</summary>
     public int Bandwidth { get; init; }
@@ -60,13 +63,14 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS] [--agents [--agent DLL]]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
                cloudlets-lab shape --matrix FILE [--for SECONDS] [--name NAME]
                cloudlets-lab clear [--name NAME]
                cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
+               cloudlets-lab cap MIBPS|off [--name NAME]
         """;
 
     /// <summary>Parses the arguments; throws <see cref="FormatException"/> (or the lab's naming exception) on bad input.</summary>
@@ -97,6 +101,15 @@ internal sealed record LabCommandLine(
             bandwidth = int.TryParse(mibs, NumberStyles.None, CultureInfo.InvariantCulture, out var b) && b is >= 1 and <= MaxBandwidth
                 ? b
                 : throw new FormatException($"--bandwidth takes MiB/s from 1 to {MaxBandwidth.ToString(CultureInfo.InvariantCulture)}, not '{mibs}'");
+        }
+
+        int? linkCap = null;
+        if (verb == "cap")
+        {
+            var text = result.GetValue(commands.LinkRate) ?? string.Empty;
+            linkCap = text == "off" ? null
+                : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var cap) && cap is >= 1 and <= CloudletLab.MaxHostLinkMiBps ? cap
+                : throw new FormatException($"cap takes MiB/s from 1 to {CloudletLab.MaxHostLinkMiBps.ToString(CultureInfo.InvariantCulture)} or off, not '{text}'");
         }
 
         var dirtyRate = verb == "up" ? result.GetValue(commands.DirtyRate) : 0;
@@ -171,6 +184,7 @@ internal sealed record LabCommandLine(
             Guest = guest,
             To = to,
             Bandwidth = bandwidth,
+            LinkCapMiBps = linkCap,
             Sites = verb == "up" ? result.GetValue(commands.Sites) : 1,
             Matrix = matrix,
             AgentAssembly = agentAssembly,
@@ -179,6 +193,7 @@ internal sealed record LabCommandLine(
             {
                 "tls" => LabTransport.Tls,
                 "ssh" => LabTransport.Ssh,
+                "tls-sasl" => LabTransport.TlsSasl,
                 _ => LabTransport.Tcp,
             },
         };

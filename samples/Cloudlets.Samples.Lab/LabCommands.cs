@@ -48,8 +48,8 @@ internal sealed class LabCommands
         Hosts = new Option<int>("--hosts") { HelpName = "N", Description = "How many cloudlet hosts (1 to 8).", DefaultValueFactory = _ => 3 };
         GuestOn = new Option<string[]>("--guest-on") { HelpName = "HOST", Description = "A host (cloudlet-N) that gets a guest VM; repeatable.", AllowMultipleArgumentsPerToken = false };
         Cache = new Option<string?>("--cache") { HelpName = "FOLDER", Description = "The guest image cache, an absolute path (default /var/cache/cloudlets-lab; it holds the kernel .deb)." };
-        Transport = new Option<string>("--transport") { HelpName = "tcp|tls|ssh", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration), tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener) or ssh (an OpenSSH server per host, keys only, the host keys pinned in a known_hosts file the lab writes; libvirtd has no network listener).", DefaultValueFactory = _ => "tcp" };
-        Transport.AcceptOnlyFromAmong("tcp", "tls", "ssh");
+        Transport = new Option<string>("--transport") { HelpName = "tcp|tls|ssh|tls-sasl", Description = "How the hosts' libvirtd is reached: tcp (no authentication, as in the original demonstration), tls (the lab makes a CA, a server certificate per host and a client certificate; no TCP listener), ssh (an OpenSSH server per host, keys only, the host keys pinned in a known_hosts file the lab writes; libvirtd has no network listener) or tls-sasl (tls, and SASL SCRAM-SHA-256 logins against a sasldb per host; the password is in a 0600 file the lab writes, named by status --json).", DefaultValueFactory = _ => "tcp" };
+        Transport.AcceptOnlyFromAmong("tcp", "tls", "ssh", "tls-sasl");
         DirtyRate = new Option<int>("--dirty-rate")
         {
             HelpName = "MIBPS",
@@ -90,14 +90,23 @@ internal sealed class LabCommands
         };
         Clear = new Command("clear", "Removes every delay rule of the lab (also those a killed 'shape' left).") { Name };
         Migrate = new Command("migrate", "Live-migrates GUEST to HOST with virsh --p2p.") { Guest, To, Bandwidth, Name };
-        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate };
+        LinkRate = new Argument<string>("MIBPS|off") { Description = "The cap in MiB/s (1 to 100000), or off." };
+        Cap = new Command("cap", """
+            Caps what each host sends to the other hosts (live migrations, the daemons' calls to each other) at MIBPS MiB/s,
+            or removes the cap with "off"; the guests' traffic to the sites and the clients' calls keep their speed. Unlike
+            "migrate --bandwidth", the link also holds the migration's final stop-and-copy to the cap, as a slow path does.
+            """)
+        {
+            LinkRate, Name,
+        };
+        Root = new RootCommand(Description) { Up, Status, Down, Shape, Clear, Migrate, Cap };
     }
 
     /// <summary>The root command (<c>--help</c>, <c>--version</c> and the verbs).</summary>
     public RootCommand Root { get; }
 
     /// <summary>The verbs, in the order of <see cref="LabCommandLine.Verbs"/>.</summary>
-    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate];
+    public IReadOnlyList<Command> Verbs => [Up, Status, Down, Shape, Clear, Migrate, Cap];
 
     public Option<string> Transport { get; }
 
@@ -110,6 +119,12 @@ internal sealed class LabCommands
     public Command Shape { get; }
 
     public Command Clear { get; }
+
+    /// <summary><c>cap MIBPS|off</c>.</summary>
+    public Command Cap { get; }
+
+    /// <summary>The <c>MIBPS|off</c> argument of <c>cap</c>.</summary>
+    public Argument<string> LinkRate { get; }
 
     public Command Migrate { get; }
 

@@ -1,11 +1,12 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh] [--dirty-rate MIBPS] [--agents [--agent DLL]]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
 //   cloudlets-lab shape --matrix FILE [--for SECONDS] [--name NAME]
 //   cloudlets-lab clear [--name NAME]
 //   cloudlets-lab migrate GUEST HOST [--bandwidth MIBS] [--name NAME]
+//   cloudlets-lab cap MIBPS|off [--name NAME]
 // `cloudlets-lab --help` (and `cloudlets-lab VERB --help`) says the rest, with the exit codes.
 using System.Globalization;
 using System.Net;
@@ -72,6 +73,7 @@ static async Task<int> RunVerbAsync(LabCommands commands, System.CommandLine.Par
             "shape" => await ShapeAsync(parsed, cancellationToken),
             "clear" => await ClearAsync(parsed, cancellationToken),
             "migrate" => await MigrateAsync(parsed, cancellationToken),
+            "cap" => await CapAsync(parsed, cancellationToken),
             _ => UsageError($"unknown command '{parsed.Verb}'"),
         };
     }
@@ -376,6 +378,21 @@ static async Task<int> MigrateAsync(LabCommandLine options, CancellationToken ct
 
     await migration;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"lab {lab.Name}: {guest.Name} migrated {from.Name} -> {to.Name} in {clock.Elapsed.TotalSeconds:0.00} s"));
+    return 0;
+}
+
+static async Task<int> CapAsync(LabCommandLine options, CancellationToken ct)
+{
+    await using var lab = CloudletLab.Attach(options.Name);
+    if (lab is null)
+    {
+        return Fail($"no lab named {options.Name} is up", 1);
+    }
+
+    await lab.CapHostLinksAsync(options.LinkCapMiBps, ct);
+    Console.WriteLine(options.LinkCapMiBps is { } cap
+        ? string.Create(CultureInfo.InvariantCulture, $"lab {lab.Name}: host-to-host links capped at {cap} MiB/s")
+        : $"lab {lab.Name}: host-to-host links uncapped");
     return 0;
 }
 

@@ -14,7 +14,10 @@ public sealed partial class CloudletLab
     public CommandLine Virsh(LabHost host, params IEnumerable<string> arguments)
     {
         ArgumentNullException.ThrowIfNull(host);
-        return CommandLine.Of("virsh", ["-q", "-c", host.Uri.ToString(), .. arguments]).InNamespace(Edge.Namespace);
+        // A SASL host's credentials come from the lab's auth.conf (libvirt reads LIBVIRT_AUTH_FILE; virsh never prompts).
+        return (host.SaslAuthFile is { } auth
+            ? CommandLine.Of("env", ["LIBVIRT_AUTH_FILE=" + auth, "virsh", "-q", "-c", host.Uri.ToString(), .. arguments])
+            : CommandLine.Of("virsh", ["-q", "-c", host.Uri.ToString(), .. arguments])).InNamespace(Edge.Namespace);
     }
 
     /// <summary>Runs <c>virsh</c> against a host from the edge; throws <see cref="CommandException"/> unless it succeeds.</summary>

@@ -43,9 +43,13 @@ public sealed partial class CloudletLab
             EnterPhase(site.Index == 1 ? LabPhases.Edge : LabPhases.Site(site.Index));
         }
 
-        if (_options.Transport == LabTransport.Tls)
+        if (LabSasl.UsesTls(_options.Transport))
         {
             LabPki.Create(_paths, Name, _hosts, DateTimeOffset.UtcNow);
+            if (_options.Transport == LabTransport.TlsSasl)
+            {
+                await CreateSaslCredentialsAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         else if (_options.Transport == LabTransport.Ssh)
         {

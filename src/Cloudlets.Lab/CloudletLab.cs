@@ -292,7 +292,9 @@ public sealed partial class CloudletLab : IAsyncDisposable
         new(LabNaming.HostName(index), index, Plan.Host(index), LabNaming.HostNamespace(Name, index), LabNaming.HostBridge, _paths.HostFolder(Name, index))
         {
             Transport = _options.Transport,
-            ClientPkiFolder = _options.Transport == LabTransport.Tls ? _paths.ClientPkiFolder(Name) : null,
+            ClientPkiFolder = LabSasl.UsesTls(_options.Transport) ? _paths.ClientPkiFolder(Name) : null,
+            SaslAuthFile = _options.Transport == LabTransport.TlsSasl ? LabSasl.AuthFile(_paths, Name) : null,
+            SaslPasswordFile = _options.Transport == LabTransport.TlsSasl ? LabSasl.PasswordFile(_paths, Name) : null,
             SshKeyFile = _options.Transport == LabTransport.Ssh ? LabSsh.KeyFile(_paths, Name) : null,
             SshKnownHostsFile = _options.Transport == LabTransport.Ssh ? LabSsh.KnownHostsFile(_paths, Name) : null,
         };

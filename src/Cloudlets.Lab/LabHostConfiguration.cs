@@ -20,7 +20,7 @@ internal static class LabHostConfiguration
             dynamic_ownership = 0
             remember_owner = 0
             cgroup_controllers = [ ]
-            """ + "\n" + (host.Transport == LabTransport.Tls
+            """ + "\n" + (LabSasl.UsesTls(host.Transport)
             ? $"migrate_tls_x509_cert_dir = \"{LabPki.QemuFolderInHost}\"\nmigrate_tls_x509_verify = 1\n"
             : ""));
         File.WriteAllText(Path.Combine(host.Folder, "etc", "virtlogd.conf"), "log_outputs = \"3:file:/var/log/libvirt/virtlogd.log\"\n");
@@ -43,6 +43,18 @@ internal static class LabHostConfiguration
             listen_tls = 1
             listen_tcp = 0
             auth_tls = "none"
+            key_file = "{LabPki.ServerFolderInHost}/serverkey.pem"
+            cert_file = "{LabPki.ServerFolderInHost}/servercert.pem"
+            ca_file = "{LabPki.ServerFolderInHost}/cacert.pem"
+            host_uuid = "{hostUuid}"
+            log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+            """ + "\n",
+        // TLS as above, and SASL on top: the certificate admits the client, SCRAM then logs it in as a sasldb user.
+        // libvirtd finds its SASL configuration (libvirt.conf) through SASL_CONF_PATH, set by lab-host.sh.
+        LabTransport.TlsSasl => $"""
+            listen_tls = 1
+            listen_tcp = 0
+            auth_tls = "sasl"
             key_file = "{LabPki.ServerFolderInHost}/serverkey.pem"
             cert_file = "{LabPki.ServerFolderInHost}/servercert.pem"
             ca_file = "{LabPki.ServerFolderInHost}/cacert.pem"

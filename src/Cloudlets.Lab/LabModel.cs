@@ -22,6 +22,13 @@ public enum LabTransport
     /// and its <c>libssh</c> transport stalls on every large reply until the next keepalive (5 s per connect, measured).
     /// </summary>
     Ssh,
+
+    /// <summary>
+    /// TLS as <see cref="Tls"/>, and SASL on top (<c>auth_tls = "sasl"</c>): clients also log in as the lab's user
+    /// with SCRAM-SHA-256 against a sasldb per host. The URIs are the TLS ones; the password is in a file the lab
+    /// writes (mode 0600), and each host's libvirtd finds it in its own /etc/libvirt/auth.conf for peer-to-peer migration.
+    /// </summary>
+    TlsSasl,
 }
 
 /// <summary>The lab's edge device: a network namespace on the lab switch, where users and management live.</summary>
@@ -64,6 +71,18 @@ public sealed record LabHost(string Name, int Index, IPAddress Address, string N
     /// </summary>
     public string? SshKnownHostsFile { get; init; }
 
+    /// <summary>
+    /// With <see cref="LabTransport.TlsSasl"/>: a libvirt auth.conf answering the lab's SASL user and password
+    /// for every host (mode 0600; <c>LIBVIRT_AUTH_FILE</c> for virsh); null otherwise.
+    /// </summary>
+    public string? SaslAuthFile { get; init; }
+
+    /// <summary>With <see cref="LabTransport.TlsSasl"/>: the file holding the SASL password alone (mode 0600); null otherwise.</summary>
+    public string? SaslPasswordFile { get; init; }
+
+    /// <summary>The SASL user of a <see cref="LabTransport.TlsSasl"/> lab.</summary>
+    public const string SaslUser = LabSasl.User;
+
     /// <summary>The user the lab's SSH clients log in as (<see cref="LabTransport.Ssh"/>).</summary>
     public const string SshUser = "root";
 
@@ -75,7 +94,7 @@ public sealed record LabHost(string Name, int Index, IPAddress Address, string N
     /// </summary>
     public Uri Uri => Transport switch
     {
-        LabTransport.Tls => new($"qemu+tls://{Address}/system?pkipath={ClientPkiFolder}"),
+        LabTransport.Tls or LabTransport.TlsSasl => new($"qemu+tls://{Address}/system?pkipath={ClientPkiFolder}"),
         // The key alone (no agent, no password prompt), and a host key that is not the pinned one refused.
         LabTransport.Ssh => new($"qemu+libssh2://{SshUser}@{Address}/system?keyfile={SshKeyFile}&known_hosts={SshKnownHostsFile}&known_hosts_verify=normal&sshauth=privkey"),
         _ => new($"qemu+tcp://{Address}/system"),

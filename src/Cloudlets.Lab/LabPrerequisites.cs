@@ -79,12 +79,23 @@ public static class LabPrerequisites
             missing.Add(new("root", "Run as root (the lab creates network namespaces and starts libvirtd)."));
         }
 
-        foreach (var (program, package) in transport == LabTransport.Ssh ? [.. Programs, .. SshPrograms] : Programs)
+        IReadOnlyList<(string Program, string Package)> programs = transport switch
+        {
+            LabTransport.Ssh => [.. Programs, .. SshPrograms],
+            LabTransport.TlsSasl => [.. Programs, ("saslpasswd2", "sasl2-bin")],
+            _ => Programs,
+        };
+        foreach (var (program, package) in programs)
         {
             if (FindProgram(program) is null)
             {
                 missing.Add(new($"program {program}", $"apt-get install {package}"));
             }
+        }
+
+        if (transport == LabTransport.TlsSasl && !HasScramPlugin())
+        {
+            missing.Add(new("cyrus-sasl's SCRAM plugin (libscram.so)", "apt-get install libsasl2-modules"));
         }
 
         if (!File.Exists(GuestImage.BusyboxPath) || !GuestImage.IsStaticElf(GuestImage.BusyboxPath))
@@ -131,6 +142,12 @@ public static class LabPrerequisites
 
         return missing;
     }
+
+    // cyrus-sasl's plugin folder: /usr/lib/sasl2, or /usr/lib/<multiarch triplet>/sasl2 on Debian.
+    private static bool HasScramPlugin() =>
+        Directory.Exists("/usr/lib") &&
+        Directory.EnumerateDirectories("/usr/lib").Prepend("/usr/lib")
+            .Any(d => File.Exists(Path.Combine(d, "sasl2", "libscram.so.2")) || File.Exists(Path.Combine(d, "sasl2", "libscram.so")));
 
     /// <summary>Throws <see cref="LabPrerequisiteException"/> naming everything missing.</summary>
     public static void EnsureAvailable(string? cacheFolder = null) => EnsureAvailable(cacheFolder, LabTransport.Tcp);

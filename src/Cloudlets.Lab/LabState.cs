@@ -58,6 +58,7 @@ public sealed record LabState
     {
         "tls" => LabTransport.Tls,
         "ssh" => LabTransport.Ssh,
+        "tls-sasl" => LabTransport.TlsSasl,
         _ => LabTransport.Tcp,
     };
 
@@ -66,6 +67,7 @@ public sealed record LabState
     {
         LabTransport.Tls => "tls",
         LabTransport.Ssh => "ssh",
+        LabTransport.TlsSasl => "tls-sasl",
         _ => "tcp",
     };
 
@@ -100,7 +102,7 @@ public sealed record LabState
         // A JSON null for a list arrives as null despite the non-nullable type.
         if (state is null || state.Hosts is null || state.Guests is null || state.Namespaces is null || state.Processes is null ||
             !LabNaming.IsValidLabName(state.Name) || state.Subnet is < LabNaming.MinSubnet or > LabNaming.MaxSubnet ||
-            state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls" or "ssh") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
+            state.Version != CurrentVersion || state.Transport is not (null or "tcp" or "tls" or "ssh" or "tls-sasl") || state.Hosts.Any(h => h.Index is < 1 or > LabNaming.MaxHosts) ||
             state.Guests.Any(g => g.Index is < 1 or > LabNaming.MaxGuests))
         {
             throw new LabException("The lab state file does not describe a valid lab (name, subnet, version, transport or indexes out of range).");

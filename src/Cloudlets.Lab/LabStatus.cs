@@ -76,6 +76,14 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
                     json.WriteString("knownHosts", host.SshKnownHostsFile);
                 }
 
+                if (host.SaslAuthFile is { } auth)
+                {
+                    // Where the credentials are, never the password itself: the auth.conf and the password file (both 0600).
+                    json.WriteString("saslUser", LabHost.SaslUser);
+                    json.WriteString("saslAuthFile", auth);
+                    json.WriteString("saslPasswordFile", host.SaslPasswordFile);
+                }
+
                 json.WriteString("namespace", host.Namespace);
                 json.WriteEndObject();
             }

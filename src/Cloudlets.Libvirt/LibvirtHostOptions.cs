@@ -64,6 +64,17 @@ public sealed class LibvirtHostOptions : IValidatableOptions
     /// </summary>
     public string? DomainType { get; set; }
 
+    /// <summary>
+    /// Answers SASL's prompts (user name and password) when a daemon requires SASL
+    /// (<c>auth_tls = "sasl"</c> or <c>auth_tcp = "sasl"</c>): for this host's connection and for the
+    /// connections a client-managed migration opens to its destination (each is asked with its own URI).
+    /// The default, <see langword="null"/>, answers nothing, so such a daemon refuses the connection with
+    /// <see cref="Core.Hypervisors.HypervisorErrorKind.AuthenticationFailed"/>. Peer-to-peer migrations are
+    /// authenticated by the source daemon itself (its own <c>/etc/libvirt/auth.conf</c>), not by this provider.
+    /// The copy the host keeps shares the provider (it is not cloned). Credentials are never logged.
+    /// </summary>
+    public ILibvirtCredentialProvider? Credentials { get; set; }
+
     /// <summary>The libvirt choices of migrations started from this host, when a call passes none. The default is <see cref="LibvirtMigrationOptions"/>'s defaults.</summary>
     public LibvirtMigrationOptions Migration { get; set; } = new();
 

@@ -9,7 +9,7 @@ public sealed partial class LibvirtHypervisorHost
 {
     private void OpenAndInstall()
     {
-        var connection = LibvirtConnection.Open(Uri.OriginalString, _options.NetworkNamespace);
+        var connection = LibvirtConnection.Open(Uri.OriginalString, _options.NetworkNamespace, _options.Credentials);
         bool keepAlive;
         try
         {
@@ -107,7 +107,12 @@ public sealed partial class LibvirtHypervisorHost
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                var next = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.ReconnectMaxDelay.Ticks));
+                // A refused credential does not fix itself within a second: wait the longest delay at once
+                // (one attempt per ReconnectMaxDelay, asking the provider again each time, so a rotated
+                // password is picked up) instead of doubling up from the first delay.
+                var next = ex is HypervisorException { Kind: HypervisorErrorKind.AuthenticationFailed }
+                    ? _options.ReconnectMaxDelay
+                    : TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.ReconnectMaxDelay.Ticks));
                 Log.ReconnectFailed(_logger, Name, attempt, next, ex);
                 delay = next;
             }

@@ -293,7 +293,7 @@ public sealed partial class LibvirtHypervisorHost
     /// <summary>A connection to the destination's daemon, from this host's network namespace.</summary>
     private LibvirtConnection OpenPeer(MigrationDestination destination)
     {
-        var connection = LibvirtConnection.Open(destination.ManagementUri.OriginalString, _options.NetworkNamespace);
+        var connection = LibvirtConnection.Open(destination.ManagementUri.OriginalString, _options.NetworkNamespace, _options.Credentials);
         try
         {
             // A dead destination must make calls fail, not hang (the test driver has no keepalive).

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text;
 using Cloudlets.TestUtils;
 
@@ -89,19 +88,13 @@ internal sealed class ControllerProcess : IAsyncDisposable
     /// <summary>Sends SIGTERM (as systemctl stop does).</summary>
     public void Terminate()
     {
-        if (!_process.HasExited && kill(_process.Id, 15) != 0)
-        {
-            throw new InvalidOperationException($"kill -TERM {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
-        }
+        ProcessSignals.Send(_process, ProcessSignals.Terminate);
     }
 
     /// <summary>Sends SIGKILL (a crash: no stop, no resignation; the lease expires on its own).</summary>
     public void Kill()
     {
-        if (!_process.HasExited && kill(_process.Id, 9) != 0)
-        {
-            throw new InvalidOperationException($"kill -KILL {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
-        }
+        ProcessSignals.Send(_process, ProcessSignals.Kill);
     }
 
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
@@ -151,10 +144,4 @@ internal sealed class ControllerProcess : IAsyncDisposable
             _output.AppendLine(line);
         }
     }
-
-#pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code in this test project for one blittable call.
-    [DllImport("libc", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int kill(int pid, int signal);
-#pragma warning restore SYSLIB1054
 }

@@ -73,6 +73,7 @@ public class LabStateTests
     [TestCase(LabTransport.Tcp, "tcp")]
     [TestCase(LabTransport.Tls, "tls")]
     [TestCase(LabTransport.Ssh, "ssh")]
+    [TestCase(LabTransport.TlsSasl, "tls-sasl")]
     public void Parse_Transport_RoundTripsAndOldFilesAreTcp(LabTransport transport, string name)
     {
         var state = new LabState { Name = "t1", Subnet = 9, Transport = LabState.TransportName(transport) };

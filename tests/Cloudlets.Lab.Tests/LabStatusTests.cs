@@ -61,6 +61,25 @@ public class LabStatusTests
     }
 
     [Test]
+    public void ToJson_SaslLab_NamesTheUserAndTheCredentialFilesNeverThePassword()
+    {
+        var status = Sample() with
+        {
+            Hosts = [.. Sample().Hosts.Select(h => h with { Transport = LabTransport.TlsSasl, ClientPkiFolder = "/l/pki/client", SaslAuthFile = "/l/sasl/auth.conf", SaslPasswordFile = "/l/sasl/password" })],
+        };
+        using var doc = JsonDocument.Parse(status.ToJson());
+        var host = doc.RootElement.GetProperty("hosts")[0];
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(host.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "address", "uri", "transport", "pkiPath", "saslUser", "saslAuthFile", "saslPasswordFile", "namespace" }));
+            Assert.That(host.GetProperty("transport").GetString(), Is.EqualTo("tls-sasl"));
+            Assert.That(host.GetProperty("saslUser").GetString(), Is.EqualTo("cloudlets"));
+            Assert.That(host.GetProperty("saslAuthFile").GetString(), Is.EqualTo("/l/sasl/auth.conf"));
+            Assert.That(host.GetProperty("uri").GetString(), Is.EqualTo("qemu+tls://198.18.3.11/system?pkipath=/l/pki/client"));
+        }
+    }
+
+    [Test]
     public void ToJson_TwoSites_ListsEachWithNamespaceAddressAndPort()
     {
         var plan = new LabAddressPlan(3);

@@ -1,6 +1,6 @@
+using Cloudlets.TestUtils;
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 
 namespace Cloudlets.Mqtt.Tests;
 
@@ -70,13 +70,7 @@ internal sealed partial class AgentProcess : IAsyncDisposable
         return (code, string.Join('\n', agent.Output), string.Join('\n', agent.Errors));
     }
 
-    public void Signal(int signal)
-    {
-        if (!_process.HasExited && Kill(_process.Id, signal) != 0)
-        {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
+    public void Signal(int signal) => ProcessSignals.Send(_process, signal);
 
     public async Task<int> WaitForExitAsync(TimeSpan patience)
     {
@@ -96,7 +90,4 @@ internal sealed partial class AgentProcess : IAsyncDisposable
 
         _process.Dispose();
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

@@ -49,7 +49,8 @@ public class TraceSetTests
         if (name == "step")
         {
             // Known gap, reported in the README: on a clean step, always-nearest moves at the first
-            // window whose median flips; the default confirms for 3 windows and pays ~0.6 % more.
+            // window whose median flips; the default moves one window later, when the gain is decisive
+            // (it pays ~0.3 % more). Moving in the first window costs exactly what always-nearest costs.
             Assert.That(Compare(name).Policy.Cost, Is.LessThan(Compare(name).Baselines["alwaysNearest"].Cost * 1.01));
             return;
         }

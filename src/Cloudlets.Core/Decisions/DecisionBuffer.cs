@@ -55,6 +55,31 @@ public sealed class DecisionBuffer
     internal double[] NearestValue = [];    // the same cells' latency in ms
     internal int[] NearestCount = [];       // per vantage point: how many entries; fewer than the depth = every such host is listed
 
+    // Reuse of each VM's search between evaluations (LowestLatencyPolicy with its index on, no rules, no
+    // candidate recording); allocated on first use. Evaluation numbers: the evaluation a row was last
+    // prepared in, the last evaluation in which some host's room at the start grew, and per VM the
+    // evaluation its entry was computed in (-1: none) with the inputs it was computed for (current host,
+    // memory, vCPUs) and its results (current score, best other host under the rooms at the start of that
+    // evaluation, its score).
+    internal long EvaluationNumber;
+    internal long RoomGrewAt;
+    internal long[] RowPreparedAt = [];
+    internal long[] StartRoomMemory = [];
+    internal int[] StartRoomVCpus = [];
+    internal long[] ReuseComputedAt = [];
+    internal int[] ReuseHost = [];
+    internal long[] ReuseMemory = [];
+    internal int[] ReuseVCpus = [];
+    internal double[] ReuseCurrentScore = [];
+    internal int[] ReuseBest = [];
+    internal double[] ReuseBestScore = [];
+
+    // Hosts that can still take the smallest VM, in host order (for a search that ran out of its lists);
+    // OpenStale: some host in the list has filled up since it was compacted.
+    internal int[] OpenHosts = [];
+    internal int OpenCount;
+    internal bool OpenStale;
+
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
     /// <param name="recordCandidates">Whether every candidate's status and score is kept (needed for <see cref="MigrationDecision.Candidates"/>; costs VMs × hosts memory).</param>
@@ -114,6 +139,29 @@ public sealed class DecisionBuffer
         NearestHost = new int[VantagePointCount * depth];
         NearestValue = new double[VantagePointCount * depth];
         NearestCount = new int[VantagePointCount];
+    }
+
+    /// <summary>Makes room for the reuse of searches between evaluations (allocates only the first time); every entry starts invalid.</summary>
+    internal void EnsureReuse()
+    {
+        if (ReuseComputedAt.Length == VmCount && VmCount > 0)
+        {
+            return;
+        }
+
+        RowPreparedAt = new long[VantagePointCount];
+        StartRoomMemory = new long[HostCount];
+        StartRoomVCpus = new int[HostCount];
+        ReuseComputedAt = new long[VmCount];
+        Array.Fill(ReuseComputedAt, -1);
+        ReuseHost = new int[VmCount];
+        ReuseMemory = new long[VmCount];
+        ReuseVCpus = new int[VmCount];
+        ReuseCurrentScore = new double[VmCount];
+        ReuseBest = new int[VmCount];
+        ReuseBestScore = new double[VmCount];
+        OpenHosts = new int[HostCount];
+        RoomGrewAt = 0;
     }
 
     /// <summary>The number of VM entries.</summary>
@@ -187,8 +235,8 @@ public sealed class DecisionBuffer
     /// <param name="targetHost">A move's destination, a held-back move's best host, or -1.</param>
     /// <param name="currentScore">The VM's score on its current host (the policy's unit, lower is better), or NaN.</param>
     /// <param name="targetScore">The VM's score on the target host, or NaN.</param>
-    /// <param name="figure1">A figure the explanation quotes: the minimum gain (<see cref="DecisionReason.BelowAbsoluteGain"/>, <see cref="DecisionReason.BelowRelativeGain"/>), the migration cost (<see cref="DecisionReason.CostExceedsGain"/>), the seconds of cooldown left (<see cref="DecisionReason.Cooldown"/>); otherwise NaN.</param>
-    /// <param name="figure2">The expected gain for <see cref="DecisionReason.CostExceedsGain"/>; otherwise NaN.</param>
+    /// <param name="figure1">A figure the explanation quotes: the minimum gain (<see cref="DecisionReason.BelowAbsoluteGain"/>, <see cref="DecisionReason.BelowRelativeGain"/>), the migration cost (<see cref="DecisionReason.CostExceedsGain"/>), the seconds of cooldown left (<see cref="DecisionReason.Cooldown"/>), the windows a move's gain held (<see cref="DecisionReason.Move"/>; NaN: the required windows); otherwise NaN.</param>
+    /// <param name="figure2">The expected gain for <see cref="DecisionReason.CostExceedsGain"/>, the benefit-to-cost ratio of a decisive <see cref="DecisionReason.Move"/>; otherwise NaN.</param>
     /// <exception cref="ArgumentOutOfRangeException">The VM or target host index is out of range, or a move has no target.</exception>
     public void Set(int vm, DecisionKind kind, DecisionReason reason, int targetHost = -1, double currentScore = double.NaN, double targetScore = double.NaN, double figure1 = double.NaN, double figure2 = double.NaN)
     {
@@ -300,7 +348,9 @@ public sealed class DecisionBuffer
             }
         }
 
-        var windows = Kind[vm] == DecisionKind.Move ? RequiredWindows : NextPendingWindows[vm];
+        // A move's figure 1 is the windows its gain held (a decisive move may need fewer); NaN: the required number.
+        var windows = Kind[vm] != DecisionKind.Move ? NextPendingWindows[vm]
+            : Reason[vm] == DecisionReason.Move && double.IsFinite(Detail1[vm]) ? (int)Detail1[vm] : RequiredWindows;
         return new MigrationDecision(
             snapshot.VmName(vm),
             EvaluatedAt,
@@ -327,7 +377,9 @@ public sealed class DecisionBuffer
         var ts = Ms(TargetScore[vm]);
         return Reason[vm] switch
         {
-            DecisionReason.Move => string.Format(c, "Move from {0} ({1}) to {2} ({3}): the gain held for {4} windows and outweighs the migration cost.", cur, cs, tgt, ts, windows),
+            DecisionReason.Move => double.IsFinite(Detail2[vm])
+                ? string.Format(c, "Move from {0} ({1}) to {2} ({3}): the gain held for {4} of {5} windows and is decisive (its benefit over the expected stay is {6:0.0} × the migration cost, and even {2}'s 95th percentile is better).", cur, cs, tgt, ts, windows, RequiredWindows, Detail2[vm])
+                : string.Format(c, "Move from {0} ({1}) to {2} ({3}): the gain held for {4} windows and outweighs the migration cost.", cur, cs, tgt, ts, windows),
             DecisionReason.AlreadyBest => string.Format(c, "Stay on {0} ({1}): no candidate scores lower.", cur, cs),
             DecisionReason.Tie => string.Format(c, "Stay on {0} ({1}): {2} ({3}) is no better within the tie tolerance; ties keep the VM.", cur, cs, tgt, ts),
             DecisionReason.NoCandidates => string.Format(c, "Stay on {0} ({1}): no other host is a candidate (down, backed off, unreachable or full).", cur, cs),

@@ -52,6 +52,11 @@ public sealed class FleetSnapshot
     internal readonly int[] PendingWindows;
     internal readonly int[] InFlightDestination; // -1 = unknown or none
 
+    // The smallest memory and vCPUs any VM was ever given by SetPlacement (a lower bound of every VM's
+    // size, so a host with less room than this can take no VM).
+    internal long MinVmMemoryBytes = long.MaxValue;
+    internal int MinVmVCpus = int.MaxValue;
+
     // Placement rules, compiled to indices by SetRules.
     internal bool HasRules;
     internal readonly bool[] HostDrained;
@@ -241,6 +246,8 @@ public sealed class FleetSnapshot
         CurrentHost[vm] = host;
         VmMemoryBytes[vm] = memoryBytes;
         VmVCpus[vm] = vCpus;
+        MinVmMemoryBytes = Math.Min(MinVmMemoryBytes, memoryBytes);
+        MinVmVCpus = Math.Min(MinVmVCpus, vCpus);
         DirtyRate[vm] = dirtyRateBytesPerSecond;
     }
 

@@ -33,6 +33,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     private readonly long _maxAgeTicks;
     private readonly long _cooldownTicks;
     private readonly int _windows;
+    private readonly int _decisiveWindows;
+    private readonly double _decisiveFactor;
     private readonly long _reserve;
     private readonly double _bandwidth;
     private readonly double _dirty;
@@ -62,6 +64,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         _maxAgeTicks = _options.MaxSampleAge.Ticks;
         _cooldownTicks = _options.Cooldown.Ticks;
         _windows = _options.ConfirmationWindows;
+        _decisiveWindows = _options.DecisiveConfirmationWindows;
+        _decisiveFactor = _options.DecisiveBenefitFactor;
         _reserve = _options.MemoryReserveBytes;
         _bandwidth = _options.DefaultBandwidthBytesPerSecond;
         _dirty = _options.DefaultDirtyRateBytesPerSecond;
@@ -85,7 +89,18 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         var now = snapshot.Now.UtcTicks;
-        PrepareRooms(snapshot, results);
+
+        // Each VM's search is reused from an earlier evaluation while its inputs stand (see Refresh);
+        // not with placement rules or candidate recording (they take the checked scan), nor with the
+        // index off (the naive scan).
+        var reuse = _depth > 0 && !snapshot.HasRules && !results.RecordsCandidates;
+        if (reuse)
+        {
+            results.EnsureReuse();
+        }
+
+        var evaluation = ++results.EvaluationNumber;
+        PrepareRooms(snapshot, results, evaluation);
         if (snapshot.HasRules)
         {
             PreparePlan(snapshot, results);
@@ -93,14 +108,19 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         // On a small fleet the vectorised scan of every host is cheaper than searching lists.
         var indexed = _depth > 0 && snapshot.HostCount >= IndexMinimumHostsPerEntry * _depth;
-        PrepareCells(snapshot, results, now, indexed);
+        PrepareCells(snapshot, results, now, indexed, evaluation);
+        if (reuse)
+        {
+            PrepareOpenHosts(snapshot, results);
+            Refresh(snapshot, results, indexed, evaluation);
+        }
 
         results.RequiredWindows = _windows;
         results.EvaluatedAt = snapshot.Now;
         var moves = 0;
         for (var vm = 0; vm < snapshot.VmCount; vm++)
         {
-            if (EvaluateVm(snapshot, results, vm, now, indexed))
+            if (EvaluateVm(snapshot, results, vm, now, indexed, reuse))
             {
                 moves++;
             }
@@ -117,7 +137,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// turned stale; everything when host availability changed or time went back. A row left alone
     /// has the same values, count and index it would get again.
     /// </summary>
-    private void PrepareCells(FleetSnapshot s, DecisionBuffer r, long now, bool indexed)
+    private void PrepareCells(FleetSnapshot s, DecisionBuffer r, long now, bool indexed, long evaluation)
     {
         if (indexed)
         {
@@ -132,6 +152,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             if (all || r.PreparedRowVersion[p] != s.RowVersion[p] || now > r.RowFreshUntilTicks[p])
             {
                 PrepareRow(s, r, p, now);
+                if (r.RowPreparedAt.Length != 0)
+                {
+                    r.RowPreparedAt[p] = evaluation;
+                }
+
                 if (indexed)
                 {
                     PrepareNearest(r, p, hosts);
@@ -425,15 +450,209 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         return WeightedPercentile(values, snapshot.UserWeightsOf(vmIndex), Threshold(snapshot, vmIndex));
     }
 
-    /// <summary>The room on each host for incoming VMs; a host that may not receive VMs has none at all.</summary>
-    private void PrepareRooms(FleetSnapshot s, DecisionBuffer r)
+    /// <summary>
+    /// The room on each host for incoming VMs; a host that may not receive VMs has none at all. With
+    /// reuse, also whether any host has more room than at the start of the buffer's previous evaluation
+    /// (then no search of an earlier evaluation stands: a host it passed over may fit now).
+    /// </summary>
+    private void PrepareRooms(FleetSnapshot s, DecisionBuffer r, long evaluation)
     {
+        var track = r.StartRoomMemory.Length == s.HostCount;
+        var grew = false;
         for (var h = 0; h < s.HostCount; h++)
         {
             var available = s.Availability[h] == HostAvailability.Available;
-            r.RoomMemory[h] = available ? s.FreeMemoryBytes[h] - _reserve : long.MinValue;
-            r.RoomVCpus[h] = available ? s.FreeVCpus[h] : int.MinValue;
+            var memory = available ? s.FreeMemoryBytes[h] - _reserve : long.MinValue;
+            var vcpus = available ? s.FreeVCpus[h] : int.MinValue;
+            r.RoomMemory[h] = memory;
+            r.RoomVCpus[h] = vcpus;
+            if (track)
+            {
+                grew |= memory > r.StartRoomMemory[h] || vcpus > r.StartRoomVCpus[h];
+                r.StartRoomMemory[h] = memory;
+                r.StartRoomVCpus[h] = vcpus;
+            }
         }
+
+        if (grew || !ReferenceEquals(r.PreparedBy, this))
+        {
+            r.RoomGrewAt = evaluation;
+        }
+    }
+
+    /// <summary>The hosts that can take the smallest VM of the snapshot, in host order (what a search that ran out of its lists scans).</summary>
+    private static void PrepareOpenHosts(FleetSnapshot s, DecisionBuffer r)
+    {
+        var count = 0;
+        for (var h = 0; h < s.HostCount; h++)
+        {
+            if (r.RoomMemory[h] >= s.MinVmMemoryBytes && r.RoomVCpus[h] >= s.MinVmVCpus)
+            {
+                r.OpenHosts[count++] = h;
+            }
+        }
+
+        r.OpenCount = count;
+        r.OpenStale = false;
+    }
+
+    /// <summary>
+    /// Brings every VM's reuse entry up to date (before any move of this evaluation reserves room): a VM
+    /// whose entry stands keeps it, the others are searched again under the rooms at the start of this
+    /// evaluation. An entry stands while the VM's current host, memory and vCPUs are those it was
+    /// computed for, none of its users' rows was prepared again since (their latencies, staleness and
+    /// nearest-host lists are unchanged), and no host's room at the start of an evaluation grew since.
+    /// Then its current score is the same, and its best host is the same whenever that host still has
+    /// room for it: room only shrank, so the hosts that fit are a subset of those that fitted, and the
+    /// best of a set is the best of any subset that holds it (the same lowest score, ties to the lowest
+    /// index). <see cref="Reused"/> checks that room when the VM is evaluated.
+    /// </summary>
+    private void Refresh(FleetSnapshot s, DecisionBuffer r, bool indexed, long evaluation)
+    {
+        var grewAt = r.RoomGrewAt;
+        var preparedAt = r.RowPreparedAt;
+        for (var vm = 0; vm < s.VmCount; vm++)
+        {
+            var cur = s.CurrentHost[vm];
+            var users = s.UserCount[vm];
+            if (users == 0 || cur < 0 || s.InFlight[vm] || s.Availability[cur] == HostAvailability.Down)
+            {
+                continue; // evaluated without a search
+            }
+
+            var memory = s.VmMemoryBytes[vm];
+            var vcpus = s.VmVCpus[vm];
+            var at = r.ReuseComputedAt[vm];
+            if (at >= grewAt && r.ReuseHost[vm] == cur && r.ReuseMemory[vm] == memory && r.ReuseVCpus[vm] == vcpus)
+            {
+                var stands = true;
+                var start = s.UserStart[vm];
+                for (var j = 0; j < users; j++)
+                {
+                    stands &= preparedAt[s.UserVantage[start + j]] <= at;
+                }
+
+                if (stands)
+                {
+                    continue;
+                }
+            }
+
+            var currentScore = Score(s, r, vm, cur);
+            var best = -1;
+            var bestScore = double.PositiveInfinity;
+            if (!double.IsNaN(currentScore))
+            {
+                best = Search(s, r, vm, cur, memory, vcpus, indexed, out bestScore);
+            }
+
+            r.ReuseComputedAt[vm] = evaluation;
+            r.ReuseHost[vm] = cur;
+            r.ReuseMemory[vm] = memory;
+            r.ReuseVCpus[vm] = vcpus;
+            r.ReuseCurrentScore[vm] = currentScore;
+            r.ReuseBest[vm] = best;
+            r.ReuseBestScore[vm] = bestScore;
+        }
+    }
+
+    /// <summary>The best other host with room for the VM under the rooms as they are now: the index's search, or the scan when its lists run out.</summary>
+    private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore) =>
+        !indexed ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
+        : SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
+        : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
+
+    /// <summary>
+    /// The VM's best host from its reuse entry when that host still has room for it (or there was none).
+    /// Otherwise, when the entry's best score is worse than the current score by more than the tie
+    /// tolerance, any host with room and a latency will do: the best under the smaller rooms scores at
+    /// least as badly, so the VM stays with <see cref="DecisionReason.AlreadyBest"/> and no target either
+    /// way, unless no host has room at all (<see cref="DecisionReason.NoCandidates"/>). Else searched again now.
+    /// </summary>
+    private int Reused(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, double currentScore, bool indexed, out double bestScore)
+    {
+        var best = r.ReuseBest[vm];
+        if (best < 0 || (r.RoomMemory[best] >= memory && r.RoomVCpus[best] >= vcpus))
+        {
+            bestScore = best < 0 ? double.PositiveInfinity : r.ReuseBestScore[vm];
+            return best;
+        }
+
+        return indexed && r.ReuseBestScore[vm] > currentScore + _tie
+            ? AnyOpen(s, r, vm, cur, memory, vcpus, out bestScore)
+            : Search(s, r, vm, cur, memory, vcpus, indexed, out bestScore);
+    }
+
+    /// <summary>
+    /// <see cref="ScanFast"/> over the hosts that could take the smallest VM only (<see cref="PrepareOpenHosts"/>;
+    /// a host that filled up during this evaluation leaves the list before the next scan): the same
+    /// answer, since a host that cannot take the smallest VM cannot take this one. When the hosts fill up,
+    /// the VMs whose lists hold only full hosts scan what is left instead of every host.
+    /// </summary>
+    private int ScanOpen(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore) =>
+        ScanOpen(s, r, vm, cur, memory, vcpus, firstOnly: false, out bestScore);
+
+    /// <summary>The first host in host order with room for the VM and a latency for all its users (finite score), or -1.</summary>
+    private int AnyOpen(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double score) =>
+        ScanOpen(s, r, vm, cur, memory, vcpus, firstOnly: true, out score);
+
+    private int ScanOpen(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool firstOnly, out double bestScore)
+    {
+        var roomMemory = r.RoomMemory;
+        var roomVCpus = r.RoomVCpus;
+        var open = r.OpenHosts;
+        if (r.OpenStale)
+        {
+            var kept = 0;
+            for (var i = 0; i < r.OpenCount; i++)
+            {
+                var h = open[i];
+                if (roomMemory[h] >= s.MinVmMemoryBytes && roomVCpus[h] >= s.MinVmVCpus)
+                {
+                    open[kept++] = h;
+                }
+            }
+
+            r.OpenCount = kept;
+            r.OpenStale = false;
+        }
+
+        var hosts = s.HostCount;
+        var start = s.UserStart[vm];
+        var count = s.UserCount[vm];
+        var cells = r.CellValue;
+        var threshold = Threshold(s, vm);
+        var rowA = s.UserVantage[start] * hosts;
+        var rowB = count > 1 ? s.UserVantage[start + 1] * hosts : rowA;
+        var three = count == 3;
+        var rowC = three ? s.UserVantage[start + 2] * hosts : rowB;
+        double wa = s.UserWeight[start], wb = count > 1 ? s.UserWeight[start + 1] : 0, wc = three ? s.UserWeight[start + 2] : 0;
+        var best = -1;
+        var bestValue = double.PositiveInfinity;
+        for (var i = 0; i < r.OpenCount; i++)
+        {
+            var h = open[i];
+            if (h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
+            {
+                continue;
+            }
+
+            var v = count == 1 ? cells[rowA + h]
+                : count <= 3 ? Percentile3(cells[rowA + h], cells[rowB + h], cells[rowC + h], wa, wb, wc, threshold)
+                : Score(s, r, vm, h, threshold);
+            if (v < bestValue)
+            {
+                best = h;
+                bestValue = v;
+                if (firstOnly)
+                {
+                    break;
+                }
+            }
+        }
+
+        bestScore = bestValue;
+        return best;
     }
 
     /// <summary>Where every VM runs before this evaluation's moves: its host, or a running migration's destination.</summary>
@@ -447,7 +666,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     }
 
     /// <returns>Whether the VM moves.</returns>
-    private bool EvaluateVm(FleetSnapshot s, DecisionBuffer r, int vm, long now, bool indexed)
+    private bool EvaluateVm(FleetSnapshot s, DecisionBuffer r, int vm, long now, bool indexed, bool reuse)
     {
         var hosts = s.HostCount;
         var cur = s.CurrentHost[vm];
@@ -493,7 +712,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         var rules = s.HasRules;
         var leads = rules && s.AffinityLeader[vm] == vm;
-        var currentScore = leads ? GroupScore(s, r, vm, cur) : Score(s, r, vm, cur);
+        var currentScore = reuse ? r.ReuseCurrentScore[vm] : leads ? GroupScore(s, r, vm, cur) : Score(s, r, vm, cur);
         var currentStale = double.IsNaN(currentScore);
         if (record)
         {
@@ -525,8 +744,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var blockedRule = PlacementRuleKind.None;
         var best = record || rules
             ? ScanChecked(s, r, vm, cur, record, evacuate: false, out bestScore, out blocked, out blockedScore, out blockedRule)
-            : indexed && SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
-            : ScanFast(s, r, vm, cur, memory, vcpus, out bestScore);
+            : reuse ? Reused(s, r, vm, cur, memory, vcpus, currentScore, indexed, out bestScore)
+            : Search(s, r, vm, cur, memory, vcpus, indexed, out bestScore);
         if (rules && s.VmPinned[vm])
         {
             if (best >= 0 && currentScore - bestScore > _tie)
@@ -624,7 +843,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         var streak = (s.PendingHost[vm] >= 0 ? s.PendingWindows[vm] : 0) + 1;
-        if (streak < _windows)
+        var decisive = streak < _windows && streak >= _decisiveWindows && Decisive(s, r, vm, best, currentScore, now, benefit, cost);
+        if (streak < _windows && !decisive)
         {
             r.NextPendingHost[vm] = best;
             r.NextPendingWindows[vm] = streak;
@@ -639,10 +859,46 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         {
             r.RoomMemory[best] -= memory;
             r.RoomVCpus[best] -= vcpus;
+            r.OpenStale |= r.RoomMemory[best] < s.MinVmMemoryBytes || r.RoomVCpus[best] < s.MinVmVCpus;
         }
 
         Set(r, vm, DecisionKind.Move, DecisionReason.Move);
+        r.Detail1[vm] = streak;
+        r.Detail2[vm] = decisive ? benefit / cost : double.NaN;
         return true;
+    }
+
+    /// <summary>
+    /// Whether a move that passed every other gate is decisive (<see cref="LowestLatencyPolicyOptions.DecisiveBenefitFactor"/>):
+    /// a penalty is set, the benefit is at least the factor times the cost, the current score is finite,
+    /// and the weighted percentile of the users' 95th-percentile latency to the target (its pessimistic
+    /// score, from fresh, reachable cells only) is below the current score by at least the minimum gain.
+    /// Asked only for moves awaiting confirmation, so rarely.
+    /// </summary>
+    private bool Decisive(FleetSnapshot s, DecisionBuffer r, int vm, int target, double currentScore, long now, double benefit, double cost)
+    {
+        if (_decisiveFactor == 0 || _penalty <= 0 || !double.IsFinite(currentScore) || benefit < _decisiveFactor * cost)
+        {
+            return false;
+        }
+
+        var start = s.UserStart[vm];
+        var count = s.UserCount[vm];
+        var values = r.UserValues.AsSpan(0, count);
+        for (var j = 0; j < count; j++)
+        {
+            ref readonly var c = ref s.Cells[(s.UserVantage[start + j] * s.HostCount) + target];
+            var v = c.P95Ms;
+            if (!c.HasData || c.Received == 0 || c.LossRate > _maxLoss || now - c.NewestTicks > _maxAgeTicks || double.IsNaN(v))
+            {
+                return false;
+            }
+
+            values[j] = v;
+        }
+
+        var pessimistic = WeightedPercentile(values, s.UserWeight.AsSpan(start, count), Threshold(s, vm));
+        return currentScore - pessimistic >= Math.Max(_minAbsolute, _tie);
     }
 
     /// <summary>

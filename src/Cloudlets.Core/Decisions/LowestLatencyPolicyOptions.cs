@@ -45,6 +45,28 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
     /// </summary>
     public int ConfirmationWindows { get; set; } = 3;
 
+    /// <summary>
+    /// A move is decisive when its benefit over the expected stay is at least this many times its cost
+    /// (<see cref="MigrationPenaltyMsSeconds"/> + the migration impact), the current score is finite, and
+    /// even the target's pessimistic score (the weighted percentile of its users' 95th-percentile latency)
+    /// beats the current score by <see cref="MinAbsoluteGainMs"/>. A decisive move needs only
+    /// <see cref="DecisiveConfirmationWindows"/> windows: the confirmation guards against paying for a move
+    /// on noise, and waiting costs the gain in every window, so a gain that would still pay if it were a
+    /// third of what is measured is confirmed sooner. The rule applies only when a penalty is set (above
+    /// 0): without one the cost is the small impact estimate alone, against which nearly every gain would
+    /// be decisive. 0 turns the rule off. Range 0 or [1, 1e6]. The default is 3 (measured on the
+    /// repository's trace set: 2 moves on noise where four users pull one VM, 3.6 no longer shortens the
+    /// confirmation of a clean step).
+    /// </summary>
+    public double DecisiveBenefitFactor { get; set; } = 3;
+
+    /// <summary>
+    /// How many consecutive windows confirm a decisive move (<see cref="DecisiveBenefitFactor"/>); a
+    /// value at or above <see cref="ConfirmationWindows"/> makes decisive moves wait as long as any.
+    /// Range [1, 1000]. The default is 1.
+    /// </summary>
+    public int DecisiveConfirmationWindows { get; set; } = 1;
+
     /// <summary>How long a VM stays put after a move. Range [0, 1 day]. The default is 5 minutes.</summary>
     public TimeSpan Cooldown { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -101,8 +123,13 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
     /// as soon as no host further down any list can score better (the threshold algorithm), so a tick
     /// costs about vantage points × hosts + VMs × users instead of VMs × hosts; when a VM's lists run
     /// out before that is certain (their hosts are full or the VM's own), its search falls back to every
-    /// host. The decisions are the same as without the index. 0 turns the index off (every VM scans
-    /// every host); a fleet with no more hosts than this is always scanned. Range [0, 1024]. The default is 16.
+    /// host. The decisions are the same as without the index. Above 0, an evaluation into a buffer that
+    /// does not record candidates, of a snapshot without placement rules, also reuses each VM's search
+    /// from the buffer's earlier evaluation while its users' rows, its host and size are unchanged and no
+    /// host's room grew (the same decisions again; a tick then costs the rows written × hosts + the VMs
+    /// whose inputs changed × users, plus a pass over the VMs). 0 turns the index and the reuse off (every
+    /// VM scans every host every time: the naive baseline); a fleet with fewer hosts than 8 × this is
+    /// scanned, with reuse. Range [0, 1024]. The default is 16.
     /// </summary>
     public int CandidateIndexDepth { get; set; } = 16;
 
@@ -118,6 +145,8 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
         errors.InRange(nameof(MinAbsoluteGainMs), MinAbsoluteGainMs, 0, 10_000);
         Exclusive(errors, nameof(MinRelativeGain), MinRelativeGain, 0, 1, maxExclusive: true);
         errors.InRange(nameof(ConfirmationWindows), ConfirmationWindows, 1, 1000);
+        errors.Require(DecisiveBenefitFactor == 0 || (DecisiveBenefitFactor >= 1 && DecisiveBenefitFactor <= 1e6), nameof(DecisiveBenefitFactor), Format($"is {DecisiveBenefitFactor}; the range is 0 (off) or [1, 1000000]."));
+        errors.InRange(nameof(DecisiveConfirmationWindows), DecisiveConfirmationWindows, 1, 1000);
         errors.InRange(nameof(Cooldown), Cooldown, TimeSpan.Zero, TimeSpan.FromDays(1));
         errors.InRange(nameof(TieToleranceMs), TieToleranceMs, 0, 1000);
         errors.Require(MaxSampleAge > TimeSpan.Zero && MaxSampleAge <= TimeSpan.FromDays(1), nameof(MaxSampleAge), Format($"is {MaxSampleAge}; the range is (00:00:00, 1.00:00:00]."));

@@ -42,6 +42,11 @@ case "$mode" in
     # /run last: the host folder itself may live under /run.
     mount --bind "$dir/run" /run
     hostname "$name"
+    # A SASL lab's host has its SASL configuration for libvirt in its own /etc/libvirt/sasl2 (on a real host:
+    # /etc/sasl2/libvirt.conf); cyrus-sasl reads SASL_CONF_PATH for a daemon that is not setuid.
+    if [ -f /etc/libvirt/sasl2/libvirt.conf ]; then
+      export SASL_CONF_PATH=/etc/libvirt/sasl2
+    fi
     virtlogd -d </dev/null >>/var/log/libvirt/daemons.log 2>&1
     libvirtd -d -l </dev/null >>/var/log/libvirt/daemons.log 2>&1
     # An SSH lab's host also runs its own OpenSSH server in these namespaces (it reaches libvirtd's
@@ -65,6 +70,9 @@ case "$mode" in
         *[!a-z0-9/]*) fail "namespace files must be /proc/PID/fd/N" ;;
       esac
     done
+    if [ -f "$dir/etc/sasl2/libvirt.conf" ]; then
+      export SASL_CONF_PATH=/etc/libvirt/sasl2
+    fi
     exec nsenter --mount="$3" --uts="$4" --net="$5" -- libvirtd -d -l </dev/null >>"$dir/log/daemons.log" 2>&1
     ;;
   *)

@@ -46,9 +46,12 @@ internal sealed unsafe class LibvirtConnection : IDisposable
 
     /// <summary>
     /// Opens a connection. With <paramref name="networkNamespace"/>, the socket is created on a
-    /// thread inside that named network namespace (it stays there afterwards).
+    /// thread inside that named network namespace (it stays there afterwards). With
+    /// <paramref name="credentials"/>, libvirt's SASL prompts are answered from it (one attempt:
+    /// a wrong password fails this open, it is not tried again here); without, a daemon that
+    /// requires SASL refuses the open with an authentication error.
     /// </summary>
-    public static LibvirtConnection Open(string uri, string? networkNamespace)
+    public static LibvirtConnection Open(string uri, string? networkNamespace, ILibvirtCredentialProvider? credentials = null)
     {
         LibvirtRuntime.EnsureInitialized();
         if (!OperatingSystem.IsLinux())
@@ -65,7 +68,18 @@ internal sealed unsafe class LibvirtConnection : IDisposable
 
         var handle = NetworkNamespace.Run(networkNamespace, () =>
         {
-            var h = LibvirtNative.virConnectOpenAuth(uri, null, 0);
+            ConnectHandle h;
+            if (credentials is null)
+            {
+                h = LibvirtNative.virConnectOpenAuth(uri, null, 0);
+            }
+            else
+            {
+                using var auth = new ConnectAuth(credentials, new Uri(uri));
+                var native = auth.Native;
+                h = LibvirtNative.virConnectOpenAuth(uri, &native, 0);
+            }
+
             if (h.IsInvalid)
             {
                 var ex = LibvirtException.FromLastError("virConnectOpenAuth");

@@ -71,17 +71,27 @@ public partial class LowestLatencyPolicyTests
     [TestCase(15, 1)]
     public void Evaluate_NearestIndexTwoOrThreeUsers_SameDecisionsAsScanningEveryHost(int seed, int depth) => SameDecisions(seed, depth, twoOrThreeUsers: true);
 
-    private static void SameDecisions(int seed, int depth, bool twoOrThreeUsers)
+    private static void SameDecisions(int seed, int depth, bool twoOrThreeUsers) =>
+        SameDecisionsAsScan(seed, depth, twoOrThreeUsers, windows: 4, configure: null, change: null);
+
+    /// <summary>
+    /// Two copies of <see cref="IndexFleet"/>, one evaluated with the index at <paramref name="depth"/> (and
+    /// reuse), one scanning every host, for <paramref name="windows"/> windows; after each, <paramref name="change"/>
+    /// (given a seed, the same for both copies) may change both alike. Every VM's kind, reason, target and
+    /// scores must be the same in every window, and some VM must move.
+    /// </summary>
+    private static void SameDecisionsAsScan(int seed, int depth, bool twoOrThreeUsers, int windows, Action<LowestLatencyPolicyOptions>? configure, Action<FleetSnapshot, int, int>? change)
     {
         const int hostCount = 40, vantagePoints = 12, vmCount = 400;
         var indexed = IndexFleet(seed, hostCount, vantagePoints, vmCount, twoOrThreeUsers);
         var scanned = IndexFleet(seed, hostCount, vantagePoints, vmCount, twoOrThreeUsers);
-        var indexPolicy = Policy(windows: 2, o => { o.CandidateIndexDepth = depth; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
-        var scanPolicy = Policy(windows: 2, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var indexPolicy = Policy(windows: 2, o => { o.CandidateIndexDepth = depth; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; configure?.Invoke(o); });
+        var scanPolicy = Policy(windows: 2, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; configure?.Invoke(o); });
         var fast = new DecisionBuffer(indexed, recordCandidates: false);
         var slow = new DecisionBuffer(scanned, recordCandidates: false);
+        var changes = new Random(seed * 7);
         var moves = 0;
-        for (var window = 0; window < 4; window++)
+        for (var window = 0; window < windows; window++)
         {
             indexPolicy.Evaluate(indexed, fast);
             scanPolicy.Evaluate(scanned, slow);
@@ -96,6 +106,12 @@ public partial class LowestLatencyPolicyTests
             Assert.That(fast.MoveCount, Is.EqualTo(slow.MoveCount), $"window {window}: moves");
             indexed.AdvanceConfirmations(fast);
             scanned.AdvanceConfirmations(slow);
+            if (change is not null)
+            {
+                var seedOfChanges = changes.Next();
+                change(indexed, seedOfChanges, window);
+                change(scanned, seedOfChanges, window);
+            }
         }
 
         // The fleet must exercise the search, not only stays: some VMs move over the windows.

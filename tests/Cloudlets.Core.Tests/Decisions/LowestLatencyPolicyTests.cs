@@ -392,6 +392,9 @@ public partial class LowestLatencyPolicyTests
         yield return Case(o => o.MinAbsoluteGainMs = -1, nameof(LowestLatencyPolicyOptions.MinAbsoluteGainMs), "Ctor_NegativeAbsoluteGain_Throws");
         yield return Case(o => o.MinRelativeGain = 1, nameof(LowestLatencyPolicyOptions.MinRelativeGain), "Ctor_RelativeGainOne_Throws");
         yield return Case(o => o.ConfirmationWindows = 0, nameof(LowestLatencyPolicyOptions.ConfirmationWindows), "Ctor_ZeroWindows_Throws");
+        yield return Case(o => o.DecisiveBenefitFactor = 0.5, nameof(LowestLatencyPolicyOptions.DecisiveBenefitFactor), "Ctor_DecisiveFactorBelowOne_Throws");
+        yield return Case(o => o.DecisiveBenefitFactor = double.NaN, nameof(LowestLatencyPolicyOptions.DecisiveBenefitFactor), "Ctor_DecisiveFactorNaN_Throws");
+        yield return Case(o => o.DecisiveConfirmationWindows = 0, nameof(LowestLatencyPolicyOptions.DecisiveConfirmationWindows), "Ctor_ZeroDecisiveWindows_Throws");
         yield return Case(o => o.Cooldown = TimeSpan.FromSeconds(-1), nameof(LowestLatencyPolicyOptions.Cooldown), "Ctor_NegativeCooldown_Throws");
         yield return Case(o => o.MaxSampleAge = TimeSpan.Zero, nameof(LowestLatencyPolicyOptions.MaxSampleAge), "Ctor_ZeroSampleAge_Throws");
         yield return Case(o => o.MaxLossRate = 1, nameof(LowestLatencyPolicyOptions.MaxLossRate), "Ctor_LossRateOne_Throws");

@@ -1,7 +1,7 @@
+using Cloudlets.TestUtils;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Cloudlets.Etcd.Tests.Support;
 
@@ -144,14 +144,5 @@ public sealed partial class CandidateProcess : IAsyncDisposable
         _changed.Dispose();
     }
 
-    private void Signal(int signal)
-    {
-        if (!_process.HasExited && Kill(_process.Id, signal) != 0)
-        {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
+    private void Signal(int signal) => ProcessSignals.Send(_process, signal);
 }

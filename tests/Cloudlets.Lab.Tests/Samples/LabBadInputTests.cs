@@ -64,6 +64,12 @@ public sealed class LabBadInputTests
         ["migrate", "guest-1", "cloudlet-2", "--bandwidth", "0", "--name", Lab],
         ["migrate", "guest-1", "cloudlet-2", "--bandwidth", "x", "--name", Lab],
         ["migrate", "guest-1", "cloudlet-2", "cloudlet-3", "--name", Lab],
+        ["cap", "--name", Lab],
+        ["cap", "0", "--name", Lab],
+        ["cap", "100001", "--name", Lab],
+        ["cap", "8.5", "--name", Lab],
+        ["cap", "-8", "--name", Lab],
+        ["cap", "fast", "--name", Lab],
     ];
 
     [TestCaseSource(nameof(BadCommandLines))]

@@ -25,6 +25,16 @@ public sealed class LabCommandLineTests
     }
 
     [Test]
+    public void Parse_CapWithRateOrOff_KeepsTheRateOrNull()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabCommandLine.Parse(["cap", "8", "--name", "adv1"]).LinkCapMiBps, Is.EqualTo(8));
+            Assert.That(LabCommandLine.Parse(["cap", "off", "--name", "adv1"]).LinkCapMiBps, Is.Null);
+        }
+    }
+
+    [Test]
     public void Parse_UpWithDirtyRate_KeepsItAndTheDefaultIsZero()
     {
         using (Assert.EnterMultipleScope())
@@ -140,6 +150,7 @@ public sealed class LabCommandLineTests
     [TestCase(new[] { "--transport", "tcp" }, LabTransport.Tcp)]
     [TestCase(new[] { "--transport", "tls" }, LabTransport.Tls)]
     [TestCase(new[] { "--transport", "ssh" }, LabTransport.Ssh)]
+    [TestCase(new[] { "--transport", "tls-sasl" }, LabTransport.TlsSasl)]
     public void Parse_UpTransport_IsTheLabTransport(string[] transport, LabTransport expected) =>
         Assert.That(LabCommandLine.Parse(["up", "--hosts", "2", .. transport]).Transport, Is.EqualTo(expected));
 

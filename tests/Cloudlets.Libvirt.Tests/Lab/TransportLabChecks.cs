@@ -12,13 +12,14 @@ namespace Cloudlets.Libvirt.Tests.Lab;
 internal static class TransportLabChecks
 {
     /// <summary>Connects to a lab host from the edge namespace with <paramref name="uri"/>.</summary>
-    public static Task<LibvirtHypervisorHost> ConnectAsync(CloudletLab lab, Uri uri, string name) =>
+    public static Task<LibvirtHypervisorHost> ConnectAsync(CloudletLab lab, Uri uri, string name, ILibvirtCredentialProvider? credentials = null) =>
         LibvirtHypervisorHost.ConnectAsync(new LibvirtHostOptions
         {
             Name = name,
             Uri = uri,
             NetworkNamespace = lab.Edge.Namespace,
             DomainType = "qemu",
+            Credentials = credentials,
         });
 
     /// <summary>
@@ -27,11 +28,11 @@ internal static class TransportLabChecks
     /// listed, resumed by migration on <paramref name="to"/>, answered from the same boot throughout and ended on
     /// <paramref name="from"/> alone. Returns both migrations and the longest gap between answers, for the record.
     /// </summary>
-    public static async Task<(MigrationResult There, MigrationResult Back, TimeSpan LongestGap)> MigrateThereAndBackAsync(CloudletLab lab, string from, string to, string transport)
+    public static async Task<(MigrationResult There, MigrationResult Back, TimeSpan LongestGap)> MigrateThereAndBackAsync(CloudletLab lab, string from, string to, string transport, ILibvirtCredentialProvider? credentials = null)
     {
         var guest = lab.Guests[0];
-        await using var h1 = await ConnectAsync(lab, lab.GetHost(from).Uri, from);
-        await using var h2 = await ConnectAsync(lab, lab.GetHost(to).Uri, to);
+        await using var h1 = await ConnectAsync(lab, lab.GetHost(from).Uri, from, credentials);
+        await using var h2 = await ConnectAsync(lab, lab.GetHost(to).Uri, to, credentials);
         var listed = await h1.ListVmsAsync();
         var events = new ConcurrentQueue<VmLifecycleEvent>();
         using var subscription = h2.Events.Subscribe(e =>

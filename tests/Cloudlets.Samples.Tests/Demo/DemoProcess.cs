@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Cloudlets.TestUtils;
 
 namespace Cloudlets.Samples.Tests.Demo;
 
@@ -32,7 +33,7 @@ internal static class DemoProcess
         {
             // This test started it. SIGTERM (the demo handles it like Ctrl+C) lets it write what it measured
             // and tear its lab down; SIGKILL only if it does not end within a minute.
-            _ = kill(process.Id, 15);
+            ProcessSignals.Send(process, ProcessSignals.Terminate);
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
             try
             {
@@ -53,10 +54,4 @@ internal static class DemoProcess
     /// <summary>The last <paramref name="count"/> lines of a run's output, for a failure's message.</summary>
     public static string Tail(string output, int count) =>
         string.Join('\n', output.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(count));
-
-#pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code in this test project for one blittable call.
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
-    private static extern int kill(int pid, int signal);
-#pragma warning restore SYSLIB1054
 }

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using System.Globalization;
+using Cloudlets.Core.Decisions;
+using Cloudlets.Core.Probing;
+
+namespace Cloudlets.Benchmarks.Decisions;
+
+/// <summary>
+/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
+/// evaluated for twelve windows one by one, each timed and its allocation counted, so that the window kinds
+/// BenchmarkDotNet averages together are seen apart: quiet windows, the windows in which about 23,700 VMs
+/// move (every third: the moves are never applied, so the same confirmations run again), and, with new
+/// samples, windows after a tenth of the vantage points wrote every cell (not timed: only the evaluation is).
+/// With <c>--check</c> the naive scan evaluates a second copy in step and every VM's kind, reason, target and
+/// scores must be the same (the scan's time is printed too).
+/// </summary>
+internal static class TickProbe
+{
+    public static int Run(string[] args)
+    {
+        var numbers = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+        var vms = numbers.Length > 0 ? numbers[0] : 1_000_000;
+        var hosts = numbers.Length > 1 ? numbers[1] : 1_000;
+        var vantagePoints = numbers.Length > 2 ? numbers[2] : 10_000;
+        var check = args.Contains("--check");
+        var snapshot = Build(hosts, vms, vantagePoints);
+        var policy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 3 });
+        var buffer = new DecisionBuffer(snapshot, recordCandidates: false);
+        var scanSnapshot = check ? Build(hosts, vms, vantagePoints) : null;
+        var scanBuffer = scanSnapshot is null ? null : new DecisionBuffer(scanSnapshot, recordCandidates: false);
+        var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 3, CandidateIndexDepth = 0 });
+        var nextRow = 0;
+        Console.WriteLine($"{vms} VMs x {hosts} hosts x {vantagePoints} vantage points; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        for (var window = 0; window < 12; window++)
+        {
+            var newSamples = window % 6 == 4;
+            if (newSamples)
+            {
+                WriteRows(snapshot, nextRow, window);
+                if (scanSnapshot is not null)
+                {
+                    WriteRows(scanSnapshot, nextRow, window);
+                }
+
+                nextRow = (nextRow + (snapshot.VantagePointCount / 10)) % snapshot.VantagePointCount;
+            }
+
+            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var started = Stopwatch.GetTimestamp();
+            policy.Evaluate(snapshot, buffer);
+            var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            snapshot.AdvanceConfirmations(buffer);
+            var line = string.Create(CultureInfo.InvariantCulture, $"window {window,2}{(newSamples ? " (new samples)" : ""),-14}: {ms,7:0.0} ms, {allocated} B, {buffer.MoveCount} moves");
+            if (scanSnapshot is not null)
+            {
+                started = Stopwatch.GetTimestamp();
+                scanPolicy.Evaluate(scanSnapshot, scanBuffer!);
+                line += string.Create(CultureInfo.InvariantCulture, $"; scan {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
+                for (var vm = 0; vm < vms; vm++)
+                {
+                    var a = (buffer.KindOf(vm), buffer.ReasonOf(vm), buffer.TargetOf(vm), buffer.CurrentScoreOf(vm), buffer.TargetScoreOf(vm));
+                    var b = (scanBuffer!.KindOf(vm), scanBuffer.ReasonOf(vm), scanBuffer.TargetOf(vm), scanBuffer.CurrentScoreOf(vm), scanBuffer.TargetScoreOf(vm));
+                    if (!a.Equals(b))
+                    {
+                        throw new InvalidOperationException($"Window {window}, VM {vm}: {a}, the scan says {b}.");
+                    }
+                }
+
+                scanSnapshot.AdvanceConfirmations(scanBuffer!);
+                line += ", identical";
+            }
+
+            Console.WriteLine(line + $"; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        }
+
+        return 0;
+    }
+
+    private static FleetSnapshot Build(int hosts, int vms, int vantagePoints) =>
+        PolicyTickBenchmarks.BuildFleet(hosts, vms, vantagePoints, oneUser: 0.7, twoUsers: 0.15, nearPlacement: 0.95, geographic: true);
+
+    /// <summary>A tenth of the vantage points write every cell again, each median moved by up to ±3 %.</summary>
+    private static void WriteRows(FleetSnapshot s, int first, int window)
+    {
+        for (var k = 0; k < s.VantagePointCount / 10; k++)
+        {
+            var p = (first + k) % s.VantagePointCount;
+            for (var h = 0; h < s.HostCount; h++)
+            {
+                ref readonly var c = ref s.LatencyOf(p, h);
+                if (!c.HasData)
+                {
+                    continue;
+                }
+
+                TimeSpan? median = double.IsNaN(c.MedianMs) ? null : TimeSpan.FromMilliseconds(c.MedianMs * (1 + ((((p + h + window) % 7) - 3) * 0.01)));
+                s.SetLatency(p, h, new LatencySummary(20, c.Received, median, median, median, median, median, TimeSpan.Zero, c.NewestSampleAt));
+            }
+        }
+    }
+}
