@@ -92,7 +92,7 @@ internal sealed class DemoCommands
     /// <summary>Builds the tree (no action set).</summary>
     public DemoCommands()
     {
-        Scenario = new Option<string?>("--scenario") { Description = "A JSON list of timed delay changes (default: the bundled scenarios/two-acts.json; scenarios/static.json is the original demonstration alone).", HelpName = "FILE" };
+        Scenario = new Option<string?>("--scenario") { Description = "A JSON list of timed delay changes (default: the bundled scenarios/two-acts.json; scenarios/static.json is the original demonstration alone), or a fleet scenario (\"kind\": \"fleet\", e.g. scenarios/fleet.json: many VMs, sites and the lab's MQTT broker; --plot, --csv and --journal do not apply to it).", HelpName = "FILE" };
         Json = new Option<string?>("--json") { Description = "Write the run's summary as JSON.", HelpName = "PATH" };
         Plot = new Option<string?>("--plot") { Description = "Write an SVG chart of the RTT to each host and to the VM, migrations marked.", HelpName = "PATH" };
         Csv = new Option<string?>("--csv") { Description = "Write every probe as CSV: seconds,series,rtt_ms (the series are the hosts and vm; the RTT is empty when the probe was lost).", HelpName = "PATH" };

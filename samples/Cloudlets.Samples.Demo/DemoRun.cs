@@ -209,26 +209,7 @@ internal sealed class DemoRun(DemoOptions options, Scenario scenario)
                 await o.DisposeAsync();
             }
 
-            if (shaper is not null)
-            {
-                // The NFQUEUE delay line lives in this process: clear the rules before it goes,
-                // even with --keep (a kept lab is left unshaped rather than half-shaped).
-                try
-                {
-                    await lab.ClearShapingAsync(shaper, CancellationToken.None);
-                }
-                catch (ShapingException ex)
-                {
-                    Console.Error.WriteLine($"clearing the shaping failed: {ex.Message}");
-                }
-
-                await shaper.DisposeAsync();
-            }
-
-            await lab.DisposeAsync();
-            Console.WriteLine(options.Keep
-                ? $"the lab is still up (--keep): cloudlets-lab status --name {options.Name}; cloudlets-lab down --name {options.Name}"
-                : "the lab is torn down");
+            await LabTeardown.DisposeAsync(lab, shaper, options);
         }
 
         return exitCode;

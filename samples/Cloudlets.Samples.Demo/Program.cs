@@ -38,13 +38,26 @@ void Stop(PosixSignalContext context)
 static async Task<int> RunAsync(DemoCommands commands, System.CommandLine.ParseResult result, CancellationToken cancellationToken)
 {
     DemoOptions options;
-    Scenario scenario;
+    Scenario? scenario = null;
+    FleetScenario? fleet = null;
     try
     {
         options = DemoOptions.From(commands, result);
         var scenarioPath = options.ScenarioPath ?? Path.Combine(AppContext.BaseDirectory, "scenarios", "two-acts.json");
-        scenario = Scenario.Load(scenarioPath);
-        DemoRun.ValidateHosts(scenario, DemoRun.HostCount);
+        if (FleetScenario.IsFleet(scenarioPath))
+        {
+            // "kind": "fleet": many VMs, sites and the broker (FleetRun); otherwise the single-VM demonstration.
+            fleet = FleetScenario.Load(scenarioPath);
+            if (options.PlotPath is not null || options.CsvPath is not null || options.JournalPath is not null)
+            {
+                throw new FormatException("--plot, --csv and --journal are not written for a fleet scenario (its summary is --json).");
+            }
+        }
+        else
+        {
+            scenario = Scenario.Load(scenarioPath);
+            DemoRun.ValidateHosts(scenario, DemoRun.HostCount);
+        }
     }
     catch (FormatException ex)
     {
@@ -59,7 +72,9 @@ static async Task<int> RunAsync(DemoCommands commands, System.CommandLine.ParseR
 
     try
     {
-        return await new DemoRun(options, scenario).RunAsync(cancellationToken);
+        return fleet is not null
+            ? await new FleetRun(options, fleet).RunAsync(cancellationToken)
+            : await new DemoRun(options, scenario!).RunAsync(cancellationToken);
     }
     catch (LabPrerequisiteException ex)
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Pipeline;
@@ -49,59 +48,21 @@ public sealed class DemoRunTests
     {
         var json = Path.Combine(_folder, "summary.json");
         var plot = Path.Combine(_folder, "rtt.svg");
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "cloudlets-demo.dll"),
-                     "--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", scenario),
-                     "--json", json, "--plot", plot, "--csv", Path.Combine(_folder, "series.csv"), "--journal", JournalPath, "--plain", "--name", labName,
-                 })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            // This test started it. SIGTERM (the demo handles it like Ctrl+C) lets it write what it measured
-            // and tear its lab down; SIGKILL only if it does not end within a minute.
-            ProcessSignals.Send(process, ProcessSignals.Terminate);
-            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            try
-            {
-                await process.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: false);
-                await process.WaitForExitAsync();
-            }
-        }
-
-        var output = await stdout + await stderr;
-        TestContext.Out.WriteLine(output);
+        var (exitCode, output) = await DemoProcess.RunAsync(
+            [
+                "--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", scenario),
+                "--json", json, "--plot", plot, "--csv", Path.Combine(_folder, "series.csv"), "--journal", JournalPath, "--plain", "--name", labName,
+            ],
+            TimeSpan.FromMinutes(10));
         // A failure's message leads with what went wrong and ends with the run's last lines (its
         // decisions and outcomes): a CI log may keep only the start of each failed test's message.
         Assert.That(File.Exists(json), Is.True, "the demo wrote no summary:\n" + output);
         using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
-        return (process.ExitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", Tail(output, 40));
+        return (exitCode, document.RootElement.Clone(), File.Exists(plot) ? await File.ReadAllTextAsync(plot) : "", Tail(output, 40));
     }
 
     /// <summary>The last <paramref name="count"/> lines of a run's output, for a failure's message.</summary>
-    private static string Tail(string output, int count) =>
-        string.Join('\n', output.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(count));
+    private static string Tail(string output, int count) => DemoProcess.Tail(output, count);
 
     [Test]
     public async Task Run_StaticScenario_MovesOnceToANearHostAndServiceRttDrops()
