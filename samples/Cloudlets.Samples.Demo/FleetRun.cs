@@ -210,6 +210,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
         var bestHosts = best.Select(h => LabNaming.HostName(h + 1)).ToArray();
         var started = Now;
         await lab.ShapeMatrixAsync(shaper, [.. act.DelaysMs.SelectMany(row => row.Value.Select((ms, h) => new LabSiteDelay(row.Key, LabNaming.HostName(h + 1), TimeSpan.FromMilliseconds(ms))))], cancellationToken);
+        Console.Write(MatrixView(act, scenario.Hosts));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"t={started,5:0.0}s act '{act.Label}': best feasible {string.Join(", ", lab.Guests.Select((g, i) => $"{g.Name}→{bestHosts[i]}"))} (total {cost:0.#} ms, {optima} optimal assignment(s))"));
         lock (_gate)
@@ -246,6 +247,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
             g => running.Where(r => r.Vms.Contains(g.Name)).Select(r => r.Name).ToList() is [var one] ? one : null, // null: nowhere, or on two hosts
             StringComparer.Ordinal);
 
+        Console.Write(PlacementView(placement, scenario.Hosts, capacity));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"t={Now,5:0.0}s act '{act.Label}' {(completed ? "settled" : "ended unsettled")} after {Now - started:0.0} s: {string.Join(", ", placement.Select(p => $"{p.Key} on {p.Value ?? "?"}"))}"));
         return new FleetActSummary(
@@ -255,6 +257,50 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
             completed,
             optima,
             [.. lab.Guests.Take(scenario.Vms.Count).Select((g, i) => new FleetActVm(g.Name, bestHosts[i], placement[g.Name]))]);
+    }
+
+    /// <summary>The act's latency matrix as a table: a row per site, a column per host (one-way delay, ms).</summary>
+    internal static string MatrixView(FleetAct act, int hosts)
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"  {"delay ms",-8}");
+        for (var h = 1; h <= hosts; h++)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" {LabNaming.HostName(h),11}");
+        }
+
+        text.AppendLine();
+        foreach (var (site, row) in act.DelaysMs.OrderBy(r => r.Key, StringComparer.Ordinal))
+        {
+            text.Append(CultureInfo.InvariantCulture, $"  {site,-8}");
+            foreach (var ms in row)
+            {
+                text.Append(CultureInfo.InvariantCulture, $" {ms,11:0.#}");
+            }
+
+            text.AppendLine();
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Each host's VMs (as the hosts reported them) against its capacity.</summary>
+    internal static string PlacementView(IReadOnlyDictionary<string, string?> placement, int hosts, int capacity)
+    {
+        var text = new System.Text.StringBuilder();
+        for (var h = 1; h <= hosts; h++)
+        {
+            var name = LabNaming.HostName(h);
+            var vms = placement.Where(p => p.Value == name).Select(p => p.Key).Order(StringComparer.Ordinal).ToList();
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {name,-11} {vms.Count}/{capacity} {string.Join(" ", vms)}");
+        }
+
+        if (placement.Where(p => p.Value is null).Select(p => p.Key).ToList() is { Count: > 0 } lost)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  not on exactly one host: {string.Join(" ", lost)}");
+        }
+
+        return text.ToString();
     }
 
     private void OnDecision(MigrationDecision decision)
