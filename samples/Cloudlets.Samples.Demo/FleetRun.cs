@@ -3,6 +3,7 @@ using System.Text.Json;
 using Cloudlets.Core.Decisions;
 using Cloudlets.Core.Hypervisors;
 using Cloudlets.Core.Pipeline;
+using Cloudlets.Core.Probing;
 using Cloudlets.Core.Shaping;
 using Cloudlets.Lab;
 using Cloudlets.Lab.Agents;
@@ -33,6 +34,10 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
     private readonly Dictionary<string, List<FleetMigration>> _migrations = new(StringComparer.Ordinal);
     private readonly List<(string Vm, string Host, double From, double? To)> _residencies = [];
     private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
+
+    // For the plot: the newest RTT from each site to each host (NaN: the last probe was lost), and the series.
+    private readonly Dictionary<(string Site, string Host), double> _latest = [];
+    private readonly Recorder _recorder = new();
 
     // The hosts' connections (owned by the pipeline once it is built), read at the end of each act.
     private readonly List<(string Name, IHypervisorHost Host)> _hosts = [];
@@ -151,6 +156,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
             hosts.Clear(); // the pipeline owns them now
             subscriptions.Add(pipeline.Decisions.Subscribe(OnDecision));
             subscriptions.Add(pipeline.Outcomes.Subscribe(OnOutcome));
+            subscriptions.Add(source.Samples.Subscribe(OnSample));
             await pipeline.StartAsync(cancellationToken);
 
             var completed = true;
@@ -211,6 +217,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
         var started = Now;
         await lab.ShapeMatrixAsync(shaper, [.. act.DelaysMs.SelectMany(row => row.Value.Select((ms, h) => new LabSiteDelay(row.Key, LabNaming.HostName(h + 1), TimeSpan.FromMilliseconds(ms))))], cancellationToken);
         Console.Write(MatrixView(act, scenario.Hosts));
+        _recorder.AddStep(started, act.Label);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"t={started,5:0.0}s act '{act.Label}': best feasible {string.Join(", ", lab.Guests.Select((g, i) => $"{g.Name}→{bestHosts[i]}"))} (total {cost:0.#} ms, {optima} optimal assignment(s))"));
         lock (_gate)
@@ -222,6 +229,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
         var completed = false;
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
+            RecordUsersLatency(lab);
             lock (_gate)
             {
                 var settled = _inFlight.Count == 0 && lab.Guests.Take(scenario.Vms.Count).Select((g, i) => _host[g.Name] == bestHosts[i]).All(b => b);
@@ -303,6 +311,46 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
         return text.ToString();
     }
 
+    private void OnSample(LatencySample sample)
+    {
+        lock (_gate)
+        {
+            _latest[(sample.VantagePoint, sample.Target.Name)] = sample.Status == ProbeStatus.Ok && sample.RoundTripTime is { } rtt ? rtt.TotalMilliseconds : double.NaN;
+        }
+    }
+
+    /// <summary>
+    /// One point per VM for the plot: its users' weighted mean of the newest RTT from their sites to the host it runs
+    /// on (none while a site's newest probe to it was lost, or none came yet): the latency its users have now.
+    /// </summary>
+    private void RecordUsersLatency(CloudletLab lab)
+    {
+        var now = Now;
+        lock (_gate)
+        {
+            for (var v = 0; v < scenario.Vms.Count; v++)
+            {
+                var name = lab.Guests[v].Name;
+                var host = _host[name];
+                double sum = 0, weights = 0;
+                var known = true;
+                foreach (var user in scenario.Vms[v].Users)
+                {
+                    if (!_latest.TryGetValue((user.Site, host), out var ms) || double.IsNaN(ms))
+                    {
+                        known = false;
+                        break;
+                    }
+
+                    sum += user.Weight * ms;
+                    weights += user.Weight;
+                }
+
+                _recorder.AddRtt(now, name, known && weights > 0 ? sum / weights : null);
+            }
+        }
+    }
+
     private void OnDecision(MigrationDecision decision)
     {
         if (!decision.IsMove)
@@ -341,6 +389,7 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
             // Residencies for peakVms: the VM counts on the destination from the migration's start, and on the source
             // until its end (on both while it moves); a failed one was on the destination only while it ran.
             var (started, finished) = (At(outcome.StartedAt), At(outcome.FinishedAt));
+            _recorder.AddMigration(new MigrationRecord(outcome.Source, outcome.Destination, started, finished, outcome.Result?.TotalTime.TotalMilliseconds, outcome.Result?.Downtime?.TotalMilliseconds, kind, outcome.Error?.Message, 0));
             if (outcome.Kind == MigrationOutcomeKind.Succeeded)
             {
                 var open = _residencies.FindLastIndex(r => r.Vm == outcome.VmName && r.To is null);
@@ -425,6 +474,12 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
         {
             File.WriteAllText(json, JsonSerializer.Serialize(summary, FleetSummary.Json));
             Console.WriteLine($"summary: {json}");
+        }
+
+        if (options.PlotPath is { } plot)
+        {
+            File.WriteAllText(plot, SvgPlot.Render(_recorder, [.. summary.Vms.Select(v => v.Name)], vmName: null, Now, "Each VM's users: weighted RTT from their sites to the VM's host (ms)"));
+            Console.WriteLine($"plot: {plot}");
         }
     }
 

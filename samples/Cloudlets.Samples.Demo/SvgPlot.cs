@@ -35,7 +35,12 @@ internal static class SvgPlot
     private static readonly string[] Palette = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
     private static readonly string?[] Dashes = [null, "8,4", "2,3", "12,3,3,3", "5,5"];
 
-    public static string Render(Recorder recorder, IReadOnlyList<string> hosts, string vmName, double endSeconds)
+    /// <param name="recorder">The points, steps and migrations.</param>
+    /// <param name="hosts">The series drawn as thin lines, in legend order (the hosts; for a fleet, its VMs).</param>
+    /// <param name="vmName">The VM whose "vm" series is drawn as a band, or <see langword="null"/> for none.</param>
+    /// <param name="endSeconds">The end of the time axis.</param>
+    /// <param name="title">The title; the default names the edge, the cloudlets and the VM.</param>
+    public static string Render(Recorder recorder, IReadOnlyList<string> hosts, string? vmName, double endSeconds, string? title = null)
     {
         ArgumentNullException.ThrowIfNull(recorder);
         ArgumentNullException.ThrowIfNull(hosts);
@@ -49,7 +54,7 @@ internal static class SvgPlot
         var svg = new StringBuilder();
         svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {F(Width)} {F(Height)}\" width=\"{F(Width)}\" height=\"{F(Height)}\" font-family=\"sans-serif\" font-size=\"12\">\n");
         svg.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(Left)}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">RTT from the edge to each cloudlet and to the VM '{Escape(vmName)}'</text>\n");
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(Left)}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{Escape(title ?? $"RTT from the edge to each cloudlet and to the VM '{vmName}'")}</text>\n");
 
         // Axes and grid.
         for (var i = 0; i <= 5; i++)
@@ -90,7 +95,12 @@ internal static class SvgPlot
         }
 
         // The VM first, so that the hosts' lines are drawn over its band; then the hosts, the solid one first.
-        var series = hosts.Select((h, i) => (Name: h, Style: HostStyle(i), Label: h)).Prepend(("vm", VmStyle, "VM " + vmName)).ToList();
+        var series = hosts.Select((h, i) => (Name: h, Style: HostStyle(i), Label: h)).ToList();
+        if (vmName is not null)
+        {
+            series.Insert(0, ("vm", VmStyle, "VM " + vmName));
+        }
+
         for (var i = 0; i < series.Count; i++)
         {
             var (name, style, label) = series[i];

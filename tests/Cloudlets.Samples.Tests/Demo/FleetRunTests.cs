@@ -31,7 +31,8 @@ public sealed class FleetRunTests
     {
         var json = Path.Combine(_folder, "fleet.json");
         var started = Stopwatch.StartNew();
-        var (exitCode, output) = await RunAsync(json, TestLabs.UniqueName("fleet"));
+        var plot = Path.Combine(_folder, "fleet.svg");
+        var (exitCode, output) = await RunAsync(json, plot, TestLabs.UniqueName("fleet"));
         TestContext.Out.WriteLine($"the run took {started.Elapsed.TotalSeconds:0} s");
         Assert.That(File.Exists(json), Is.True, "the demo wrote no summary:\n" + output);
         using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
@@ -67,6 +68,12 @@ public sealed class FleetRunTests
 
             // After each act, every VM whose best host changed (its users moved) is on the new best host.
             Assert.That(acts, Has.Count.EqualTo(3));
+            var svg = File.Exists(plot) ? System.Xml.Linq.XDocument.Parse(File.ReadAllText(plot)) : null;
+            Assert.That(svg, Is.Not.Null, "the run wrote its plot (--plot)");
+            var texts = svg!.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value).ToList();
+            Assert.That(texts, Is.SupersetOf(vms.Select(v => v.GetProperty("name").GetString())), "a series per VM in the legend");
+            Assert.That(svg.Descendants().Count(e => e.Name.LocalName == "polyline"), Is.GreaterThanOrEqualTo(4), "each VM's users' latency drawn over time");
+            Assert.That(texts.Count(t => t.StartsWith("migration ", StringComparison.Ordinal)), Is.EqualTo(migrations.Count), "every migration marked");
             var previous = vms.ToDictionary(v => v.GetProperty("name").GetString()!, v => v.GetProperty("initialHost").GetString());
             foreach (var act in acts)
             {
@@ -90,10 +97,10 @@ public sealed class FleetRunTests
         }
     }
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string json, string labName)
+    private static async Task<(int ExitCode, string Output)> RunAsync(string json, string plot, string labName)
     {
         var (exitCode, output) = await DemoProcess.RunAsync(
-            ["--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", "fleet.json"), "--json", json, "--plain", "--name", labName],
+            ["--scenario", Path.Combine(AppContext.BaseDirectory, "scenarios", "fleet.json"), "--json", json, "--plot", plot, "--plain", "--name", labName],
             TimeSpan.FromMinutes(8));
         return (exitCode, DemoProcess.Tail(output, 60));
     }

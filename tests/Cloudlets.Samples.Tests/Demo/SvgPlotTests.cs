@@ -19,6 +19,28 @@ public sealed class SvgPlotTests
     }
 
     [Test]
+    public void Render_NoVmAndATitle_DrawsOnlyTheNamedSeriesUnderThatTitle()
+    {
+        var recorder = new Recorder();
+        foreach (var t in new[] { 1.0, 1.5, 2.0 })
+        {
+            recorder.AddRtt(t, "guest-1", 40);
+            recorder.AddRtt(t, "guest-2", 80);
+        }
+
+        var svg = XDocument.Parse(SvgPlot.Render(recorder, ["guest-1", "guest-2"], vmName: null, 3, "Each VM's users"));
+        var texts = svg.Descendants(Svg + "text").Select(e => e.Value).ToList();
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(texts[0], Is.EqualTo("Each VM's users"));
+            Assert.That(texts, Does.Contain("guest-1").And.Contain("guest-2"));
+            Assert.That(texts.Any(t => t.StartsWith("VM ", StringComparison.Ordinal)), Is.False, "no VM band in the legend");
+            Assert.That(svg.Descendants(Svg + "polyline").Count(), Is.EqualTo(2), "a line per series");
+        }
+    }
+
+    [Test]
     public void Render_LostProbe_BreaksTheLineAndMarksTheGap()
     {
         var recorder = new Recorder();
