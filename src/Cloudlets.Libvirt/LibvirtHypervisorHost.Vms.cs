@@ -208,7 +208,16 @@ public sealed partial class LibvirtHypervisorHost
     private static VmInfo? TryReadVm(LibvirtConnection c, string vmName, bool withJob = false)
     {
         using var d = TryLookup(c, vmName);
-        return d is null ? null : withJob ? ReadVmAndJob(d) : ReadVm(d);
+        try
+        {
+            return d is null ? null : withJob ? ReadVmAndJob(d) : ReadVm(d);
+        }
+        catch (HypervisorException ex) when (ex.Kind == HypervisorErrorKind.NotFound)
+        {
+            // Gone between the lookup and the read (a migration that ended undefines its source), as in the list:
+            // not on this host. Seen in CI as a NotFound from virDomainIsPersistent thrown out of TryGetVmAsync.
+            return null;
+        }
     }
 
     /// <summary><see cref="ReadVm"/> plus the VM's outgoing migration, read from its job (active domains only: a stopped one has none).</summary>
