@@ -5,11 +5,11 @@ using System.Diagnostics;
 namespace Cloudlets.Mqtt.Tests;
 
 /// <summary>cloudlets-agent as a child process (the dll built next to the tests, run by the dotnet host that runs them). Owns the process.</summary>
-internal sealed partial class AgentProcess : IAsyncDisposable
+internal sealed class AgentProcess : IAsyncDisposable
 {
-    public const int SigInt = 2;
-    public const int SigKill = 9;
-    public const int SigTerm = 15;
+    public const int SigInt = ProcessSignals.Interrupt;
+    public const int SigKill = ProcessSignals.Kill;
+    public const int SigTerm = ProcessSignals.Terminate;
 
     private readonly Process _process;
 

@@ -34,7 +34,6 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
     private readonly DecisionBuffer _buffer;
     private readonly LatencyWindows _windows;
     private readonly DateTimeOffset?[] _lastMove;
-    private readonly double[] _measuredBandwidth; // [source * hosts + destination], bytes/s of the last migration that measured it; NaN until one did
     private readonly double[] _measuredDirtyRate; // per VM, bytes/s; NaN until a migration of it measured it
     private readonly MigrationExecutor? _executor;
     private readonly PipelineJournal? _journal;
@@ -81,8 +80,6 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         _buffer = new DecisionBuffer(_snapshot, recordCandidates: true);
         _windows = new LatencyWindows(options.SampleWindow);
         _lastMove = new DateTimeOffset?[vms.Length];
-        _measuredBandwidth = new double[hosts.Length * hosts.Length];
-        Array.Fill(_measuredBandwidth, double.NaN);
         _measuredDirtyRate = new double[vms.Length];
         Array.Fill(_measuredDirtyRate, double.NaN);
         _rules = rules;
@@ -518,11 +515,6 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
                     : _windows.Summarize(_snapshot.VantagePointName(p), _hosts[h].ProbeTarget);
                 _snapshot.SetLatency(p, h, summary);
             }
-
-            for (var d = 0; d < _hosts.Length; d++)
-            {
-                _snapshot.SetBandwidth(h, d, _measuredBandwidth[(h * _hosts.Length) + d]);
-            }
         }
 
         for (var v = 0; v < _vms.Length; v++)
@@ -745,7 +737,8 @@ public sealed partial class MigrationPipeline : IPlacementControl, IAsyncDisposa
         var destination = _snapshot.IndexOfHost(outcome.Destination);
         if (measured.BandwidthBytesPerSecond is { } bandwidth && source >= 0 && destination >= 0)
         {
-            _measuredBandwidth[(source * _hosts.Length) + destination] = bandwidth;
+            // Straight into the snapshot: nothing else writes its rates, so an evaluation need not copy hosts² cells.
+            _snapshot.SetBandwidth(source, destination, bandwidth);
         }
 
         if (measured.DirtyRateBytesPerSecond is { } dirty && vm >= 0)

@@ -25,7 +25,7 @@ public sealed record CandidateLine(string Candidate, string Kind, long UnixMs, s
 /// A <see cref="CandidateProgram"/> child process (this test assembly run as a program), optionally
 /// inside a network namespace; its lines are collected. It is ended by its pid: SIGKILL, or SIGSTOP/SIGCONT to pause it.
 /// </summary>
-public sealed partial class CandidateProcess : IAsyncDisposable
+public sealed class CandidateProcess : IAsyncDisposable
 {
     private const int SigStop = 19;
     private const int SigCont = 18;
