@@ -111,7 +111,11 @@ public sealed partial class CloudletLab
         RecordDaemon(host, "libvirtd");
     }
 
-    /// <summary>Kills (SIGKILL) the QEMU process of a domain on a host, once proven the lab's (its pid file, its program, the host's namespace).</summary>
+    /// <summary>
+    /// Kills (SIGKILL) the QEMU process of a domain on a host, once proven the lab's (its pid file, its program, the
+    /// host's namespace), and returns once that host's libvirtd no longer reports the domain running (it learns of the
+    /// death from the monitor socket's end, a moment after the process is gone: CI saw <c>running</c> just after).
+    /// </summary>
     public async Task KillQemuAsync(string hostName, string domainName, CancellationToken cancellationToken = default)
     {
         var host = GetHost(hostName);
@@ -123,6 +127,23 @@ public sealed partial class CloudletLab
         if (!await LabProcess.EndAsync(qemu, TimeSpan.FromSeconds(5), killAtOnce: true, cancellationToken).ConfigureAwait(false))
         {
             throw new LabException($"QEMU of {domainName} on {hostName} (pid {pid}) did not end.");
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var state = await _runner.RunAsync(Virsh(host, "domstate", domainName), cancellationToken).ConfigureAwait(false);
+            if (!state.Succeeded || state.StandardOutput.Trim() != "running")
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new LabException($"QEMU of {domainName} on {hostName} (pid {pid}) ended, but libvirtd still reports the domain running after 10 s.");
+            }
+
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
     }
 }

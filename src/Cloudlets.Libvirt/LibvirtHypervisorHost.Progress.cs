@@ -6,11 +6,15 @@ namespace Cloudlets.Libvirt;
 public sealed partial class LibvirtHypervisorHost
 {
     /// <summary>
-    /// At most this many job-statistics calls in flight on the connection at once. libvirtd serves at most
-    /// <c>max_client_requests</c> (default 5) calls of one client at a time, and the migrate call holds one:
-    /// three leave room for the pipeline's own calls (placement reads) while a migration runs.
+    /// At most this many job-statistics calls in flight on the connection at once while memory is copied (one
+    /// answer per round trip / 6 over a slow control path: every 50 ms over the demonstration's 300 ms). A poll
+    /// answers in a millisecond in the daemon then, so they wait on the wire, not in libvirtd's
+    /// <c>max_client_requests</c> (default 5, one held by the migrate call). Once a sample shows the memory across,
+    /// a poll waits for the hand-over inside the daemon, so one at a time from then on; the polls sent in the
+    /// round trip before that was seen can hold the daemon's slots for the hand-over (about 2 s here), delaying the
+    /// connection's other calls, not failing them.
     /// </summary>
-    internal const int MaxPollsInFlight = 3;
+    internal const int MaxPollsInFlight = 6;
 
     /// <summary>
     /// Samples the job every <paramref name="interval"/>: each sample feeds the convergence schedule (when there is
@@ -43,7 +47,8 @@ public sealed partial class LibvirtHypervisorHost
         {
             using var timer = new PeriodicTimer(interval, _time);
             var tick = timer.WaitForNextTickAsync(cancellationToken).AsTask();
-            var owed = false; // a tick came while MaxPollsInFlight were out: poll as soon as one answers
+            var limit = MaxPollsInFlight;
+            var owed = false; // a tick came while the limit was out: poll as soon as one answers
             while (true)
             {
                 // The oldest poll's answer as soon as it comes (so the answers are handled in the order the polls
@@ -51,13 +56,19 @@ public sealed partial class LibvirtHypervisorHost
                 if (inFlight.TryPeek(out var oldest) && await Task.WhenAny(tick, oldest).ConfigureAwait(false) == oldest)
                 {
                     _ = inFlight.Dequeue(); // it is oldest, awaited below
-                    if (owed)
+                    var sample = await oldest.ConfigureAwait(false);
+                    if (sample is { DataTotalBytes: > 0, DataRemainingBytes: 0 })
+                    {
+                        limit = 1; // the memory is across: what is left is the hand-over
+                    }
+
+                    if (owed && inFlight.Count < limit)
                     {
                         owed = false;
                         inFlight.Enqueue(Poll());
                     }
 
-                    if (await oldest.ConfigureAwait(false) is { } sample)
+                    if (sample is not null)
                     {
                         await HandleSampleAsync(sample).ConfigureAwait(false);
                     }
@@ -70,7 +81,7 @@ public sealed partial class LibvirtHypervisorHost
                     break;
                 }
 
-                owed = inFlight.Count == MaxPollsInFlight;
+                owed = inFlight.Count >= limit;
                 if (!owed)
                 {
                     inFlight.Enqueue(Poll());

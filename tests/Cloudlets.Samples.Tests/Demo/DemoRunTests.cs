@@ -85,7 +85,7 @@ public sealed class DemoRunTests
             // and the next window moves it: such an attempt is not a move, but it must have failed cleanly.
             Assert.That(migrations.Count(m => m.GetProperty("outcome").GetString() == "succeeded"), Is.EqualTo(1), $"exactly one successful migration; the demo's last lines:\n{tail}");
             Assert.That(migrations.Select(m => m.GetProperty("outcome").GetString()), Is.All.AnyOf("succeeded", "aborted", "failed"));
-            // The bar moves (issue 15): the guest's memory crosses in 0.3-0.6 s, sampled every 100 ms over the
+            // The bar moves (issue 15): the guest's memory crosses in 0.3-0.6 s, sampled every 50 ms over the
             // 300 ms path from the edge to cloudlet-1 (the polls do not wait for each other's answers).
             Assert.That(migrations.Where(m => m.GetProperty("outcome").GetString() == "succeeded").Select(m => m.GetProperty("progressValues").GetInt32()), Is.All.GreaterThanOrEqualTo(3), "distinct intermediate values of the progress bar");
             var failedAttempts = migrations.Where(m => m.GetProperty("outcome").GetString() != "succeeded").Select(m => m.GetProperty("error").GetString() ?? "").ToList();
