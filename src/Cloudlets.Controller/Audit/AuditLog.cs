@@ -145,6 +145,20 @@ public sealed class AuditLog : IDisposable
         });
     }
 
+    /// <summary>
+    /// This controller, not leading, learned who leads: <c>leadership.following</c>, with the leader it now follows and
+    /// why (a new follower's first leader, a takeover seen by a follower, or an old leader rejoining after a partition).
+    /// </summary>
+    public void Following(LeadershipState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Write("leadership.following", w =>
+        {
+            WriteLeadership(w, state);
+            w.WriteString("reason", state.Reason.ToString());
+        });
+    }
+
     private static void WriteLeadership(Utf8JsonWriter w, LeadershipState state)
     {
         w.WriteString("region", state.Election);

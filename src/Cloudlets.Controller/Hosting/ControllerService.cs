@@ -377,6 +377,11 @@ public sealed class ControllerService : IHostedService, IAsyncDisposable
         else if (!state.IsLeader && state.LeaderId != before?.LeaderId)
         {
             ControllerLog.Following(_logger, state.Election, state.LeaderId, state.CandidateId, state.Reason);
+            if (state.LeaderId is not null)
+            {
+                // Only a known leader is a record; "no leader known" (etcd out of reach) is in health and the log.
+                _audit.Following(state);
+            }
         }
     }
 }

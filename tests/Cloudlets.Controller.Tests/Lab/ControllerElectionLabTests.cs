@@ -81,6 +81,8 @@ public sealed class ControllerElectionLabTests : LabFixture
         public string Base => $"http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}";
     }
 
+    private readonly StorySteps _story = new(nameof(ControllerElectionLabTests));
+
     [OneTimeSetUp]
     public async Task StartAsync()
     {
@@ -164,6 +166,7 @@ public sealed class ControllerElectionLabTests : LabFixture
     [Order(1)]
     public async Task Election_ThreeControllers_ExactlyOneLeads()
     {
+        _story.Enter(1);
         var roles = await WaitRolesAsync(r => r.Count(x => x.Role == "leader") == 1 && r.Count(x => x.Role == "follower") == 2 && r.All(x => x.Leader is not null && x.Leader == r.Single(y => y.Role == "leader").Id));
         var leader = roles.Single(r => r.Role == "leader");
         using (Assert.EnterMultipleScope())
@@ -177,6 +180,7 @@ public sealed class ControllerElectionLabTests : LabFixture
     [Order(2)]
     public async Task SigkillOfLeader_DuringMigration_MigrationCompletesFollowerLeadsNoSecondMigration()
     {
+        _story.Enter(2);
         // The leader moves the guest to cloudlet-2 (20 ms) as soon as its windows confirm; kill it the moment its migration starts.
         var (leader, started) = await WaitMigrationStartedAsync();
 
@@ -220,6 +224,7 @@ public sealed class ControllerElectionLabTests : LabFixture
     [Order(3)]
     public void AuditLogs_EveryMigrationStarted_ByTheInstanceThatLedThen()
     {
+        _story.Enter(3);
         var all = _instances.SelectMany(i => Records(i).Select(r => (i.Id, Record: r))).ToList();
         var acquisitions = all.Where(x => Event(x.Record) == "leadership.acquired").OrderBy(x => Time(x.Record)).ToList();
         var starts = all.Where(x => Event(x.Record) == "migration.started").ToList();
@@ -262,6 +267,7 @@ public sealed class ControllerElectionLabTests : LabFixture
     [Order(4)]
     public async Task TwoRegions_OneEtcd_BothLeadAtOnceAndEachMovesOnlyItsOwnVm()
     {
+        _story.Enter(4);
         await WaitWestGuestOnAsync("cloudlet-4");
         var west = _west!;
         var live = _instances.Where(i => !i.Process.HasExited).ToList();
@@ -320,6 +326,7 @@ public sealed class ControllerElectionLabTests : LabFixture
     [Order(5)]
     public async Task PartitionedLeader_PacketsToEtcdDropped_StartsNoMigrationAFollowerTakesOverAndItRejoinsAsFollower()
     {
+        _story.Enter(5);
         // The first run's controllers step aside (SIGTERM): the pair started here alone decides for the guest.
         foreach (var i in _instances.Where(i => !i.Process.HasExited))
         {
@@ -391,6 +398,7 @@ public sealed class ControllerElectionLabTests : LabFixture
 
             // Healed: a follower of the new leader, in health and metrics.
             Assert.That(rejoined.Leader, Is.EqualTo("ctl-ok"));
+            Assert.That(cutRecords.Where(r => Event(r) == "leadership.following" && Time(r) >= healedAt).Select(r => Str(r, "leader")), Does.Contain("ctl-ok"), "ctl-cut's audit log records that it follows ctl-ok after the heal");
             Assert.That(okRole.Role, Is.EqualTo("leader"), "ctl-ok still leads after the heal");
             Assert.That(cutMetrics, Does.Match("cloudlets_controller_leader\\{[^}]*cloudlets_region=\"lab\"[^}]*\\} 0"), "ctl-cut's leader metric after the heal");
             Assert.That(okMetrics, Does.Match("cloudlets_controller_leader\\{[^}]*cloudlets_region=\"lab\"[^}]*\\} 1"), "ctl-ok's leader metric after the heal");

@@ -57,6 +57,8 @@ public sealed class ControllerLabTests : LabFixture
     /// <summary>The other member of the anti-affinity pair (on cloudlet-3 at the start, pinned until the second test).</summary>
     private LabGuest Partner => Lab.Guests[1];
 
+    private readonly StorySteps _story = new(nameof(ControllerLabTests));
+
     [OneTimeSetUp]
     public async Task StartControllerAsync()
     {
@@ -117,6 +119,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(1)]
     public async Task Controller_ShapedLab_HealthyAndMovesGuestToNearestHost()
     {
+        _story.Enter(1);
         var (_, health) = await ControllerProcessTests.WaitForAsync(
             _http, _base + "/healthz", (s, b) => s == HttpStatusCode.OK && b.Contains("\"status\":\"Healthy\"", StringComparison.Ordinal), _controller!, TimeSpan.FromSeconds(90));
         await WaitGuestOnAsync(Guest, "cloudlet-2");
@@ -127,6 +130,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(2)]
     public async Task AntiAffinity_PartnerOnTheBestHost_HoldsTheOtherBackAndTheDecisionNamesTheRule()
     {
+        _story.Enter(2);
         // Unpinned, the partner (on cloudlet-3, 60 ms) would gain 40 ms on cloudlet-2, where the first guest now runs.
         var (unpinned, unpinnedBody) = await PostAsync($"/api/v1/vms/{Partner.Name}/unpin", Token);
         Assert.That(unpinned, Is.EqualTo(HttpStatusCode.OK), $"unpin of {Partner.Name} failed: {unpinnedBody}");
@@ -153,6 +157,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(3)]
     public async Task Prometheus_ScrapesMetrics_PromQlReturnsRttPerHostAndMigrationCount()
     {
+        _story.Enter(3);
         IReadOnlyList<JsonElement> rtt = [];
         IReadOnlyList<JsonElement> migrations = [];
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
@@ -185,6 +190,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(4)]
     public async Task Drain_GuestsHost_MovesItAwayNotOntoItsPartnerAndNotBackWhileDrained()
     {
+        _story.Enter(4);
         var (noToken, noTokenBody) = await PostAsync("/api/v1/hosts/cloudlet-2/drain", token: null);
         var (wrongToken, wrongTokenBody) = await PostAsync("/api/v1/hosts/cloudlet-2/drain", token: "not-the-token-at-all-0000");
         var (drained, drainedBody) = await PostAsync("/api/v1/hosts/cloudlet-2/drain", Token);
@@ -217,6 +223,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(5)]
     public async Task Pin_BetterHostUndrained_HoldsGuestUntilUnpinned()
     {
+        _story.Enter(5);
         var (pinned, pinnedBody) = await PostAsync($"/api/v1/vms/{Guest.Name}/pin", Token);
         var (undrained, _) = await PostAsync("/api/v1/hosts/cloudlet-2/undrain", Token);
 
@@ -245,6 +252,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(6)]
     public async Task Sigterm_DuringMigration_LetsItFinishAndExitsZero()
     {
+        _story.Enter(6);
         var (moved, movedBody) = await PostAsync($"/api/v1/vms/{Guest.Name}/move", Token, """{"host":"cloudlet-1"}""");
         Assert.That(moved, Is.EqualTo(HttpStatusCode.Accepted), movedBody);
         _controller!.Terminate();
@@ -269,6 +277,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(7)]
     public void AuditLog_AfterTheRun_HoldsEveryEventAsJsonLines()
     {
+        _story.Enter(7);
         var audit = AuditRecords();
         var operatorActions = audit.Where(r => Event(r) == "operator").Select(r => Str(r, "action")).ToList();
         using (Assert.EnterMultipleScope())
@@ -287,6 +296,7 @@ public sealed class ControllerLabTests : LabFixture
     [Order(8)]
     public async Task AntiAffinityPair_WholeRun_NeverSharedAHost()
     {
+        _story.Enter(8);
         // The controller has exited (SIGTERM above): nothing moves any more; stop sampling and read the run.
         await _sampler!.StopAsync();
         var samples = _sampler.Samples;

@@ -204,6 +204,10 @@ public sealed class ControllerProcessTests
             Assert.That(leaderEvents[^1].GetProperty("reason").GetString(), Is.EqualTo("Resigned"));
             Assert.That(leaderEvents[0].GetProperty("leaseId").GetInt64(), Is.Positive);
             Assert.That(acquiredB, Has.Count.EqualTo(1));
+            Assert.That(
+                auditB.Where(r => r.GetProperty("event").GetString()!.StartsWith("leadership.", StringComparison.Ordinal)).Select(r => $"{r.GetProperty("event").GetString()} {r.GetProperty("leader").GetString()}"),
+                Is.EqualTo(new[] { "leadership.following ctl-a", "leadership.acquired ctl-b", "leadership.lost " }),
+                "the follower's audit log: whom it followed, its own lead, and its resignation at SIGTERM (no leader known then)");
             Assert.That(acquiredB[0].GetProperty("candidate").GetString(), Is.EqualTo("ctl-b"));
             Assert.That(auditA.Concat(auditB).Where(r => r.GetProperty("event").GetString() == "migration.started"), Is.Empty, "advisory: nothing starts");
         }
