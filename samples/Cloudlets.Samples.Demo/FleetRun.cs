@@ -264,7 +264,14 @@ internal sealed class FleetRun(DemoOptions options, FleetScenario scenario)
             Math.Round(Now - started, 1),
             completed,
             optima,
-            [.. lab.Guests.Take(scenario.Vms.Count).Select((g, i) => new FleetActVm(g.Name, bestHosts[i], placement[g.Name]))]);
+            [.. lab.Guests.Take(scenario.Vms.Count).Select((g, i) => new FleetActVm(g.Name, bestHosts[i], NearestHost(scenario.Vms[i], act), placement[g.Name]))]);
+    }
+
+    /// <summary>The host with the VM's least cost in the act, capacity aside (the lowest index among equals).</summary>
+    private string NearestHost(FleetVm vm, FleetAct act)
+    {
+        var costs = Enumerable.Range(0, scenario.Hosts).Select(h => FleetAssignment.Cost(vm, act, h)).ToList();
+        return LabNaming.HostName(costs.IndexOf(costs.Min()) + 1);
     }
 
     /// <summary>The act's latency matrix as a table: a row per site, a column per host (one-way delay, ms).</summary>
@@ -506,4 +513,4 @@ internal sealed record FleetTransport(string Broker, long SamplesReceived, long 
 
 internal sealed record FleetActSummary(string Label, double StartedAtSeconds, double Seconds, bool Completed, int OptimalAssignments, IReadOnlyList<FleetActVm> Vms);
 
-internal sealed record FleetActVm(string Name, string BestFeasibleHost, string? Host);
+internal sealed record FleetActVm(string Name, string BestFeasibleHost, string NearestHost, string? Host);

@@ -46,7 +46,7 @@ public sealed class FleetRunTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(exitCode, Is.Zero, "the scenario completed:\n" + output);
-            Assert.That(vms, Has.Count.EqualTo(4));
+            Assert.That(vms, Has.Count.EqualTo(5));
             Assert.That(hosts, Has.Count.EqualTo(5));
             foreach (var vm in vms)
             {
@@ -93,6 +93,18 @@ public sealed class FleetRunTests
                 }
 
                 Assert.That(moved, Is.GreaterThan(0), $"{act.GetProperty("label")} moves some VM's users");
+            }
+
+            // Capacity binds live: in some act a VM's best feasible host is not its nearest (its nearest was full),
+            // and it ran there, not on the nearest (act 1: guest-4 on cloudlet-4 while guest-1 and guest-5 fill cloudlet-3).
+            var pushed = acts.SelectMany(a => a.GetProperty("vms").EnumerateArray()
+                    .Where(v => v.GetProperty("nearestHost").GetString() != v.GetProperty("bestFeasibleHost").GetString())
+                    .Select(v => (Act: a.GetProperty("label").GetString(), Vm: v)))
+                .ToList();
+            Assert.That(pushed, Is.Not.Empty, "capacity sends some VM to a host other than its nearest");
+            foreach (var (act, vm) in pushed)
+            {
+                Assert.That(vm.GetProperty("host").GetString(), Is.EqualTo(vm.GetProperty("bestFeasibleHost").GetString()), $"{act}: {vm.GetProperty("name")} ran on its best feasible host, not its full nearest {vm.GetProperty("nearestHost")}");
             }
         }
     }

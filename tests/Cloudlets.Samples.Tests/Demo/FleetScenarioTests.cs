@@ -20,7 +20,7 @@ public sealed class FleetScenarioTests
         using (Assert.EnterMultipleScope())
         {
             Assert.That(FleetScenario.IsFleet(Bundled), Is.True);
-            Assert.That((scenario.Hosts, scenario.Sites, scenario.Vms.Count), Is.EqualTo((5, 3, 4)));
+            Assert.That((scenario.Hosts, scenario.Sites, scenario.Vms.Count), Is.EqualTo((5, 3, 5)));
             Assert.That(scenario.VCpuOvercommit, Is.EqualTo(1));
             Assert.That(scenario.Vms.Count(v => v.Users.Count == 2), Is.EqualTo(1));
             Assert.That(scenario.Acts, Has.Count.GreaterThanOrEqualTo(2));
