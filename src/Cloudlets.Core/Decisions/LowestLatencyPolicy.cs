@@ -144,6 +144,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             r.EnsureNearestIndex(_depth);
         }
 
+        // The full orderings serve only the searches of the reuse path (Refresh, Reused).
+        var ordered = indexed && r.RowPreparedAt.Length != 0;
+        if (ordered)
+        {
+            r.EnsureOrder();
+        }
+
         var all = !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
             || r.PreparedAvailabilityVersion != s.AvailabilityVersion || now < r.PreparedAtTicks;
         var hosts = s.HostCount;
@@ -160,6 +167,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 if (indexed)
                 {
                     PrepareNearest(r, p, hosts);
+                }
+
+                if (ordered)
+                {
+                    PrepareOrder(r, p, hosts);
                 }
             }
         }
@@ -248,6 +260,104 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         r.NearestCount[p] = count;
+    }
+
+    /// <summary>
+    /// The vantage point's full host ordering: the hosts the nearest-host index could list (a finite
+    /// latency, may receive VMs), sorted by (latency, host index) — the order in which a scan prefers
+    /// them. A sort by latency, then runs of equal latency by host index (rare: latencies are measured).
+    /// </summary>
+    private static void PrepareOrder(DecisionBuffer r, int p, int hosts)
+    {
+        var row = r.CellValue.AsSpan(p * hosts, hosts);
+        var rooms = r.RoomMemory;
+        var order = r.OrderHost.AsSpan(p * hosts, hosts);
+        var keys = r.OrderKeys.AsSpan(0, hosts);
+        var count = 0;
+        for (var h = 0; h < row.Length; h++)
+        {
+            var v = row[h];
+            if (double.IsFinite(v) && rooms[h] != long.MinValue)
+            {
+                keys[count] = v;
+                order[count++] = h;
+            }
+        }
+
+        keys = keys[..count];
+        order = order[..count];
+        keys.Sort(order);
+        for (var i = 1; i < count; i++)
+        {
+            // Insertion by host index within a run of equal latency; the sort left the run contiguous.
+            var h = order[i];
+            var at = i;
+            while (at > 0 && keys[at - 1] == keys[i] && order[at - 1] > h)
+            {
+                order[at] = order[at - 1];
+                at--;
+            }
+
+            order[at] = h;
+        }
+
+        r.OrderCount[p] = count;
+        r.OrderCursorAt[p] = -1; // the cursors point into the old ordering
+    }
+
+    /// <summary>
+    /// A one-user VM's best other host with room for it, by walking its vantage point's ordering: the
+    /// first such host is the answer <see cref="ScanFast"/> gives (the lowest latency, ties to the lowest
+    /// index). The walk starts at the cursor of the VM's vCPU class, which first moves past the leading
+    /// hosts that can take no VM of that class any more, for good in this evaluation; so once the near
+    /// hosts fill up, the walks of the VMs after that stay short.
+    /// </summary>
+    private static int WalkOrder(FleetSnapshot s, DecisionBuffer r, int p, int cur, long memory, int vcpus, long evaluation, out double bestScore)
+    {
+        var order = r.OrderHost.AsSpan(p * s.HostCount, r.OrderCount[p]);
+        if (r.OrderCursorAt[p] != evaluation)
+        {
+            Array.Clear(r.OrderCursor, p * DecisionBuffer.OrderClasses, DecisionBuffer.OrderClasses);
+            r.OrderCursorAt[p] = evaluation;
+        }
+
+        var roomMemory = r.RoomMemory;
+        var roomVCpus = r.RoomVCpus;
+        var minMemory = s.MinVmMemoryBytes;
+        var minVCpus = s.MinVmVCpus;
+        var i = 0;
+        if (vcpus >= 1)
+        {
+            // Class k holds the VMs with at least k + 1 vCPUs: a host with fewer, or with room for no VM
+            // at all, can take none of them for the rest of the evaluation.
+            var k = Math.Min(vcpus, DecisionBuffer.OrderClasses) - 1;
+            var cursors = r.OrderCursor.AsSpan(p * DecisionBuffer.OrderClasses, DecisionBuffer.OrderClasses);
+            for (var j = 0; j <= k; j++)
+            {
+                // A host no VM of a smaller class fits, fits none of this class either.
+                i = Math.Max(i, cursors[j]);
+            }
+
+            while (i < order.Length && (roomVCpus[order[i]] <= k || roomMemory[order[i]] < minMemory || roomVCpus[order[i]] < minVCpus))
+            {
+                i++;
+            }
+
+            cursors[k] = i;
+        }
+
+        for (; i < order.Length; i++)
+        {
+            var h = order[i];
+            if (h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+            {
+                bestScore = r.CellValue[(p * s.HostCount) + h];
+                return h;
+            }
+        }
+
+        bestScore = double.PositiveInfinity;
+        return -1;
     }
 
     /// <summary>
@@ -559,6 +669,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// <summary>The best other host with room for the VM under the rooms as they are now: the index's search, or the scan when its lists run out.</summary>
     private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore) =>
         !indexed ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
+        : s.UserCount[vm] == 1 && r.OrderCount.Length == s.VantagePointCount
+            ? WalkOrder(s, r, s.UserVantage[s.UserStart[vm]], cur, memory, vcpus, r.EvaluationNumber, out bestScore)
         : SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
         : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
 
