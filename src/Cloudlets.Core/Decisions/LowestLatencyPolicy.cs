@@ -666,12 +666,25 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
     }
 
-    /// <summary>The best other host with room for the VM under the rooms as they are now: the index's search, or the scan when its lists run out.</summary>
+    /// <summary>
+    /// The open-host list is scanned directly once it is this short: cheaper than walking users' lists
+    /// whose hosts have mostly filled up (what happens in a window with many moves).
+    /// </summary>
+    private const int OpenScanMaximum = 32;
+
+    /// <summary>
+    /// The best other host with room for the VM under the rooms as they are now: the scan of the open hosts
+    /// when few are left, a one-user VM's ordering, the index's search, or the scan when its lists run out.
+    /// All give the answer <see cref="ScanFast"/> gives.
+    /// </summary>
     private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore) =>
         !indexed ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
+        : CompactOpen(s, r) <= OpenScanMaximum ? ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore)
         : s.UserCount[vm] == 1 && r.OrderCount.Length == s.VantagePointCount
             ? WalkOrder(s, r, s.UserVantage[s.UserStart[vm]], cur, memory, vcpus, r.EvaluationNumber, out bestScore)
         : SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
+        : s.UserCount[vm] <= 3 && r.OpenCount * 2 > s.HostCount
+            ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore) // most hosts open: the vectorised scan of all is cheaper
         : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
 
     /// <summary>
@@ -713,21 +726,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var roomMemory = r.RoomMemory;
         var roomVCpus = r.RoomVCpus;
         var open = r.OpenHosts;
-        if (r.OpenStale)
-        {
-            var kept = 0;
-            for (var i = 0; i < r.OpenCount; i++)
-            {
-                var h = open[i];
-                if (roomMemory[h] >= s.MinVmMemoryBytes && roomVCpus[h] >= s.MinVmVCpus)
-                {
-                    open[kept++] = h;
-                }
-            }
-
-            r.OpenCount = kept;
-            r.OpenStale = false;
-        }
+        CompactOpen(s, r);
 
         var hosts = s.HostCount;
         var start = s.UserStart[vm];
@@ -765,6 +764,29 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         bestScore = bestValue;
         return best;
+    }
+
+    /// <summary>Drops the hosts that filled up from the open-host list; returns how many are left.</summary>
+    private static int CompactOpen(FleetSnapshot s, DecisionBuffer r)
+    {
+        if (r.OpenStale)
+        {
+            var open = r.OpenHosts;
+            var kept = 0;
+            for (var i = 0; i < r.OpenCount; i++)
+            {
+                var h = open[i];
+                if (r.RoomMemory[h] >= s.MinVmMemoryBytes && r.RoomVCpus[h] >= s.MinVmVCpus)
+                {
+                    open[kept++] = h;
+                }
+            }
+
+            r.OpenCount = kept;
+            r.OpenStale = false;
+        }
+
+        return r.OpenCount;
     }
 
     /// <summary>Where every VM runs before this evaluation's moves: its host, or a running migration's destination.</summary>
@@ -1565,13 +1587,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         for (var j = 0; j < s.UserCount[vm]; j++)
         {
             var vantage = s.UserVantage[start + j];
+            // The current host's own cell is read only when it could be the one stale cell: when the
+            // hosts fill up, most VMs end here, and that read is a cache miss each.
             var stale = r.StaleCount[vantage];
-            if (currentCounts && double.IsNaN(r.CellValue[(vantage * s.HostCount) + cur]))
-            {
-                stale--;
-            }
-
-            if (stale > 0)
+            if (stale > 1 || (stale == 1 && !(currentCounts && double.IsNaN(r.CellValue[(vantage * s.HostCount) + cur]))))
             {
                 return true;
             }
