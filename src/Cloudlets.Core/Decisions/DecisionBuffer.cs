@@ -93,6 +93,8 @@ public sealed class DecisionBuffer
     internal long[] OrderCursorAt = [];
     internal const int OrderClasses = 4;
     internal double[] OrderKeys = [];   // sort scratch, one row
+    internal long[] OrderSeen = [];     // per host: the OrderStamp of the row being prepared that lists it
+    internal long OrderStamp;
 
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
@@ -169,6 +171,7 @@ public sealed class DecisionBuffer
         OrderCursorAt = new long[VantagePointCount];
         Array.Fill(OrderCursorAt, -1);
         OrderKeys = new double[HostCount];
+        OrderSeen = new long[HostCount];
     }
 
     /// <summary>Makes room for the reuse of searches between evaluations (allocates only the first time); every entry starts invalid.</summary>

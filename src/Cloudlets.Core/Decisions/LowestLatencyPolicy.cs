@@ -265,7 +265,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// <summary>
     /// The vantage point's full host ordering: the hosts the nearest-host index could list (a finite
     /// latency, may receive VMs), sorted by (latency, host index) — the order in which a scan prefers
-    /// them. A sort by latency, then runs of equal latency by host index (rare: latencies are measured).
+    /// them. New samples move a row's latencies a little, so the previous ordering is nearly sorted: an
+    /// insertion sort from it costs little more than one pass. When that takes too many shifts (the first
+    /// time, or after large changes) a full sort does it instead.
     /// </summary>
     private static void PrepareOrder(DecisionBuffer r, int p, int hosts)
     {
@@ -273,32 +275,74 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var rooms = r.RoomMemory;
         var order = r.OrderHost.AsSpan(p * hosts, hosts);
         var keys = r.OrderKeys.AsSpan(0, hosts);
+        var seen = r.OrderSeen;
+        var stamp = ++r.OrderStamp;
         var count = 0;
+
+        // The previous ordering's hosts that still qualify, in their old order, then the others (count
+        // never passes i, so the row is rewritten in place).
+        for (var i = 0; i < r.OrderCount[p]; i++)
+        {
+            var h = order[i];
+            seen[h] = stamp;
+            if (double.IsFinite(row[h]) && rooms[h] != long.MinValue)
+            {
+                keys[count] = row[h];
+                order[count++] = h;
+            }
+        }
+
         for (var h = 0; h < row.Length; h++)
         {
-            var v = row[h];
-            if (double.IsFinite(v) && rooms[h] != long.MinValue)
+            if (seen[h] != stamp && double.IsFinite(row[h]) && rooms[h] != long.MinValue)
             {
-                keys[count] = v;
+                keys[count] = row[h];
                 order[count++] = h;
             }
         }
 
         keys = keys[..count];
         order = order[..count];
-        keys.Sort(order);
-        for (var i = 1; i < count; i++)
+        var budget = 8L * count;
+        var sorted = true;
+        for (var i = 1; i < count && sorted; i++)
         {
-            // Insertion by host index within a run of equal latency; the sort left the run contiguous.
+            var v = keys[i];
             var h = order[i];
             var at = i;
-            while (at > 0 && keys[at - 1] == keys[i] && order[at - 1] > h)
+            while (at > 0 && (keys[at - 1] > v || (keys[at - 1] == v && order[at - 1] > h)))
             {
+                keys[at] = keys[at - 1];
                 order[at] = order[at - 1];
                 at--;
+                if (--budget < 0)
+                {
+                    sorted = false;
+                    break;
+                }
             }
 
+            keys[at] = v;
             order[at] = h;
+        }
+
+        if (!sorted)
+        {
+            // Every entry is still in the row once (the interrupted insertion put its value back), so a
+            // full sort by latency and then the runs of equal latency by host index finishes the job.
+            keys.Sort(order);
+            for (var i = 1; i < count; i++)
+            {
+                var h = order[i];
+                var at = i;
+                while (at > 0 && keys[at - 1] == keys[i] && order[at - 1] > h)
+                {
+                    order[at] = order[at - 1];
+                    at--;
+                }
+
+                order[at] = h;
+            }
         }
 
         r.OrderCount[p] = count;
