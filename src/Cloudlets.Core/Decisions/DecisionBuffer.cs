@@ -157,12 +157,12 @@ public sealed class DecisionBuffer
         NearestCount = new int[VantagePointCount];
     }
 
-    /// <summary>Makes room for the full host orderings (allocates only the first time).</summary>
-    internal void EnsureOrder()
+    /// <summary>Makes room for the full host orderings (allocates only the first time); <see langword="true"/> when it did (every ordering then has to be built).</summary>
+    internal bool EnsureOrder()
     {
         if (OrderCount.Length == VantagePointCount && OrderHost.Length == VantagePointCount * HostCount)
         {
-            return;
+            return false;
         }
 
         OrderHost = new int[VantagePointCount * HostCount];
@@ -172,6 +172,7 @@ public sealed class DecisionBuffer
         Array.Fill(OrderCursorAt, -1);
         OrderKeys = new double[HostCount];
         OrderSeen = new long[HostCount];
+        return true;
     }
 
     /// <summary>Makes room for the reuse of searches between evaluations (allocates only the first time); every entry starts invalid.</summary>

@@ -144,14 +144,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             r.EnsureNearestIndex(_depth);
         }
 
-        // The full orderings serve only the searches of the reuse path (Refresh, Reused).
+        // The full orderings serve only the searches of the reuse path (Refresh, Reused); once made they are
+        // kept up to date in every indexed evaluation. When they are made (say, the first evaluation
+        // without rules after some with), every row is prepared again: the rows left alone have none yet.
         var ordered = indexed && r.RowPreparedAt.Length != 0;
-        if (ordered)
-        {
-            r.EnsureOrder();
-        }
+        var newOrders = ordered && r.EnsureOrder();
 
-        var all = !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
+        var all = newOrders || !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
             || r.PreparedAvailabilityVersion != s.AvailabilityVersion || now < r.PreparedAtTicks;
         var hosts = s.HostCount;
         for (var p = 0; p < s.VantagePointCount; p++)

@@ -55,6 +55,31 @@ public partial class LowestLatencyPolicyTests
         Assert.That(noRoom, Is.GreaterThan(0), "the hosts never filled up: the cursors were not exercised");
     }
 
+    [Test]
+    public void Evaluate_RulesClearedAfterAnEvaluationWithThem_SameDecisionsAsScanningEveryHost()
+    {
+        // With rules the policy takes the checked scan and no orderings are made; the first evaluation
+        // without rules must build them for every vantage point, not only for rows that changed.
+        const int hostCount = 160, vantagePoints = 6, vmCount = 3000;
+        var indexed = OrderingFleet(34, hostCount, vantagePoints, vmCount);
+        var scanned = OrderingFleet(34, hostCount, vantagePoints, vmCount);
+        var indexPolicy = Policy(windows: 1, o => { o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var fast = new DecisionBuffer(indexed, recordCandidates: false);
+        var slow = new DecisionBuffer(scanned, recordCandidates: false);
+        indexed.SetRules(new PlacementRules { DrainedHosts = ["h0"] });
+        indexPolicy.Evaluate(indexed, fast);
+        indexed.SetRules(PlacementRules.Empty);
+        indexPolicy.Evaluate(indexed, fast);
+        scanPolicy.Evaluate(scanned, slow);
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
+            var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+            Assert.That(a, Is.EqualTo(b), $"vm{vm}: indexed vs scanned");
+        }
+    }
+
     private static FleetSnapshot OrderingFleet(int seed, int hosts, int vantagePoints, int vms)
     {
         var random = new Random(seed);
