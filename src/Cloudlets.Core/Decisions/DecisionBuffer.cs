@@ -80,6 +80,22 @@ public sealed class DecisionBuffer
     internal int OpenCount;
     internal bool OpenStale;
 
+    // Every vantage point's full host ordering (with the index and reuse on; allocated on first use): the
+    // hosts that may receive VMs and that it reaches, by (latency, host index), rebuilt only when its row is
+    // prepared again. A one-user VM whose nearest-host list holds no host with room walks it instead of
+    // scanning every host. Within an evaluation room only shrinks, so a host passed over for lack of vCPUs
+    // stays unfit for every VM at least that large: per vantage point one cursor per vCPU class (1, 2, 3,
+    // 4 or more) past the leading hosts that cannot fit that class any more, reset each evaluation
+    // (OrderCursorAt: the evaluation they were set in).
+    internal int[] OrderHost = [];      // [vantage * H + rank]
+    internal int[] OrderCount = [];
+    internal int[] OrderCursor = [];    // [vantage * OrderClasses + class]
+    internal long[] OrderCursorAt = [];
+    internal const int OrderClasses = 4;
+    internal double[] OrderKeys = [];   // sort scratch, one row
+    internal long[] OrderSeen = [];     // per host: the OrderStamp of the row being prepared that lists it
+    internal long OrderStamp;
+
     /// <summary>Creates a buffer for a snapshot's layout.</summary>
     /// <param name="layout">The snapshot whose VMs and hosts this buffer holds results for.</param>
     /// <param name="recordCandidates">Whether every candidate's status and score is kept (needed for <see cref="MigrationDecision.Candidates"/>; costs VMs × hosts memory).</param>
@@ -139,6 +155,24 @@ public sealed class DecisionBuffer
         NearestHost = new int[VantagePointCount * depth];
         NearestValue = new double[VantagePointCount * depth];
         NearestCount = new int[VantagePointCount];
+    }
+
+    /// <summary>Makes room for the full host orderings (allocates only the first time); <see langword="true"/> when it did (every ordering then has to be built).</summary>
+    internal bool EnsureOrder()
+    {
+        if (OrderCount.Length == VantagePointCount && OrderHost.Length == VantagePointCount * HostCount)
+        {
+            return false;
+        }
+
+        OrderHost = new int[VantagePointCount * HostCount];
+        OrderCount = new int[VantagePointCount];
+        OrderCursor = new int[VantagePointCount * OrderClasses];
+        OrderCursorAt = new long[VantagePointCount];
+        Array.Fill(OrderCursorAt, -1);
+        OrderKeys = new double[HostCount];
+        OrderSeen = new long[HostCount];
+        return true;
     }
 
     /// <summary>Makes room for the reuse of searches between evaluations (allocates only the first time); every entry starts invalid.</summary>

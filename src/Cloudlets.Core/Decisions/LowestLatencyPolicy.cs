@@ -144,7 +144,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             r.EnsureNearestIndex(_depth);
         }
 
-        var all = !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
+        // The full orderings serve only the searches of the reuse path (Refresh, Reused); once made they are
+        // kept up to date in every indexed evaluation. When they are made (say, the first evaluation
+        // without rules after some with), every row is prepared again: the rows left alone have none yet.
+        var ordered = indexed && r.RowPreparedAt.Length != 0;
+        var newOrders = ordered && r.EnsureOrder();
+
+        var all = newOrders || !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
             || r.PreparedAvailabilityVersion != s.AvailabilityVersion || now < r.PreparedAtTicks;
         var hosts = s.HostCount;
         for (var p = 0; p < s.VantagePointCount; p++)
@@ -160,6 +166,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 if (indexed)
                 {
                     PrepareNearest(r, p, hosts);
+                }
+
+                if (ordered)
+                {
+                    PrepareOrder(r, p, hosts);
                 }
             }
         }
@@ -248,6 +259,148 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
 
         r.NearestCount[p] = count;
+    }
+
+    /// <summary>
+    /// The vantage point's full host ordering: the hosts the nearest-host index could list (a finite
+    /// latency, may receive VMs), sorted by (latency, host index) — the order in which a scan prefers
+    /// them. New samples move a row's latencies a little, so the previous ordering is nearly sorted: an
+    /// insertion sort from it costs little more than one pass. When that takes too many shifts (the first
+    /// time, or after large changes) a full sort does it instead.
+    /// </summary>
+    private static void PrepareOrder(DecisionBuffer r, int p, int hosts)
+    {
+        var row = r.CellValue.AsSpan(p * hosts, hosts);
+        var rooms = r.RoomMemory;
+        var order = r.OrderHost.AsSpan(p * hosts, hosts);
+        var keys = r.OrderKeys.AsSpan(0, hosts);
+        var seen = r.OrderSeen;
+        var stamp = ++r.OrderStamp;
+        var count = 0;
+
+        // The previous ordering's hosts that still qualify, in their old order, then the others (count
+        // never passes i, so the row is rewritten in place).
+        for (var i = 0; i < r.OrderCount[p]; i++)
+        {
+            var h = order[i];
+            seen[h] = stamp;
+            if (double.IsFinite(row[h]) && rooms[h] != long.MinValue)
+            {
+                keys[count] = row[h];
+                order[count++] = h;
+            }
+        }
+
+        for (var h = 0; h < row.Length; h++)
+        {
+            if (seen[h] != stamp && double.IsFinite(row[h]) && rooms[h] != long.MinValue)
+            {
+                keys[count] = row[h];
+                order[count++] = h;
+            }
+        }
+
+        keys = keys[..count];
+        order = order[..count];
+        var budget = 8L * count;
+        var sorted = true;
+        for (var i = 1; i < count && sorted; i++)
+        {
+            var v = keys[i];
+            var h = order[i];
+            var at = i;
+            while (at > 0 && (keys[at - 1] > v || (keys[at - 1] == v && order[at - 1] > h)))
+            {
+                keys[at] = keys[at - 1];
+                order[at] = order[at - 1];
+                at--;
+                if (--budget < 0)
+                {
+                    sorted = false;
+                    break;
+                }
+            }
+
+            keys[at] = v;
+            order[at] = h;
+        }
+
+        if (!sorted)
+        {
+            // Every entry is still in the row once (the interrupted insertion put its value back), so a
+            // full sort by latency and then the runs of equal latency by host index finishes the job.
+            keys.Sort(order);
+            for (var i = 1; i < count; i++)
+            {
+                var h = order[i];
+                var at = i;
+                while (at > 0 && keys[at - 1] == keys[i] && order[at - 1] > h)
+                {
+                    order[at] = order[at - 1];
+                    at--;
+                }
+
+                order[at] = h;
+            }
+        }
+
+        r.OrderCount[p] = count;
+        r.OrderCursorAt[p] = -1; // the cursors point into the old ordering
+    }
+
+    /// <summary>
+    /// A one-user VM's best other host with room for it, by walking its vantage point's ordering: the
+    /// first such host is the answer <see cref="ScanFast"/> gives (the lowest latency, ties to the lowest
+    /// index). The walk starts at the cursor of the VM's vCPU class, which first moves past the leading
+    /// hosts that can take no VM of that class any more, for good in this evaluation; so once the near
+    /// hosts fill up, the walks of the VMs after that stay short.
+    /// </summary>
+    private static int WalkOrder(FleetSnapshot s, DecisionBuffer r, int p, int cur, long memory, int vcpus, long evaluation, out double bestScore)
+    {
+        var order = r.OrderHost.AsSpan(p * s.HostCount, r.OrderCount[p]);
+        if (r.OrderCursorAt[p] != evaluation)
+        {
+            Array.Clear(r.OrderCursor, p * DecisionBuffer.OrderClasses, DecisionBuffer.OrderClasses);
+            r.OrderCursorAt[p] = evaluation;
+        }
+
+        var roomMemory = r.RoomMemory;
+        var roomVCpus = r.RoomVCpus;
+        var minMemory = s.MinVmMemoryBytes;
+        var minVCpus = s.MinVmVCpus;
+        var i = 0;
+        if (vcpus >= 1)
+        {
+            // Class k holds the VMs with at least k + 1 vCPUs: a host with fewer, or with room for no VM
+            // at all, can take none of them for the rest of the evaluation.
+            var k = Math.Min(vcpus, DecisionBuffer.OrderClasses) - 1;
+            var cursors = r.OrderCursor.AsSpan(p * DecisionBuffer.OrderClasses, DecisionBuffer.OrderClasses);
+            for (var j = 0; j <= k; j++)
+            {
+                // A host no VM of a smaller class fits, fits none of this class either.
+                i = Math.Max(i, cursors[j]);
+            }
+
+            while (i < order.Length && (roomVCpus[order[i]] <= k || roomMemory[order[i]] < minMemory || roomVCpus[order[i]] < minVCpus))
+            {
+                i++;
+            }
+
+            cursors[k] = i;
+        }
+
+        for (; i < order.Length; i++)
+        {
+            var h = order[i];
+            if (h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+            {
+                bestScore = r.CellValue[(p * s.HostCount) + h];
+                return h;
+            }
+        }
+
+        bestScore = double.PositiveInfinity;
+        return -1;
     }
 
     /// <summary>
@@ -556,10 +709,25 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
     }
 
-    /// <summary>The best other host with room for the VM under the rooms as they are now: the index's search, or the scan when its lists run out.</summary>
+    /// <summary>
+    /// The open-host list is scanned directly once it is this short: cheaper than walking users' lists
+    /// whose hosts have mostly filled up (what happens in a window with many moves).
+    /// </summary>
+    private const int OpenScanMaximum = 32;
+
+    /// <summary>
+    /// The best other host with room for the VM under the rooms as they are now: the scan of the open hosts
+    /// when few are left, a one-user VM's ordering, the index's search, or the scan when its lists run out.
+    /// All give the answer <see cref="ScanFast"/> gives.
+    /// </summary>
     private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore) =>
         !indexed ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
+        : CompactOpen(s, r) <= OpenScanMaximum ? ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore)
+        : s.UserCount[vm] == 1 && r.OrderCount.Length == s.VantagePointCount
+            ? WalkOrder(s, r, s.UserVantage[s.UserStart[vm]], cur, memory, vcpus, r.EvaluationNumber, out bestScore)
         : SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
+        : s.UserCount[vm] <= 3 && r.OpenCount * 2 > s.HostCount
+            ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore) // most hosts open: the vectorised scan of all is cheaper
         : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
 
     /// <summary>
@@ -601,21 +769,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var roomMemory = r.RoomMemory;
         var roomVCpus = r.RoomVCpus;
         var open = r.OpenHosts;
-        if (r.OpenStale)
-        {
-            var kept = 0;
-            for (var i = 0; i < r.OpenCount; i++)
-            {
-                var h = open[i];
-                if (roomMemory[h] >= s.MinVmMemoryBytes && roomVCpus[h] >= s.MinVmVCpus)
-                {
-                    open[kept++] = h;
-                }
-            }
-
-            r.OpenCount = kept;
-            r.OpenStale = false;
-        }
+        CompactOpen(s, r);
 
         var hosts = s.HostCount;
         var start = s.UserStart[vm];
@@ -653,6 +807,29 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         bestScore = bestValue;
         return best;
+    }
+
+    /// <summary>Drops the hosts that filled up from the open-host list; returns how many are left.</summary>
+    private static int CompactOpen(FleetSnapshot s, DecisionBuffer r)
+    {
+        if (r.OpenStale)
+        {
+            var open = r.OpenHosts;
+            var kept = 0;
+            for (var i = 0; i < r.OpenCount; i++)
+            {
+                var h = open[i];
+                if (r.RoomMemory[h] >= s.MinVmMemoryBytes && r.RoomVCpus[h] >= s.MinVmVCpus)
+                {
+                    open[kept++] = h;
+                }
+            }
+
+            r.OpenCount = kept;
+            r.OpenStale = false;
+        }
+
+        return r.OpenCount;
     }
 
     /// <summary>Where every VM runs before this evaluation's moves: its host, or a running migration's destination.</summary>
@@ -1453,13 +1630,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         for (var j = 0; j < s.UserCount[vm]; j++)
         {
             var vantage = s.UserVantage[start + j];
+            // The current host's own cell is read only when it could be the one stale cell: when the
+            // hosts fill up, most VMs end here, and that read is a cache miss each.
             var stale = r.StaleCount[vantage];
-            if (currentCounts && double.IsNaN(r.CellValue[(vantage * s.HostCount) + cur]))
-            {
-                stale--;
-            }
-
-            if (stale > 0)
+            if (stale > 1 || (stale == 1 && !(currentCounts && double.IsNaN(r.CellValue[(vantage * s.HostCount) + cur]))))
             {
                 return true;
             }

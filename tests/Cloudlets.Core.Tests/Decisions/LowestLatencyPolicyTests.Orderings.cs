@@ -1,0 +1,112 @@
+using Cloudlets.Core.Decisions;
+
+namespace Cloudlets.Core.Tests.Decisions;
+
+/// <summary>
+/// The per-vantage-point host orderings (walked by one-user VMs once their nearest-host list holds no
+/// host with room, with cursors past the hosts that filled up during the evaluation) must decide exactly
+/// what scanning every host decides — in particular while the hosts fill up within one evaluation.
+/// </summary>
+public partial class LowestLatencyPolicyTests
+{
+    [TestCase(31)]
+    [TestCase(32)]
+    [TestCase(33)]
+    public void Evaluate_HostsFillUpDuringTheEvaluation_SameDecisionsAsScanningEveryHost(int seed)
+    {
+        // Enough hosts for the default depth of 16 and for more than the open hosts scanned directly; few
+        // vCPUs per host, so that the moves of one evaluation fill most of them; VMs of 1–5 vCPUs (every
+        // cursor class); a 5 ms latency grid (many ties); new samples on a vantage point between windows.
+        const int hostCount = 160, vantagePoints = 6, vmCount = 3000, windows = 4;
+        var indexed = OrderingFleet(seed, hostCount, vantagePoints, vmCount);
+        var scanned = OrderingFleet(seed, hostCount, vantagePoints, vmCount);
+        var indexPolicy = Policy(windows: 1, o => { o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var fast = new DecisionBuffer(indexed, recordCandidates: false);
+        var slow = new DecisionBuffer(scanned, recordCandidates: false);
+        var noRoom = 0;
+        for (var window = 0; window < windows; window++)
+        {
+            indexPolicy.Evaluate(indexed, fast);
+            scanPolicy.Evaluate(scanned, slow);
+            for (var vm = 0; vm < vmCount; vm++)
+            {
+                var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
+                var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+                Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
+                noRoom += a.Item2 == DecisionReason.NoCandidates ? 1 : 0;
+            }
+
+            Assert.That(fast.MoveCount, Is.GreaterThan(100), $"window {window}: too few moves to fill the hosts");
+            indexed.AdvanceConfirmations(fast);
+            scanned.AdvanceConfirmations(slow);
+            // New samples a little off the old ones (a tenth of the hosts 5 ms worse or better): the
+            // ordering is rebuilt by insertion from the previous one, ties to the lower host index.
+            var p = window % vantagePoints;
+            for (var h = 0; h < hostCount; h++)
+            {
+                var ms = indexed.LatencyOf(p, h).MedianMs + (h % 10 != window ? 0 : h % 20 < 10 ? 5 : -5);
+                indexed.SetLatency(p, h, Summary(Math.Max(5, ms), Now));
+                scanned.SetLatency(p, h, Summary(Math.Max(5, ms), Now));
+            }
+        }
+
+        // The hosts must really have filled up: some VMs found no host with room at all.
+        Assert.That(noRoom, Is.GreaterThan(0), "the hosts never filled up: the cursors were not exercised");
+    }
+
+    [Test]
+    public void Evaluate_RulesClearedAfterAnEvaluationWithThem_SameDecisionsAsScanningEveryHost()
+    {
+        // With rules the policy takes the checked scan and no orderings are made; the first evaluation
+        // without rules must build them for every vantage point, not only for rows that changed.
+        const int hostCount = 160, vantagePoints = 6, vmCount = 3000;
+        var indexed = OrderingFleet(34, hostCount, vantagePoints, vmCount);
+        var scanned = OrderingFleet(34, hostCount, vantagePoints, vmCount);
+        var indexPolicy = Policy(windows: 1, o => { o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
+        var fast = new DecisionBuffer(indexed, recordCandidates: false);
+        var slow = new DecisionBuffer(scanned, recordCandidates: false);
+        indexed.SetRules(new PlacementRules { DrainedHosts = ["h0"] });
+        indexPolicy.Evaluate(indexed, fast);
+        indexed.SetRules(PlacementRules.Empty);
+        indexPolicy.Evaluate(indexed, fast);
+        scanPolicy.Evaluate(scanned, slow);
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
+            var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+            Assert.That(a, Is.EqualTo(b), $"vm{vm}: indexed vs scanned");
+        }
+    }
+
+    private static FleetSnapshot OrderingFleet(int seed, int hosts, int vantagePoints, int vms)
+    {
+        var random = new Random(seed);
+        var definitions = Enumerable.Range(0, vms).Select(v => new VmDefinition(
+            $"vm{v}",
+            [.. Enumerable.Range(0, random.NextDouble() < 0.8 ? 1 : 2).Select(_ => new VmUser($"p{random.Next(vantagePoints)}", 1 + random.Next(3)))])).ToArray();
+        var s = new FleetSnapshot([.. Enumerable.Range(0, hosts).Select(h => $"h{h}")], definitions) { Now = Now };
+        for (var h = 0; h < hosts; h++)
+        {
+            var availability = random.NextDouble() < 0.05 ? HostAvailability.Down : HostAvailability.Available;
+            var free = random.NextDouble() < 0.1 ? 300L << 20 : (4L + random.Next(8)) << 30;
+            s.SetHost(h, availability, free, 2 + random.Next(10));
+        }
+
+        for (var p = 0; p < s.VantagePointCount; p++)
+        {
+            for (var h = 0; h < hosts; h++)
+            {
+                s.SetLatency(p, h, Summary(5 + (5 * random.Next(30)), Now - TimeSpan.FromSeconds(random.Next(3))));
+            }
+        }
+
+        for (var v = 0; v < vms; v++)
+        {
+            s.SetPlacement(v, random.Next(hosts), (256L << 20) * (1 + random.Next(8)), 1 + random.Next(5));
+        }
+
+        return s;
+    }
+}
