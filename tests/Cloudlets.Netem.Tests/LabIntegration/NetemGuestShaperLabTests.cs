@@ -20,7 +20,7 @@ namespace Cloudlets.Netem.Tests.LabIntegration;
 public sealed class NetemGuestShaperLabTests
 {
     private const string Owner = "ng-wire";
-    private const int Probes = 20;
+    private const int Probes = 30;
     private NetemGuestLab lab = null!;
     private SshCommandRunner ssh = null!;
     private double baseline;
@@ -123,6 +123,9 @@ public sealed class NetemGuestShaperLabTests
         {
             var state = await shaper.ApplyAsync(plan);
             var qdiscs = await QdiscsAsync();
+            TestContext.Progress.WriteLine("capture tc -j qdisc show: " + (await Tc("-j", "qdisc", "show")).StandardOutput.Trim());
+            var root = qdiscs.Single(q => q.GetProperty("kind").GetString() == "htb").GetProperty("handle").GetString()!;
+            TestContext.Progress.WriteLine("capture tc -j filter show dev eth0 parent " + root + ": " + (await Tc("-j", "filter", "show", "dev", "eth0", "parent", root)).StandardOutput.Trim());
             var near = await lab.MedianRttAsync(Probes);
             var far = await lab.MedianRttAsync(Probes, lab.SecondEdgeAddress);
             using (Assert.EnterMultipleScope())
@@ -160,6 +163,90 @@ public sealed class NetemGuestShaperLabTests
         {
             await Tc("qdisc", "del", "dev", "eth0", "root");
         }
+    }
+
+    [Test]
+    public async Task ApplyAsync_Ingress50ThroughIfb_EdgeSeesBaselinePlus50AndClearRemovesTheIfb()
+    {
+        await using var shaper = NewShaper();
+        var plan = new ShapingPlan(Owner, [new ShapingRule("eth0", ShapingDirection.Ingress, TrafficMatch.All, Impairment.FromDelay(50)) { Name = "in" }]);
+        try
+        {
+            await shaper.ApplyAsync(plan);
+            var all = (await Tc("-j", "qdisc", "show")).StandardOutput;
+            TestContext.Progress.WriteLine("capture tc -j qdisc show (ingress): " + all.Trim());
+            var measured = await lab.MedianRttAsync(Probes);
+            using (Assert.EnterMultipleScope())
+            {
+                NetemGuestLab.AssertDelay(measured, baseline, 50, "ingress netem 50 ms through IFB on the guest's eth0");
+                Assert.That(all, Does.Contain("\"kind\":\"ingress\"").And.Contain("\"kind\":\"netem\""));
+                Assert.That(shaper.Plan(plan, await shaper.ShowAsync(Owner)).IsEmpty, Is.True, "the read-back state is the plan");
+            }
+        }
+        finally
+        {
+            await shaper.ClearAsync(Owner);
+        }
+
+        using var links = JsonDocument.Parse((await ssh.RunCheckedAsync(CommandLine.Of(GuestImage.NetemIpPath, "-j", "link", "show", "type", "ifb"))).StandardOutput);
+        var ifbs = links.RootElement.EnumerateArray().Select(l => l.GetProperty("ifname").GetString()).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That((await Tc("-j", "qdisc", "show")).StandardOutput, Does.Not.Contain("\"kind\":\"ingress\"").And.Not.Contain("\"kind\":\"netem\""));
+            Assert.That(ifbs, Is.SubsetOf(new[] { "ifb0", "ifb1" }), "the owner's IFB device is gone (the ifb module's own ifb0 and ifb1 stay)");
+        }
+    }
+
+    [Test]
+    public async Task ApplyAsync_Jitter20_SpreadsTheRttsAroundTheDelay()
+    {
+        await using var shaper = NewShaper();
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth0", new Impairment { Delay = TimeSpan.FromMilliseconds(100), Jitter = TimeSpan.FromMilliseconds(20) })]);
+        List<double> rtts;
+        try
+        {
+            await shaper.ApplyAsync(plan);
+            rtts = [.. (await lab.PingAsync(200, intervalMs: 20)).Order()];
+        }
+        finally
+        {
+            await shaper.ClearAsync(Owner);
+        }
+
+        // Uniform jitter of ±20 ms (netem's default distribution) on 100 ms: mean 100, standard deviation 20/√3 = 11.5 ms.
+        var mean = rtts.Average() - baseline;
+        var sd = Math.Sqrt(rtts.Select(r => (r - rtts.Average()) * (r - rtts.Average())).Sum() / (rtts.Count - 1));
+        TestContext.Progress.WriteLine($"jitter 20 ms on 100 ms: {rtts.Count} probes, mean {mean:0.000} ms over baseline, sd {sd:0.000} ms (uniform: 11.547), min {rtts[0]:0.000}, max {rtts[^1]:0.000}");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(rtts, Has.Count.GreaterThanOrEqualTo(195));
+            Assert.That(mean, Is.EqualTo(100).Within(1 + 2 + (4 * 11.547 / Math.Sqrt(rtts.Count))), "the mean is the delay (4 standard errors, 1 ms + 2 %)");
+            Assert.That(sd, Is.InRange(11.547 * 0.75, 11.547 * 1.25 + 1), "the spread of uniform ±20 ms jitter");
+            Assert.That(rtts[0], Is.GreaterThanOrEqualTo(80 - 0.5), "never earlier than delay - jitter");
+        }
+    }
+
+    [Test]
+    public async Task ApplyAsync_Loss20_LosesAFifthOfTheReplies()
+    {
+        const int Count = 400;
+        await using var shaper = NewShaper();
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth0", new Impairment { LossPercent = 20 })]);
+        int received;
+        try
+        {
+            await shaper.ApplyAsync(plan);
+            received = (await lab.PingAsync(Count, intervalMs: 10)).Count;
+        }
+        finally
+        {
+            await shaper.ClearAsync(Owner);
+        }
+
+        // Binomial(400, 0.2): 80 lost, standard deviation 8; 4 standard deviations either way.
+        var lost = Count - received;
+        TestContext.Progress.WriteLine($"loss 20 %: {lost} of {Count} replies lost ({100.0 * lost / Count:0.0} %; binomial 80 ± 8)");
+        Assert.That(lost, Is.InRange(80 - 32, 80 + 32));
     }
 
     private static string WithoutCounters(string json) => System.Text.RegularExpressions.Regex.Replace(json, "\"(bytes|packets|drops|overlimits|requeues|backlog|qlen|direct_packets_stat)\":[0-9]+,?", "");
