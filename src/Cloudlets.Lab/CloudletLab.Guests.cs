@@ -59,7 +59,7 @@ public sealed partial class CloudletLab
 
         var image = options.NetemHost ? await NetemGuestImageAsync(guest, host, _netemImage!, cancellationToken).ConfigureAwait(false) : _image!;
         var xmlFile = Path.Combine(_paths.LabFolder(Name), guest.Name + ".xml");
-        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null, options.DirtyRateMiBps), cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null, options.DirtyRateMiBps, acpi: options.NetemHost), cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.GetTimestamp();
         await VirshAsync(host, ["define", xmlFile], cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.GuestDefined(guest.Index));

@@ -380,7 +380,12 @@ internal static class GuestDomain
     /// <param name="servicePort">Its state service's port.</param>
     /// <param name="onLinkRoute">A network the guest routes on-link besides its own (the lab's other sites), or null.</param>
     /// <param name="dirtyRateMiBps">MiB of its memory the guest rewrites every second (0: none).</param>
-    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null, int dirtyRateMiBps = 0)
+    /// <param name="acpi">
+    /// Whether the guest gets ACPI, and with it the HPET and the ACPI PM timer. Without them the guest kernel
+    /// cannot calibrate its TSC under TCG and keeps time with jiffies (4 ms steps), which a netem host cannot
+    /// afford: its delays would be released up to 4 ms early or late.
+    /// </param>
+    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null, int dirtyRateMiBps = 0, bool acpi = false)
     {
         var cmdline = $"console=ttyS0 panic=-1 quiet cloudlets.addr={addressWithPrefix} cloudlets.port={servicePort}"
             + (onLinkRoute is null ? "" : " cloudlets.route=" + onLinkRoute)
@@ -395,6 +400,7 @@ internal static class GuestDomain
                 new System.Xml.Linq.XElement("kernel", image.KernelPath),
                 new System.Xml.Linq.XElement("initrd", image.InitrdPath),
                 new System.Xml.Linq.XElement("cmdline", cmdline)),
+            acpi ? new System.Xml.Linq.XElement("features", new System.Xml.Linq.XElement("acpi")) : null,
             new System.Xml.Linq.XElement("on_poweroff", "destroy"),
             new System.Xml.Linq.XElement("on_reboot", "restart"),
             new System.Xml.Linq.XElement("on_crash", "destroy"),
