@@ -253,5 +253,79 @@ public sealed class NetemGuestShaperLabTests
         Assert.That(lost, Is.InRange(80 - 32, 80 + 32));
     }
 
+    /// <summary>
+    /// Passes commands to the guest until the <c>n</c>-th command that changes something, which it never runs: it
+    /// throws instead, as if the shaping process died there (no rollback runs, the kernel keeps the half-built tree).
+    /// </summary>
+    private sealed class DyingRunner(ICommandRunner inner, int n) : ICommandRunner
+    {
+        private int mutations;
+
+        public Task<CommandResult> RunAsync(CommandLine command, CancellationToken cancellationToken = default)
+        {
+            var read = command.Arguments.Any(a => a is "show" or "list" or "-V") || command.Program == "find";
+            if (!read && ++mutations >= n)
+            {
+                throw new IOException($"killed before {command}");
+            }
+
+            return inner.RunAsync(command, cancellationToken);
+        }
+    }
+
+    private ShapingPlan TwoDestinations() => new(Owner,
+    [
+        ShapingRule.Egress("eth0", Impairment.FromDelay(20), TrafficMatch.To(lab.EdgeAddress)) with { Name = "near" },
+        ShapingRule.Egress("eth0", Impairment.FromDelay(300), TrafficMatch.To(lab.SecondEdgeAddress)) with { Name = "far" },
+    ]);
+
+    /// <summary>Applies <see cref="TwoDestinations"/> through a runner that dies at its 6th change (the handle recorded, the HTB root and a class made, no netem yet).</summary>
+    private async Task KillMidApplyAsync()
+    {
+        await using var dying = new TcNetemShaper(new DyingRunner(ssh, 6), options: Programs);
+        Assert.ThrowsAsync<IOException>(() => dying.ApplyAsync(TwoDestinations()));
+        var half = await QdiscsAsync();
+        Assert.That(half.Any(q => q.GetProperty("kind").GetString() == "htb"), Is.True, "the kill left a half-built tree");
+        Assert.That(NetemDelaysMs(half), Is.Empty, "the kill came before any netem leaf");
+    }
+
+    [Test]
+    public async Task ApplyAsync_AfterAShaperKilledMidApply_ConvergesToThePlan()
+    {
+        await KillMidApplyAsync();
+        await using var shaper = NewShaper();
+        try
+        {
+            await shaper.ApplyAsync(TwoDestinations());
+            var qdiscs = await QdiscsAsync();
+            var near = await lab.MedianRttAsync(Probes);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(NetemDelaysMs(qdiscs), Is.EqualTo(new[] { 20.0, 300.0 }).Within(0.001), "both leaves, once each");
+                Assert.That(shaper.Plan(TwoDestinations(), await shaper.ShowAsync(Owner)).IsEmpty, Is.True, "the next apply converged");
+                NetemGuestLab.AssertDelay(near, baseline, 20, "20 ms after the converging apply");
+            }
+        }
+        finally
+        {
+            await shaper.ClearAsync(Owner);
+        }
+    }
+
+    [Test]
+    public async Task ClearAsync_AfterAShaperKilledMidApply_RemovesTheHalfBuiltTreeAndTheHandle()
+    {
+        await KillMidApplyAsync();
+        await using var shaper = NewShaper();
+        await shaper.ClearAsync(Owner);
+        var records = await ssh.RunAsync(CommandLine.Of("find", Cloudlets.Netem.Tc.TcHandleRecord.DefaultDirectory, "-mindepth", "2", "-maxdepth", "2", "-type", "d"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(await QdiscsAsync(), Has.None.Matches<JsonElement>(q => q.GetProperty("kind").GetString() is "htb" or "netem"), "nothing of the half-built tree is left");
+            Assert.That((await shaper.ShowAsync(Owner)).IsEmpty, Is.True);
+            Assert.That(records.StandardOutput, Does.Not.Contain(Owner), "the owner's handle record is given back");
+        }
+    }
+
     private static string WithoutCounters(string json) => System.Text.RegularExpressions.Regex.Replace(json, "\"(bytes|packets|drops|overlimits|requeues|backlog|qlen|direct_packets_stat)\":[0-9]+,?", "");
 }
