@@ -44,7 +44,7 @@ internal static class NetemTool
                 await programs.FindIproute2Async(ssh, stop);
             }
 
-            var inspector = new DeviceInspector(new ResolvingRunner(runner, programs));
+            var inspector = new DeviceInspector(new ResolvingRunner(runner, programs), ssh?.Destination);
             return line.Verb switch
             {
                 "set" => await SetAsync(line, runner, programs, inspector, output, error, stop),
