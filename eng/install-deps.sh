@@ -13,7 +13,9 @@ packages=(libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qem
           # Servers the lab and the tests start themselves, on addresses inside their own namespaces
           # or loopback: MQTT broker, etcd, Prometheus, OpenSSH, TLS tooling and SASL.
           mosquitto mosquitto-clients etcd-server etcd-client prometheus openssh-server openssh-client
-          gnutls-bin sasl2-bin libsasl2-modules)
+          gnutls-bin sasl2-bin libsasl2-modules
+          # The netem guest's SSH server (its binary is copied into the guest image).
+          dropbear-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -55,6 +55,9 @@ internal sealed record LabCommandLine(
     /// <summary>For <c>up</c>: MiB/s each guest it starts rewrites of its memory (0 to <see cref="LabGuestOptions.MaxDirtyRateMiBps"/>). The default is 0.</summary>
     public int DirtyRate { get; init; }
 
+    /// <summary>For <c>up</c>: whether the guests it starts are netem hosts (<c>--netem-guest</c>; one on cloudlet-1 when no <c>--guest-on</c>).</summary>
+    public bool NetemGuest { get; init; }
+
     /// <summary>For <c>up</c>: how the hosts' libvirtd is reached. The default is TCP.</summary>
     public LabTransport Transport { get; init; }
 
@@ -63,7 +66,7 @@ internal sealed record LabCommandLine(
 
     /// <summary>The short usage printed after a usage error (the whole story is in <c>--help</c>).</summary>
     public const string Synopsis = """
-        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
+        usage: cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--netem-guest] [--agents [--agent DLL]]
                cloudlets-lab status [--json] [--name NAME]
                cloudlets-lab down [--name NAME]
                cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -189,6 +192,7 @@ internal sealed record LabCommandLine(
             Matrix = matrix,
             AgentAssembly = agentAssembly,
             DirtyRate = dirtyRate,
+            NetemGuest = verb == "up" && result.GetValue(commands.NetemGuest),
             Transport = verb != "up" ? LabTransport.Tcp : result.GetValue(commands.Transport) switch
             {
                 "tls" => LabTransport.Tls,

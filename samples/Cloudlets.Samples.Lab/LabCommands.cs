@@ -56,6 +56,7 @@ internal sealed class LabCommands
             Description = "Each guest this up starts rewrites this many MiB of its memory every second (0 to 128; default 0), so a migration slower than that does not converge.",
             DefaultValueFactory = _ => 0,
         };
+        NetemGuest = new Option<bool>("--netem-guest") { Description = "Each guest this up starts is a real netem host: the guest kernel's netem, HTB, u32, IFB and mirred modules, iproute2's tc and ip at /usr/sbin, and an SSH server (Dropbear, keys only, its host key pinned in a known_hosts file the lab writes); status --json lists it under netemGuests with its SSH credentials. Without --guest-on, one guest on cloudlet-1." };
         Sites = new Option<int>("--sites") { HelpName = "M", Description = "How many sites where users are (1 to 8): site-1 is the edge, site-2 .. site-M each get a namespace and subnet of their own.", DefaultValueFactory = _ => 1 };
         Matrix = new Option<string?>("--matrix")
         {
@@ -74,7 +75,7 @@ internal sealed class LabCommands
 
         Up = new Command("up", "Brings the lab up (or leaves a healthy one of the same shape alone) and prints its status, start-up time and guest boot times.")
         {
-            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate, Agents, Agent,
+            Hosts, Sites, GuestOn, Name, Cache, Transport, DirtyRate, NetemGuest, Agents, Agent,
         };
         Status = new Command("status", "Prints the lab's hosts, guests, addresses and health.") { Json, Name };
         Down = new Command("down", "Tears the lab down: removes everything it recorded as its own, and says what it left alone or behind.") { Name };
@@ -138,6 +139,9 @@ internal sealed class LabCommands
     public Option<string?> Matrix { get; }
 
     public Option<string[]> GuestOn { get; }
+
+    /// <summary><c>--netem-guest</c> of <c>up</c>.</summary>
+    public Option<bool> NetemGuest { get; }
 
     /// <summary><c>--dirty-rate MIBPS</c> of <c>up</c>.</summary>
     public Option<int> DirtyRate { get; }

@@ -1,5 +1,5 @@
 // cloudlets-lab: bring a cloudlet lab up, show it, tear it down.
-//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--agents [--agent DLL]]
+//   cloudlets-lab up --hosts N [--sites M] [--guest-on HOST]... [--name NAME] [--cache FOLDER] [--transport tcp|tls|ssh|tls-sasl] [--dirty-rate MIBPS] [--netem-guest] [--agents [--agent DLL]]
 //   cloudlets-lab status [--json] [--name NAME]
 //   cloudlets-lab down [--name NAME]
 //   cloudlets-lab shape HOST DELAY [HOST DELAY]... [--for SECONDS] [--name NAME]
@@ -141,7 +141,7 @@ static int Fail(string message, int code = 2)
 
 static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, CancellationToken ct)
 {
-    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithSites(options.Sites).WithTransport(options.Transport).WithGuestOptions(new LabGuestOptions { DirtyRateMiBps = options.DirtyRate }).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
+    var builder = new CloudletLabBuilder().WithName(options.Name).WithHosts(options.Hosts).WithSites(options.Sites).WithTransport(options.Transport).WithGuestOptions(new LabGuestOptions { DirtyRateMiBps = options.DirtyRate, NetemHost = options.NetemGuest }).WithKeepRunningOnDispose().WithLogger(logger).WithPhaseObserver(Reached);
     if (options.CacheFolder is not null)
     {
         builder.WithCacheFolder(options.CacheFolder);
@@ -152,7 +152,7 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
         builder.WithAgents(new Cloudlets.Lab.Agents.LabAgentOptions { AgentAssembly = agent });
     }
 
-    foreach (var host in options.GuestsOn)
+    foreach (var host in options.GuestsOn.Count == 0 && options.NetemGuest ? ["cloudlet-1"] : options.GuestsOn)
     {
         builder.WithGuestOn(host);
     }
@@ -161,7 +161,7 @@ static async Task<int> UpAsync(LabCommandLine options, StderrLogger logger, Canc
     var lab = builder.Build();
     await using (var existing = CloudletLab.Attach(options.Name))
     {
-        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && (existing.Broker is not null) == (options.AgentAssembly is not null) && await existing.IsHealthyAsync(ct))
+        if (existing is not null && existing.RecordedPhase == "ready" && existing.Hosts.Count == options.Hosts && existing.Sites.Count == options.Sites && existing.Options.Transport == options.Transport && (existing.Broker is not null) == (options.AgentAssembly is not null) && (existing.NetemGuests.Count > 0) == options.NetemGuest && await existing.IsHealthyAsync(ct))
         {
             Console.WriteLine($"lab {options.Name} is already up:");
             Console.WriteLine((await existing.GetStatusAsync(ct)).ToString());

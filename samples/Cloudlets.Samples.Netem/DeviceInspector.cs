@@ -14,7 +14,7 @@ internal sealed class CannotShapeException(string message, Exception innerExcept
 /// whether the namespace and the device exist, and whether something that is not cloudlets-netem's is in the
 /// way (a root qdisc, an iptables mangle rule on the device). Reads only.
 /// </summary>
-internal sealed class DeviceInspector(ICommandRunner runner)
+internal sealed class DeviceInspector(ICommandRunner runner, string? destination = null)
 {
     /// <summary>Throws <see cref="BadInputException"/> unless the namespace and the device exist.</summary>
     public async Task RequireDeviceAsync(string? networkNamespace, string device, CancellationToken cancellationToken)
@@ -112,5 +112,5 @@ internal sealed class DeviceInspector(ICommandRunner runner)
 
     private static string In(string? ns) => ns is null ? "" : $" in network namespace '{ns}'";
 
-    private string Where() => runner is Cloudlets.Netem.Ssh.SshCommandRunner ssh ? " on " + ssh.Destination : "";
+    private string Where() => destination is null ? "" : " on " + destination;
 }

@@ -27,6 +27,7 @@ internal static class NetemTool
         }
 
         SshCommandRunner? ssh = null;
+        var programs = new TcNetemShaperOptions();
         try
         {
             ICommandRunner runner = LocalCommandRunner.Instance;
@@ -38,14 +39,17 @@ internal static class NetemTool
                 });
                 await ssh.ConnectAsync(stop);
                 runner = ssh;
+
+                // A host whose shell is busybox runs busybox's tc and ip applets ahead of PATH: find iproute2's.
+                await programs.FindIproute2Async(ssh, stop);
             }
 
-            var inspector = new DeviceInspector(runner);
+            var inspector = new DeviceInspector(new ResolvingRunner(runner, programs), ssh?.Destination);
             return line.Verb switch
             {
-                "set" => await SetAsync(line, runner, inspector, output, error, stop),
-                "show" => await ShowAsync(line, runner, inspector, output, error, stop),
-                _ => await DeleteAsync(line, runner, inspector, output, error, stop),
+                "set" => await SetAsync(line, runner, programs, inspector, output, error, stop),
+                "show" => await ShowAsync(line, runner, programs, inspector, output, error, stop),
+                _ => await DeleteAsync(line, runner, programs, inspector, output, error, stop),
             };
         }
         catch (Exception ex) when (ex is BadInputException or ShapingValidationException or UnsupportedImpairmentException or ForeignQdiscException
@@ -93,12 +97,12 @@ internal static class NetemTool
         }
     }
 
-    private static async Task<int> SetAsync(NetemCommandLine line, ICommandRunner runner, DeviceInspector inspector, TextWriter output, TextWriter error, CancellationToken stop)
+    private static async Task<int> SetAsync(NetemCommandLine line, ICommandRunner runner, TcNetemShaperOptions programs, DeviceInspector inspector, TextWriter output, TextWriter error, CancellationToken stop)
     {
         var plan = line.Plan();
         ShapingPlanValidator.Validate(plan);
         await inspector.RequireDeviceAsync(line.NetworkNamespace, line.Device, stop);
-        await using var shaper = await CreateShaperAsync(line, runner, probe: true, stop);
+        await using var shaper = await CreateShaperAsync(runner, programs, probe: true, stop);
         await error.WriteLineAsync($"{Name}: backend {shaper.Capabilities.Backend} ({shaper.Capabilities.Reason})");
         var holds = shaper is NfQueueShaper;
 
@@ -145,18 +149,18 @@ internal static class NetemTool
         return 0;
     }
 
-    private static async Task<int> ShowAsync(NetemCommandLine line, ICommandRunner runner, DeviceInspector inspector, TextWriter output, TextWriter error, CancellationToken stop)
+    private static async Task<int> ShowAsync(NetemCommandLine line, ICommandRunner runner, TcNetemShaperOptions programs, DeviceInspector inspector, TextWriter output, TextWriter error, CancellationToken stop)
     {
         await inspector.RequireDeviceAsync(line.NetworkNamespace, line.Device, stop);
-        await using var shaper = await CreateShaperAsync(line, runner, probe: false, stop);
+        await using var shaper = await CreateShaperAsync(runner, programs, probe: false, stop);
         var state = await shaper.ShowAsync(line.Owner, stop);
         WriteState(output, line, state, shaper.Capabilities.Backend, line.Json);
         return 0;
     }
 
-    private static async Task<int> DeleteAsync(NetemCommandLine line, ICommandRunner runner, DeviceInspector inspector, TextWriter output, TextWriter error, CancellationToken stop)
+    private static async Task<int> DeleteAsync(NetemCommandLine line, ICommandRunner runner, TcNetemShaperOptions programs, DeviceInspector inspector, TextWriter output, TextWriter error, CancellationToken stop)
     {
-        await using var shaper = await CreateShaperAsync(line, runner, probe: false, stop);
+        await using var shaper = await CreateShaperAsync(runner, programs, probe: false, stop);
         var state = await shaper.ShowAsync(line.Owner, stop);
         if (state.IsEmpty)
         {
@@ -184,16 +188,16 @@ internal static class NetemTool
     /// factory probe the remote kernel (no netem there is <see cref="NetemUnavailableException"/>); "show" and "del"
     /// only read and remove tc state, which needs no netem, so they use the tc backend without a probe.
     /// </summary>
-    private static async Task<INetemShaper> CreateShaperAsync(NetemCommandLine line, ICommandRunner runner, bool probe, CancellationToken stop)
+    private static async Task<INetemShaper> CreateShaperAsync(ICommandRunner runner, TcNetemShaperOptions programs, bool probe, CancellationToken stop)
     {
         if (runner is SshCommandRunner && !probe)
         {
-            return new TcNetemShaper(runner, reason: "remote host (tc netem only)");
+            return new TcNetemShaper(runner, reason: "remote host (tc netem only)", options: programs);
         }
 
         try
         {
-            return await NetemShaperFactory.CreateAsync(new NetemShaperFactoryOptions { Runner = runner is SshCommandRunner ? runner : null }, stop);
+            return await NetemShaperFactory.CreateAsync(new NetemShaperFactoryOptions { Runner = runner is SshCommandRunner ? runner : null, TcNetem = programs }, stop);
         }
         catch (ShapingException ex) when (ex.GetType() == typeof(ShapingException))
         {
@@ -320,6 +324,13 @@ internal static class NetemTool
     private static string In(string? ns) => ns is null ? "" : $" (netns {ns})";
 
     private static string On(NetemCommandLine line) => line.Ssh is { } s ? $" on {s.User}@{s.Host}" : "";
+
+    /// <summary>The inspector's commands with tc and ip as the shaper runs them.</summary>
+    private sealed class ResolvingRunner(ICommandRunner inner, TcNetemShaperOptions programs) : ICommandRunner
+    {
+        public Task<CommandResult> RunAsync(CommandLine command, CancellationToken cancellationToken = default) =>
+            inner.RunAsync(programs.Resolve(command), cancellationToken);
+    }
 
     private static int UsageError(TextWriter error, string message)
     {

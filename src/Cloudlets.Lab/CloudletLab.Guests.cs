@@ -38,9 +38,17 @@ public sealed partial class CloudletLab
                 throw new LabConfigurationException($"A lab has at most {LabNaming.MaxGuests} guests.");
             }
 
-            _image ??= await GuestImage.EnsureAsync(_options.CacheFolder, _runner, cancellationToken).ConfigureAwait(false);
+            if (options.NetemHost)
+            {
+                _netemImage ??= await GuestImage.EnsureAsync(_options.CacheFolder, _runner, netemHost: true, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                _image ??= await GuestImage.EnsureAsync(_options.CacheFolder, _runner, cancellationToken).ConfigureAwait(false);
+            }
+
             var index = _guests.Count + 1;
-            guest = new LabGuest(LabNaming.GuestName(index), index, host.Name, Plan.Guest(index), Plan.GuestMac(index), GuestImage.ServicePort);
+            guest = new LabGuest(LabNaming.GuestName(index), index, host.Name, Plan.Guest(index), Plan.GuestMac(index), GuestImage.ServicePort) { NetemHost = options.NetemHost };
             _guests.Add(guest);
             SaveState();
         }
@@ -49,8 +57,9 @@ public sealed partial class CloudletLab
             _gate.Release();
         }
 
+        var image = options.NetemHost ? await NetemGuestImageAsync(guest, host, _netemImage!, cancellationToken).ConfigureAwait(false) : _image!;
         var xmlFile = Path.Combine(_paths.LabFolder(Name), guest.Name + ".xml");
-        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, _image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null, options.DirtyRateMiBps), cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(xmlFile, GuestDomain.Xml(guest.Name, image, LabAddressPlan.WithPrefix(guest.Address), guest.Mac, host.Bridge, guest.ServicePort, _sites.Count > 1 ? Plan.SitesNetwork : null, options.DirtyRateMiBps, acpi: options.NetemHost), cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.GetTimestamp();
         await VirshAsync(host, ["define", xmlFile], cancellationToken).ConfigureAwait(false);
         EnterPhase(LabPhases.GuestDefined(guest.Index));
@@ -142,7 +151,7 @@ public sealed partial class CloudletLab
             guests.Add(new LabGuestStatus(guest.Name, host?.Name, guest.Address));
         }
 
-        return new LabStatus(Name, Edge, Hosts, guests) { Sites = Sites, Broker = Broker, Agents = Broker is null ? [] : Agents };
+        return new LabStatus(Name, Edge, Hosts, guests) { Sites = Sites, Broker = Broker, Agents = Broker is null ? [] : Agents, NetemGuests = NetemGuests };
     }
 
     /// <summary>

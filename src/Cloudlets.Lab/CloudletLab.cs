@@ -48,6 +48,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
     private LabAddressPlan? _plan;
     private LabEdge? _edge;
     private GuestImageFiles? _image;
+    private GuestImageFiles? _netemImage;
     private TimeSpan _startup;
     private string _phase = "starting";
     private bool _started;
@@ -281,7 +282,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
         _hosts = [.. state.Hosts.Select(h => NewHost(h.Index))];
         _edge = new LabEdge(LabNaming.EdgeNamespace(Name), _plan.Edge);
         _sites = [.. Enumerable.Range(1, Math.Max(1, state.Sites.Count)).Select(NewSite)];
-        _guests.AddRange(state.Guests.Select(g => new LabGuest(LabNaming.GuestName(g.Index), g.Index, g.InitialHost, _plan.Guest(g.Index), _plan.GuestMac(g.Index), GuestImage.ServicePort)));
+        _guests.AddRange(state.Guests.Select(g => new LabGuest(LabNaming.GuestName(g.Index), g.Index, g.InitialHost, _plan.Guest(g.Index), _plan.GuestMac(g.Index), GuestImage.ServicePort) { NetemHost = g.NetemHost }));
         _namespaces.AddRange(state.Namespaces);
         _processes.AddRange(state.Processes);
         RestoreBroker(state.Broker);
@@ -381,7 +382,7 @@ public sealed partial class CloudletLab : IAsyncDisposable
                 Hosts = _stateHosts,
                 Sites = [.. _sites.Select(site => new LabStateSite(site.Index, site.Name, site.Namespace, site.Address.ToString()))],
                 Transport = LabState.TransportName(_options.Transport),
-                Guests = [.. _guests.Select(g => new LabStateGuest(g.Index, g.InitialHost))],
+                Guests = [.. _guests.Select(g => new LabStateGuest(g.Index, g.InitialHost) { NetemHost = g.NetemHost })],
                 Namespaces = [.. _namespaces],
                 Processes = [.. _processes],
                 Broker = BrokerState(),

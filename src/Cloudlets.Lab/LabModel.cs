@@ -111,7 +111,23 @@ public sealed record LabHost(string Name, int Index, IPAddress Address, string N
 /// <param name="Address">Its address (<c>198.18.K.(100+I)</c>), kept across migrations.</param>
 /// <param name="Mac">Its MAC address.</param>
 /// <param name="ServicePort">The TCP port of its state service (see <see cref="Guests.GuestImage.ServicePort"/>).</param>
-public sealed record LabGuest(string Name, int Index, string InitialHost, IPAddress Address, string Mac, int ServicePort);
+public sealed record LabGuest(string Name, int Index, string InitialHost, IPAddress Address, string Mac, int ServicePort)
+{
+    /// <summary>Whether it was started as a netem host (<see cref="Guests.LabGuestOptions.NetemHost"/>). The default is false.</summary>
+    public bool NetemHost { get; init; }
+}
+
+/// <summary>
+/// A guest that is a real netem host (<see cref="Guests.LabGuestOptions.NetemHost"/>), and how to reach it over
+/// SSH from the edge namespace: <c>ip netns exec EDGE ssh -i SSHKEY -o UserKnownHostsFile=KNOWNHOSTS SSHUSER@ADDRESS</c>.
+/// Its iproute2 programs are at <see cref="Guests.GuestImage.NetemTcPath"/> and <see cref="Guests.GuestImage.NetemIpPath"/>.
+/// </summary>
+/// <param name="Name">The domain name.</param>
+/// <param name="Address">Its address (the SSH server listens there, port 22).</param>
+/// <param name="SshUser">The user to log in as (<c>root</c>).</param>
+/// <param name="SshKey">The lab's client private key (OpenSSH format).</param>
+/// <param name="KnownHosts">The known_hosts file that pins the guest's host key to its address.</param>
+public sealed record LabNetemGuest(string Name, IPAddress Address, string SshUser, string SshKey, string KnownHosts);
 
 /// <summary>The process ids recorded for a host (from the daemons' pid files); 0 when none is recorded.</summary>
 /// <param name="Virtlogd">virtlogd's pid.</param>

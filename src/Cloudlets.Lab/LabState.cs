@@ -161,7 +161,11 @@ public sealed record LabStateBroker(int Port, string AgentAssembly, string? Dotn
 /// <summary>A guest in the state file.</summary>
 /// <param name="Index">I.</param>
 /// <param name="InitialHost">The host it was started on.</param>
-public sealed record LabStateGuest(int Index, string InitialHost);
+public sealed record LabStateGuest(int Index, string InitialHost)
+{
+    /// <summary>Whether it is a netem host. The default is false.</summary>
+    public bool NetemHost { get; init; }
+}
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(LabState))]
@@ -197,6 +201,9 @@ public sealed record LabPaths(string Root)
     /// and the <c>known_hosts</c> file that pins every host's key, the <c>keyfile</c> and <c>known_hosts</c> of its URIs.
     /// </summary>
     public string SshFolder(string lab) => Path.Combine(LabFolder(lab), "ssh");
+
+    /// <summary>The netem-host guests' SSH client key and known_hosts file of a lab.</summary>
+    public string NetemSshFolder(string lab) => Path.Combine(LabFolder(lab), "netem-ssh");
 
     /// <summary>The folder of subnet claims.</summary>
     public string SubnetFolder => Path.Combine(Root, "subnets");

@@ -23,6 +23,9 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
     /// <summary>The broker, when the lab runs one (see <see cref="CloudletLabOptions.Agents"/>). The default is none.</summary>
     public Agents.LabBroker? Broker { get; init; }
 
+    /// <summary>The guests that are real netem hosts, and their SSH credentials. The default is none.</summary>
+    public IReadOnlyList<LabNetemGuest> NetemGuests { get; init; } = [];
+
     /// <summary>The agents running now, by site. The default is none.</summary>
     public IReadOnlyList<Agents.LabAgent> Agents { get; init; } = [];
 
@@ -30,7 +33,7 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
     private IReadOnlyList<LabSite> AllSites => Sites.Count > 0 ? Sites : [new LabSite(LabNaming.SiteName(1), 1, Edge.Namespace, Edge.Address, LabNaming.SwitchPortForEdge)];
 
     /// <summary>
-    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"sites":[{"name":"site-1",…,"namespace":…,"address":…,"switchPort":…}],"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls"|"ssh","pkiPath":… (tls only),"sshUser":…,"sshKey":…,"knownHosts":… (ssh only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}]}</c>.
+    /// One JSON object: <c>{"edge":{"namespace":…,"address":…},"sites":[{"name":"site-1",…,"namespace":…,"address":…,"switchPort":…}],"hosts":[{"name":…,"address":…,"uri":…,"transport":"tcp"|"tls"|"ssh","pkiPath":… (tls only),"sshUser":…,"sshKey":…,"knownHosts":… (ssh only),"namespace":…}],"guests":[{"name":…,"host":…,"address":…}],"netemGuests":[{"name":…,"address":…,"sshUser":…,"sshKey":…,"knownHosts":…}]}</c>.
     /// </summary>
     public string ToJson()
     {
@@ -108,6 +111,19 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
             }
 
             json.WriteEndArray();
+            json.WriteStartArray("netemGuests");
+            foreach (var guest in NetemGuests)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", guest.Name);
+                json.WriteString("address", guest.Address.ToString());
+                json.WriteString("sshUser", guest.SshUser);
+                json.WriteString("sshKey", guest.SshKey);
+                json.WriteString("knownHosts", guest.KnownHosts);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
             if (Broker is { } broker)
             {
                 json.WriteStartObject("broker");
@@ -155,6 +171,12 @@ public sealed record LabStatus(string Name, LabEdge Edge, IReadOnlyList<LabHost>
         foreach (var guest in Guests)
         {
             sb.Append("  ").Append(guest.Name).Append(' ').Append(guest.Address).Append(" on ").AppendLine(guest.Host ?? "(no host runs it)");
+        }
+
+        foreach (var guest in NetemGuests)
+        {
+            sb.Append("  netem host ").Append(guest.Name).Append(": ssh -i ").Append(guest.SshKey).Append(" -o UserKnownHostsFile=").Append(guest.KnownHosts)
+                .Append(' ').Append(guest.SshUser).Append('@').Append(guest.Address).AppendLine(" (from the edge)");
         }
 
         if (Broker is { } b)

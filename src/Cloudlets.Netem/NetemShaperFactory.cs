@@ -81,7 +81,7 @@ public static class NetemShaperFactory
             return new NfQueueShaper(options.NfQueue, runner, loggers.CreateLogger<NfQueueShaper>(), "NFQUEUE chosen by the caller");
         }
 
-        var probe = await ProbeAsync(runner, probeNfQueue: local && options.Backend == ShapingBackend.Auto, cancellationToken).ConfigureAwait(false);
+        var probe = await ProbeAsync(runner, probeNfQueue: local && options.Backend == ShapingBackend.Auto, options.TcNetem, cancellationToken).ConfigureAwait(false);
         var logger = loggers.CreateLogger(typeof(NetemShaperFactory).FullName!);
         if (probe.Netem)
         {
@@ -109,9 +109,19 @@ public static class NetemShaperFactory
     /// Tries netem (and, locally, NFQUEUE) in a throwaway network namespace that is deleted afterwards,
     /// so nothing on the host is touched.
     /// </summary>
-    public static async Task<KernelProbeResult> ProbeAsync(ICommandRunner runner, bool probeNfQueue, CancellationToken cancellationToken = default)
+    public static Task<KernelProbeResult> ProbeAsync(ICommandRunner runner, bool probeNfQueue, CancellationToken cancellationToken = default) =>
+        ProbeAsync(runner, probeNfQueue, null, cancellationToken);
+
+    /// <summary>As <see cref="ProbeAsync(ICommandRunner, bool, CancellationToken)"/>, with tc and ip as <paramref name="programs"/> names them (null: <c>tc</c> and <c>ip</c>).</summary>
+    public static async Task<KernelProbeResult> ProbeAsync(ICommandRunner runner, bool probeNfQueue, TcNetemShaperOptions? programs, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(runner);
+        if (programs is not null)
+        {
+            var inner = runner;
+            runner = new ResolvingRunner(inner, programs);
+        }
+
         var ns = string.Create(CultureInfo.InvariantCulture, $"cln-probe-{Environment.ProcessId}-{Random.Shared.Next(0x10000):x4}");
         var add = await runner.RunAsync(CommandLine.Of("ip", "netns", "add", ns), cancellationToken).ConfigureAwait(false);
         if (!add.Succeeded)
@@ -155,5 +165,11 @@ public static class NetemShaperFactory
         {
             await runner.RunAsync(CommandLine.Of("ip", "netns", "del", ns), CancellationToken.None).ConfigureAwait(false);
         }
+    }
+
+    private sealed class ResolvingRunner(ICommandRunner inner, TcNetemShaperOptions programs) : ICommandRunner
+    {
+        public Task<CommandResult> RunAsync(CommandLine command, CancellationToken cancellationToken = default) =>
+            inner.RunAsync(programs.Resolve(command), cancellationToken);
     }
 }

@@ -25,7 +25,21 @@ public sealed class TcNetemShaperOptions : IValidatableOptions
     /// </summary>
     public string HandleRecordDirectory { get; set; } = Tc.TcHandleRecord.DefaultDirectory;
 
+    /// <summary>
+    /// The iproute2 <c>tc</c> program on the shaped host: a name looked up in its PATH, or an absolute path. The
+    /// default is <c>tc</c>. A host whose shell or <c>env</c> is busybox runs busybox's own <c>tc</c> applet ahead
+    /// of PATH (it knows neither netem nor <c>-j</c>), so such a host needs the absolute path of iproute2's;
+    /// <see cref="FindIproute2Async"/> finds it.
+    /// </summary>
+    public string TcPath { get; set; } = "tc";
+
+    /// <summary>The iproute2 <c>ip</c> program on the shaped host, as <see cref="TcPath"/>. The default is <c>ip</c>.</summary>
+    public string IpPath { get; set; } = "ip";
+
     internal const string DefaultOwnerLockDirectory = "/run/cloudlets-netem/owners";
+
+    /// <summary>Where iproute2 usually installs tc and ip, tried after the plain name.</summary>
+    private static readonly string[] Iproute2Folders = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
     /// <inheritdoc />
     public void Validate(OptionsErrors errors)
@@ -33,6 +47,58 @@ public sealed class TcNetemShaperOptions : IValidatableOptions
         ArgumentNullException.ThrowIfNull(errors);
         AbsoluteDirectory(errors, nameof(OwnerLockDirectory), OwnerLockDirectory);
         AbsoluteDirectory(errors, nameof(HandleRecordDirectory), HandleRecordDirectory);
+        Program(errors, nameof(TcPath), TcPath);
+        Program(errors, nameof(IpPath), IpPath);
+    }
+
+    /// <summary>
+    /// Sets <see cref="TcPath"/> and <see cref="IpPath"/> to the first of the current value, then
+    /// <c>/usr/sbin</c>, <c>/sbin</c>, <c>/usr/bin</c> and <c>/bin</c>, whose <c>-V</c> says it is iproute2's, on
+    /// the host <paramref name="runner"/> reaches; a program found nowhere keeps its value (the first command
+    /// that uses it then fails with what the host says).
+    /// </summary>
+    public async Task FindIproute2Async(ICommandRunner runner, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+        TcPath = await FindAsync(runner, TcPath, "tc", cancellationToken).ConfigureAwait(false);
+        IpPath = await FindAsync(runner, IpPath, "ip", cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<string> FindAsync(ICommandRunner runner, string current, string name, CancellationToken cancellationToken)
+    {
+        foreach (var candidate in new[] { current }.Concat(Iproute2Folders.Select(f => f + "/" + name)).Distinct(StringComparer.Ordinal))
+        {
+            var version = await runner.RunAsync(CommandLine.Of(candidate, "-V"), cancellationToken).ConfigureAwait(false);
+            if (version.Succeeded && version.StandardOutput.Contains("iproute2", StringComparison.Ordinal))
+            {
+                return candidate;
+            }
+        }
+
+        return current;
+    }
+
+    /// <summary><paramref name="command"/> with <c>tc</c> and <c>ip</c> (also the program run by <c>ip netns exec NS</c>) replaced by <see cref="TcPath"/> and <see cref="IpPath"/>.</summary>
+    public CommandLine Resolve(CommandLine command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        string Map(string program) => program switch { "tc" => TcPath, "ip" => IpPath, _ => program };
+        var args = command.Arguments;
+        if (command.Program == "ip" && args.Count > 3 && args[0] == "netns" && args[1] == "exec")
+        {
+            return new CommandLine(IpPath, [args[0], args[1], args[2], Map(args[3]), .. args.Skip(4)]);
+        }
+
+        return command.Program is "tc" or "ip" ? command with { Program = Map(command.Program) } : command;
+    }
+
+    private static void Program(OptionsErrors errors, string property, string? value)
+    {
+        if (string.IsNullOrEmpty(value) || value.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)) ||
+            (value.Contains('/', StringComparison.Ordinal) && (!value.StartsWith('/') || value.EndsWith('/') || value.Split('/').Any(p => p is ".." or "."))))
+        {
+            errors.Add(property, $"'{value}' is neither a program name nor an absolute path without '.', '..', spaces or control characters.");
+        }
     }
 
     internal static void AbsoluteDirectory(OptionsErrors errors, string property, string? value)
@@ -71,13 +137,14 @@ public sealed class TcNetemShaper : INetemShaper
         ShapingFeatures.Reorder | ShapingFeatures.Rate | ShapingFeatures.PerDestination | ShapingFeatures.Ingress |
         ShapingFeatures.NormalDistribution | ShapingFeatures.ParetoDistribution | ShapingFeatures.BridgePorts;
 
-    private readonly ICommandRunner runner;
+    private readonly ProgramRunner runner;
     private readonly ILogger logger;
     private readonly SemaphoreSlim gate = new(1, 1);
     private readonly Dictionary<string, OwnerLock> locks = new(StringComparer.Ordinal);
     private readonly string lockDirectory;
     private readonly string recordDirectory;
     private readonly string lockScope;
+    private readonly TcNetemShaperOptions programs;
 
     /// <summary>Creates a shaper.</summary>
     /// <param name="runner">Where tc runs; the default is <see cref="LocalCommandRunner"/>.</param>
@@ -91,8 +158,12 @@ public sealed class TcNetemShaper : INetemShaper
         OptionsErrors.ValidateAndThrow(options);
         lockDirectory = options.OwnerLockDirectory;
         recordDirectory = options.HandleRecordDirectory;
-        this.runner = runner ?? LocalCommandRunner.Instance;
-        lockScope = OwnerLock.Scope((this.runner as Ssh.SshCommandRunner)?.Destination);
+        programs = new TcNetemShaperOptions { TcPath = options.TcPath, IpPath = options.IpPath };
+        runner ??= LocalCommandRunner.Instance;
+        lockScope = OwnerLock.Scope((runner as Ssh.SshCommandRunner)?.Destination);
+
+        // Every command of this shaper goes through here, so tc and ip are the configured programs everywhere.
+        this.runner = new ProgramRunner(runner, programs);
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
         Capabilities = new ShaperCapabilities(BackendName, SupportedFeatures, reason ?? "tc netem");
     }
@@ -113,7 +184,7 @@ public sealed class TcNetemShaper : INetemShaper
     {
         Check(plan);
         ArgumentNullException.ThrowIfNull(current);
-        return TcPlanner.Plan(plan, current, recordDirectory);
+        return [.. TcPlanner.Plan(plan, current, recordDirectory).Select(programs.Resolve)];
     }
 
     /// <inheritdoc />
@@ -374,6 +445,13 @@ public sealed class TcNetemShaper : INetemShaper
             .ToList();
 
         return new ShapingState(owner, BackendName, rules, owned, foreign);
+    }
+
+    /// <summary>Runs each command with tc and ip replaced by the configured programs.</summary>
+    private sealed class ProgramRunner(ICommandRunner inner, TcNetemShaperOptions programs) : ICommandRunner
+    {
+        public Task<CommandResult> RunAsync(CommandLine command, CancellationToken cancellationToken = default) =>
+            inner.RunAsync(programs.Resolve(command), cancellationToken);
     }
 
     private static List<string> JsonDevices(string qdiscJson)

@@ -23,7 +23,8 @@ public class LabStatusTests
         var root = doc.RootElement;
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "sites", "hosts", "guests" }));
+            Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "sites", "hosts", "guests", "netemGuests" }));
+            Assert.That(root.GetProperty("netemGuests").GetArrayLength(), Is.Zero, "no netem-host guests: an empty list");
             Assert.That(root.GetProperty("sites").EnumerateArray().Select(s => s.GetProperty("name").GetString()), Is.EqualTo(new[] { "site-1" }), "without sites listed, the edge is site-1");
             Assert.That(root.GetProperty("sites")[0].EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "namespace", "address", "switchPort" }));
             Assert.That(root.GetProperty("sites")[0].GetProperty("address").GetString(), Is.EqualTo("198.18.3.1"));
@@ -37,6 +38,25 @@ public class LabStatusTests
             Assert.That(guest.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "host", "address" }));
             Assert.That(guest.GetProperty("host").GetString(), Is.EqualTo("cloudlet-2"));
             Assert.That(root.GetProperty("guests")[1].GetProperty("host").ValueKind, Is.EqualTo(JsonValueKind.Null));
+        }
+    }
+
+    [Test]
+    public void ToJson_NetemGuest_ListsItsNameAddressAndSshCredentials()
+    {
+        var plan = new LabAddressPlan(3);
+        var status = Sample() with { NetemGuests = [new LabNetemGuest("guest-1", plan.Guest(1), "root", "/x/netem-ssh/id_ed25519", "/x/netem-ssh/known_hosts")] };
+        using var doc = JsonDocument.Parse(status.ToJson());
+        var guest = doc.RootElement.GetProperty("netemGuests").EnumerateArray().Single();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(guest.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "name", "address", "sshUser", "sshKey", "knownHosts" }));
+            Assert.That(guest.GetProperty("name").GetString(), Is.EqualTo("guest-1"));
+            Assert.That(guest.GetProperty("address").GetString(), Is.EqualTo("198.18.3.101"));
+            Assert.That(guest.GetProperty("sshUser").GetString(), Is.EqualTo("root"));
+            Assert.That(guest.GetProperty("sshKey").GetString(), Is.EqualTo("/x/netem-ssh/id_ed25519"));
+            Assert.That(guest.GetProperty("knownHosts").GetString(), Is.EqualTo("/x/netem-ssh/known_hosts"));
+            Assert.That(status.ToString(), Does.Contain("netem host guest-1: ssh -i /x/netem-ssh/id_ed25519 -o UserKnownHostsFile=/x/netem-ssh/known_hosts root@198.18.3.101"));
         }
     }
 
@@ -128,7 +148,7 @@ public class LabStatusTests
         var broker = doc.RootElement.GetProperty("broker");
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(doc.RootElement.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "sites", "hosts", "guests", "broker", "agents" }));
+            Assert.That(doc.RootElement.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "edge", "sites", "hosts", "guests", "netemGuests", "broker", "agents" }));
             Assert.That(broker.EnumerateObject().Select(p => (p.Name, p.Value.GetString())), Is.EqualTo(new[]
             {
                 ("url", "mqtt://198.18.3.1:1883"), ("namespace", "t1-edge"), ("username", "controller"), ("credentialsFile", "/x/broker/users/controller.password"),

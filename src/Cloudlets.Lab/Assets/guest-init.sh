@@ -7,6 +7,10 @@
 # share the lab switch with the hosts, and no router sits between them.
 # With cloudlets.dirty=N (MiB/s, 0 = off) it rewrites an N MiB file in its RAM (tmpfs) in place with
 # non-zero bytes once a second, so a migration sees N MiB of guest memory dirtied per second (and a working set of N MiB).
+# A netem-host image (it has /usr/sbin/dropbear, iproute2's tc and ip in /usr/sbin and the traffic-control
+# modules in its module order) also starts Dropbear on its address, port 22: keys only, the host key and
+# root's authorized_keys from the per-guest archive the lab appends. It starts before the state service,
+# so a guest that answers is reachable by SSH too.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -72,6 +76,14 @@ if [ "$dirty" -gt 0 ]; then
       fi
     done
   ) &
+fi
+if [ -x /usr/sbin/dropbear ]; then
+  mkdir -p /dev/pts
+  mount -t devpts devpts /dev/pts
+  # -s -g: no password logins (root neither); -j -k: no port forwarding; -E: log to stderr (the log file).
+  /usr/sbin/dropbear -r /etc/dropbear/dropbear_ed25519_host_key -p "${addr%/*}:22" -s -g -j -k -E -P /run/dropbear.pid 2>>/run/dropbear.log \
+    && echo "cloudlets: ssh (dropbear) on ${addr%/*}:22" \
+    || echo "cloudlets: dropbear failed: $(cat /run/dropbear.log)"
 fi
 nc -ll -p "$port" -e /bin/guest-state &
 while :; do

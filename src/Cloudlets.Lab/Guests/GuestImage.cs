@@ -31,6 +31,27 @@ public static class GuestImage
     public static readonly IReadOnlyList<string> Modules =
         ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "failover", "net_failover", "virtio_net"];
 
+    /// <summary>
+    /// The traffic-control modules a netem-host guest loads besides <see cref="Modules"/> (their dependencies,
+    /// read from each module's <c>depends=</c>, are loaded first): netem, HTB, the ingress qdisc, u32, IFB and mirred.
+    /// </summary>
+    public static readonly IReadOnlyList<string> NetemModules = ["sch_netem", "sch_htb", "sch_ingress", "cls_u32", "ifb", "act_mirred"];
+
+    /// <summary>Where a netem-host guest has iproute2's <c>tc</c> (busybox's own applet stays at <c>/bin/tc</c>).</summary>
+    public const string NetemTcPath = "/usr/sbin/tc";
+
+    /// <summary>Where a netem-host guest has iproute2's <c>ip</c> (busybox's own applet stays at <c>/bin/ip</c>).</summary>
+    public const string NetemIpPath = "/usr/sbin/ip";
+
+    /// <summary>Where a netem-host guest has its SSH server, Dropbear.</summary>
+    public const string DropbearPath = "/usr/sbin/dropbear";
+
+    /// <summary>The netem-host guest's Dropbear host key (added per guest, see <see cref="WriteNetemCredentials"/>).</summary>
+    public const string DropbearHostKeyPath = "/etc/dropbear/dropbear_ed25519_host_key";
+
+    /// <summary>The netem-host guest's root authorized_keys (added per guest).</summary>
+    public const string AuthorizedKeysPath = "/root/.ssh/authorized_keys";
+
     /// <summary>The versioned kernel package in the cache (<c>linux-image-X-cloud-amd64_*.deb</c>), the newest by name; null when absent.</summary>
     public static string? FindKernelPackage(string cacheFolder)
     {
@@ -96,13 +117,24 @@ public static class GuestImage
     /// when they are not cached yet. Several processes may call this at once: each builds into a
     /// private folder and renames it into place.
     /// </summary>
-    public static async Task<GuestImageFiles> EnsureAsync(string cacheFolder, ICommandRunner runner, CancellationToken cancellationToken = default)
+    public static Task<GuestImageFiles> EnsureAsync(string cacheFolder, ICommandRunner runner, CancellationToken cancellationToken = default) =>
+        EnsureAsync(cacheFolder, runner, netemHost: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="EnsureAsync(string, ICommandRunner, CancellationToken)"/>; with <paramref name="netemHost"/>
+    /// the image also carries <see cref="NetemModules"/>, iproute2's <c>tc</c> and <c>ip</c> (with their
+    /// shared libraries, found by <c>ldd</c>, and tc's distribution tables) and Dropbear, all taken from the
+    /// Debian packages installed on this machine. Keys are not in it: they are added per guest.
+    /// </summary>
+    public static async Task<GuestImageFiles> EnsureAsync(string cacheFolder, ICommandRunner runner, bool netemHost, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(runner);
         var package = FindKernelPackage(cacheFolder)
             ?? throw new LabPrerequisiteException([new LabPrerequisite($"the guest kernel package in {cacheFolder}", "apt-get download the versioned dependency of linux-image-cloud-amd64 into that folder")]);
-        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(InitScript + string.Join(',', Modules))))[..12];
-        var folder = Path.Combine(cacheFolder, "guest-" + Path.GetFileNameWithoutExtension(package) + "-" + key);
+        var extras = netemHost ? await NetemHostFilesAsync(runner, cancellationToken).ConfigureAwait(false) : [];
+        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(InitScript + string.Join(',', Modules)
+            + (netemHost ? "|netem|" + string.Join(',', NetemModules) + "|" + string.Join(',', extras.Select(e => e.ImagePath + "=" + e.SourcePath)) : ""))))[..12];
+        var folder = Path.Combine(cacheFolder, (netemHost ? "netem-guest-" : "guest-") + Path.GetFileNameWithoutExtension(package) + "-" + key);
         var files = new GuestImageFiles(Path.Combine(folder, "vmlinuz"), Path.Combine(folder, "initrd.cpio.gz"));
         if (File.Exists(files.KernelPath) && File.Exists(files.InitrdPath))
         {
@@ -123,7 +155,7 @@ public static class GuestImage
             await using (var file = File.Create(Path.Combine(output, "initrd.cpio.gz")))
             await using (var gzip = new GZipStream(file, CompressionLevel.Optimal))
             {
-                WriteInitramfs(gzip, extracted);
+                WriteInitramfs(gzip, extracted, netemHost, extras);
             }
 
             try
@@ -146,12 +178,105 @@ public static class GuestImage
         }
     }
 
-    private static void WriteInitramfs(Stream output, string extractedPackage)
+    /// <summary>A file of this machine copied into a netem-host image.</summary>
+    private sealed record ImageFile(string SourcePath, string ImagePath, int Permissions);
+
+    /// <summary>
+    /// tc, ip (from <c>dpkg-query -L iproute2</c>), dropbear (from <c>dpkg-query -L dropbear-bin</c>), tc's
+    /// distribution tables, and every shared library <c>ldd</c> names for the three programs, at the paths ldd gives.
+    /// </summary>
+    private static async Task<IReadOnlyList<ImageFile>> NetemHostFilesAsync(ICommandRunner runner, CancellationToken cancellationToken)
+    {
+        async Task<string[]> PackageFiles(string package)
+        {
+            var listed = await runner.RunAsync(CommandLine.Of("dpkg-query", "-L", package), cancellationToken).ConfigureAwait(false);
+            return listed.Succeeded
+                ? listed.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                : throw new LabPrerequisiteException([new LabPrerequisite($"the Debian package {package} (for the netem-host guest)", $"apt-get install {package}")]);
+        }
+
+        string Program(string[] files, string name, string package) =>
+            files.FirstOrDefault(f => (f.EndsWith("/sbin/" + name, StringComparison.Ordinal) || f.EndsWith("/bin/" + name, StringComparison.Ordinal)) && File.Exists(f))
+            ?? throw new LabException($"The package {package} lists no {name} program.");
+
+        var iproute2 = await PackageFiles("iproute2").ConfigureAwait(false);
+        var dropbear = await PackageFiles("dropbear-bin").ConfigureAwait(false);
+        var programs = new List<ImageFile>
+        {
+            new(Program(iproute2, "tc", "iproute2"), NetemTcPath, 0x1ED),
+            new(Program(iproute2, "ip", "iproute2"), NetemIpPath, 0x1ED),
+            new(Program(dropbear, "dropbear", "dropbear-bin"), DropbearPath, 0x1ED),
+        };
+        var files = new List<ImageFile>(programs);
+        files.AddRange(iproute2.Where(f => f.EndsWith(".dist", StringComparison.Ordinal) && f.Contains("/tc/", StringComparison.Ordinal) && File.Exists(f)).Select(f => new ImageFile(f, f, 0x1A4)));
+        foreach (var program in programs)
+        {
+            var ldd = await runner.RunCheckedAsync(CommandLine.Of("ldd", program.SourcePath), cancellationToken).ConfigureAwait(false);
+            foreach (var line in ldd.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"; the vDSO has no file.
+                var arrow = line.IndexOf("=> ", StringComparison.Ordinal);
+                var path = (arrow >= 0 ? line[(arrow + 3)..] : line).Split(' ')[0];
+                if (path.StartsWith('/') && files.All(f => f.ImagePath != path))
+                {
+                    files.Add(new ImageFile(path, path, 0x1ED));
+                }
+            }
+        }
+
+        return files;
+    }
+
+    /// <summary>The module names a module file depends on (its <c>.modinfo</c> <c>depends=</c> entry).</summary>
+    private static string[] ModuleDependencies(byte[] module)
+    {
+        var marker = "\0depends="u8;
+        var at = module.AsSpan().IndexOf(marker);
+        if (at < 0)
+        {
+            return [];
+        }
+
+        var rest = module.AsSpan(at + marker.Length);
+        var end = rest.IndexOf((byte)0);
+        var text = Encoding.ASCII.GetString(end < 0 ? rest : rest[..end]);
+        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    private static void WriteInitramfs(Stream output, string extractedPackage, bool netemHost, IReadOnlyList<ImageFile> extras)
     {
         var cpio = new CpioWriter(output);
         foreach (var dir in new[] { "bin", "dev", "proc", "sys", "run", "tmp", "lib", "lib/modules" })
         {
             cpio.AddDirectory(dir);
+        }
+
+        if (netemHost)
+        {
+            var dirs = new SortedSet<string>(StringComparer.Ordinal) { "etc", "etc/dropbear", "root", "root/.ssh", "usr", "usr/sbin" };
+            foreach (var file in extras)
+            {
+                for (var parent = Path.GetDirectoryName(file.ImagePath.TrimStart('/')); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
+                {
+                    dirs.Add(parent);
+                }
+            }
+
+            foreach (var dir in dirs.Where(d => d is not ("bin" or "lib")).OrderBy(d => d.Count(c => c == '/')).ThenBy(d => d, StringComparer.Ordinal))
+            {
+                cpio.AddDirectory(dir);
+            }
+
+            foreach (var file in extras)
+            {
+                cpio.AddFile(file.ImagePath.TrimStart('/'), File.ReadAllBytes(file.SourcePath), file.Permissions);
+            }
+
+            // Dropbear looks root up (glibc's files NSS, built into libc) and accepts only a shell that /etc/shells lists.
+            cpio.AddFile("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"u8.ToArray(), 0x1A4);
+            cpio.AddFile("etc/group", "root:x:0:\n"u8.ToArray(), 0x1A4);
+            cpio.AddFile("etc/shells", "/bin/sh\n"u8.ToArray(), 0x1A4);
+            cpio.AddFile("etc/nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\n"u8.ToArray(), 0x1A4);
         }
 
         cpio.AddCharDevice("dev/console", 0x180, 5, 1);
@@ -161,34 +286,82 @@ public static class GuestImage
         cpio.AddFile("bin/guest-state", Encoding.UTF8.GetBytes("#!/bin/sh\ncat /run/state\n"), 0x1ED);
         var moduleRoot = Path.Combine(extractedPackage, "lib", "modules");
         var all = Directory.Exists(moduleRoot) ? Directory.EnumerateFiles(moduleRoot, "*.ko*", SearchOption.AllDirectories).ToList() : [];
-        foreach (var module in Modules)
+        var order = new List<string>();
+        var contents = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        void Load(string module, int depth)
         {
-            var plain = all.FirstOrDefault(f => Path.GetFileName(f) == module + ".ko");
-            var gz = all.FirstOrDefault(f => Path.GetFileName(f) == module + ".ko.gz");
-            byte[] bytes;
-            if (plain is not null)
+            if (contents.ContainsKey(module))
             {
-                bytes = File.ReadAllBytes(plain);
-            }
-            else if (gz is not null)
-            {
-                using var source = new GZipStream(File.OpenRead(gz), CompressionMode.Decompress);
-                using var buffer = new MemoryStream();
-                source.CopyTo(buffer);
-                bytes = buffer.ToArray();
-            }
-            else
-            {
-                var other = all.FirstOrDefault(f => Path.GetFileName(f).StartsWith(module + ".ko.", StringComparison.Ordinal));
-                throw new LabException(other is null
-                    ? $"The kernel package has no module {module}.ko."
-                    : $"The kernel package's module {Path.GetFileName(other)} is compressed in a format the lab does not unpack (it reads .ko and .ko.gz).");
+                return;
             }
 
-            cpio.AddFile("lib/modules/" + module + ".ko", bytes, 0x1A4);
+            if (depth > 16)
+            {
+                throw new LabException($"The module dependencies of {module} go deeper than 16.");
+            }
+
+            var bytes = ReadModule(all, module);
+            contents[module] = bytes;
+            foreach (var dependency in ModuleDependencies(bytes))
+            {
+                Load(dependency.Replace('-', '_'), depth + 1);
+            }
+
+            order.Add(module);   // after its dependencies
         }
 
-        cpio.AddFile("lib/modules/order", Encoding.UTF8.GetBytes(string.Join('\n', Modules) + "\n"), 0x1A4);
+        foreach (var module in netemHost ? Modules.Concat(NetemModules) : Modules)
+        {
+            Load(module, 0);
+        }
+
+        foreach (var module in order)
+        {
+            cpio.AddFile("lib/modules/" + module + ".ko", contents[module], 0x1A4);
+        }
+
+        cpio.AddFile("lib/modules/order", Encoding.UTF8.GetBytes(string.Join('\n', order) + "\n"), 0x1A4);
+        cpio.Finish();
+    }
+
+    private static byte[] ReadModule(List<string> all, string module)
+    {
+        var plain = all.FirstOrDefault(f => Path.GetFileName(f).Replace('-', '_') == module + ".ko");
+        var gz = all.FirstOrDefault(f => Path.GetFileName(f).Replace('-', '_') == module + ".ko.gz");
+        byte[] bytes;
+        if (plain is not null)
+        {
+            bytes = File.ReadAllBytes(plain);
+        }
+        else if (gz is not null)
+        {
+            using var source = new GZipStream(File.OpenRead(gz), CompressionMode.Decompress);
+            using var buffer = new MemoryStream();
+            source.CopyTo(buffer);
+            bytes = buffer.ToArray();
+        }
+        else
+        {
+            var other = all.FirstOrDefault(f => Path.GetFileName(f).StartsWith(module + ".ko.", StringComparison.Ordinal));
+            throw new LabException(other is null
+                ? $"The kernel package has no module {module}.ko."
+                : $"The kernel package's module {Path.GetFileName(other)} is compressed in a format the lab does not unpack (it reads .ko and .ko.gz).");
+        }
+
+        return bytes;
+    }
+
+    /// <summary>
+    /// Writes the per-guest part of a netem-host guest's initramfs: a second gzip-compressed cpio archive
+    /// holding the Dropbear host key and root's authorized_keys. The kernel unpacks concatenated archives in
+    /// order, so <c>cat image overlay</c> is the guest's initramfs and the cached image never holds a key.
+    /// </summary>
+    internal static void WriteNetemCredentials(Stream output, byte[] dropbearHostKey, string authorizedKeys)
+    {
+        using var gzip = new GZipStream(output, CompressionLevel.Optimal, leaveOpen: true);
+        var cpio = new CpioWriter(gzip);
+        cpio.AddFile(DropbearHostKeyPath.TrimStart('/'), dropbearHostKey, 0x180);
+        cpio.AddFile(AuthorizedKeysPath.TrimStart('/'), Encoding.UTF8.GetBytes(authorizedKeys), 0x180);
         cpio.Finish();
     }
 }
@@ -207,7 +380,12 @@ internal static class GuestDomain
     /// <param name="servicePort">Its state service's port.</param>
     /// <param name="onLinkRoute">A network the guest routes on-link besides its own (the lab's other sites), or null.</param>
     /// <param name="dirtyRateMiBps">MiB of its memory the guest rewrites every second (0: none).</param>
-    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null, int dirtyRateMiBps = 0)
+    /// <param name="acpi">
+    /// Whether the guest gets ACPI, and with it the HPET and the ACPI PM timer. Without them the guest kernel
+    /// cannot calibrate its TSC under TCG and keeps time with jiffies (4 ms steps), which a netem host cannot
+    /// afford: its delays would be released up to 4 ms early or late.
+    /// </param>
+    public static string Xml(string name, GuestImageFiles image, string addressWithPrefix, string mac, string bridge, int servicePort, string? onLinkRoute = null, int dirtyRateMiBps = 0, bool acpi = false)
     {
         var cmdline = $"console=ttyS0 panic=-1 quiet cloudlets.addr={addressWithPrefix} cloudlets.port={servicePort}"
             + (onLinkRoute is null ? "" : " cloudlets.route=" + onLinkRoute)
@@ -222,6 +400,7 @@ internal static class GuestDomain
                 new System.Xml.Linq.XElement("kernel", image.KernelPath),
                 new System.Xml.Linq.XElement("initrd", image.InitrdPath),
                 new System.Xml.Linq.XElement("cmdline", cmdline)),
+            acpi ? new System.Xml.Linq.XElement("features", new System.Xml.Linq.XElement("acpi")) : null,
             new System.Xml.Linq.XElement("on_poweroff", "destroy"),
             new System.Xml.Linq.XElement("on_reboot", "restart"),
             new System.Xml.Linq.XElement("on_crash", "destroy"),

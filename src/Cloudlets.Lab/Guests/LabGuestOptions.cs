@@ -21,6 +21,15 @@ public sealed record LabGuestOptions
     /// </summary>
     public int DirtyRateMiBps { get; init; }
 
+    /// <summary>
+    /// Whether the guest is a real netem host: its image also carries the kernel package's netem, HTB, ingress,
+    /// u32, IFB and mirred modules (loaded at boot), iproute2's <c>tc</c> and <c>ip</c> at
+    /// <see cref="GuestImage.NetemTcPath"/> and <see cref="GuestImage.NetemIpPath"/>, and Dropbear on port 22,
+    /// key-only, with a host key the lab makes and pins in a known_hosts file and the lab's client key in
+    /// root's authorized_keys (see <see cref="CloudletLab.NetemGuests"/>). The default is false.
+    /// </summary>
+    public bool NetemHost { get; init; }
+
     /// <summary>Every problem with these options (empty when they are valid).</summary>
     public IReadOnlyList<string> Validate()
     {

@@ -325,13 +325,17 @@ internal static class TcPlanner
                     a.Add(Pct(im.DelayCorrelationPercent));
                 }
 
-                a.AddRange(["distribution", im.Distribution switch
+                // Uniform is netem's default and has no table: "distribution uniform" makes tc look for a
+                // uniform.dist that iproute2 does not ship (seen on the lab's netem-host guest), so it is left out.
+                if (im.Distribution != DelayDistribution.Uniform)
                 {
-                    DelayDistribution.Normal => "normal",
-                    DelayDistribution.Pareto => "pareto",
-                    DelayDistribution.ParetoNormal => "paretonormal",
-                    _ => "uniform",
-                }]);
+                    a.AddRange(["distribution", im.Distribution switch
+                    {
+                        DelayDistribution.Normal => "normal",
+                        DelayDistribution.Pareto => "pareto",
+                        _ => "paretonormal",
+                    }]);
+                }
             }
         }
 

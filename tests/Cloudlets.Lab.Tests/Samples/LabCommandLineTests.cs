@@ -35,6 +35,16 @@ public sealed class LabCommandLineTests
     }
 
     [Test]
+    public void Parse_UpWithNetemGuest_SetsItAndTheDefaultIsOff()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(LabCommandLine.Parse(["up", "--hosts", "1", "--netem-guest", "--name", "ng1"]).NetemGuest, Is.True);
+            Assert.That(LabCommandLine.Parse(["up", "--name", "ng1"]).NetemGuest, Is.False);
+        }
+    }
+
+    [Test]
     public void Parse_UpWithDirtyRate_KeepsItAndTheDefaultIsZero()
     {
         using (Assert.EnterMultipleScope())

@@ -62,6 +62,15 @@ public sealed class TcPlannerTests
     }
 
     [Test]
+    public void Plan_UniformJitter_NamesNoDistributionTable()
+    {
+        // iproute2 ships no uniform.dist: "distribution uniform" fails on a real kernel (seen on the lab's netem guest).
+        var plan = new ShapingPlan(Owner, [ShapingRule.Egress("eth0", new Impairment { Delay = TimeSpan.FromMilliseconds(100), Jitter = TimeSpan.FromMilliseconds(20) })]);
+        Assert.That(TcPlanner.Plan(plan, State()).Select(Line).Single(l => l.Contains("netem", StringComparison.Ordinal)),
+            Is.EqualTo($"tc qdisc replace dev eth0 root handle {H}: netem limit 1000 delay 100ms 20ms"));
+    }
+
+    [Test]
     public void Plan_Ingress_GoesThroughAnIfbDevice()
     {
         var plan = new ShapingPlan(Owner, [new ShapingRule("eth0", ShapingDirection.Ingress, TrafficMatch.All, Impairment.FromDelay(50)) { NetworkNamespace = "ns1" }]);
@@ -87,6 +96,47 @@ public sealed class TcPlannerTests
         var objects = Parse(Fixture("tc-qdisc-netem-tree.json"));
         objects.AddRange(TcPlanner.ParseFilters(null, "eth0", Fixture("tc-filter-u32.json")));
         Assert.That(TcPlanner.Plan(plan, State([.. objects])), Is.Empty);
+    }
+
+    /// <summary>A fixture captured from the lab's netem guest (owner handle 5000 there), with the test owner's handles.</summary>
+    private static string Captured(string name) =>
+        File.ReadAllText(Path.Combine(Fixtures, name)).Replace("5000", H, StringComparison.Ordinal).Replace("5001", H1, StringComparison.Ordinal)
+            .Replace("5002", OwnerNames.Hex(Handle + 2), StringComparison.Ordinal);
+
+    [Test]
+    public void ParseQdiscs_CapturedPerDestinationTree_RePlansToNothing()
+    {
+        var plan = new ShapingPlan(Owner,
+        [
+            ShapingRule.Egress("eth0", Impairment.FromDelay(20), TrafficMatch.To(IPAddress.Parse("198.18.2.1"))),
+            ShapingRule.Egress("eth0", Impairment.FromDelay(300), TrafficMatch.To(IPAddress.Parse("198.18.2.2"))),
+        ]);
+        var objects = Parse(Captured("tc-qdisc-guest-htb-netem.json"));
+        objects.AddRange(TcPlanner.ParseFilters(null, "eth0", Captured("tc-filter-guest-u32.json")));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(objects.Where(o => o.Text.Contains("netem", StringComparison.Ordinal)).Select(o => o.Text).Order(StringComparer.Ordinal), Is.EqualTo(new[]
+            {
+                $"parent {H}:1 {H1}: netem limit=1000 delay=20000us jitter=0us loss=0 duplicate=0 corrupt=0 reorder=0",
+                $"parent {H}:2 {OwnerNames.Hex(Handle + 2)}: netem limit=1000 delay=300000us jitter=0us loss=0 duplicate=0 corrupt=0 reorder=0",
+            }));
+            Assert.That(TcPlanner.Plan(plan, State([.. objects])), Is.Empty);
+            Assert.That(TcPlanner.Plan(plan with { Rules = [plan.Rules[0]] }, State([.. objects])), Is.Not.Empty, "a changed plan is not read as applied");
+        }
+    }
+
+    [Test]
+    public void ParseQdiscs_CapturedIngressThroughIfb_RePlansToNothing()
+    {
+        var ifb = OwnerNames.IfbDevice(Handle, "eth0");
+        var plan = new ShapingPlan(Owner, [new ShapingRule("eth0", ShapingDirection.Ingress, TrafficMatch.All, Impairment.FromDelay(50))]);
+        var objects = TcPlanner.ParseQdiscs(Handle, null, Captured("tc-qdisc-guest-ingress-ifb.json"), [ifb]);
+        objects.Add(new KernelObject(null, TcPlanner.LinkKind, ifb, "ifb eth0"));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Captured("tc-qdisc-guest-ingress-ifb.json"), Does.Contain(ifb), "the captured IFB device is the owner's");
+            Assert.That(TcPlanner.Plan(plan, State([.. objects])), Is.Empty);
+        }
     }
 
     [Test]

@@ -59,10 +59,21 @@ internal sealed class NetemToolProcess : IAsyncDisposable
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "cloudlets-netem.dll");
 
-    public static NetemToolProcess Start(params string[] args)
+    public static NetemToolProcess Start(params string[] args) => StartIn(null, args);
+
+    /// <summary>Starts the tool inside a network namespace (<c>ip netns exec</c>), or here when <paramref name="networkNamespace"/> is null.</summary>
+    public static NetemToolProcess StartIn(string? networkNamespace, params string[] args)
     {
         var host = Environment.ProcessPath is { } p && Path.GetFileName(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(host) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(networkNamespace is null ? host : "ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (networkNamespace is not null)
+        {
+            foreach (var a in new[] { "netns", "exec", networkNamespace, host })
+            {
+                psi.ArgumentList.Add(a);
+            }
+        }
+
         psi.ArgumentList.Add(Dll);
         foreach (var a in args)
         {
@@ -73,9 +84,12 @@ internal sealed class NetemToolProcess : IAsyncDisposable
     }
 
     /// <summary>Runs the tool to its end (at most 2 minutes) and returns its exit code, stdout and stderr.</summary>
-    public static async Task<(int Code, string Output, string Error)> RunAsync(params string[] args)
+    public static Task<(int Code, string Output, string Error)> RunAsync(params string[] args) => RunInAsync(null, args);
+
+    /// <summary>As <see cref="RunAsync"/>, inside a network namespace (null: here).</summary>
+    public static async Task<(int Code, string Output, string Error)> RunInAsync(string? networkNamespace, params string[] args)
     {
-        await using var tool = Start(args);
+        await using var tool = StartIn(networkNamespace, args);
         var code = await tool.WaitForExitAsync(RunBound);
         return (code, tool.Output, tool.Error);
     }
