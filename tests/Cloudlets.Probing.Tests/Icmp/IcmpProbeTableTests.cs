@@ -418,14 +418,23 @@ public class IcmpProbeTableTests
             Round();
         }
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var r = 0; r < 10; r++)
+        // The least of up to three windows of 10 rounds: the runtime itself now and then allocates on this
+        // thread (a clean-clone CI once saw one 8 KB allocation in a window), while an allocation of the
+        // table's own shows in every round of every window.
+        var allocated = long.MaxValue;
+        var windows = 0;
+        while (windows < 3 && allocated != 0)
         {
-            Round();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var r = 0; r < 10; r++)
+            {
+                Round();
+            }
+
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+            windows++;
         }
 
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-
-        Assert.That((allocated, counted, refused), Is.EqualTo((0L, 110 * 64L, 0)));
+        Assert.That((allocated, counted, refused), Is.EqualTo((0L, (100 + (10 * windows)) * 64L, 0)));
     }
 }
