@@ -6,19 +6,24 @@ using Cloudlets.Core.Probing;
 namespace Cloudlets.Benchmarks.Decisions;
 
 /// <summary>
-/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
-/// evaluated for twelve windows one by one, each timed and its allocation counted, so that the window kinds
+/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--windows N] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
+/// evaluated for twelve windows (or N) one by one, each timed and its allocation counted, so that the window kinds
 /// BenchmarkDotNet averages together are seen apart: quiet windows, the windows in which about 23,700 VMs
 /// move (every third: the moves are never applied, so the same confirmations run again), and, with new
 /// samples, windows after a tenth of the vantage points wrote every cell (not timed: only the evaluation is).
 /// With <c>--check</c> the naive scan evaluates a second copy in step and every VM's kind, reason, target and
-/// scores must be the same (the scan's time is printed too).
+/// scores must be the same (the scan's time is printed too). The last line gives, per window kind, the
+/// median and the range of the windows after the first three (a window "with moves" has more than 1 % of the VMs moving) (which include the first evaluation and the
+/// JIT's tiering): on a shared machine one window can take twice its median.
 /// </summary>
 internal static class TickProbe
 {
     public static int Run(string[] args)
     {
-        var numbers = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+        var windowsAt = Array.IndexOf(args, "--windows");
+        var windows = windowsAt >= 0 ? int.Parse(args[windowsAt + 1], CultureInfo.InvariantCulture) : 12;
+        var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (windowsAt < 0 || i != windowsAt + 1))
+            .Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
         var vms = numbers.Length > 0 ? numbers[0] : 1_000_000;
         var hosts = numbers.Length > 1 ? numbers[1] : 1_000;
         var vantagePoints = numbers.Length > 2 ? numbers[2] : 10_000;
@@ -31,7 +36,8 @@ internal static class TickProbe
         var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 3, CandidateIndexDepth = 0 });
         var nextRow = 0;
         Console.WriteLine($"{vms} VMs x {hosts} hosts x {vantagePoints} vantage points; load {File.ReadAllText("/proc/loadavg").Trim()}");
-        for (var window = 0; window < 12; window++)
+        var times = new List<(string Kind, double Ms)>();
+        for (var window = 0; window < windows; window++)
         {
             var newSamples = window % 6 == 4;
             if (newSamples)
@@ -51,6 +57,11 @@ internal static class TickProbe
             var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
             snapshot.AdvanceConfirmations(buffer);
+            if (window >= 3)
+            {
+                times.Add((newSamples ? "after new samples" : buffer.MoveCount > vms / 100 ? "with moves" : "quiet", ms));
+            }
+
             var line = string.Create(CultureInfo.InvariantCulture, $"window {window,2}{(newSamples ? " (new samples)" : ""),-14}: {ms,7:0.0} ms, {allocated} B, {buffer.MoveCount} moves");
             if (scanSnapshot is not null)
             {
@@ -73,6 +84,13 @@ internal static class TickProbe
 
             Console.WriteLine(line + $"; load {File.ReadAllText("/proc/loadavg").Trim()}");
         }
+
+        var summary = times.GroupBy(t => t.Kind).Select(g =>
+        {
+            var ms = g.Select(t => t.Ms).Order().ToArray();
+            return string.Create(CultureInfo.InvariantCulture, $"{g.Key} {ms[ms.Length / 2]:0} ms (median of {ms.Length}, {ms[0]:0}-{ms[^1]:0})");
+        });
+        Console.WriteLine("windows 3 on: " + string.Join("; ", summary));
 
         return 0;
     }

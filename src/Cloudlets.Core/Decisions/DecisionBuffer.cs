@@ -80,6 +80,15 @@ public sealed class DecisionBuffer
     internal int OpenCount;
     internal bool OpenStale;
 
+    // Once few hosts are open (the policy's OpenScanMaximum or fewer), every vantage point's latency to
+    // them, side by side, so that a scan of the open hosts reads one short row instead of a cache line per
+    // host from the whole cell matrix. Built once per evaluation (OpenCellsAt: which), when first needed:
+    // within an evaluation the open hosts only leave, so each one still open has its column (OpenColumn).
+    internal double[] OpenCells = [];   // [vantage * OpenCellsWidth + column]
+    internal int[] OpenColumn = [];     // per host: its column, valid for the hosts in OpenHosts
+    internal long OpenCellsAt = -1;
+    internal const int OpenCellsWidth = 32;
+
     // Every vantage point's full host ordering (with the index and reuse on; allocated on first use): the
     // hosts that may receive VMs and that it reaches, by (latency, host index), rebuilt only when its row is
     // prepared again. A one-user VM whose nearest-host list holds no host with room walks it instead of
@@ -195,6 +204,9 @@ public sealed class DecisionBuffer
         ReuseBest = new int[VmCount];
         ReuseBestScore = new double[VmCount];
         OpenHosts = new int[HostCount];
+        OpenColumn = new int[HostCount];
+        OpenCells = new double[VantagePointCount * OpenCellsWidth];
+        OpenCellsAt = -1;
         RoomGrewAt = 0;
     }
 

@@ -349,15 +349,20 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     }
 
     /// <summary>
-    /// A one-user VM's best other host with room for it, by walking its vantage point's ordering: the
-    /// first such host is the answer <see cref="ScanFast"/> gives (the lowest latency, ties to the lowest
-    /// index). The walk starts at the cursor of the VM's vCPU class, which first moves past the leading
-    /// hosts that can take no VM of that class any more, for good in this evaluation; so once the near
-    /// hosts fill up, the walks of the VMs after that stay short.
+    /// The VM's best other host with room for it, by walking the ordering of one user's vantage point
+    /// <paramref name="p"/>, an essential user (<see cref="EssentialUser"/>): no host scores below that user's
+    /// own latency to it. With one user the first host with room is the answer; with several, every host
+    /// with room is scored until the walked user's latency passes the best score found, which bounds every
+    /// host after it. The answer is the one <see cref="ScanFast"/> gives (the lowest score, ties to the
+    /// lowest index). The walk starts at the cursor of the VM's vCPU class, which first moves past the
+    /// leading hosts that can take no VM of that class any more, for good in this evaluation; so once the
+    /// near hosts fill up, the walks of the VMs after that stay short. Returns <see langword="false"/> when
+    /// more than <see cref="WalkBudget"/> hosts would be scored (users far apart): the caller scans instead.
     /// </summary>
-    private static int WalkOrder(FleetSnapshot s, DecisionBuffer r, int p, int cur, long memory, int vcpus, long evaluation, out double bestScore)
+    private bool WalkOrder(FleetSnapshot s, DecisionBuffer r, int vm, int p, int cur, long memory, int vcpus, long evaluation, out int best, out double bestScore)
     {
-        var order = r.OrderHost.AsSpan(p * s.HostCount, r.OrderCount[p]);
+        var hosts = s.HostCount;
+        var order = r.OrderHost.AsSpan(p * hosts, r.OrderCount[p]);
         if (r.OrderCursorAt[p] != evaluation)
         {
             Array.Clear(r.OrderCursor, p * DecisionBuffer.OrderClasses, DecisionBuffer.OrderClasses);
@@ -389,18 +394,101 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             cursors[k] = i;
         }
 
+        var cells = r.CellValue;
+        var row = p * hosts;
+        best = -1;
+        bestScore = double.PositiveInfinity;
+        var users = s.UserCount[vm];
+        if (users == 1)
+        {
+            for (; i < order.Length; i++)
+            {
+                var h = order[i];
+                if (h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+                {
+                    best = h;
+                    bestScore = cells[row + h];
+                    return true;
+                }
+            }
+
+            return true;
+        }
+
+        var threshold = Threshold(s, vm);
+        var start = s.UserStart[vm];
+        var three = users == 3;
+        int rowA = s.UserVantage[start] * hosts, rowB = s.UserVantage[start + 1] * hosts, rowC = three ? s.UserVantage[start + 2] * hosts : rowB;
+        double wa = s.UserWeight[start], wb = s.UserWeight[start + 1], wc = three ? s.UserWeight[start + 2] : 0;
+        var scored = 0;
         for (; i < order.Length; i++)
         {
             var h = order[i];
-            if (h != cur && roomMemory[h] >= memory && roomVCpus[h] >= vcpus)
+            if (cells[row + h] > bestScore)
             {
-                bestScore = r.CellValue[(p * s.HostCount) + h];
-                return h;
+                return true; // this host and every one after it score above the best
+            }
+
+            if (h == cur || roomMemory[h] < memory || roomVCpus[h] < vcpus)
+            {
+                continue;
+            }
+
+            if (++scored > WalkBudget)
+            {
+                return false;
+            }
+
+            var v = users <= 3 ? Percentile3(cells[rowA + h], cells[rowB + h], cells[rowC + h], wa, wb, wc, threshold) : Score(s, r, vm, h, threshold);
+            if (v < bestScore || (v == bestScore && h < best))
+            {
+                best = h;
+                bestScore = v;
             }
         }
 
-        bestScore = double.PositiveInfinity;
-        return -1;
+        return true;
+    }
+
+    /// <summary>A walk of one user's ordering scores at most this many hosts before it gives way to a scan (users far apart make walks long).</summary>
+    private const int WalkBudget = 8;
+
+    /// <summary>
+    /// The vantage point of one of the VM's essential users, or -1 when it has none: a user whose weight
+    /// the others' together cannot replace in reaching the percentile's threshold, so that every score is
+    /// at least that user's latency (the weighted percentile is one of the users' values, and the users at
+    /// or below it reach the threshold only with this one among them). Of several, the one with the
+    /// highest latency to the current host: its ordering reaches the best score soonest. With one user,
+    /// that user. A small margin keeps a sum that rounds up to the threshold from counting as short.
+    /// </summary>
+    private int EssentialUser(FleetSnapshot s, DecisionBuffer r, int vm, int cur)
+    {
+        var start = s.UserStart[vm];
+        var users = s.UserCount[vm];
+        if (users == 1)
+        {
+            return s.UserVantage[start];
+        }
+
+        var total = s.TotalWeight[vm];
+        var limit = Threshold(s, vm) - (1e-9 * total);
+        var chosen = -1;
+        var highest = double.NegativeInfinity;
+        for (var j = 0; j < users; j++)
+        {
+            if (total - s.UserWeight[start + j] < limit)
+            {
+                var p = s.UserVantage[start + j];
+                var v = cur >= 0 ? r.CellValue[(p * s.HostCount) + cur] : 0;
+                if (chosen < 0 || v > highest)
+                {
+                    chosen = p;
+                    highest = v;
+                }
+            }
+        }
+
+        return chosen;
     }
 
     /// <summary>
@@ -713,22 +801,48 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// The open-host list is scanned directly once it is this short: cheaper than walking users' lists
     /// whose hosts have mostly filled up (what happens in a window with many moves).
     /// </summary>
-    private const int OpenScanMaximum = 32;
+    private const int OpenScanMaximum = DecisionBuffer.OpenCellsWidth;
 
     /// <summary>
     /// The best other host with room for the VM under the rooms as they are now: the scan of the open hosts
-    /// when few are left, a one-user VM's ordering, the index's search, or the scan when its lists run out.
-    /// All give the answer <see cref="ScanFast"/> gives.
+    /// when few are left, the walk of an essential user's ordering, the index's search, or the scan when
+    /// the walk or the lists run out. All give the answer <see cref="ScanFast"/> gives.
     /// </summary>
-    private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore) =>
-        !indexed ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
-        : CompactOpen(s, r) <= OpenScanMaximum ? ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore)
-        : s.UserCount[vm] == 1 && r.OrderCount.Length == s.VantagePointCount
-            ? WalkOrder(s, r, s.UserVantage[s.UserStart[vm]], cur, memory, vcpus, r.EvaluationNumber, out bestScore)
-        : SearchNearest(s, r, vm, cur, memory, vcpus, out var found, out bestScore) ? found
-        : s.UserCount[vm] <= 3 && r.OpenCount * 2 > s.HostCount
-            ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore) // most hosts open: the vectorised scan of all is cheaper
-        : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
+    private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore)
+    {
+        if (!indexed)
+        {
+            return ScanFast(s, r, vm, cur, memory, vcpus, out bestScore);
+        }
+
+        if (CompactOpen(s, r) <= OpenScanMaximum)
+        {
+            return ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
+        }
+
+        int found;
+        if (r.OrderCount.Length == s.VantagePointCount)
+        {
+            var p = EssentialUser(s, r, vm, cur);
+            if (p >= 0)
+            {
+                if (WalkOrder(s, r, vm, p, cur, memory, vcpus, r.EvaluationNumber, out found, out bestScore))
+                {
+                    return found;
+                }
+
+                return ScanWide(s, r, vm, cur, memory, vcpus, out bestScore);
+            }
+        }
+
+        return SearchNearest(s, r, vm, cur, memory, vcpus, out found, out bestScore) ? found : ScanWide(s, r, vm, cur, memory, vcpus, out bestScore);
+    }
+
+    /// <summary>The scan when a search ran out: of every host when most are open (the vectorised scan is cheaper), else of the open hosts.</summary>
+    private int ScanWide(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore) =>
+        s.UserCount[vm] <= 3
+            ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
+            : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
 
     /// <summary>
     /// The VM's best host from its reuse entry when that host still has room for it (or there was none).
@@ -769,17 +883,19 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var roomMemory = r.RoomMemory;
         var roomVCpus = r.RoomVCpus;
         var open = r.OpenHosts;
-        CompactOpen(s, r);
 
-        var hosts = s.HostCount;
+        // With few hosts open the users' latencies come from the side-by-side copy (the same values).
+        var compact = CompactOpen(s, r) <= OpenScanMaximum && PrepareOpenCells(s, r);
+        var cells = compact ? r.OpenCells : r.CellValue;
+        var width = compact ? OpenScanMaximum : s.HostCount;
+        var column = r.OpenColumn;
         var start = s.UserStart[vm];
         var count = s.UserCount[vm];
-        var cells = r.CellValue;
         var threshold = Threshold(s, vm);
-        var rowA = s.UserVantage[start] * hosts;
-        var rowB = count > 1 ? s.UserVantage[start + 1] * hosts : rowA;
+        var rowA = s.UserVantage[start] * width;
+        var rowB = count > 1 ? s.UserVantage[start + 1] * width : rowA;
         var three = count == 3;
-        var rowC = three ? s.UserVantage[start + 2] * hosts : rowB;
+        var rowC = three ? s.UserVantage[start + 2] * width : rowB;
         double wa = s.UserWeight[start], wb = count > 1 ? s.UserWeight[start + 1] : 0, wc = three ? s.UserWeight[start + 2] : 0;
         var best = -1;
         var bestValue = double.PositiveInfinity;
@@ -791,8 +907,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 continue;
             }
 
-            var v = count == 1 ? cells[rowA + h]
-                : count <= 3 ? Percentile3(cells[rowA + h], cells[rowB + h], cells[rowC + h], wa, wb, wc, threshold)
+            var at = compact ? column[h] : h;
+            var v = count == 1 ? cells[rowA + at]
+                : count <= 3 ? Percentile3(cells[rowA + at], cells[rowB + at], cells[rowC + at], wa, wb, wc, threshold)
                 : Score(s, r, vm, h, threshold);
             if (v < bestValue)
             {
@@ -807,6 +924,46 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         bestScore = bestValue;
         return best;
+    }
+
+    /// <summary>
+    /// Copies every vantage point's latency to the open hosts side by side (<see cref="DecisionBuffer.OpenCells"/>),
+    /// once per evaluation, when few hosts are left open: the hosts open now are the only ones that can be open
+    /// for the rest of it. <see langword="false"/> when the buffer has no room for the copy (made with reuse).
+    /// </summary>
+    private static bool PrepareOpenCells(FleetSnapshot s, DecisionBuffer r)
+    {
+        if (r.OpenCellsAt == r.EvaluationNumber)
+        {
+            return true;
+        }
+
+        if (r.OpenCells.Length != s.VantagePointCount * OpenScanMaximum)
+        {
+            return false;
+        }
+
+        var hosts = s.HostCount;
+        var open = r.OpenHosts.AsSpan(0, r.OpenCount);
+        for (var c = 0; c < open.Length; c++)
+        {
+            r.OpenColumn[open[c]] = c;
+        }
+
+        var cells = r.CellValue;
+        var copy = r.OpenCells;
+        for (var p = 0; p < s.VantagePointCount; p++)
+        {
+            var from = p * hosts;
+            var to = p * OpenScanMaximum;
+            for (var c = 0; c < open.Length; c++)
+            {
+                copy[to + c] = cells[from + open[c]];
+            }
+        }
+
+        r.OpenCellsAt = r.EvaluationNumber;
+        return true;
     }
 
     /// <summary>Drops the hosts that filled up from the open-host list; returns how many are left.</summary>

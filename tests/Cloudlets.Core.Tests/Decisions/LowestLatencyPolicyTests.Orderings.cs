@@ -80,6 +80,102 @@ public partial class LowestLatencyPolicyTests
         }
     }
 
+    [TestCase(0.9, 41)] // at the default percentile every VM of up to six users has an essential user
+    [TestCase(0.9, 42)]
+    [TestCase(0.5, 43)]
+    [TestCase(0.6, 44)]
+    public void Evaluate_SeveralUsersWithAndWithoutAnEssentialOne_SameDecisionsAsScanningEveryHost(double percentile, int seed)
+    {
+        // VMs of one to six users with weights 1–10: some have a user whose weight the others cannot make up
+        // for (its ordering is walked, the others bounded by its latency), some have none (the threshold
+        // search over the nearest-host lists). Latencies independent per pair, so that many walks run out
+        // of their budget and scan; few vCPUs per host, so that the open hosts dwindle to the side-by-side copy.
+        const int hostCount = 200, vantagePoints = 12, vmCount = 3000, windows = 4;
+        var indexed = ManyUserFleet(seed, hostCount, vantagePoints, vmCount);
+        var scanned = ManyUserFleet(seed, hostCount, vantagePoints, vmCount);
+        var indexPolicy = Policy(windows: 1, o => { o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; o.UserPercentile = percentile; });
+        var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; o.UserPercentile = percentile; });
+        var fast = new DecisionBuffer(indexed, recordCandidates: false);
+        var slow = new DecisionBuffer(scanned, recordCandidates: false);
+        var essential = 0;
+        var none = 0;
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            var weights = indexed.UserWeightsOf(vm);
+            var total = indexed.TotalWeightOf(vm);
+            var has = false;
+            foreach (var w in weights)
+            {
+                has |= total - w < percentile * total * 0.999;
+            }
+
+            essential += has && weights.Length > 1 ? 1 : 0;
+            none += has ? 0 : 1;
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(essential, Is.GreaterThan(100), "VMs of several users with an essential one");
+            Assert.That(none, percentile < 0.9 ? Is.GreaterThan(100) : Is.Zero, "VMs without an essential user");
+        });
+        var noRoom = 0;
+        for (var window = 0; window < windows; window++)
+        {
+            indexPolicy.Evaluate(indexed, fast);
+            scanPolicy.Evaluate(scanned, slow);
+            for (var vm = 0; vm < vmCount; vm++)
+            {
+                var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
+                var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+                Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
+                noRoom += a.Item2 == DecisionReason.NoCandidates ? 1 : 0;
+            }
+
+            Assert.That(fast.MoveCount, Is.GreaterThan(100), $"window {window}: too few moves to fill the hosts");
+            indexed.AdvanceConfirmations(fast);
+            scanned.AdvanceConfirmations(slow);
+            var p = window % vantagePoints;
+            for (var h = 0; h < hostCount; h++)
+            {
+                var ms = indexed.LatencyOf(p, h).MedianMs * (h % 3 == 0 ? 1.03 : 0.98);
+                indexed.SetLatency(p, h, Summary(ms, Now));
+                scanned.SetLatency(p, h, Summary(ms, Now));
+            }
+        }
+
+        Assert.That(noRoom, Is.GreaterThan(0), "the hosts never filled up: the open hosts were not copied side by side");
+    }
+
+    private static FleetSnapshot ManyUserFleet(int seed, int hosts, int vantagePoints, int vms)
+    {
+        var random = new Random(seed);
+        var definitions = Enumerable.Range(0, vms).Select(v => new VmDefinition(
+            $"vm{v}",
+            [.. Enumerable.Range(0, random.NextDouble() < 0.4 ? 1 : 2 + random.Next(5)).Select(j => new VmUser($"p{(j * 5 + random.Next(vantagePoints)) % vantagePoints}", 1 + random.Next(10)))]))
+            .Select(d => new VmDefinition(d.Name, [.. d.Users.DistinctBy(u => u.VantagePoint)])).ToArray();
+        var s = new FleetSnapshot([.. Enumerable.Range(0, hosts).Select(h => $"h{h}")], definitions) { Now = Now };
+        for (var h = 0; h < hosts; h++)
+        {
+            var availability = random.NextDouble() < 0.05 ? HostAvailability.Down : HostAvailability.Available;
+            s.SetHost(h, availability, (4L + random.Next(8)) << 30, 2 + random.Next(10));
+        }
+
+        for (var p = 0; p < s.VantagePointCount; p++)
+        {
+            for (var h = 0; h < hosts; h++)
+            {
+                s.SetLatency(p, h, Summary(5 + (2.5 * random.Next(60)), Now - TimeSpan.FromSeconds(random.Next(3))));
+            }
+        }
+
+        for (var v = 0; v < vms; v++)
+        {
+            s.SetPlacement(v, random.Next(hosts), (256L << 20) * (1 + random.Next(8)), 1 + random.Next(5));
+        }
+
+        return s;
+    }
+
     private static FleetSnapshot OrderingFleet(int seed, int hosts, int vantagePoints, int vms)
     {
         var random = new Random(seed);
