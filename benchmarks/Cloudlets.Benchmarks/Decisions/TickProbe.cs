@@ -6,7 +6,7 @@ using Cloudlets.Core.Probing;
 namespace Cloudlets.Benchmarks.Decisions;
 
 /// <summary>
-/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--windows N] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
+/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--windows N] [--threads N] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
 /// evaluated for twelve windows (or N) one by one, each timed and its allocation counted, so that the window kinds
 /// BenchmarkDotNet averages together are seen apart: quiet windows, the windows in which about 23,700 VMs
 /// move (every third: the moves are never applied, so the same confirmations run again), and, with new
@@ -14,7 +14,8 @@ namespace Cloudlets.Benchmarks.Decisions;
 /// With <c>--check</c> the naive scan evaluates a second copy in step and every VM's kind, reason, target and
 /// scores must be the same (the scan's time is printed too). The last line gives, per window kind, the
 /// median and the range of the windows after the first three (a window "with moves" has more than 1 % of the VMs moving) (which include the first evaluation and the
-/// JIT's tiering): on a shared machine one window can take twice its median.
+/// JIT's tiering): on a shared machine one window can take twice its median. <c>--threads</c> sets
+/// <see cref="LowestLatencyPolicyOptions.MaxDegreeOfParallelism"/> (default 0: the processor count).
 /// </summary>
 internal static class TickProbe
 {
@@ -22,20 +23,22 @@ internal static class TickProbe
     {
         var windowsAt = Array.IndexOf(args, "--windows");
         var windows = windowsAt >= 0 ? int.Parse(args[windowsAt + 1], CultureInfo.InvariantCulture) : 12;
-        var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (windowsAt < 0 || i != windowsAt + 1))
+        var threadsAt = Array.IndexOf(args, "--threads");
+        var threads = threadsAt >= 0 ? int.Parse(args[threadsAt + 1], CultureInfo.InvariantCulture) : 0;
+        var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && i != windowsAt + 1 && i != threadsAt + 1)
             .Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
         var vms = numbers.Length > 0 ? numbers[0] : 1_000_000;
         var hosts = numbers.Length > 1 ? numbers[1] : 1_000;
         var vantagePoints = numbers.Length > 2 ? numbers[2] : 10_000;
         var check = args.Contains("--check");
         var snapshot = Build(hosts, vms, vantagePoints);
-        var policy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 3 });
+        var policy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 3, MaxDegreeOfParallelism = threads });
         var buffer = new DecisionBuffer(snapshot, recordCandidates: false);
         var scanSnapshot = check ? Build(hosts, vms, vantagePoints) : null;
         var scanBuffer = scanSnapshot is null ? null : new DecisionBuffer(scanSnapshot, recordCandidates: false);
         var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 3, CandidateIndexDepth = 0 });
         var nextRow = 0;
-        Console.WriteLine($"{vms} VMs x {hosts} hosts x {vantagePoints} vantage points; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine($"{vms} VMs x {hosts} hosts x {vantagePoints} vantage points, {(threads == 0 ? Environment.ProcessorCount : threads)} threads at most; load {File.ReadAllText("/proc/loadavg").Trim()}");
         var times = new List<(string Kind, double Ms)>();
         for (var window = 0; window < windows; window++)
         {
@@ -51,11 +54,11 @@ internal static class TickProbe
                 nextRow = (nextRow + (snapshot.VantagePointCount / 10)) % snapshot.VantagePointCount;
             }
 
-            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var allocated = GC.GetTotalAllocatedBytes(precise: true);
             var started = Stopwatch.GetTimestamp();
             policy.Evaluate(snapshot, buffer);
             var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated; // every thread's: the refresh may run on pool threads
             snapshot.AdvanceConfirmations(buffer);
             if (window >= 3)
             {

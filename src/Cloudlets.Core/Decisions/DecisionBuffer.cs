@@ -87,6 +87,11 @@ public sealed class DecisionBuffer
     internal double[] OpenCells = [];   // [vantage * OpenCellsWidth + column]
     internal int[] OpenColumn = [];     // per host: its column, valid for the hosts in OpenHosts
     internal long OpenCellsAt = -1;
+
+    // The shares of an evaluation's work that other threads take (made on first use, one per extra lane),
+    // and the rows an evaluation prepares again (their vantage points, the first RowsToPrepare entries).
+    private EvaluationLane[] _lanes = [];
+    internal readonly int[] RowsToPrepare;
     internal const int OpenCellsWidth = 32;
 
     // Every vantage point's full host ordering (with the index and reuse on; allocated on first use): the
@@ -148,6 +153,7 @@ public sealed class DecisionBuffer
         NearestBounds = new double[maxUsers];
         HostScores = new double[layout.HostCount];
         StaleCount = new int[layout.VantagePointCount];
+        RowsToPrepare = new int[layout.VantagePointCount];
         PreparedRowVersion = new long[layout.VantagePointCount];
         RowFreshUntilTicks = new long[layout.VantagePointCount];
     }
@@ -182,6 +188,23 @@ public sealed class DecisionBuffer
         OrderKeys = new double[HostCount];
         OrderSeen = new long[HostCount];
         return true;
+    }
+
+    /// <summary>The lanes of split work: at least <paramref name="lanes"/> (index 0, this thread's, unused); made only the first time.</summary>
+    internal EvaluationLane[] EnsureLanes(int lanes)
+    {
+        if (_lanes.Length < lanes)
+        {
+            var grown = new EvaluationLane[lanes];
+            for (var i = 0; i < lanes; i++)
+            {
+                grown[i] = i < _lanes.Length ? _lanes[i] : new EvaluationLane(HostCount);
+            }
+
+            _lanes = grown;
+        }
+
+        return _lanes;
     }
 
     /// <summary>Makes room for the reuse of searches between evaluations (allocates only the first time); every entry starts invalid.</summary>

@@ -43,6 +43,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     private readonly double _penalty;
     private readonly LatencyStatistic _statistic;
     private readonly int _depth;
+    private readonly int _lanes;
 
     /// <summary>The index is used from this many hosts per index entry on (128 hosts at the default depth of 16).</summary>
     internal const int IndexMinimumHostsPerEntry = 8;
@@ -73,7 +74,15 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         _impact = _options.MigrationImpactMs;
         _penalty = _options.MigrationPenaltyMsSeconds;
         _depth = _options.CandidateIndexDepth;
+        _lanes = Math.Min(_options.MaxDegreeOfParallelism == 0 ? Environment.ProcessorCount : _options.MaxDegreeOfParallelism, EvaluationLane.MaxLanes);
     }
+
+    /// <summary>
+    /// From this many VMs on, the searches brought up to date before the decisions are split across
+    /// threads (<see cref="LowestLatencyPolicyOptions.MaxDegreeOfParallelism"/>): below it, handing work to
+    /// the thread pool costs more than it saves. Settable for tests.
+    /// </summary>
+    internal int ParallelMinimumVms { get; init; } = 65_536;
 
     /// <summary>A copy of the options the policy was built with.</summary>
     public LowestLatencyPolicyOptions Options => _options.Clone();
@@ -152,26 +161,41 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         var all = newOrders || !ReferenceEquals(r.PreparedBy, this) || !ReferenceEquals(r.PreparedFrom, s)
             || r.PreparedAvailabilityVersion != s.AvailabilityVersion || now < r.PreparedAtTicks;
-        var hosts = s.HostCount;
+        var rows = r.RowsToPrepare;
+        var count = 0;
         for (var p = 0; p < s.VantagePointCount; p++)
         {
             if (all || r.PreparedRowVersion[p] != s.RowVersion[p] || now > r.RowFreshUntilTicks[p])
             {
-                PrepareRow(s, r, p, now);
-                if (r.RowPreparedAt.Length != 0)
-                {
-                    r.RowPreparedAt[p] = evaluation;
-                }
+                rows[count++] = p;
+            }
+        }
 
-                if (indexed)
-                {
-                    PrepareNearest(r, p, hosts);
-                }
+        // Rows are independent: with many to prepare (new samples from many vantage points), other lanes
+        // take shares of the list, each with its own sort scratch.
+        var lanes = count >= ParallelMinimumRows && s.VmCount >= ParallelMinimumVms ? _lanes : 1;
+        if (lanes <= 1)
+        {
+            PrepareRows(s, r, now, indexed, ordered, evaluation, 0, count, r.OrderKeys, r.OrderSeen, ref r.OrderStamp);
+        }
+        else
+        {
+            var work = r.EnsureLanes(lanes);
+            var size = (count + lanes - 1) / lanes;
+            for (var lane = 1; lane < lanes; lane++)
+            {
+                work[lane].StartRows(this, s, r, now, indexed, ordered, evaluation, Math.Min(count, lane * size), Math.Min(count, (lane + 1) * size));
+            }
 
-                if (ordered)
-                {
-                    PrepareOrder(r, p, hosts);
-                }
+            PrepareRows(s, r, now, indexed, ordered, evaluation, 0, Math.Min(count, size), r.OrderKeys, r.OrderSeen, ref r.OrderStamp);
+            for (var lane = 1; lane < lanes; lane++)
+            {
+                work[lane].RunOrWait();
+            }
+
+            for (var lane = 1; lane < lanes; lane++)
+            {
+                work[lane].ThrowIfFailed();
             }
         }
 
@@ -179,6 +203,34 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         r.PreparedFrom = s;
         r.PreparedAvailabilityVersion = s.AvailabilityVersion;
         r.PreparedAtTicks = now;
+    }
+
+    /// <summary>From this many rows to prepare on (in a fleet of <see cref="ParallelMinimumVms"/> or more), the rows are split across lanes. Settable for tests.</summary>
+    internal int ParallelMinimumRows { get; init; } = 256;
+
+    /// <summary>Prepares the rows <paramref name="from"/> to <paramref name="to"/> of <see cref="DecisionBuffer.RowsToPrepare"/> (one lane's share, with its sort scratch).</summary>
+    internal void PrepareRows(FleetSnapshot s, DecisionBuffer r, long now, bool indexed, bool ordered, long evaluation, int from, int to, double[] keys, long[] seen, ref long stamp)
+    {
+        var hosts = s.HostCount;
+        for (var i = from; i < to; i++)
+        {
+            var p = r.RowsToPrepare[i];
+            PrepareRow(s, r, p, now);
+            if (r.RowPreparedAt.Length != 0)
+            {
+                r.RowPreparedAt[p] = evaluation;
+            }
+
+            if (indexed)
+            {
+                PrepareNearest(r, p, hosts);
+            }
+
+            if (ordered)
+            {
+                PrepareOrder(r, p, hosts, keys, seen, ref stamp);
+            }
+        }
     }
 
     private void PrepareRow(FleetSnapshot s, DecisionBuffer r, int p, long now)
@@ -268,14 +320,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// insertion sort from it costs little more than one pass. When that takes too many shifts (the first
     /// time, or after large changes) a full sort does it instead.
     /// </summary>
-    private static void PrepareOrder(DecisionBuffer r, int p, int hosts)
+    private static void PrepareOrder(DecisionBuffer r, int p, int hosts, double[] scratchKeys, long[] seen, ref long scratchStamp)
     {
         var row = r.CellValue.AsSpan(p * hosts, hosts);
         var rooms = r.RoomMemory;
         var order = r.OrderHost.AsSpan(p * hosts, hosts);
-        var keys = r.OrderKeys.AsSpan(0, hosts);
-        var seen = r.OrderSeen;
-        var stamp = ++r.OrderStamp;
+        var keys = scratchKeys.AsSpan(0, hosts);
+        var stamp = ++scratchStamp;
         var count = 0;
 
         // The previous ordering's hosts that still qualify, in their old order, then the others (count
@@ -358,12 +409,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// leading hosts that can take no VM of that class any more, for good in this evaluation; so once the
     /// near hosts fill up, the walks of the VMs after that stay short. Returns <see langword="false"/> when
     /// more than <see cref="WalkBudget"/> hosts would be scored (users far apart): the caller scans instead.
+    /// An <paramref name="evaluation"/> of -1 walks without the cursors (from another thread).
     /// </summary>
     private bool WalkOrder(FleetSnapshot s, DecisionBuffer r, int vm, int p, int cur, long memory, int vcpus, long evaluation, out int best, out double bestScore)
     {
         var hosts = s.HostCount;
         var order = r.OrderHost.AsSpan(p * hosts, r.OrderCount[p]);
-        if (r.OrderCursorAt[p] != evaluation)
+        if (evaluation >= 0 && r.OrderCursorAt[p] != evaluation)
         {
             Array.Clear(r.OrderCursor, p * DecisionBuffer.OrderClasses, DecisionBuffer.OrderClasses);
             r.OrderCursorAt[p] = evaluation;
@@ -374,7 +426,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var minMemory = s.MinVmMemoryBytes;
         var minVCpus = s.MinVmVCpus;
         var i = 0;
-        if (vcpus >= 1)
+        if (vcpus >= 1 && evaluation >= 0)
         {
             // Class k holds the VMs with at least k + 1 vCPUs: a host with fewer, or with room for no VM
             // at all, can take none of them for the rest of the evaluation.
@@ -750,15 +802,68 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// </summary>
     private void Refresh(FleetSnapshot s, DecisionBuffer r, bool indexed, long evaluation)
     {
+        var lanes = s.VmCount >= ParallelMinimumVms ? _lanes : 1;
+        if (lanes <= 1)
+        {
+            RefreshRange(s, r, indexed, evaluation, 0, s.VmCount, r.HostScores, RefreshPart.All);
+            return;
+        }
+
+        // Every VM's entry depends on its own inputs and the rooms at the start only, so the VMs can be
+        // brought up to date in any order. The other lanes leave the shared state alone: they walk no
+        // cursors, scan with scores of their own, and leave the VMs of more than three users (whose scores
+        // use the buffer's scratch) to this thread, after them. The side-by-side copy is made first.
+        if (indexed && CompactOpen(s, r) <= OpenScanMaximum)
+        {
+            PrepareOpenCells(s, r);
+        }
+
+        var work = r.EnsureLanes(lanes);
+        var size = (s.VmCount + lanes - 1) / lanes;
+        for (var lane = 1; lane < lanes; lane++)
+        {
+            work[lane].StartRefresh(this, s, r, indexed, evaluation, Math.Min(s.VmCount, lane * size), Math.Min(s.VmCount, (lane + 1) * size));
+        }
+
+        RefreshRange(s, r, indexed, evaluation, 0, Math.Min(s.VmCount, size), r.HostScores, RefreshPart.All);
+        for (var lane = 1; lane < lanes; lane++)
+        {
+            work[lane].RunOrWait(); // runs it here when no pool thread has taken it yet
+        }
+
+        for (var lane = 1; lane < lanes; lane++)
+        {
+            work[lane].ThrowIfFailed();
+            RefreshRange(s, r, indexed, evaluation, work[lane].From, work[lane].To, r.HostScores, RefreshPart.ManyUsers);
+        }
+    }
+
+    /// <summary>Which VMs of a range <see cref="RefreshRange"/> brings up to date.</summary>
+    internal enum RefreshPart
+    {
+        /// <summary>Every VM.</summary>
+        All,
+
+        /// <summary>The VMs of up to three users (another lane: no shared scratch, no cursors).</summary>
+        FewUsers,
+
+        /// <summary>The VMs of more than three users (after another lane did the rest).</summary>
+        ManyUsers,
+    }
+
+    internal void RefreshRange(FleetSnapshot s, DecisionBuffer r, bool indexed, long evaluation, int from, int to, double[] scores, RefreshPart part)
+    {
         var grewAt = r.RoomGrewAt;
         var preparedAt = r.RowPreparedAt;
-        for (var vm = 0; vm < s.VmCount; vm++)
+        var cursors = part != RefreshPart.FewUsers;
+        for (var vm = from; vm < to; vm++)
         {
             var cur = s.CurrentHost[vm];
             var users = s.UserCount[vm];
-            if (users == 0 || cur < 0 || s.InFlight[vm] || s.Availability[cur] == HostAvailability.Down)
+            if (users == 0 || cur < 0 || s.InFlight[vm] || s.Availability[cur] == HostAvailability.Down
+                || (part == RefreshPart.FewUsers && users > 3) || (part == RefreshPart.ManyUsers && users <= 3))
             {
-                continue; // evaluated without a search
+                continue; // evaluated without a search, or in another part
             }
 
             var memory = s.VmMemoryBytes[vm];
@@ -784,7 +889,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             var bestScore = double.PositiveInfinity;
             if (!double.IsNaN(currentScore))
             {
-                best = Search(s, r, vm, cur, memory, vcpus, indexed, out bestScore);
+                best = Search(s, r, vm, cur, memory, vcpus, indexed, scores, cursors, out bestScore);
             }
 
             r.ReuseComputedAt[vm] = evaluation;
@@ -808,11 +913,16 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// when few are left, the walk of an essential user's ordering, the index's search, or the scan when
     /// the walk or the lists run out. All give the answer <see cref="ScanFast"/> gives.
     /// </summary>
-    private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore)
+    private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, out double bestScore) =>
+        Search(s, r, vm, cur, memory, vcpus, indexed, r.HostScores, cursors: true, out bestScore);
+
+    // scores: scratch for one score per host (a lane's own); cursors: whether walks may use and move the
+    // vantage points' cursors (only on the evaluating thread).
+    private int Search(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, bool indexed, double[] scores, bool cursors, out double bestScore)
     {
         if (!indexed)
         {
-            return ScanFast(s, r, vm, cur, memory, vcpus, out bestScore);
+            return ScanFast(s, r, vm, cur, memory, vcpus, scores, out bestScore);
         }
 
         if (CompactOpen(s, r) <= OpenScanMaximum)
@@ -826,22 +936,22 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             var p = EssentialUser(s, r, vm, cur);
             if (p >= 0)
             {
-                if (WalkOrder(s, r, vm, p, cur, memory, vcpus, r.EvaluationNumber, out found, out bestScore))
+                if (WalkOrder(s, r, vm, p, cur, memory, vcpus, cursors ? r.EvaluationNumber : -1, out found, out bestScore))
                 {
                     return found;
                 }
 
-                return ScanWide(s, r, vm, cur, memory, vcpus, out bestScore);
+                return ScanWide(s, r, vm, cur, memory, vcpus, scores, out bestScore);
             }
         }
 
-        return SearchNearest(s, r, vm, cur, memory, vcpus, out found, out bestScore) ? found : ScanWide(s, r, vm, cur, memory, vcpus, out bestScore);
+        return SearchNearest(s, r, vm, cur, memory, vcpus, out found, out bestScore) ? found : ScanWide(s, r, vm, cur, memory, vcpus, scores, out bestScore);
     }
 
     /// <summary>The scan when a search ran out: of every host when most are open (the vectorised scan is cheaper), else of the open hosts.</summary>
-    private int ScanWide(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore) =>
+    private int ScanWide(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, double[] scores, out double bestScore) =>
         s.UserCount[vm] <= 3
-            ? ScanFast(s, r, vm, cur, memory, vcpus, out bestScore)
+            ? ScanFast(s, r, vm, cur, memory, vcpus, scores, out bestScore)
             : ScanOpen(s, r, vm, cur, memory, vcpus, out bestScore);
 
     /// <summary>
@@ -1617,7 +1727,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// The best candidate without recording anything: the hot path over a whole fleet. A stale host
     /// (NaN) and an unreachable one (+inf) never compare lower; a host that may not receive VMs has no room.
     /// </summary>
-    private int ScanFast(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, out double bestScore)
+    private int ScanFast(FleetSnapshot s, DecisionBuffer r, int vm, int cur, long memory, int vcpus, double[] hostScores, out double bestScore)
     {
         var hosts = s.HostCount;
         var start = s.UserStart[vm];
@@ -1644,7 +1754,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         {
             // Two or three users: every host's weighted percentile at once (vectorised), then the
             // same scan as for one user.
-            var scores = r.HostScores.AsSpan(0, hosts);
+            var scores = hostScores.AsSpan(0, hosts);
             var line1 = cells.AsSpan(s.UserVantage[start] * hosts, hosts);
             var line2 = cells.AsSpan(s.UserVantage[start + 1] * hosts, hosts);
             var three = count == 3;
@@ -1810,9 +1920,18 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var hosts = s.HostCount;
         var start = s.UserStart[vm];
         var count = s.UserCount[vm];
+        var cells = r.CellValue;
         if (count == 1)
         {
-            return r.CellValue[(s.UserVantage[start] * hosts) + host];
+            return cells[(s.UserVantage[start] * hosts) + host];
+        }
+
+        if (count <= 3)
+        {
+            var b = cells[(s.UserVantage[start + 1] * hosts) + host];
+            return count == 2
+                ? Percentile3(cells[(s.UserVantage[start] * hosts) + host], b, b, s.UserWeight[start], s.UserWeight[start + 1], 0, threshold)
+                : Percentile3(cells[(s.UserVantage[start] * hosts) + host], b, cells[(s.UserVantage[start + 2] * hosts) + host], s.UserWeight[start], s.UserWeight[start + 1], s.UserWeight[start + 2], threshold);
         }
 
         var rows = r.UserRows;

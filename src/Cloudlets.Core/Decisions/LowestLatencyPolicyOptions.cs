@@ -133,6 +133,15 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
     /// </summary>
     public int CandidateIndexDepth { get; set; } = 16;
 
+    /// <summary>
+    /// How many threads an evaluation of a large fleet (65,536 VMs or more) may use to bring the VMs'
+    /// reused searches up to date, the step before the decisions (the decisions themselves run in VM order
+    /// on the calling thread: a move reserves room that later VMs see). 0 for the processor count, 1 for
+    /// the calling thread only; the other threads come from the thread pool, and when none is free the
+    /// calling thread does their share. The decisions are the same either way. Range [0, 64]. The default is 0.
+    /// </summary>
+    public int MaxDegreeOfParallelism { get; set; }
+
     /// <summary>Returns a copy, so a built policy cannot be changed through the caller's instance.</summary>
     public LowestLatencyPolicyOptions Clone() => (LowestLatencyPolicyOptions)MemberwiseClone();
 
@@ -158,6 +167,7 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
         errors.InRange(nameof(MigrationImpactMs), MigrationImpactMs, 0, 1e6);
         errors.InRange(nameof(MigrationPenaltyMsSeconds), MigrationPenaltyMsSeconds, 0, 1e12);
         errors.InRange(nameof(CandidateIndexDepth), CandidateIndexDepth, 0, 1024);
+        errors.InRange(nameof(MaxDegreeOfParallelism), MaxDegreeOfParallelism, 0, 64);
     }
 
     private static void Exclusive(OptionsErrors errors, string name, double value, double min, double max, bool minExclusive = false, bool maxExclusive = false)

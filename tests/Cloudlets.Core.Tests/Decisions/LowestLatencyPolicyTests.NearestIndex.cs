@@ -97,8 +97,8 @@ public partial class LowestLatencyPolicyTests
             scanPolicy.Evaluate(scanned, slow);
             for (var vm = 0; vm < vmCount; vm++)
             {
-                var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
-                var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+                var a = Outcome(fast, vm);
+                var b = Outcome(slow, vm);
                 Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
             }
 
@@ -187,8 +187,8 @@ public partial class LowestLatencyPolicyTests
             policy.Evaluate(s, fresh);
             for (var vm = 0; vm < s.VmCount; vm++)
             {
-                var a = (reused.KindOf(vm), reused.ReasonOf(vm), reused.TargetOf(vm), reused.CurrentScoreOf(vm), reused.TargetScoreOf(vm));
-                var b = (fresh.KindOf(vm), fresh.ReasonOf(vm), fresh.TargetOf(vm), fresh.CurrentScoreOf(vm), fresh.TargetScoreOf(vm));
+                var a = Outcome(reused, vm);
+                var b = Outcome(fresh, vm);
                 Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: reused vs fresh buffer");
             }
 

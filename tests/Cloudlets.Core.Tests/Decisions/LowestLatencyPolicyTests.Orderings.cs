@@ -31,10 +31,10 @@ public partial class LowestLatencyPolicyTests
             scanPolicy.Evaluate(scanned, slow);
             for (var vm = 0; vm < vmCount; vm++)
             {
-                var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
-                var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+                var a = Outcome(fast, vm);
+                var b = Outcome(slow, vm);
                 Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
-                noRoom += a.Item2 == DecisionReason.NoCandidates ? 1 : 0;
+                noRoom += a.Reason == DecisionReason.NoCandidates ? 1 : 0;
             }
 
             Assert.That(fast.MoveCount, Is.GreaterThan(100), $"window {window}: too few moves to fill the hosts");
@@ -74,8 +74,8 @@ public partial class LowestLatencyPolicyTests
         scanPolicy.Evaluate(scanned, slow);
         for (var vm = 0; vm < vmCount; vm++)
         {
-            var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
-            var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+            var a = Outcome(fast, vm);
+            var b = Outcome(slow, vm);
             Assert.That(a, Is.EqualTo(b), $"vm{vm}: indexed vs scanned");
         }
     }
@@ -125,10 +125,10 @@ public partial class LowestLatencyPolicyTests
             scanPolicy.Evaluate(scanned, slow);
             for (var vm = 0; vm < vmCount; vm++)
             {
-                var a = (fast.KindOf(vm), fast.ReasonOf(vm), fast.TargetOf(vm), fast.CurrentScoreOf(vm), fast.TargetScoreOf(vm));
-                var b = (slow.KindOf(vm), slow.ReasonOf(vm), slow.TargetOf(vm), slow.CurrentScoreOf(vm), slow.TargetScoreOf(vm));
+                var a = Outcome(fast, vm);
+                var b = Outcome(slow, vm);
                 Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
-                noRoom += a.Item2 == DecisionReason.NoCandidates ? 1 : 0;
+                noRoom += a.Reason == DecisionReason.NoCandidates ? 1 : 0;
             }
 
             Assert.That(fast.MoveCount, Is.GreaterThan(100), $"window {window}: too few moves to fill the hosts");

@@ -38,6 +38,10 @@ public partial class LowestLatencyPolicyTests
         return s;
     }
 
+    /// <summary>What two evaluations that must decide alike are compared on, per VM: kind, reason, target and both scores (NaN equals NaN).</summary>
+    private static (DecisionKind Kind, DecisionReason Reason, int Target, double CurrentScore, double TargetScore) Outcome(DecisionBuffer buffer, int vm) =>
+        (buffer.KindOf(vm), buffer.ReasonOf(vm), buffer.TargetOf(vm), buffer.CurrentScoreOf(vm), buffer.TargetScoreOf(vm));
+
     private static LowestLatencyPolicy Policy(int windows = 1, Action<LowestLatencyPolicyOptions>? configure = null)
     {
         var o = new LowestLatencyPolicyOptions { ConfirmationWindows = windows };

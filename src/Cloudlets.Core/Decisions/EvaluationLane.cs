@@ -1,0 +1,134 @@
+using System.Runtime.ExceptionServices;
+
+namespace Cloudlets.Core.Decisions;
+
+/// <summary>
+/// One share of an evaluation's independent work, run on a thread-pool thread: the rows of latencies to
+/// prepare again, or the VMs whose reused searches to bring up to date (see <see cref="LowestLatencyPolicy"/>).
+/// Owned by a <see cref="DecisionBuffer"/> and reused by every evaluation into it, with scratch of its own,
+/// so handing work over allocates nothing. It owns no thread and no kernel object: the pool runs it, and
+/// whoever claims it first — a pool thread, or the evaluating thread once its own share is done — runs it,
+/// so an evaluation never waits on a busy pool.
+/// </summary>
+internal sealed class EvaluationLane : IThreadPoolWorkItem
+{
+    /// <summary>The most lanes an evaluation uses.</summary>
+    internal const int MaxLanes = 64;
+
+    private const int Idle = 0;
+    private const int Running = 1;
+    private const int Done = 2;
+
+    private readonly double[] _scores;
+    private readonly double[] _orderKeys;
+    private readonly long[] _orderSeen;
+    private long _orderStamp;
+    private int _state = Done;
+    private bool _rows;
+    private LowestLatencyPolicy? _policy;
+    private FleetSnapshot? _snapshot;
+    private DecisionBuffer? _buffer;
+    private bool _indexed;
+    private bool _ordered;
+    private long _now;
+    private long _evaluation;
+    private ExceptionDispatchInfo? _failure;
+
+    internal EvaluationLane(int hostCount)
+    {
+        _scores = new double[hostCount];
+        _orderKeys = new double[hostCount];
+        _orderSeen = new long[hostCount];
+    }
+
+    /// <summary>The first VM (or entry of <see cref="DecisionBuffer.RowsToPrepare"/>) of the share.</summary>
+    internal int From { get; private set; }
+
+    /// <summary>One past the last of the share.</summary>
+    internal int To { get; private set; }
+
+    /// <summary>Hands the VMs <paramref name="from"/> to <paramref name="to"/> of up to three users to the pool, to bring their searches up to date.</summary>
+    internal void StartRefresh(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, bool indexed, long evaluation, int from, int to)
+    {
+        _rows = false;
+        Set(policy, snapshot, buffer, indexed, evaluation, from, to);
+    }
+
+    /// <summary>Hands the entries <paramref name="from"/> to <paramref name="to"/> of <see cref="DecisionBuffer.RowsToPrepare"/> to the pool, to prepare those rows.</summary>
+    internal void StartRows(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long now, bool indexed, bool ordered, long evaluation, int from, int to)
+    {
+        _rows = true;
+        _now = now;
+        _ordered = ordered;
+        Set(policy, snapshot, buffer, indexed, evaluation, from, to);
+    }
+
+    /// <inheritdoc />
+    public void Execute()
+    {
+        if (Interlocked.CompareExchange(ref _state, Running, Idle) == Idle)
+        {
+            Run();
+        }
+    }
+
+    /// <summary>Runs the share on this thread when nobody has claimed it yet; otherwise waits until it is done.</summary>
+    internal void RunOrWait()
+    {
+        if (Interlocked.CompareExchange(ref _state, Running, Idle) == Idle)
+        {
+            Run();
+            return;
+        }
+
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _state) != Done)
+        {
+            spin.SpinOnce();
+        }
+    }
+
+    /// <summary>Rethrows, on the evaluating thread, what the share threw.</summary>
+    internal void ThrowIfFailed() => _failure?.Throw();
+
+    private void Set(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, bool indexed, long evaluation, int from, int to)
+    {
+        _policy = policy;
+        _snapshot = snapshot;
+        _buffer = buffer;
+        _indexed = indexed;
+        _evaluation = evaluation;
+        From = from;
+        To = to;
+        _failure = null;
+
+        // Published last: a pool thread claims the share only after seeing it idle, so it sees the fields
+        // above. A work item of an earlier evaluation that the pool runs late finds it taken or claims this
+        // one; either way it runs once.
+        Volatile.Write(ref _state, Idle);
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
+
+    private void Run()
+    {
+        try
+        {
+            if (_rows)
+            {
+                _policy!.PrepareRows(_snapshot!, _buffer!, _now, _indexed, _ordered, _evaluation, From, To, _orderKeys, _orderSeen, ref _orderStamp);
+            }
+            else
+            {
+                _policy!.RefreshRange(_snapshot!, _buffer!, _indexed, _evaluation, From, To, _scores, LowestLatencyPolicy.RefreshPart.FewUsers);
+            }
+        }
+        catch (Exception e)
+        {
+            _failure = ExceptionDispatchInfo.Capture(e);
+        }
+        finally
+        {
+            Volatile.Write(ref _state, Done);
+        }
+    }
+}
