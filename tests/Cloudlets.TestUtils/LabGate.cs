@@ -56,7 +56,9 @@ public static class LabGate
     /// <param name="programs">Programs that must be installed.</param>
     public static void RequireRoot(string what, params IEnumerable<string> programs) => Decide(MissingRootReason(what, programs));
 
-    private static void Decide(string? reason)
+    /// <summary>Fails (CI=true) or ignores (otherwise) the current test when <paramref name="reason"/> says what is missing; nothing when it is null.</summary>
+    /// <param name="reason">What is missing, or null.</param>
+    public static void Decide(string? reason)
     {
         if (reason is null)
         {
