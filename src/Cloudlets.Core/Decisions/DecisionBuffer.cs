@@ -190,7 +190,22 @@ public sealed class DecisionBuffer
         return true;
     }
 
-    /// <summary>The lanes of split work: at least <paramref name="lanes"/> (index 0, this thread's, unused); made only the first time.</summary>
+    /// <summary>What the lanes' shares allocated on the threads that ran them, so far (for the allocation tests).</summary>
+    internal long LaneAllocatedBytes
+    {
+        get
+        {
+            var sum = 0L;
+            foreach (var lane in _lanes)
+            {
+                sum += lane.AllocatedBytes;
+            }
+
+            return sum;
+        }
+    }
+
+    /// <summary>The lanes for work split with other threads: at least <paramref name="lanes"/> of them (the evaluating thread's own share needs none); made only the first time.</summary>
     internal EvaluationLane[] EnsureLanes(int lanes)
     {
         if (_lanes.Length < lanes)

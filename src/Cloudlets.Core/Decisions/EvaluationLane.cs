@@ -41,6 +41,9 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         _orderSeen = new long[hostCount];
     }
 
+    /// <summary>What the shares run so far allocated on the threads that ran them (for the allocation tests: the pool's threads are not the test's).</summary>
+    internal long AllocatedBytes { get; private set; }
+
     /// <summary>The first VM (or entry of <see cref="DecisionBuffer.RowsToPrepare"/>) of the share.</summary>
     internal int From { get; private set; }
 
@@ -72,24 +75,35 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Runs the share on this thread when nobody has claimed it yet; otherwise waits until it is done.</summary>
-    internal void RunOrWait()
+    /// <summary>
+    /// Runs the shares nobody has claimed yet on this thread, then waits until every one of the first
+    /// <paramref name="count"/> lanes is done, so that no pool thread writes the buffer after this returns;
+    /// then rethrows what a share threw. Call it after every start, also when this thread's own share threw.
+    /// </summary>
+    internal static void Finish(EvaluationLane[] lanes, int count, bool rethrow = true)
     {
-        if (Interlocked.CompareExchange(ref _state, Running, Idle) == Idle)
+        for (var i = 0; i < count; i++)
         {
-            Run();
-            return;
+            if (Interlocked.CompareExchange(ref lanes[i]._state, Running, Idle) == Idle)
+            {
+                lanes[i].Run(); // catches what the share throws
+            }
         }
 
-        var spin = default(SpinWait);
-        while (Volatile.Read(ref _state) != Done)
+        for (var i = 0; i < count; i++)
         {
-            spin.SpinOnce();
+            var spin = default(SpinWait);
+            while (Volatile.Read(ref lanes[i]._state) != Done)
+            {
+                spin.SpinOnce();
+            }
+        }
+
+        for (var i = 0; i < count && rethrow; i++)
+        {
+            lanes[i]._failure?.Throw();
         }
     }
-
-    /// <summary>Rethrows, on the evaluating thread, what the share threw.</summary>
-    internal void ThrowIfFailed() => _failure?.Throw();
 
     private void Set(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, bool indexed, long evaluation, int from, int to)
     {
@@ -111,6 +125,7 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
 
     private void Run()
     {
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
         try
         {
             if (_rows)
@@ -128,6 +143,7 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         }
         finally
         {
+            AllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - allocated;
             Volatile.Write(ref _state, Done);
         }
     }

@@ -146,7 +146,8 @@ public partial class LowestLatencyPolicyTests
         Assert.That(noRoom, Is.GreaterThan(0), "the hosts never filled up: the open hosts were not copied side by side");
     }
 
-    private static FleetSnapshot ManyUserFleet(int seed, int hosts, int vantagePoints, int vms)
+    /// <param name="openHosts">Hosts from this index on get too little memory for any VM (not open).</param>
+    private static FleetSnapshot ManyUserFleet(int seed, int hosts, int vantagePoints, int vms, int openHosts = int.MaxValue)
     {
         var random = new Random(seed);
         var definitions = Enumerable.Range(0, vms).Select(v => new VmDefinition(
@@ -157,7 +158,8 @@ public partial class LowestLatencyPolicyTests
         for (var h = 0; h < hosts; h++)
         {
             var availability = random.NextDouble() < 0.05 ? HostAvailability.Down : HostAvailability.Available;
-            s.SetHost(h, availability, (4L + random.Next(8)) << 30, 2 + random.Next(10));
+            var free = (4L + random.Next(8)) << 30;
+            s.SetHost(h, availability, h < openHosts ? free : 64L << 20, 2 + random.Next(10));
         }
 
         for (var p = 0; p < s.VantagePointCount; p++)
