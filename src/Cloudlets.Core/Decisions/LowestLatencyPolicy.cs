@@ -84,6 +84,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// </summary>
     internal int ParallelMinimumVms { get; init; } = 65_536;
 
+    /// <summary>For the fault tests: a refresh share starting at this VM throws (null: none does).</summary>
+    internal Func<int, bool>? FailRefreshShare { get; init; }
+
     /// <summary>A copy of the options the policy was built with.</summary>
     public LowestLatencyPolicyOptions Options => _options.Clone();
 
@@ -873,6 +876,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
     internal void RefreshRange(FleetSnapshot s, DecisionBuffer r, bool indexed, long evaluation, int from, int to, double[] scores, RefreshPart part)
     {
+        if (part != RefreshPart.ManyUsers && FailRefreshShare?.Invoke(from) == true)
+        {
+            throw new InvalidOperationException($"Injected fault in the refresh share from VM {from}.");
+        }
+
         var grewAt = r.RoomGrewAt;
         var preparedAt = r.RowPreparedAt;
         var cursors = part != RefreshPart.FewUsers;

@@ -87,6 +87,42 @@ public partial class LowestLatencyPolicyTests
         Assert.That(ThreadPool.CompletedWorkItemCount, Is.GreaterThan(completed), "the lanes were handed to the pool");
     }
 
+    [Test]
+    public void Evaluate_ShareThrows_ThrowsAndTheNextEvaluationDecidesAsTheScan()
+    {
+        // A share that throws (a defect; here injected) on the evaluating thread or on a lane: the evaluation
+        // throws only after every lane stopped, and the next one prepares everything again.
+        const int hostCount = 200, vantagePoints = 12, vmCount = 3000;
+        var fleet = ManyUserFleet(57, hostCount, vantagePoints, vmCount);
+        var scanned = ManyUserFleet(57, hostCount, vantagePoints, vmCount);
+        var failing = -1;
+        var policy = new LowestLatencyPolicy(LaneOptions(2)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, FailRefreshShare = from => from == failing };
+        var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 1, MinAbsoluteGainMs = 1, MinRelativeGain = 0.01, CandidateIndexDepth = 0 });
+        var buffer = new DecisionBuffer(fleet, recordCandidates: false);
+        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
+        policy.Evaluate(fleet, buffer);
+        foreach (var share in new[] { 0, (vmCount + 1) / 2 }) // the evaluating thread's, then the lane's
+        {
+            failing = share;
+            for (var h = 0; h < hostCount; h++)
+            {
+                fleet.SetLatency(share % vantagePoints, h, Summary(fleet.LatencyOf(share % vantagePoints, h).MedianMs * 1.05, Now));
+                scanned.SetLatency(share % vantagePoints, h, Summary(scanned.LatencyOf(share % vantagePoints, h).MedianMs * 1.05, Now));
+            }
+
+            var ex = Assert.Throws<InvalidOperationException>(() => policy.Evaluate(fleet, buffer));
+            Assert.That(ex!.Message, Does.Contain($"from VM {share}"));
+        }
+
+        failing = -1;
+        policy.Evaluate(fleet, buffer);
+        scanPolicy.Evaluate(scanned, scanBuffer);
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"vm{vm}: after the failed evaluations vs the scan");
+        }
+    }
+
     [TestCase(-1)]
     [TestCase(65)]
     public void Constructor_MaxDegreeOfParallelismOutOfRange_ThrowsNamingTheOption(int value)
