@@ -25,34 +25,18 @@ public partial class LowestLatencyPolicyTests
         var single = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
         var splitPolicy = new LowestLatencyPolicy(LaneOptions(lanes, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
         var singlePolicy = new LowestLatencyPolicy(LaneOptions(1, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
-        var a = new DecisionBuffer(split, recordCandidates: false);
-        var b = new DecisionBuffer(single, recordCandidates: false);
         var manyUsers = Enumerable.Range(0, vmCount).Count(vm => split.UserVantagePointsOf(vm).Length > 3);
         Assert.That(manyUsers, Is.GreaterThan(100), "VMs of more than three users, left to the evaluating thread");
-        for (var window = 0; window < windows; window++)
+        SameOutcomesEachWindow(split, splitPolicy, single, singlePolicy, windows, minMoves: openHosts < hostCount ? 10 : 100, (s, window) =>
         {
-            splitPolicy.Evaluate(split, a);
-            singlePolicy.Evaluate(single, b);
-            for (var vm = 0; vm < vmCount; vm++)
-            {
-                var x = Outcome(a, vm);
-                var y = Outcome(b, vm);
-                Assert.That(x, Is.EqualTo(y), $"window {window}, vm{vm}: {lanes} lanes vs one thread");
-            }
-
-            Assert.That(a.MoveCount, Is.GreaterThan(openHosts < hostCount ? 10 : 100), $"window {window}: too few moves");
-            split.AdvanceConfirmations(a);
-            single.AdvanceConfirmations(b);
             for (var p = window % 3; p < vantagePoints; p += 3)
             {
                 for (var h = 0; h < hostCount; h++)
                 {
-                    var ms = split.LatencyOf(p, h).MedianMs * (h % 4 == window % 4 ? 1.04 : 0.99);
-                    split.SetLatency(p, h, Summary(ms, Now));
-                    single.SetLatency(p, h, Summary(ms, Now));
+                    s.SetLatency(p, h, Summary(s.LatencyOf(p, h).MedianMs * (h % 4 == window % 4 ? 1.04 : 0.99), Now));
                 }
             }
-        }
+        });
     }
 
     [Test]

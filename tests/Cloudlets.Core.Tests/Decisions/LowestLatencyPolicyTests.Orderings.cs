@@ -22,34 +22,17 @@ public partial class LowestLatencyPolicyTests
         var scanned = OrderingFleet(seed, hostCount, vantagePoints, vmCount);
         var indexPolicy = Policy(windows: 1, o => { o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
         var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; });
-        var fast = new DecisionBuffer(indexed, recordCandidates: false);
-        var slow = new DecisionBuffer(scanned, recordCandidates: false);
-        var noRoom = 0;
-        for (var window = 0; window < windows; window++)
+        var noRoom = SameOutcomesEachWindow(indexed, indexPolicy, scanned, scanPolicy, windows, minMoves: 100, (s, window) =>
         {
-            indexPolicy.Evaluate(indexed, fast);
-            scanPolicy.Evaluate(scanned, slow);
-            for (var vm = 0; vm < vmCount; vm++)
-            {
-                var a = Outcome(fast, vm);
-                var b = Outcome(slow, vm);
-                Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
-                noRoom += a.Reason == DecisionReason.NoCandidates ? 1 : 0;
-            }
-
-            Assert.That(fast.MoveCount, Is.GreaterThan(100), $"window {window}: too few moves to fill the hosts");
-            indexed.AdvanceConfirmations(fast);
-            scanned.AdvanceConfirmations(slow);
             // New samples a little off the old ones (a tenth of the hosts 5 ms worse or better): the
             // ordering is rebuilt by insertion from the previous one, ties to the lower host index.
             var p = window % vantagePoints;
             for (var h = 0; h < hostCount; h++)
             {
-                var ms = indexed.LatencyOf(p, h).MedianMs + (h % 10 != window ? 0 : h % 20 < 10 ? 5 : -5);
-                indexed.SetLatency(p, h, Summary(Math.Max(5, ms), Now));
-                scanned.SetLatency(p, h, Summary(Math.Max(5, ms), Now));
+                var ms = s.LatencyOf(p, h).MedianMs + (h % 10 != window ? 0 : h % 20 < 10 ? 5 : -5);
+                s.SetLatency(p, h, Summary(Math.Max(5, ms), Now));
             }
-        }
+        });
 
         // The hosts must really have filled up: some VMs found no host with room at all.
         Assert.That(noRoom, Is.GreaterThan(0), "the hosts never filled up: the cursors were not exercised");
@@ -95,8 +78,6 @@ public partial class LowestLatencyPolicyTests
         var scanned = ManyUserFleet(seed, hostCount, vantagePoints, vmCount);
         var indexPolicy = Policy(windows: 1, o => { o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; o.UserPercentile = percentile; });
         var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MinAbsoluteGainMs = 1; o.MinRelativeGain = 0.01; o.UserPercentile = percentile; });
-        var fast = new DecisionBuffer(indexed, recordCandidates: false);
-        var slow = new DecisionBuffer(scanned, recordCandidates: false);
         var essential = 0;
         var none = 0;
         for (var vm = 0; vm < vmCount; vm++)
@@ -118,32 +99,51 @@ public partial class LowestLatencyPolicyTests
             Assert.That(essential, Is.GreaterThan(100), "VMs of several users with an essential one");
             Assert.That(none, percentile < 0.9 ? Is.GreaterThan(100) : Is.Zero, "VMs without an essential user");
         });
-        var noRoom = 0;
-        for (var window = 0; window < windows; window++)
+        var noRoom = SameOutcomesEachWindow(indexed, indexPolicy, scanned, scanPolicy, windows, minMoves: 100, (s, window) =>
         {
-            indexPolicy.Evaluate(indexed, fast);
-            scanPolicy.Evaluate(scanned, slow);
-            for (var vm = 0; vm < vmCount; vm++)
-            {
-                var a = Outcome(fast, vm);
-                var b = Outcome(slow, vm);
-                Assert.That(a, Is.EqualTo(b), $"window {window}, vm{vm}: indexed vs scanned");
-                noRoom += a.Reason == DecisionReason.NoCandidates ? 1 : 0;
-            }
-
-            Assert.That(fast.MoveCount, Is.GreaterThan(100), $"window {window}: too few moves to fill the hosts");
-            indexed.AdvanceConfirmations(fast);
-            scanned.AdvanceConfirmations(slow);
             var p = window % vantagePoints;
             for (var h = 0; h < hostCount; h++)
             {
-                var ms = indexed.LatencyOf(p, h).MedianMs * (h % 3 == 0 ? 1.03 : 0.98);
-                indexed.SetLatency(p, h, Summary(ms, Now));
-                scanned.SetLatency(p, h, Summary(ms, Now));
+                s.SetLatency(p, h, Summary(s.LatencyOf(p, h).MedianMs * (h % 3 == 0 ? 1.03 : 0.98), Now));
             }
-        }
+        });
 
         Assert.That(noRoom, Is.GreaterThan(0), "the hosts never filled up: the open hosts were not copied side by side");
+    }
+
+    /// <summary>
+    /// Evaluates <paramref name="fleet"/> and its copy <paramref name="expectedFleet"/> window by window with
+    /// their policies, each into its own buffer: every VM's outcome must be the same, and more than
+    /// <paramref name="minMoves"/> VMs must move in each window. Between windows the confirmations advance and
+    /// <paramref name="change"/> writes new samples into each fleet (it reads what it changes from the fleet it
+    /// is given, so both get the same values). Returns how many outcomes found no host with room.
+    /// </summary>
+    private static int SameOutcomesEachWindow(
+        FleetSnapshot fleet, LowestLatencyPolicy policy, FleetSnapshot expectedFleet, LowestLatencyPolicy expectedPolicy,
+        int windows, int minMoves, Action<FleetSnapshot, int> change)
+    {
+        var actual = new DecisionBuffer(fleet, recordCandidates: false);
+        var expected = new DecisionBuffer(expectedFleet, recordCandidates: false);
+        var noRoom = 0;
+        for (var window = 0; window < windows; window++)
+        {
+            policy.Evaluate(fleet, actual);
+            expectedPolicy.Evaluate(expectedFleet, expected);
+            for (var vm = 0; vm < fleet.VmCount; vm++)
+            {
+                var outcome = Outcome(actual, vm);
+                Assert.That(outcome, Is.EqualTo(Outcome(expected, vm)), $"window {window}, vm{vm}");
+                noRoom += outcome.Reason == DecisionReason.NoCandidates ? 1 : 0;
+            }
+
+            Assert.That(actual.MoveCount, Is.GreaterThan(minMoves), $"window {window}: too few moves to fill the hosts");
+            fleet.AdvanceConfirmations(actual);
+            expectedFleet.AdvanceConfirmations(expected);
+            change(fleet, window);
+            change(expectedFleet, window);
+        }
+
+        return noRoom;
     }
 
     /// <param name="openHosts">Hosts from this index on get too little memory for any VM (not open).</param>
