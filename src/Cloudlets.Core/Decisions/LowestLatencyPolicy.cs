@@ -1221,6 +1221,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var blockedRule = PlacementRuleKind.None;
         var best = record || rules
             ? ScanChecked(s, r, vm, cur, record, evacuate: false, out bestScore, out blocked, out blockedScore, out blockedRule)
+            : reuse && CompactOpen(s, r) == 0 ? NoRoomAnywhere(out bestScore) // every host filled up in this window
             : reuse ? Reused(s, r, vm, cur, memory, vcpus, currentScore, indexed, out bestScore)
             : Search(s, r, vm, cur, memory, vcpus, indexed, out bestScore);
         if (rules && s.VmPinned[vm])
@@ -1343,6 +1344,13 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         r.Detail1[vm] = streak;
         r.Detail2[vm] = decisive ? benefit / cost : double.NaN;
         return true;
+    }
+
+    /// <summary>What every search answers once no host can take even the smallest VM of the snapshot.</summary>
+    private static int NoRoomAnywhere(out double bestScore)
+    {
+        bestScore = double.PositiveInfinity;
+        return -1;
     }
 
     /// <summary>

@@ -69,6 +69,70 @@ public partial class LowestLatencyPolicyTests
         Assert.That((first, buffer.ReasonOf(0), buffer.CurrentScoreOf(0)), Is.EqualTo((1, DecisionReason.AlreadyBest, 10.0)));
     }
 
+    [Test]
+    public void Evaluate_MovesFillEveryHost_LaterVmsDecideAsTheScan()
+    {
+        // Every host has room for one VM, and every VM wants to move: the first moves fill every host, and
+        // each VM after that finds no host with room (no candidates, or stale data where one of its cells is
+        // stale), without a search. Two windows (the moves are not applied, so they repeat on reused entries).
+        const int hostCount = ReuseHostCount, vmCount = 300, vantagePoints = 12;
+        FleetSnapshot Build()
+        {
+            var s = new FleetSnapshot(
+                [.. Enumerable.Range(0, hostCount).Select(h => $"h{h}")],
+                [.. Enumerable.Range(0, vmCount).Select(v => new VmDefinition($"vm{v}", [new VmUser($"p{v % vantagePoints}")]))]) { Now = Now };
+            for (var h = 0; h < hostCount; h++)
+            {
+                s.SetHost(h, HostAvailability.Available, (3L << 30) / 2, 2); // one 1 GiB VM, then closed
+            }
+
+            for (var p = 0; p < s.VantagePointCount; p++)
+            {
+                var g = int.Parse(s.VantagePointName(p).AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
+                for (var h = 0; h < hostCount; h++)
+                {
+                    var newest = g == 5 && h == 7 ? Now - TimeSpan.FromMinutes(5) : Now;
+                    s.SetLatency(p, h, Summary(5 + (((h * 7) + (g * 3)) % hostCount * 5), newest));
+                }
+            }
+
+            for (var v = 0; v < vmCount; v++)
+            {
+                // On the host farthest from its users.
+                var g = v % vantagePoints;
+                var far = Enumerable.Range(0, hostCount).MaxBy(h => ((h * 7) + (g * 3)) % hostCount);
+                s.SetPlacement(v, far, 1L << 30, 1);
+            }
+
+            return s;
+        }
+
+        var indexed = Build();
+        var scanned = Build();
+        var indexPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 2; o.MemoryReserveBytes = 0; });
+        var scanPolicy = Policy(windows: 1, o => { o.CandidateIndexDepth = 0; o.MemoryReserveBytes = 0; });
+        var fast = new DecisionBuffer(indexed, recordCandidates: false);
+        var slow = new DecisionBuffer(scanned, recordCandidates: false);
+        for (var window = 0; window < 2; window++)
+        {
+            indexPolicy.Evaluate(indexed, fast);
+            scanPolicy.Evaluate(scanned, slow);
+            for (var vm = 0; vm < vmCount; vm++)
+            {
+                Assert.That(Outcome(fast, vm), Is.EqualTo(Outcome(slow, vm)), $"window {window}, vm{vm}: indexed vs scanned");
+            }
+
+            // Every host took one VM; every VM after the last move found none with room.
+            var last = Enumerable.Range(0, vmCount).Last(vm => fast.KindOf(vm) == DecisionKind.Move);
+            var after = Enumerable.Range(last + 1, vmCount - last - 1).Select(fast.ReasonOf).ToArray();
+            Assert.That(fast.MoveCount, Is.EqualTo(hostCount), $"window {window}: moves");
+            Assert.That(after, Has.Length.GreaterThan(200).And.All.AnyOf(DecisionReason.NoCandidates, DecisionReason.StaleData), $"window {window}: after the last move");
+            Assert.That(after, Has.Some.EqualTo(DecisionReason.NoCandidates).And.Some.EqualTo(DecisionReason.StaleData), $"window {window}: both reasons");
+            indexed.AdvanceConfirmations(fast);
+            scanned.AdvanceConfirmations(slow);
+        }
+    }
+
     [TestCase(21, 2)]
     [TestCase(22, 3)]
     [TestCase(23, 4)]
