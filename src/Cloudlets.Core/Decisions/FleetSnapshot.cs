@@ -27,6 +27,7 @@ public sealed class FleetSnapshot
     internal readonly long[] FreeMemoryBytes;
     internal readonly int[] FreeVCpus;
     internal readonly double[] Bandwidth; // [source * H + destination], NaN = unknown
+    internal readonly int[] KnownBandwidthFrom; // per source host: how many of its Bandwidth entries are known (not NaN)
 
     // Latency cells, [vantage * H + host].
     internal readonly LatencyCell[] Cells;
@@ -141,6 +142,7 @@ public sealed class FleetSnapshot
         FreeVCpus = new int[h];
         Bandwidth = new double[h * h];
         Array.Fill(Bandwidth, double.NaN);
+        KnownBandwidthFrom = new int[h];
         Cells = new LatencyCell[_vantagePoints.Length * h];
         RowVersion = new long[_vantagePoints.Length];
         CurrentHost = new int[v];
@@ -218,8 +220,16 @@ public sealed class FleetSnapshot
     }
 
     /// <summary>Sets the measured bandwidth for migrations from one host to another (bytes per second; NaN for unknown).</summary>
-    public void SetBandwidth(int sourceHost, int destinationHost, double bytesPerSecond) =>
-        Bandwidth[(sourceHost * _hosts.Length) + destinationHost] = bytesPerSecond;
+    public void SetBandwidth(int sourceHost, int destinationHost, double bytesPerSecond)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(sourceHost);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(sourceHost, _hosts.Length);
+        ArgumentOutOfRangeException.ThrowIfNegative(destinationHost);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(destinationHost, _hosts.Length);
+        ref var entry = ref Bandwidth[(sourceHost * _hosts.Length) + destinationHost];
+        KnownBandwidthFrom[sourceHost] += (double.IsNaN(bytesPerSecond) ? 0 : 1) - (double.IsNaN(entry) ? 0 : 1);
+        entry = bytesPerSecond;
+    }
 
     /// <summary>Sets what a vantage point measured to a host.</summary>
     public void SetLatency(int vantagePoint, int host, in LatencySummary summary)

@@ -1291,7 +1291,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 || Set(r, vm, DecisionKind.Stay, DecisionReason.BelowRelativeGain);
         }
 
-        var bandwidth = s.Bandwidth[(cur * hosts) + best];
+        // The matrix is large (hosts²) and read at random here: skip it for a source with no measured pair.
+        var bandwidth = s.KnownBandwidthFrom[cur] == 0 ? double.NaN : s.Bandwidth[(cur * hosts) + best];
         if (double.IsNaN(bandwidth))
         {
             bandwidth = _bandwidth;

@@ -52,6 +52,17 @@ public partial class FleetSnapshotTests
         Assert.That(s.ConfirmationOf(0), Is.EqualTo((1, 1)));
     }
 
+    [TestCase(-1, 0)]
+    [TestCase(2, 0)]
+    [TestCase(0, -1)]
+    [TestCase(0, 2)]
+    public void SetBandwidth_HostOutOfRange_ThrowsAndChangesNothing(int source, int destination)
+    {
+        var s = new FleetSnapshot(["a", "b"], [new VmDefinition("vm", [new VmUser("x", 1)])]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.SetBandwidth(source, destination, 1e8));
+        Assert.That(new[] { s.BandwidthOf(0, 0), s.BandwidthOf(0, 1), s.BandwidthOf(1, 0), s.BandwidthOf(1, 1) }, Has.All.NaN);
+    }
+
     [Test]
     public void PublicViews_AfterSetters_ReadBackWhatWasSet()
     {

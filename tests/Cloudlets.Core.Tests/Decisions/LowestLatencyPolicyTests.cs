@@ -308,6 +308,33 @@ public partial class LowestLatencyPolicyTests
         Assert.That((d.Kind, d.Reason), Is.EqualTo((DecisionKind.Stay, DecisionReason.CostExceedsGain)));
     }
 
+    [Test]
+    public void Evaluate_BandwidthPairsSetAndCleared_MeasuredPairReadUntilCleared()
+    {
+        // The policy reads a source host's bandwidth only while that host has a measured pair (a count
+        // kept by SetBandwidth): setting a pair again, and clearing another three times, must leave the
+        // measured pair in use (a count that fell to 0 would read the default); clearing it brings the
+        // default back (a fast one: the move goes ahead).
+        var s = Fleet(100, 80, 300);
+        s.SetPlacement(0, 0, 8L << 30, 1); // 8 GiB: ~860 s at 10 MB/s, ~69 s at the default
+        s.SetHost(1, HostAvailability.Available, 128L << 30, 16);
+        s.SetBandwidth(0, 1, 20_000_000);
+        s.SetBandwidth(0, 1, 10_000_000);
+        s.SetBandwidth(0, 2, 1e9);
+        s.SetBandwidth(0, 2, double.NaN);
+        s.SetBandwidth(0, 2, double.NaN);
+        s.SetBandwidth(0, 2, double.NaN);
+        s.SetBandwidth(1, 0, double.NaN);
+        var measured = Policy().Decide(s)[0];
+        s.SetBandwidth(0, 1, double.NaN);
+        var cleared = Policy().Decide(s)[0];
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(measured.Reason, Is.EqualTo(DecisionReason.CostExceedsGain), measured.Explanation);
+            Assert.That((cleared.Kind, cleared.Reason, cleared.TargetHost), Is.EqualTo((DecisionKind.Move, DecisionReason.Move, "b")), cleared.Explanation);
+        }
+    }
+
     [TestCase(30_000, DecisionKind.Stay)]
     [TestCase(10_000, DecisionKind.Move)]
     public void Evaluate_MigrationPenalty_WeighedAgainstGainOverStay(double penalty, DecisionKind expected)
