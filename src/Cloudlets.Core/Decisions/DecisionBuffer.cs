@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 
 namespace Cloudlets.Core.Decisions;
 
@@ -87,6 +88,18 @@ public sealed class DecisionBuffer
     internal double[] OpenCells = [];   // [vantage * OpenCellsWidth + column]
     internal int[] OpenColumn = [];     // per host: its column, valid for the hosts in OpenHosts
     internal long OpenCellsAt = -1;
+
+    // The look-ahead (LowestLatencyPolicy.LookAhead, allocated on first use): per VM, the best other host
+    // another lane found for it while this evaluation ran, under rooms it read then, and the evaluation it
+    // was found in (written last; -1 none); the lane's own walk cursors; the evaluating thread's progress.
+    internal int[] AheadBest = [];
+    internal double[] AheadScore = [];
+    internal long[] AheadAt = [];
+    internal int[] AheadCursor = [];
+    internal long[] AheadCursorAt = [];
+    internal bool AheadPending;             // this evaluation may start the look-ahead, and has not yet
+    internal EvaluationLane? AheadLane;     // the lane running it, once started
+    internal readonly LookAheadProgress[] AheadProgress = new LookAheadProgress[1];
 
     // The shares of an evaluation's work that other threads take (made on first use, one per extra lane),
     // and the rows an evaluation prepares again (their vantage points, the first RowsToPrepare entries).
@@ -188,6 +201,23 @@ public sealed class DecisionBuffer
         OrderKeys = new double[HostCount];
         OrderSeen = new long[HostCount];
         return true;
+    }
+
+    /// <summary>Makes room for the look-ahead's results and cursors (allocates only the first time); every result starts invalid.</summary>
+    internal void EnsureLookAhead()
+    {
+        if (AheadAt.Length == VmCount && AheadCursorAt.Length == VantagePointCount)
+        {
+            return;
+        }
+
+        AheadBest = new int[VmCount];
+        AheadScore = new double[VmCount];
+        AheadAt = new long[VmCount];
+        Array.Fill(AheadAt, -1);
+        AheadCursor = new int[VantagePointCount * OrderClasses];
+        AheadCursorAt = new long[VantagePointCount];
+        Array.Fill(AheadCursorAt, -1);
     }
 
     /// <summary>What the lanes' shares allocated on the threads that ran them, so far (for the allocation tests).</summary>
@@ -510,4 +540,31 @@ public sealed class DecisionBuffer
 
         string Ms(double value) => double.IsNaN(value) ? "n/a" : double.IsPositiveInfinity(value) ? "unreachable" : value.ToString("0.0", c) + " ms";
     }
+}
+
+/// <summary>
+/// How far the evaluating thread has decided and whether the look-ahead lane is to stop (written by the
+/// evaluating thread, read by the lane), and how many of the lane's results that thread took or refused
+/// (its own). The first two share a cache line, the counts have another; nothing else uses either (one
+/// array element of its own, each line's fields 64 bytes and more from the element's ends and from the
+/// other line's), so that a write evicts no line the other thread reads but that one.
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = 320)]
+internal struct LookAheadProgress
+{
+    /// <summary>Every VM below this one is decided.</summary>
+    [FieldOffset(64)]
+    public int DecidedUpTo;
+
+    /// <summary>Not 0: the evaluation is over, the lane stops.</summary>
+    [FieldOffset(68)]
+    public int Stop;
+
+    /// <summary>How many results the evaluating thread took from the lane, over every evaluation (for the tests).</summary>
+    [FieldOffset(184)]
+    public long Used;
+
+    /// <summary>How many it refused because the host found had filled up since (for the tests).</summary>
+    [FieldOffset(192)]
+    public long Refused;
 }

@@ -4,7 +4,8 @@ namespace Cloudlets.Core.Decisions;
 
 /// <summary>
 /// One share of an evaluation's independent work, run on a thread-pool thread: the rows of latencies to
-/// prepare again, or the VMs whose reused searches to bring up to date (see <see cref="LowestLatencyPolicy"/>).
+/// prepare again, the VMs whose reused searches to bring up to date, or the look-ahead that searches, ahead
+/// of the evaluating thread, for the VMs whose reused best host has filled up (see <see cref="LowestLatencyPolicy"/>).
 /// Owned by a <see cref="DecisionBuffer"/> and reused by every evaluation into it, with scratch of its own,
 /// so handing work over allocates nothing. It owns no thread and no kernel object: the pool runs it, and
 /// whoever claims it first — a pool thread, or the evaluating thread once its own share is done — runs it,
@@ -24,7 +25,7 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
     private readonly long[] _orderSeen;
     private long _orderStamp;
     private int _state = Done;
-    private bool _rows;
+    private Share _share;
     private LowestLatencyPolicy? _policy;
     private FleetSnapshot? _snapshot;
     private DecisionBuffer? _buffer;
@@ -53,14 +54,43 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
     /// <summary>Hands the VMs <paramref name="from"/> to <paramref name="to"/> of up to three users to the pool, to bring their searches up to date.</summary>
     internal void StartRefresh(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, bool indexed, long evaluation, int from, int to)
     {
-        _rows = false;
+        _share = Share.Refresh;
         Set(policy, snapshot, buffer, indexed, evaluation, from, to);
+    }
+
+    /// <summary>Hands the look-ahead of an evaluation's decisions to the pool (see <see cref="LowestLatencyPolicy.LookAhead"/>); end it with <see cref="StopLookAhead"/>.</summary>
+    internal void StartLookAhead(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long evaluation)
+    {
+        _share = Share.LookAhead;
+        Set(policy, snapshot, buffer, indexed: true, evaluation, 0, snapshot.VmCount);
+    }
+
+    /// <summary>
+    /// Ends a look-ahead once the evaluating thread has decided every VM (the buffer's stop flag is set
+    /// before): one that no thread has claimed yet never runs; one that runs is waited for, so that it
+    /// writes nothing after this returns. Then rethrows what it threw.
+    /// </summary>
+    internal void StopLookAhead(bool rethrow)
+    {
+        if (Interlocked.CompareExchange(ref _state, Done, Idle) != Idle)
+        {
+            var spin = default(SpinWait);
+            while (Volatile.Read(ref _state) != Done)
+            {
+                spin.SpinOnce();
+            }
+        }
+
+        if (rethrow)
+        {
+            _failure?.Throw();
+        }
     }
 
     /// <summary>Hands the entries <paramref name="from"/> to <paramref name="to"/> of <see cref="DecisionBuffer.RowsToPrepare"/> to the pool, to prepare those rows.</summary>
     internal void StartRows(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long now, bool indexed, bool ordered, long evaluation, int from, int to)
     {
-        _rows = true;
+        _share = Share.Rows;
         _now = now;
         _ordered = ordered;
         Set(policy, snapshot, buffer, indexed, evaluation, from, to);
@@ -128,13 +158,17 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         var allocated = GC.GetAllocatedBytesForCurrentThread();
         try
         {
-            if (_rows)
+            switch (_share)
             {
-                _policy!.PrepareRows(_snapshot!, _buffer!, _now, _indexed, _ordered, _evaluation, From, To, _orderKeys, _orderSeen, ref _orderStamp);
-            }
-            else
-            {
-                _policy!.RefreshRange(_snapshot!, _buffer!, _indexed, _evaluation, From, To, _scores, LowestLatencyPolicy.RefreshPart.FewUsers);
+                case Share.Rows:
+                    _policy!.PrepareRows(_snapshot!, _buffer!, _now, _indexed, _ordered, _evaluation, From, To, _orderKeys, _orderSeen, ref _orderStamp);
+                    break;
+                case Share.Refresh:
+                    _policy!.RefreshRange(_snapshot!, _buffer!, _indexed, _evaluation, From, To, _scores, LowestLatencyPolicy.RefreshPart.FewUsers);
+                    break;
+                default:
+                    _policy!.LookAhead(_snapshot!, _buffer!, _evaluation, _scores);
+                    break;
             }
         }
         catch (Exception e)
@@ -146,5 +180,12 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
             AllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - allocated;
             Volatile.Write(ref _state, Done);
         }
+    }
+
+    private enum Share
+    {
+        Rows,
+        Refresh,
+        LookAhead,
     }
 }

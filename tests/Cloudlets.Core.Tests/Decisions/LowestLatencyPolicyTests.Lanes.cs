@@ -4,9 +4,10 @@ using Cloudlets.Core.Options;
 namespace Cloudlets.Core.Tests.Decisions;
 
 /// <summary>
-/// An evaluation of a large fleet hands the preparation of rows and the refresh of the reused searches to
-/// other lanes (thread-pool threads, or the evaluating thread when none takes them): the decisions must be
-/// exactly those of one thread, window after window, and the hand-over must allocate nothing.
+/// An evaluation of a large fleet hands the preparation of rows, the refresh of the reused searches and the
+/// look-ahead of the searches for VMs whose best host filled up to other lanes (thread-pool threads, or the
+/// evaluating thread when none takes them): the decisions must be exactly those of one thread, window after
+/// window, and the hand-over must allocate nothing.
 /// </summary>
 public partial class LowestLatencyPolicyTests
 {
@@ -105,6 +106,77 @@ public partial class LowestLatencyPolicyTests
         {
             Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"vm{vm}: after the failed evaluations vs the scan");
         }
+    }
+
+    [TestCase(61, int.MaxValue, 0.9)]
+    [TestCase(62, 24, 0.9)]
+    [TestCase(63, int.MaxValue, 0.6)]
+    public void Evaluate_LookAheadInline_SameDecisionsAsOneThread(int seed, int openHosts, double percentile)
+    {
+        // The look-ahead run on the evaluating thread at every search it would make (for a VM whose reused
+        // best host filled up), over every VM after that one: its results are made under the rooms at that
+        // point, and some of the hosts found fill up before their VM is decided. The evaluating thread must
+        // take exactly those that still fit, and search again for the others; both must happen.
+        const int hostCount = 200, vantagePoints = 12, vmCount = 3000, windows = 5;
+        var fleet = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
+        var single = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
+        var policy = new LowestLatencyPolicy(LaneOptions(2, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, LookAheadInline = true };
+        var singlePolicy = new LowestLatencyPolicy(LaneOptions(1, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
+        var buffer = new DecisionBuffer(fleet, recordCandidates: false);
+        var singleBuffer = new DecisionBuffer(single, recordCandidates: false);
+        for (var window = 0; window < windows; window++)
+        {
+            policy.Evaluate(fleet, buffer);
+            singlePolicy.Evaluate(single, singleBuffer);
+            for (var vm = 0; vm < vmCount; vm++)
+            {
+                Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(singleBuffer, vm)), $"window {window}, vm{vm}");
+            }
+
+            Assert.That(buffer.MoveCount, Is.GreaterThan(10), $"window {window}: too few moves to fill the hosts");
+            fleet.AdvanceConfirmations(buffer);
+            single.AdvanceConfirmations(singleBuffer);
+        }
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(buffer.AheadProgress[0].Used, Is.GreaterThan(10), "results taken from the look-ahead");
+            Assert.That(buffer.AheadProgress[0].Refused, Is.GreaterThan(10), "results refused: their host filled up");
+            TestContext.Out.WriteLine($"taken {buffer.AheadProgress[0].Used}, refused {buffer.AheadProgress[0].Refused}");
+        }
+    }
+
+    [TestCase(true)]  // on the evaluating thread
+    [TestCase(false)] // on a lane (or the evaluating thread, when no other took it), waited for
+    public void Evaluate_LookAheadThrows_ThrowsAndTheNextEvaluationDecidesAsTheScan(bool inline)
+    {
+        const int hostCount = 200, vantagePoints = 12, vmCount = 3000;
+        var fleet = ManyUserFleet(64, hostCount, vantagePoints, vmCount, openHosts: 24);
+        var scanned = ManyUserFleet(64, hostCount, vantagePoints, vmCount, openHosts: 24);
+        var failing = true;
+        var policy = new LowestLatencyPolicy(LaneOptions(2))
+        {
+            ParallelMinimumVms = 1,
+            ParallelMinimumRows = 1,
+            LookAheadInline = inline,
+            LookAheadToTheEnd = true,
+            FailLookAhead = () => failing,
+        };
+        var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 1, MinAbsoluteGainMs = 1, MinRelativeGain = 0.01, CandidateIndexDepth = 0 });
+        var buffer = new DecisionBuffer(fleet, recordCandidates: false);
+        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
+        var ex = Assert.Throws<InvalidOperationException>(() => policy.Evaluate(fleet, buffer));
+        Assert.That(ex!.Message, Does.Contain("look-ahead"));
+
+        failing = false;
+        policy.Evaluate(fleet, buffer);
+        scanPolicy.Evaluate(scanned, scanBuffer);
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"vm{vm}: after the failed evaluation vs the scan");
+        }
+
+        Assert.That(buffer.MoveCount, Is.GreaterThan(10), "too few moves to fill the hosts");
     }
 
     [TestCase(-1)]
