@@ -220,6 +220,7 @@ public sealed class FleetSnapshot
     }
 
     /// <summary>Sets the measured bandwidth for migrations from one host to another (bytes per second; NaN for unknown).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A host index is not one of the snapshot's hosts.</exception>
     public void SetBandwidth(int sourceHost, int destinationHost, double bytesPerSecond)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sourceHost);
