@@ -65,6 +65,19 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         Set(policy, snapshot, buffer, indexed: true, evaluation, 0, snapshot.VmCount);
     }
 
+    /// <summary>Whether no thread runs this lane's share or will run it (for the tests).</summary>
+    internal bool IsDone => Volatile.Read(ref _state) == Done;
+
+    /// <summary>Tests: waits until some thread has claimed the share (or it is done), for up to <paramref name="limit"/>.</summary>
+    internal void WaitClaimed(TimeSpan limit)
+    {
+        var until = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        while (Volatile.Read(ref _state) == Idle && Environment.TickCount64 < until)
+        {
+            Thread.Yield();
+        }
+    }
+
     /// <summary>
     /// Ends a look-ahead once the evaluating thread has decided every VM (the buffer's stop flag is set
     /// before): one that no thread has claimed yet never runs; one that runs is waited for, so that it

@@ -146,8 +146,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         results.EvaluatedAt = snapshot.Now;
 
         // Another lane may search ahead for the VMs whose reused best host fills up (see LookAhead); it
-        // starts with the first such search, so a window without one never hands it over.
-        var lookAhead = reuse && indexed && _lanes > 1 && snapshot.VmCount >= ParallelMinimumVms;
+        // starts with the first such search, so a window without one never hands it over. Only in a 64-bit
+        // process: the lane reads rooms (longs) while this thread writes them, and only there is such a
+        // read never torn.
+        var lookAhead = reuse && indexed && _lanes > 1 && snapshot.VmCount >= ParallelMinimumVms && Environment.Is64BitProcess;
         results.AheadLane = null;
         results.AheadPending = lookAhead;
         if (lookAhead)
@@ -163,6 +165,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         {
             for (var vm = 0; vm < snapshot.VmCount; vm++)
             {
+                if (vm == FailDecisionAt)
+                {
+                    throw new InvalidOperationException($"Injected fault in the decision of VM {vm}.");
+                }
+
                 if (EvaluateVm(snapshot, results, vm, now, indexed, reuse))
                 {
                     moves++;
@@ -179,19 +186,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         finally
         {
             results.AheadPending = false;
-            if (results.AheadLane is not null)
+            if (results.AheadLane is { } lane)
             {
                 results.AheadLane = null;
-                if (LookAheadToTheEnd)
-                {
-                    Volatile.Write(ref results.AheadProgress[0].DecidedUpTo, snapshot.VmCount - AheadGap - AheadWindow); // never waits
-                    EvaluationLane.Finish(results.EnsureLanes(1), 1, rethrow: finished);
-                }
-                else
-                {
-                    Volatile.Write(ref results.AheadProgress[0].Stop, 1);
-                    results.EnsureLanes(1)[0].StopLookAhead(rethrow: finished);
-                }
+                Volatile.Write(ref results.AheadProgress[0].Stop, 1);
+                lane.StopLookAhead(rethrow: finished);
             }
         }
 
@@ -219,11 +218,14 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// <summary>Tests: the look-ahead runs on the evaluating thread, at every search it would make, over every VM after that one.</summary>
     internal bool LookAheadInline { get; init; }
 
-    /// <summary>Tests: the look-ahead, once started, runs to the end (on the evaluating thread when no other took it) instead of being stopped.</summary>
-    internal bool LookAheadToTheEnd { get; init; }
+    /// <summary>Tests: once it has handed the look-ahead over, the evaluating thread waits (up to 10 s) until a pool thread has claimed it.</summary>
+    internal bool LookAheadClaimed { get; init; }
 
-    /// <summary>Tests: whether the look-ahead throws as it starts.</summary>
-    internal Func<bool>? FailLookAhead { get; init; }
+    /// <summary>Tests: given how many results the look-ahead has written in this evaluation (0 as it starts), whether it throws now.</summary>
+    internal Func<int, bool>? FailLookAhead { get; init; }
+
+    /// <summary>Tests: the evaluating thread throws when it comes to decide this VM.</summary>
+    internal int FailDecisionAt { get; init; } = -1;
 
     /// <summary>
     /// Searches, on another lane and ahead of the evaluating thread, the best other host of each VM of up
@@ -234,8 +236,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// at the moment the evaluating thread takes the result; the hosts this lane saw fit are a superset
     /// of those that fit then, and the best of a set is the best of any subset that holds it (no host
     /// found: none fits then either). The lane reads only what stays fixed during the decisions (cell
-    /// values, orderings, lists, reuse entries, the VMs' inputs) and the rooms, writes only its own
-    /// results and cursors (a cursor passes hosts that can take no VM of its class: they never can again
+    /// values, orderings, lists, reuse entries, the VMs' inputs), the rooms, and how many hosts are still
+    /// open (only to stop early once none is: that count only falls), writes only its own results and cursors (a cursor passes hosts that can take no VM of its class: they never can again
     /// in this evaluation), and never touches the open-host list the evaluating thread compacts: where
     /// that thread would scan the open hosts, it runs the vectorised scan of every host, which gives the
     /// same answer. It works at least <see cref="AheadGap"/> VMs past the last progress the evaluating thread
@@ -253,9 +255,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         var aheadScore = r.AheadScore;
         var aheadAt = r.AheadAt;
         var progress = r.AheadProgress;
-        if (FailLookAhead?.Invoke() == true)
+        var written = 0;
+        if (FailLookAhead?.Invoke(written) == true)
         {
-            throw new InvalidOperationException("Injected fault in the look-ahead.");
+            throw new InvalidOperationException("Injected fault in the look-ahead as it starts.");
         }
 
         for (var vm = 0; vm < s.VmCount; vm++)
@@ -276,10 +279,12 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             }
             else if (bounded)
             {
+                var wait = default(SpinWait);
                 while (vm > decided + AheadGap + AheadWindow)
                 {
-                    // Waits for the evaluating thread (spinning: it reports every few hundred nanoseconds, and stops this lane when done).
-                    Thread.SpinWait(16);
+                    // Waits for the evaluating thread: it reports every few hundred nanoseconds, and stops this
+                    // lane when done. Spins, then yields now and then, never sleeps a millisecond.
+                    wait.SpinOnce(sleep1Threshold: -1);
                     if (Volatile.Read(ref progress[0].Stop) != 0)
                     {
                         return;
@@ -321,6 +326,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             aheadBest[vm] = SearchAhead(s, r, vm, cur, memory, vcpus, evaluation, scores, out var score);
             aheadScore[vm] = score;
             Volatile.Write(ref aheadAt[vm], evaluation);
+            if (FailLookAhead?.Invoke(++written) == true)
+            {
+                throw new InvalidOperationException($"Injected fault in the look-ahead after {written} results.");
+            }
         }
     }
 
@@ -1223,8 +1232,12 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 // The first search of this evaluation: from here on another lane searches ahead.
                 r.AheadPending = false;
                 r.AheadLane = r.EnsureLanes(1)[0];
-                Volatile.Write(ref r.AheadProgress[0].DecidedUpTo, vm + 1);
+                Volatile.Write(ref r.AheadProgress[0].DecidedUpTo, vm);
                 r.AheadLane.StartLookAhead(this, s, r, r.EvaluationNumber);
+                if (LookAheadClaimed)
+                {
+                    r.AheadLane.WaitClaimed(TimeSpan.FromSeconds(10));
+                }
             }
         }
 

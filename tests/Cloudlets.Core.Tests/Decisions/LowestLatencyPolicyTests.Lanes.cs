@@ -108,23 +108,30 @@ public partial class LowestLatencyPolicyTests
         }
     }
 
-    [TestCase(61, int.MaxValue, 0.9)]
-    [TestCase(62, 24, 0.9)]
-    [TestCase(63, int.MaxValue, 0.6)]
-    public void Evaluate_LookAheadInline_SameDecisionsAsOneThread(int seed, int openHosts, double percentile)
+    [TestCase(61, int.MaxValue, 0.9, true)]
+    [TestCase(62, 24, 0.9, true)]
+    [TestCase(63, int.MaxValue, 0.6, true)]
+    [TestCase(65, int.MaxValue, 0.9, false)]
+    [TestCase(66, 24, 0.6, false)]
+    public void Evaluate_LookAhead_SameDecisionsAsOneThreadAndResultsTaken(int seed, int openHosts, double percentile, bool inline)
     {
-        // The look-ahead run on the evaluating thread at every search it would make (for a VM whose reused
-        // best host filled up), over every VM after that one: its results are made under the rooms at that
-        // point, and some of the hosts found fill up before their VM is decided. The evaluating thread must
-        // take exactly those that still fit, and search again for the others; both must happen.
+        // Inline: the look-ahead runs on the evaluating thread at every search it would make (for a VM whose
+        // reused best host filled up), over every VM after that one; its results are made under the rooms at
+        // that point, and some of the hosts found fill up before their VM is decided. The evaluating thread
+        // must take exactly those that still fit and search again for the others; both must happen. On a
+        // lane (a pool thread, which the evaluating thread waits to have claimed it): the same decisions,
+        // and some results taken. New samples every window, so a result left from the window before would
+        // be wrong.
         const int hostCount = 200, vantagePoints = 12, vmCount = 3000, windows = 5;
         var fleet = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
         var single = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
-        var policy = new LowestLatencyPolicy(LaneOptions(2, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, LookAheadInline = true };
+        var policy = new LowestLatencyPolicy(LaneOptions(2, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, LookAheadInline = inline, LookAheadClaimed = !inline };
         var singlePolicy = new LowestLatencyPolicy(LaneOptions(1, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
         var buffer = new DecisionBuffer(fleet, recordCandidates: false);
         var singleBuffer = new DecisionBuffer(single, recordCandidates: false);
-        for (var window = 0; window < windows; window++)
+        // On a lane, up to 40 windows until one of its results was taken: how far it gets ahead depends on
+        // the scheduler of a loaded machine.
+        for (var window = 0; window < windows || (!inline && buffer.AheadProgress[0].Used == 0 && window < 40); window++)
         {
             policy.Evaluate(fleet, buffer);
             singlePolicy.Evaluate(single, singleBuffer);
@@ -134,21 +141,36 @@ public partial class LowestLatencyPolicyTests
             }
 
             Assert.That(buffer.MoveCount, Is.GreaterThan(10), $"window {window}: too few moves to fill the hosts");
+            Assert.That(buffer.EnsureLanes(1)[0].IsDone, $"window {window}: the look-ahead still runs after the evaluation");
             fleet.AdvanceConfirmations(buffer);
             single.AdvanceConfirmations(singleBuffer);
+            foreach (var s in new[] { fleet, single })
+            {
+                for (var p = window % 3; p < vantagePoints; p += 3)
+                {
+                    for (var h = 0; h < hostCount; h++)
+                    {
+                        s.SetLatency(p, h, Summary(s.LatencyOf(p, h).MedianMs * (h % 4 == window % 4 ? 1.04 : 0.99), Now));
+                    }
+                }
+            }
         }
 
+        TestContext.Out.WriteLine($"taken {buffer.AheadProgress[0].Used}, refused {buffer.AheadProgress[0].Refused}");
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(buffer.AheadProgress[0].Used, Is.GreaterThan(10), "results taken from the look-ahead");
-            Assert.That(buffer.AheadProgress[0].Refused, Is.GreaterThan(10), "results refused: their host filled up");
-            TestContext.Out.WriteLine($"taken {buffer.AheadProgress[0].Used}, refused {buffer.AheadProgress[0].Refused}");
+            Assert.That(buffer.AheadProgress[0].Used, Is.GreaterThan(inline ? 10 : 0), "results taken from the look-ahead");
+            if (inline)
+            {
+                Assert.That(buffer.AheadProgress[0].Refused, Is.GreaterThan(10), "results refused: their host filled up");
+            }
         }
     }
 
-    [TestCase(true)]  // on the evaluating thread
-    [TestCase(false)] // on a lane (or the evaluating thread, when no other took it), waited for
-    public void Evaluate_LookAheadThrows_ThrowsAndTheNextEvaluationDecidesAsTheScan(bool inline)
+    [TestCase("lane")]     // the look-ahead throws on its pool thread as it starts: rethrown once the decisions end
+    [TestCase("inline")]   // it throws on the evaluating thread after writing 5 results, which the next evaluation must not take
+    [TestCase("decision")] // the evaluating thread throws mid-way while the look-ahead runs: it is stopped first
+    public void Evaluate_LookAheadOrDecisionThrows_ThrowsWithTheLaneStoppedAndTheNextEvaluationDecidesAsTheScan(string fault)
     {
         const int hostCount = 200, vantagePoints = 12, vmCount = 3000;
         var fleet = ManyUserFleet(64, hostCount, vantagePoints, vmCount, openHosts: 24);
@@ -158,18 +180,25 @@ public partial class LowestLatencyPolicyTests
         {
             ParallelMinimumVms = 1,
             ParallelMinimumRows = 1,
-            LookAheadInline = inline,
-            LookAheadToTheEnd = true,
-            FailLookAhead = () => failing,
+            LookAheadInline = fault == "inline",
+            LookAheadClaimed = fault != "inline",
+            FailLookAhead = fault == "lane" ? _ => failing : fault == "inline" ? written => failing && written == 5 : null,
+            FailDecisionAt = fault == "decision" ? 2500 : -1,
         };
         var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 1, MinAbsoluteGainMs = 1, MinRelativeGain = 0.01, CandidateIndexDepth = 0 });
         var buffer = new DecisionBuffer(fleet, recordCandidates: false);
         var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
         var ex = Assert.Throws<InvalidOperationException>(() => policy.Evaluate(fleet, buffer));
-        Assert.That(ex!.Message, Does.Contain("look-ahead"));
+        Assert.That(ex!.Message, Does.Contain(fault == "decision" ? "decision of VM 2500" : fault == "inline" ? "look-ahead after 5 results" : "look-ahead as it starts"));
+        Assert.That(buffer.EnsureLanes(1)[0].IsDone, "the look-ahead still runs after the evaluation threw");
+        if (fault != "inline")
+        {
+            Assert.That(buffer.AheadProgress[0].Stop, Is.EqualTo(1), "the look-ahead was never handed over");
+        }
 
         failing = false;
-        policy.Evaluate(fleet, buffer);
+        var next = fault == "decision" ? new LowestLatencyPolicy(LaneOptions(2)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 } : policy;
+        next.Evaluate(fleet, buffer);
         scanPolicy.Evaluate(scanned, scanBuffer);
         for (var vm = 0; vm < vmCount; vm++)
         {
