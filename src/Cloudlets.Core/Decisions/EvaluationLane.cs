@@ -3,15 +3,15 @@ using System.Runtime.ExceptionServices;
 namespace Cloudlets.Core.Decisions;
 
 /// <summary>
-/// One share of an evaluation's independent work, run on a thread-pool thread: the rows of latencies to
+/// One share of an evaluation's independent work, run on one of the policy's lane threads (<see cref="LaneWorkers"/>): the rows of latencies to
 /// prepare again, the VMs whose reused searches to bring up to date, or the look-ahead that searches, ahead
 /// of the evaluating thread, for the VMs whose reused best host has filled up (see <see cref="LowestLatencyPolicy"/>).
 /// Owned by a <see cref="DecisionBuffer"/> and reused by every evaluation into it, with scratch of its own,
-/// so handing work over allocates nothing. It owns no thread and no kernel object: the pool runs it, and
-/// whoever claims it first — a pool thread, or the evaluating thread once its own share is done — runs it,
-/// so an evaluation never waits on a busy pool.
+/// so handing work over allocates nothing. It owns no thread and no kernel object: whoever claims it first —
+/// a lane thread, or the evaluating thread once its own share is done — runs it, so an evaluation never
+/// waits on busy lane threads.
 /// </summary>
-internal sealed class EvaluationLane : IThreadPoolWorkItem
+internal sealed class EvaluationLane
 {
     /// <summary>The most lanes an evaluation uses.</summary>
     internal const int MaxLanes = 64;
@@ -42,7 +42,7 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         _orderSeen = new long[hostCount];
     }
 
-    /// <summary>What the shares run so far allocated on the threads that ran them (for the allocation tests: the pool's threads are not the test's).</summary>
+    /// <summary>What the shares run so far allocated on the threads that ran them (for the allocation tests: the lane threads are not the test's).</summary>
     internal long AllocatedBytes { get; private set; }
 
     /// <summary>The first VM (or entry of <see cref="DecisionBuffer.RowsToPrepare"/>) of the share.</summary>
@@ -51,14 +51,14 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
     /// <summary>One past the last of the share.</summary>
     internal int To { get; private set; }
 
-    /// <summary>Hands the VMs <paramref name="from"/> to <paramref name="to"/> of up to three users to the pool, to bring their searches up to date.</summary>
+    /// <summary>Hands the VMs <paramref name="from"/> to <paramref name="to"/> of up to three users to the lane threads, to bring their searches up to date.</summary>
     internal void StartRefresh(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, bool indexed, long evaluation, int from, int to)
     {
         _share = Share.Refresh;
         Set(policy, snapshot, buffer, indexed, evaluation, from, to);
     }
 
-    /// <summary>Hands the look-ahead of an evaluation's decisions to the pool (see <see cref="LowestLatencyPolicy.LookAhead"/>); end it with <see cref="StopLookAhead"/>.</summary>
+    /// <summary>Hands the look-ahead of an evaluation's decisions to the lane threads (see <see cref="LowestLatencyPolicy.LookAhead"/>); end it with <see cref="StopLookAhead"/>.</summary>
     internal void StartLookAhead(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long evaluation)
     {
         _share = Share.LookAhead;
@@ -100,7 +100,7 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Hands the entries <paramref name="from"/> to <paramref name="to"/> of <see cref="DecisionBuffer.RowsToPrepare"/> to the pool, to prepare those rows.</summary>
+    /// <summary>Hands the entries <paramref name="from"/> to <paramref name="to"/> of <see cref="DecisionBuffer.RowsToPrepare"/> to the lane threads, to prepare those rows.</summary>
     internal void StartRows(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long now, bool indexed, bool ordered, long evaluation, int from, int to)
     {
         _share = Share.Rows;
@@ -109,18 +109,21 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         Set(policy, snapshot, buffer, indexed, evaluation, from, to);
     }
 
-    /// <inheritdoc />
-    public void Execute()
+    /// <summary>Runs the share if no other thread has claimed it (a lane thread's entry); whether it ran it.</summary>
+    internal bool Execute()
     {
-        if (Interlocked.CompareExchange(ref _state, Running, Idle) == Idle)
+        if (Interlocked.CompareExchange(ref _state, Running, Idle) != Idle)
         {
-            Run();
+            return false;
         }
+
+        Run();
+        return true;
     }
 
     /// <summary>
     /// Runs the shares nobody has claimed yet on this thread, then waits until every one of the first
-    /// <paramref name="count"/> lanes is done, so that no pool thread writes the buffer after this returns;
+    /// <paramref name="count"/> lanes is done, so that no lane thread writes the buffer after this returns;
     /// then rethrows what a share threw. Call it after every start, also when this thread's own share threw.
     /// </summary>
     internal static void Finish(EvaluationLane[] lanes, int count, bool rethrow = true)
@@ -159,11 +162,11 @@ internal sealed class EvaluationLane : IThreadPoolWorkItem
         To = to;
         _failure = null;
 
-        // Published last: a pool thread claims the share only after seeing it idle, so it sees the fields
-        // above. A work item of an earlier evaluation that the pool runs late finds it taken or claims this
+        // Published last: a lane thread claims the share only after seeing it idle, so it sees the fields
+        // above. A work item of an earlier evaluation that a lane thread runs late finds it taken or claims this
         // one; either way it runs once.
         Volatile.Write(ref _state, Idle);
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        LaneWorkers.Queue(this);
     }
 
     private void Run()

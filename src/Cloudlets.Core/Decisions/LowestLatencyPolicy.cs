@@ -80,7 +80,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// <summary>
     /// From this many VMs on, the searches brought up to date before the decisions are split across
     /// threads (<see cref="LowestLatencyPolicyOptions.MaxDegreeOfParallelism"/>): below it, handing work to
-    /// the thread pool costs more than it saves. Settable for tests.
+    /// the lane threads costs more than it saves. Settable for tests.
     /// </summary>
     internal int ParallelMinimumVms { get; init; } = 65_536;
 
@@ -218,7 +218,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// <summary>Tests: the look-ahead runs on the evaluating thread, at every search it would make, over every VM after that one.</summary>
     internal bool LookAheadInline { get; init; }
 
-    /// <summary>Tests: once it has handed the look-ahead over, the evaluating thread waits (up to 10 s) until a pool thread has claimed it.</summary>
+    /// <summary>Tests: once it has handed the look-ahead over, the evaluating thread waits (up to 10 s) until a lane thread has claimed it.</summary>
     internal bool LookAheadClaimed { get; init; }
 
     /// <summary>Tests: given how many results the look-ahead has written in this evaluation (0 as it starts), whether it throws now.</summary>
@@ -393,7 +393,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         }
         else
         {
-            // Lane k (from 1) takes the k-th share; this thread takes share 0, then any share no pool thread took.
+            // Lane k (from 1) takes the k-th share; this thread takes share 0, then any share no lane thread took.
             var work = r.EnsureLanes(lanes - 1);
             var size = (count + lanes - 1) / lanes;
             for (var lane = 1; lane < lanes; lane++)

@@ -137,8 +137,9 @@ public sealed class LowestLatencyPolicyOptions : IValidatableOptions
     /// How many threads an evaluation of a large fleet (65,536 VMs or more) may use to bring the VMs'
     /// reused searches up to date, the step before the decisions (the decisions themselves run in VM order
     /// on the calling thread: a move reserves room that later VMs see). 0 for the processor count, 1 for
-    /// the calling thread only; the other threads come from the thread pool, and when none is free the
-    /// calling thread does their share. The decisions are the same either way. Range [0, 64]. The default is 0.
+    /// the calling thread only; the other threads are the policy's lane threads (process-wide, at most one
+    /// fewer than the processors, started when first needed and kept for the life of the process, so that a
+    /// tick allocates nothing), and when none is free the calling thread does their share. The decisions are the same either way. Range [0, 64]. The default is 0.
     /// </summary>
     public int MaxDegreeOfParallelism { get; set; }
 

@@ -5,7 +5,7 @@ namespace Cloudlets.Core.Tests.Decisions;
 
 /// <summary>
 /// An evaluation of a large fleet hands the preparation of rows, the refresh of the reused searches and the
-/// look-ahead of the searches for VMs whose best host filled up to other lanes (thread-pool threads, or the
+/// look-ahead of the searches for VMs whose best host filled up to other lanes (the policy's lane threads, or the
 /// evaluating thread when none takes them): the decisions must be exactly those of one thread, window after
 /// window, and the hand-over must allocate nothing.
 /// </summary>
@@ -50,9 +50,9 @@ public partial class LowestLatencyPolicyTests
         var summary = Summary(42, s.Now);
 
         // The evaluating thread's allocations, and those of the lanes' shares on whichever thread ran them
-        // (a pool thread's count is its own; other threads of the test process allocate meanwhile too).
+        // (a lane thread's count is its own; other threads of the test process allocate meanwhile too).
         var before = GC.GetAllocatedBytesForCurrentThread() + buffer.LaneAllocatedBytes;
-        var completed = ThreadPool.CompletedWorkItemCount;
+        var completed = LaneWorkers.Completed;
         for (var window = 0; window < 5; window++)
         {
             s.Now += TimeSpan.FromSeconds(1);
@@ -69,7 +69,7 @@ public partial class LowestLatencyPolicyTests
         }
 
         Assert.That(GC.GetAllocatedBytesForCurrentThread() + buffer.LaneAllocatedBytes - before, Is.Zero);
-        Assert.That(ThreadPool.CompletedWorkItemCount, Is.GreaterThan(completed), "the lanes were handed to the pool");
+        Assert.That(LaneWorkers.Completed, Is.GreaterThan(completed), "lane threads ran shares");
     }
 
     [Test]
@@ -119,7 +119,7 @@ public partial class LowestLatencyPolicyTests
         // reused best host filled up), over every VM after that one; its results are made under the rooms at
         // that point, and some of the hosts found fill up before their VM is decided. The evaluating thread
         // must take exactly those that still fit and search again for the others; both must happen. On a
-        // lane (a pool thread, which the evaluating thread waits to have claimed it): the same decisions,
+        // lane (a lane thread, which the evaluating thread waits to have claimed it): the same decisions,
         // and some results taken. New samples every window, so a result left from the window before would
         // be wrong.
         const int hostCount = 200, vantagePoints = 12, vmCount = 3000, windows = 5;
@@ -167,7 +167,7 @@ public partial class LowestLatencyPolicyTests
         }
     }
 
-    [TestCase("lane")]     // the look-ahead throws on its pool thread as it starts: rethrown once the decisions end
+    [TestCase("lane")]     // the look-ahead throws on its lane thread as it starts: rethrown once the decisions end
     [TestCase("inline")]   // it throws on the evaluating thread after writing 5 results, which the next evaluation must not take
     [TestCase("decision")] // the evaluating thread throws mid-way while the look-ahead runs: it is stopped first
     public void Evaluate_LookAheadOrDecisionThrows_ThrowsWithTheLaneStoppedAndTheNextEvaluationDecidesAsTheScan(string fault)
@@ -216,6 +216,6 @@ public partial class LowestLatencyPolicyTests
         Assert.That(ex!.Message, Does.Contain(nameof(LowestLatencyPolicyOptions.MaxDegreeOfParallelism)));
     }
 
-    private static LowestLatencyPolicyOptions LaneOptions(int lanes, double percentile = 0.9) =>
+    internal static LowestLatencyPolicyOptions LaneOptions(int lanes, double percentile = 0.9) =>
         new() { ConfirmationWindows = 1, MinAbsoluteGainMs = 1, MinRelativeGain = 0.01, MaxDegreeOfParallelism = lanes, UserPercentile = percentile };
 }

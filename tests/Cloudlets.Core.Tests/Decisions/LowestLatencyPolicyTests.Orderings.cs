@@ -147,7 +147,7 @@ public partial class LowestLatencyPolicyTests
     }
 
     /// <param name="openHosts">Hosts from this index on get too little memory for any VM (not open).</param>
-    private static FleetSnapshot ManyUserFleet(int seed, int hosts, int vantagePoints, int vms, int openHosts = int.MaxValue)
+    internal static FleetSnapshot ManyUserFleet(int seed, int hosts, int vantagePoints, int vms, int openHosts = int.MaxValue)
     {
         var random = new Random(seed);
         var definitions = Enumerable.Range(0, vms).Select(v => new VmDefinition(
