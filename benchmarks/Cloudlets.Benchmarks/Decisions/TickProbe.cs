@@ -6,7 +6,7 @@ using Cloudlets.Core.Probing;
 namespace Cloudlets.Benchmarks.Decisions;
 
 /// <summary>
-/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--windows N] [--threads N] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
+/// <c>ticks [VMS HOSTS VANTAGEPOINTS] [--windows N] [--threads N] [--pause SECONDS] [--check]</c>: the regional fleet of <see cref="RegionTickBenchmarks"/>,
 /// evaluated for twelve windows (or N) one by one, each timed and its allocation counted, so that the window kinds
 /// BenchmarkDotNet averages together are seen apart: quiet windows, the windows in which about 23,700 VMs
 /// move (every third: the moves are never applied, so the same confirmations run again), and, with new
@@ -15,7 +15,9 @@ namespace Cloudlets.Benchmarks.Decisions;
 /// scores must be the same (the scan's time is printed too). The last line gives, per window kind, the
 /// median and the range of the windows after the first three (a window "with moves" has more than 1 % of the VMs moving) (which include the first evaluation and the
 /// JIT's tiering): on a shared machine one window can take twice its median. <c>--threads</c> sets
-/// <see cref="LowestLatencyPolicyOptions.MaxDegreeOfParallelism"/> (default 0: the processor count).
+/// <see cref="LowestLatencyPolicyOptions.MaxDegreeOfParallelism"/> (default 0: the processor count). <c>--pause</c>
+/// sleeps that long before each window from the fourth on, as a controller that ticks seldom does (a thread-pool
+/// thread retires after 20 s idle: what would a tick then allocate?).
 /// </summary>
 internal static class TickProbe
 {
@@ -25,7 +27,9 @@ internal static class TickProbe
         var windows = windowsAt >= 0 ? int.Parse(args[windowsAt + 1], CultureInfo.InvariantCulture) : 12;
         var threadsAt = Array.IndexOf(args, "--threads");
         var threads = threadsAt >= 0 ? int.Parse(args[threadsAt + 1], CultureInfo.InvariantCulture) : 0;
-        var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && i != windowsAt + 1 && i != threadsAt + 1)
+        var pauseAt = Array.IndexOf(args, "--pause");
+        var pause = pauseAt >= 0 ? TimeSpan.FromSeconds(double.Parse(args[pauseAt + 1], CultureInfo.InvariantCulture)) : TimeSpan.Zero;
+        var numbers = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && i != windowsAt + 1 && i != threadsAt + 1 && i != pauseAt + 1)
             .Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
         var vms = numbers.Length > 0 ? numbers[0] : 1_000_000;
         var hosts = numbers.Length > 1 ? numbers[1] : 1_000;
@@ -42,6 +46,11 @@ internal static class TickProbe
         var times = new List<(string Kind, double Ms)>();
         for (var window = 0; window < windows; window++)
         {
+            if (window >= 3 && pause > TimeSpan.Zero)
+            {
+                Thread.Sleep(pause);
+            }
+
             var newSamples = window % 6 == 4;
             if (newSamples)
             {
