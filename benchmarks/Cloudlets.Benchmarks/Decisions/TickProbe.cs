@@ -10,7 +10,7 @@ namespace Cloudlets.Benchmarks.Decisions;
 /// evaluated for twelve windows (or N) one by one, each timed and its allocation counted, so that the window kinds
 /// BenchmarkDotNet averages together are seen apart: quiet windows, the windows in which about 23,700 VMs
 /// move (every third: the moves are never applied, so the same confirmations run again), and, with new
-/// samples, windows after a tenth of the vantage points wrote every cell (not timed: only the evaluation is).
+/// samples, windows after a tenth of the vantage points wrote every cell (timed apart: the window's time is the evaluation's).
 /// With <c>--check</c> the naive scan evaluates a second copy in step and every VM's kind, reason, target and
 /// scores must be the same (the scan's time is printed too). The last line gives, per window kind, the
 /// median and the range of the windows after the first three (a window "with moves" has more than 1 % of the VMs moving) (which include the first evaluation and the
@@ -52,9 +52,12 @@ internal static class TickProbe
             }
 
             var newSamples = window % 6 == 4;
+            var writesMs = 0.0;
             if (newSamples)
             {
+                var writing = Stopwatch.GetTimestamp();
                 WriteRows(snapshot, nextRow, window);
+                writesMs = Stopwatch.GetElapsedTime(writing).TotalMilliseconds;
                 if (scanSnapshot is not null)
                 {
                     WriteRows(scanSnapshot, nextRow, window);
@@ -74,7 +77,7 @@ internal static class TickProbe
                 times.Add((newSamples ? "after new samples" : buffer.MoveCount > vms / 100 ? "with moves" : "quiet", ms));
             }
 
-            var line = string.Create(CultureInfo.InvariantCulture, $"window {window,2}{(newSamples ? " (new samples)" : ""),-14}: {ms,7:0.0} ms, {allocated} B, {buffer.MoveCount} moves");
+            var line = string.Create(CultureInfo.InvariantCulture, $"window {window,2}{(newSamples ? " (new samples)" : ""),-14}: {ms,7:0.0} ms, {allocated} B, {buffer.MoveCount} moves{(newSamples ? $" (writing the samples before: {writesMs:0.0} ms)" : "")}");
             if (scanSnapshot is not null)
             {
                 started = Stopwatch.GetTimestamp();
