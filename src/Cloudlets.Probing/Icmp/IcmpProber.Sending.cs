@@ -10,7 +10,7 @@ namespace Cloudlets.Probing.Icmp;
 /// <summary>The send side: one thread per run, paced like fping, and the single-probe send.</summary>
 public sealed partial class IcmpProber
 {
-    private unsafe void SendLoop(IcmpProbeBatch batch, ProbeSchedule schedule, CancellationToken cancellationToken)
+    private unsafe void SendLoop(IcmpProbeBatch batch, ProbeSchedule schedule, CancellationToken cancellationToken, CancellationToken callerToken)
     {
         try
         {
@@ -43,6 +43,7 @@ public sealed partial class IcmpProber
                         var due = Math.Max(nextAny, nextDue[i]);
                         if (!WaitUntil(time, due, cancellationToken))
                         {
+                            StopEarly(batch, callerToken);
                             return;
                         }
 
@@ -50,6 +51,7 @@ public sealed partial class IcmpProber
                         if (!SendOne(batch, i, packetBase + (v6 ? packetLength : 0), packetLength, v6,
                                 addressBase + (i * SockAddrLength), addressLengths[i], cancellationToken, out var sentAt))
                         {
+                            StopEarly(batch, callerToken);
                             return;
                         }
 
@@ -75,6 +77,24 @@ public sealed partial class IcmpProber
             {
                 senders.Remove(Thread.CurrentThread);
             }
+        }
+    }
+
+    /// <summary>
+    /// Ends a run the sender left before its last round as cancelled (the caller's token) or failed (the
+    /// prober disposed). The sender does this itself, before its <c>SendingFinished</c>: the token's
+    /// registered callback may run later (<c>CancelAsync</c> runs it on another thread), and by then every
+    /// probe sent could be answered and the run completed as if it had sent them all.
+    /// </summary>
+    private static void StopEarly(IcmpProbeBatch batch, CancellationToken callerToken)
+    {
+        if (callerToken.IsCancellationRequested)
+        {
+            batch.Cancel(callerToken);
+        }
+        else
+        {
+            batch.Fail(new ObjectDisposedException(nameof(IcmpProber), "The prober was disposed during the run."));
         }
     }
 

@@ -169,7 +169,7 @@ public sealed partial class IcmpProber : IMultiTargetLatencyProbe
         table.Register(batch);
         Wake();
         var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, disposing.Token);
-        var sender = new Thread(() => SendLoop(batch, schedule, linked.Token))
+        var sender = new Thread(() => SendLoop(batch, schedule, linked.Token, cancellationToken))
         {
             IsBackground = true,
             Name = "cloudlets-icmp-send",

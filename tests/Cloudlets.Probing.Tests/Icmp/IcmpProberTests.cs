@@ -143,6 +143,43 @@ public class IcmpProberTests
         Assert.That(samples, Has.Count.EqualTo(count).And.Count.LessThan(2000));
     }
 
+    // CI once saw a cancelled run complete normally: the sender saw the token, stopped, and its last
+    // probes were answered before the token's callback cancelled the run. Repeated, with probes 1 ms
+    // apart, so the sender is usually between two sends (polling the token) when the cancel comes.
+    [Test]
+    public async Task RunAsync_CancelledMidRunManyTimes_EveryRunThrowsCancelled()
+    {
+        RequireRoot();
+        await using var prober = IcmpProber.Create();
+        var completedNormally = 0;
+        for (var attempt = 0; attempt < 500; attempt++)
+        {
+            using var cancellation = new CancellationTokenSource();
+            var delivered = 0;
+            var run = prober.RunAsync(LoopbackTargets(1), new ProbeSchedule(10_000, TimeSpan.FromMilliseconds(1), TimeSpan.Zero, Timeout), _ => Interlocked.Increment(ref delivered), cancellation.Token);
+            SpinWait.SpinUntil(() => Volatile.Read(ref delivered) >= 1 + (attempt % 3), TimeSpan.FromSeconds(5));
+            if (attempt % 2 == 0)
+            {
+                await cancellation.CancelAsync();
+            }
+            else
+            {
+                cancellation.Cancel();
+            }
+
+            try
+            {
+                await run.WaitAsync(TimeSpan.FromSeconds(10));
+                completedNormally++;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        Assert.That(completedNormally, Is.Zero, "runs that completed as if all 10,000 rounds were sent");
+    }
+
     [Test]
     public async Task DisposeAsync_ProbePending_FailsItInsteadOfHanging()
     {
