@@ -54,13 +54,20 @@ internal static class LaneWorkers
         {
             if (_count == QueueCapacity)
             {
-                return; // the threads are far behind: the evaluation runs the lane itself, or drops a look-ahead
+                // The threads are far behind (or none could be started): the oldest entry gives way. Its
+                // evaluation runs that lane itself, or drops a look-ahead; a thread start is still tried below.
+                Waiting[_head] = null;
+                _head = (_head + 1) % QueueCapacity;
+                _count--;
             }
 
             Waiting[(_head + _count) % QueueCapacity] = lane;
             _count++;
             if (_idle > 0)
             {
+                // Counted off here, not by the woken thread once it has the gate again: a share queued in the
+                // meantime must not count on the same wake-up, but wake another thread or start one.
+                _idle--;
                 Monitor.Pulse(Gate);
             }
             else if (Volatile.Read(ref _spinning) < _count && _threads < MaxThreadCount)
@@ -80,10 +87,11 @@ internal static class LaneWorkers
         {
             new Thread(Work) { IsBackground = true, Name = "Cloudlets policy lane" }.Start();
         }
-        catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+#pragma warning disable CA1031 // Whatever Start throws, throwing here would leave the lanes started before unwaited for.
+        catch (Exception)
+#pragma warning restore CA1031
         {
-            // No thread could be made: the lane stays queued, and its evaluation runs it (throwing here would
-            // leave the lanes it started before unwaited for).
+            // No thread could be made: the lane stays queued, and its evaluation runs it.
             lock (Gate)
             {
                 _threads--;
@@ -112,9 +120,8 @@ internal static class LaneWorkers
             {
                 while (_count == 0)
                 {
-                    _idle++;
+                    _idle++; // the thread that pulses counts it off
                     Monitor.Wait(Gate);
-                    _idle--;
                 }
 
                 lane = Waiting[_head]!;
