@@ -43,7 +43,7 @@ public sealed partial class IcmpProber
                         var due = Math.Max(nextAny, nextDue[i]);
                         if (!WaitUntil(time, due, cancellationToken))
                         {
-                            StopEarly(batch, callerToken);
+                            EndRunEarly(batch, callerToken);
                             return;
                         }
 
@@ -51,7 +51,7 @@ public sealed partial class IcmpProber
                         if (!SendOne(batch, i, packetBase + (v6 ? packetLength : 0), packetLength, v6,
                                 addressBase + (i * SockAddrLength), addressLengths[i], cancellationToken, out var sentAt))
                         {
-                            StopEarly(batch, callerToken);
+                            EndRunEarly(batch, callerToken);
                             return;
                         }
 
@@ -81,12 +81,13 @@ public sealed partial class IcmpProber
     }
 
     /// <summary>
-    /// Ends a run the sender left before its last round as cancelled (the caller's token) or failed (the
-    /// prober disposed). The sender does this itself, before its <c>SendingFinished</c>: the token's
-    /// registered callback may run later (<c>CancelAsync</c> runs it on another thread), and by then every
-    /// probe sent could be answered and the run completed as if it had sent them all.
+    /// Ends a run before its last round as cancelled (the caller's token) or failed (the prober disposed):
+    /// from the run's token registration, and from the sender itself before its <c>SendingFinished</c>,
+    /// since the registered callback may run later (<c>CancelAsync</c> runs it on another thread), and by
+    /// then every probe sent could be answered and the run completed as if it had sent them all. The first
+    /// of the two decides; the other finds the run ended.
     /// </summary>
-    private static void StopEarly(IcmpProbeBatch batch, CancellationToken callerToken)
+    private static void EndRunEarly(IcmpProbeBatch batch, CancellationToken callerToken)
     {
         if (callerToken.IsCancellationRequested)
         {

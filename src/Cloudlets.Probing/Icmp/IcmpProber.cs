@@ -232,17 +232,7 @@ public sealed partial class IcmpProber : IMultiTargetLatencyProbe
     {
         try
         {
-            using var registration = linked.Token.Register(() =>
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    batch.Cancel(cancellationToken);
-                }
-                else
-                {
-                    batch.Fail(new ObjectDisposedException(nameof(IcmpProber), "The prober was disposed during the run."));
-                }
-            });
+            using var registration = linked.Token.Register(() => EndRunEarly(batch, cancellationToken));
             await batch.Completion.ConfigureAwait(false);
             ProbingLog.IcmpRunFinished(logger, VantagePoint, (long)batch.Targets.Length * schedule.Count, batch.Targets.Length, Counters);
         }
