@@ -104,6 +104,15 @@ public sealed class DecisionBuffer
     // The shares of an evaluation's work that other threads take (made on first use, one per extra lane),
     // and the rows an evaluation prepares again (their vantage points, the first RowsToPrepare entries).
     private EvaluationLane[] _lanes = [];
+
+    /// <summary>The first VM that lanes still bring up to date while the decisions run (see LowestLatencyPolicy's AwaitRefresh), or -1 when none.</summary>
+    internal int OverlapFrom = -1;
+
+    /// <summary>How many VMs each of those lanes takes, in order from <see cref="OverlapFrom"/>.</summary>
+    internal int OverlapLength;
+
+    /// <summary>How many lanes share them.</summary>
+    internal int OverlapLanes;
     internal readonly int[] RowsToPrepare;
     internal const int OpenCellsWidth = 32;
 

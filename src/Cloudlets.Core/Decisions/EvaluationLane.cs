@@ -1,4 +1,5 @@
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 
 namespace Cloudlets.Core.Decisions;
 
@@ -57,6 +58,21 @@ internal sealed class EvaluationLane
         _share = Share.Refresh;
         Set(policy, snapshot, buffer, indexed, evaluation, from, to);
     }
+
+    /// <summary>
+    /// Hands the VMs <paramref name="from"/> to <paramref name="to"/> of up to three users to the lane threads, to bring
+    /// their searches up to date under the rooms at the start while the evaluating thread decides; it follows
+    /// <see cref="Progress"/>.
+    /// </summary>
+    internal void StartOverlappedRefresh(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, bool indexed, long evaluation, int from, int to)
+    {
+        _share = Share.OverlappedRefresh;
+        Progress.RefreshedUpTo = from;
+        Set(policy, snapshot, buffer, indexed, evaluation, from, to);
+    }
+
+    /// <summary>How far an overlapped refresh has got (written by whoever runs it, read by the evaluating thread).</summary>
+    internal RefreshProgress Progress;
 
     /// <summary>Hands the look-ahead of an evaluation's decisions to the lane threads (see <see cref="LowestLatencyPolicy.LookAhead"/>); end it with <see cref="StopLookAhead"/>.</summary>
     internal void StartLookAhead(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long evaluation)
@@ -182,6 +198,9 @@ internal sealed class EvaluationLane
                 case Share.Refresh:
                     _policy!.RefreshRange(_snapshot!, _buffer!, _indexed, _evaluation, From, To, _scores, LowestLatencyPolicy.RefreshPart.FewUsers);
                     break;
+                case Share.OverlappedRefresh:
+                    _policy!.RefreshRange(_snapshot!, _buffer!, _indexed, _evaluation, From, To, _scores, LowestLatencyPolicy.RefreshPart.FewUsersAtStart, this);
+                    break;
                 default:
                     _policy!.LookAhead(_snapshot!, _buffer!, _evaluation, _scores);
                     break;
@@ -202,6 +221,20 @@ internal sealed class EvaluationLane
     {
         Rows,
         Refresh,
+        OverlappedRefresh,
         LookAhead,
     }
+}
+
+/// <summary>
+/// How far a refresh that runs while the evaluating thread decides has got: every VM of the share below it is up to
+/// date. On a cache line of its own (64 bytes and more from either end), so that its writes evict no line the
+/// evaluating thread reads but this one.
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = 192)]
+internal struct RefreshProgress
+{
+    /// <summary>Every VM of the share below this one is up to date.</summary>
+    [FieldOffset(64)]
+    public int RefreshedUpTo;
 }

@@ -16,7 +16,10 @@ public partial class LowestLatencyPolicyTests
     [TestCase(8, 53, int.MaxValue, 0.5)]
     [TestCase(2, 55, 24, 0.9)] // 32 hosts or fewer open from the start: the side-by-side copy is made before the lanes start
     [TestCase(3, 56, 24, 0.6)]
-    public void Evaluate_WorkSplitAcrossLanes_SameDecisionsAsOneThread(int lanes, int seed, int openHosts, double percentile)
+    [TestCase(2, 58, int.MaxValue, 0.9, true)] // the VMs after the evaluating thread's first share refreshed only as it decides each: rooms reserved before
+    [TestCase(2, 59, int.MaxValue, 0.6, true)]
+    [TestCase(3, 60, int.MaxValue, 0.5, true)]
+    public void Evaluate_WorkSplitAcrossLanes_SameDecisionsAsOneThread(int lanes, int seed, int openHosts, double percentile, bool refreshInline = false)
     {
         // VMs of one to six users (the lanes leave the VMs of more than three to the evaluating thread;
         // below the 90th percentile some have no essential user and take the nearest lists), new samples on
@@ -24,7 +27,7 @@ public partial class LowestLatencyPolicyTests
         const int hostCount = 200, vantagePoints = 12, vmCount = 3000, windows = 5;
         var split = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
         var single = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
-        var splitPolicy = new LowestLatencyPolicy(LaneOptions(lanes, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
+        var splitPolicy = new LowestLatencyPolicy(LaneOptions(lanes, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, RefreshInline = refreshInline };
         var singlePolicy = new LowestLatencyPolicy(LaneOptions(1, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
         var manyUsers = Enumerable.Range(0, vmCount).Count(vm => split.UserVantagePointsOf(vm).Length > 3);
         Assert.That(manyUsers, Is.GreaterThan(100), "VMs of more than three users, left to the evaluating thread");
@@ -38,6 +41,47 @@ public partial class LowestLatencyPolicyTests
                 }
             }
         });
+    }
+
+    [TestCase(67, 0.9)]
+    [TestCase(68, 0.6)]
+    public void Evaluate_RefreshedWhileDeciding_EntriesHoldTheRoomsAtTheStart(int seed, double percentile)
+    {
+        // The VMs after the evaluating thread's first share are brought up to date as it decides each (the
+        // test's inline form of the lanes that do it meanwhile), after earlier VMs reserved room. Their reused
+        // searches must still be those under the rooms at the start: in the next window, half of those moves
+        // are under way, so they reserve nothing, rooms are wider when the later VMs are decided, and no row
+        // changed, so every entry stands.
+        const int hostCount = 200, vantagePoints = 12, vmCount = 3000;
+        var fleet = ManyUserFleet(seed, hostCount, vantagePoints, vmCount);
+        var single = ManyUserFleet(seed, hostCount, vantagePoints, vmCount);
+        var policy = new LowestLatencyPolicy(LaneOptions(2, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, RefreshInline = true };
+        var singlePolicy = new LowestLatencyPolicy(LaneOptions(1, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
+        var buffer = new DecisionBuffer(fleet, recordCandidates: false);
+        var singleBuffer = new DecisionBuffer(single, recordCandidates: false);
+        policy.Evaluate(fleet, buffer);
+        singlePolicy.Evaluate(single, singleBuffer);
+        var first = Enumerable.Range(0, vmCount).Select(vm => Outcome(singleBuffer, vm)).ToArray();
+        var movers = Enumerable.Range(0, vmCount).Where(vm => singleBuffer.KindOf(vm) == DecisionKind.Move).ToArray();
+        Assert.That(movers, Has.Length.GreaterThan(100), "too few moves to fill the hosts");
+        foreach (var vm in movers.Where((_, i) => i % 2 == 0))
+        {
+            fleet.SetMigrationHistory(vm, lastMoveAt: null, inFlight: true);
+            single.SetMigrationHistory(vm, lastMoveAt: null, inFlight: true);
+        }
+
+        fleet.AdvanceConfirmations(buffer);
+        single.AdvanceConfirmations(singleBuffer);
+        policy.Evaluate(fleet, buffer);
+        singlePolicy.Evaluate(single, singleBuffer);
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(singleBuffer, vm)), $"vm{vm}");
+        }
+
+        var changed = Enumerable.Range(LowestLatencyPolicy.OverlapStart(vmCount, 2), vmCount - LowestLatencyPolicy.OverlapStart(vmCount, 2))
+            .Count(vm => !single.InFlight[vm] && Outcome(singleBuffer, vm) != first[vm]);
+        Assert.That(changed, Is.GreaterThan(10), "VMs refreshed while deciding whose decision the wider rooms changed");
     }
 
     [Test]
@@ -86,7 +130,8 @@ public partial class LowestLatencyPolicyTests
         var buffer = new DecisionBuffer(fleet, recordCandidates: false);
         var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
         policy.Evaluate(fleet, buffer);
-        foreach (var share in new[] { 0, (vmCount + 1) / 2 }) // the evaluating thread's, then the lane's
+        // The evaluating thread's, then the lane's (which refreshes while that thread decides).
+        foreach (var share in new[] { 0, LowestLatencyPolicy.OverlapStart(vmCount, 2) })
         {
             failing = share;
             for (var h = 0; h < hostCount; h++)
@@ -198,6 +243,69 @@ public partial class LowestLatencyPolicyTests
 
         failing = false;
         var next = fault == "decision" ? new LowestLatencyPolicy(LaneOptions(2)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 } : policy;
+        next.Evaluate(fleet, buffer);
+        scanPolicy.Evaluate(scanned, scanBuffer);
+        for (var vm = 0; vm < vmCount; vm++)
+        {
+            Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"vm{vm}: after the failed evaluation vs the scan");
+        }
+
+        Assert.That(buffer.MoveCount, Is.GreaterThan(10), "too few moves to fill the hosts");
+    }
+
+    [Test]
+    public void Evaluate_DecisionThrowsWhileLanesRefresh_ThrowsOnlyOnceTheLaneIsDoneAndTheNextEvaluationDecidesAsTheScan()
+    {
+        // The lane's share is held at its start (released 200 ms later from a timer) while the evaluating thread
+        // throws deciding a VM of its own share: the evaluation must wait for that lane before it throws, and
+        // the next one must not reuse what either left half done.
+        const int hostCount = 200, vantagePoints = 12, vmCount = 3000;
+        var fleet = ManyUserFleet(69, hostCount, vantagePoints, vmCount);
+        var scanned = ManyUserFleet(69, hostCount, vantagePoints, vmCount);
+        var laneFrom = LowestLatencyPolicy.OverlapStart(vmCount, 2);
+        using var release = new ManualResetEventSlim();
+        var laneLeft = false;
+        var failing = new LowestLatencyPolicy(LaneOptions(2))
+        {
+            ParallelMinimumVms = 1,
+            ParallelMinimumRows = 1,
+            FailDecisionAt = laneFrom - 10,
+            FailRefreshShare = from =>
+            {
+                if (from == laneFrom)
+                {
+                    release.Wait(TimeSpan.FromSeconds(30));
+                    Volatile.Write(ref laneLeft, true);
+                }
+
+                return false;
+            },
+        };
+        var next = new LowestLatencyPolicy(LaneOptions(2)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
+        var scanPolicy = new LowestLatencyPolicy(new LowestLatencyPolicyOptions { ConfirmationWindows = 1, MinAbsoluteGainMs = 1, MinRelativeGain = 0.01, CandidateIndexDepth = 0 });
+        var buffer = new DecisionBuffer(fleet, recordCandidates: false);
+        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
+        next.Evaluate(fleet, buffer);
+        foreach (var s in new[] { fleet, scanned })
+        {
+            for (var p = 0; p < vantagePoints; p++)
+            {
+                for (var h = 0; h < hostCount; h++)
+                {
+                    s.SetLatency(p, h, Summary(s.LatencyOf(p, h).MedianMs * (h % 3 == p % 3 ? 0.97 : 1.02), Now));
+                }
+            }
+        }
+
+        using var timer = new Timer(_ => release.Set(), null, TimeSpan.FromMilliseconds(200), Timeout.InfiniteTimeSpan);
+        var ex = Assert.Throws<InvalidOperationException>(() => failing.Evaluate(fleet, buffer));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex!.Message, Does.Contain($"decision of VM {laneFrom - 10}"));
+            Assert.That(Volatile.Read(ref laneLeft), "the evaluation threw while the lane's share still ran");
+            Assert.That(buffer.EnsureLanes(1)[0].IsDone, "a lane still refreshes after the evaluation threw");
+        }
+
         next.Evaluate(fleet, buffer);
         scanPolicy.Evaluate(scanned, scanBuffer);
         for (var vm = 0; vm < vmCount; vm++)
