@@ -67,6 +67,13 @@ public sealed class DecisionBuffer
     internal long[] RowPreparedAt = [];
     internal long[] StartRoomMemory = [];
     internal int[] StartRoomVCpus = [];
+    internal long[] RefreshMarkedAt = [];   // per VM: the evaluation whose refresh looks at it (a user's row prepared again, or its inputs changed)
+    internal bool RefreshEvery;             // this evaluation's refresh looks at every VM
+    internal long RefreshedEvaluation = -1; // the last evaluation that brought the reuse entries up to date
+    internal long SeenInputChangeRound = -1;
+    internal int SeenInputChangeCount;
+    internal int RowsPreparedCount;         // how many entries of RowsToPrepare this evaluation prepared
+    internal bool AllRowsPrepared;          // every row, whether written or not
     internal long[] ReuseComputedAt = [];
     internal int[] ReuseHost = [];
     internal long[] ReuseMemory = [];
@@ -274,6 +281,9 @@ public sealed class DecisionBuffer
         StartRoomVCpus = new int[HostCount];
         ReuseComputedAt = new long[VmCount];
         Array.Fill(ReuseComputedAt, -1);
+        RefreshMarkedAt = new long[VmCount];
+        Array.Fill(RefreshMarkedAt, -1);
+        RefreshedEvaluation = -1;
         ReuseHost = new int[VmCount];
         ReuseMemory = new long[VmCount];
         ReuseVCpus = new int[VmCount];

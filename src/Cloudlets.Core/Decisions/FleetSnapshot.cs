@@ -72,6 +72,19 @@ public sealed class FleetSnapshot
     internal readonly int[] AffinityCount;
     internal int[] AffinityMember = [];
 
+    // Per vantage point, the VMs it is a user of (VantageVm[VantageVmStart[p] .. VantageVmStart[p + 1]]): an
+    // evaluation brings the VMs of the rows it prepared again up to date without looking at the others.
+    internal readonly int[] VantageVmStart;
+    internal readonly int[] VantageVm;
+
+    // The VMs whose host, size or migration state changed, in the order they did (InputChanged): an evaluation
+    // reads those added since the one before. Bounded by twice the VM count (setting every VM's placement once
+    // leaves room for as many changes again): once full it starts a new round, and an evaluation that has not
+    // read the whole previous round looks at every VM.
+    internal readonly int[] InputChanges;
+    internal int InputChangeCount;
+    internal long InputChangeRound;
+
     /// <summary>Creates a snapshot for a fixed set of hosts and VMs; the vantage points are the VMs' users, in order of first appearance.</summary>
     /// <param name="hosts">Host names, unique.</param>
     /// <param name="vms">VMs with their users; names unique, each user with a finite weight greater than 0.</param>
@@ -137,6 +150,28 @@ public sealed class FleetSnapshot
         }
 
         _vantagePoints = [.. vantage];
+        VantageVmStart = new int[_vantagePoints.Length + 1];
+        VantageVm = new int[users];
+        foreach (var vp in UserVantage)
+        {
+            VantageVmStart[vp + 1]++;
+        }
+
+        for (var p = 0; p < _vantagePoints.Length; p++)
+        {
+            VantageVmStart[p + 1] += VantageVmStart[p];
+        }
+
+        var fill = VantageVmStart[..^1];
+        for (var i = 0; i < v; i++)
+        {
+            for (var j = UserStart[i]; j < UserStart[i] + UserCount[i]; j++)
+            {
+                VantageVm[fill[UserVantage[j]]++] = i;
+            }
+        }
+
+        InputChanges = new int[Math.Max(1, 2 * v)];
         Availability = new HostAvailability[h];
         FreeMemoryBytes = new long[h];
         FreeVCpus = new int[h];
@@ -254,12 +289,28 @@ public sealed class FleetSnapshot
     /// <param name="dirtyRateBytesPerSecond">How fast the VM dirties memory, or NaN when unknown.</param>
     public void SetPlacement(int vm, int host, long memoryBytes, int vCpus, double dirtyRateBytesPerSecond = double.NaN)
     {
+        if (CurrentHost[vm] != host || VmMemoryBytes[vm] != memoryBytes || VmVCpus[vm] != vCpus)
+        {
+            InputChanged(vm);
+        }
+
         CurrentHost[vm] = host;
         VmMemoryBytes[vm] = memoryBytes;
         VmVCpus[vm] = vCpus;
         MinVmMemoryBytes = Math.Min(MinVmMemoryBytes, memoryBytes);
         MinVmVCpus = Math.Min(MinVmVCpus, vCpus);
         DirtyRate[vm] = dirtyRateBytesPerSecond;
+    }
+
+    private void InputChanged(int vm)
+    {
+        if (InputChangeCount == InputChanges.Length)
+        {
+            InputChangeRound++;
+            InputChangeCount = 0;
+        }
+
+        InputChanges[InputChangeCount++] = vm;
     }
 
     /// <summary>Sets the VM's migration history: when it last moved, and whether it is moving now (and where to, when known: anti-affinity counts it there).</summary>
@@ -269,6 +320,11 @@ public sealed class FleetSnapshot
     /// <param name="destinationHost">The host index a running migration goes to, or -1 when unknown or none.</param>
     public void SetMigrationHistory(int vm, DateTimeOffset? lastMoveAt, bool inFlight, int destinationHost = -1)
     {
+        if (InFlight[vm] != inFlight)
+        {
+            InputChanged(vm);
+        }
+
         LastMoveTicks[vm] = lastMoveAt?.UtcTicks ?? long.MinValue;
         InFlight[vm] = inFlight;
         InFlightDestination[vm] = inFlight ? destinationHost : -1;

@@ -146,6 +146,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         if (reuse)
         {
             PrepareOpenHosts(snapshot, results);
+            MarkForRefresh(snapshot, results, evaluation);
             Refresh(snapshot, results, indexed, evaluation);
         }
 
@@ -481,6 +482,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             }
         }
 
+        r.RowsPreparedCount = count;
+        r.AllRowsPrepared = all;
         r.PreparedBy = this;
         r.PreparedFrom = s;
         r.PreparedAvailabilityVersion = s.AvailabilityVersion;
@@ -1075,6 +1078,46 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     }
 
     /// <summary>
+    /// Marks the VMs whose reuse entries may not stand (see <see cref="Refresh"/>): those of the rows prepared
+    /// again in this evaluation and those whose host, size or migration state changed since the last one, so
+    /// that the refresh looks at no other. Every VM is looked at instead when room grew (or the evaluation
+    /// before was another policy's, or threw), every row was prepared again (host availability changed,
+    /// another snapshot), the last evaluation into this buffer did not refresh (it used rules, say), or
+    /// the snapshot's change list started a round this buffer has not read to its end. The rest cannot
+    /// have changed: an entry left alone was computed after its rows were last prepared, or its VM was
+    /// passed over then (in flight, host unknown or down), and leaving that state is a change of its
+    /// inputs or of availability.
+    /// </summary>
+    private static void MarkForRefresh(FleetSnapshot s, DecisionBuffer r, long evaluation)
+    {
+        var every = r.RoomGrewAt == evaluation || r.AllRowsPrepared || r.RefreshedEvaluation != evaluation - 1
+            || r.SeenInputChangeRound != s.InputChangeRound || r.SeenInputChangeCount > s.InputChangeCount;
+        if (!every)
+        {
+            var marked = r.RefreshMarkedAt;
+            var rows = r.RowsToPrepare;
+            for (var i = 0; i < r.RowsPreparedCount; i++)
+            {
+                var p = rows[i];
+                for (var k = s.VantageVmStart[p]; k < s.VantageVmStart[p + 1]; k++)
+                {
+                    marked[s.VantageVm[k]] = evaluation;
+                }
+            }
+
+            for (var i = r.SeenInputChangeCount; i < s.InputChangeCount; i++)
+            {
+                marked[s.InputChanges[i]] = evaluation;
+            }
+        }
+
+        r.RefreshEvery = every;
+        r.RefreshedEvaluation = evaluation;
+        r.SeenInputChangeRound = s.InputChangeRound;
+        r.SeenInputChangeCount = s.InputChangeCount;
+    }
+
+    /// <summary>
     /// Brings every VM's reuse entry up to date, or, with other lanes and enough hosts open, its own share
     /// of them and hands the rest to those lanes, which go on while this thread decides (<see cref="AwaitRefresh"/>
     /// keeps it behind them): a VM whose entry stands keeps it, the others are searched again under the
@@ -1242,6 +1285,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         var grewAt = r.RoomGrewAt;
         var preparedAt = r.RowPreparedAt;
+        var every = r.RefreshEvery;
+        var marked = r.RefreshMarkedAt;
         var cursors = part is RefreshPart.All or RefreshPart.ManyUsers;
         var atStart = part is RefreshPart.FewUsersAtStart or RefreshPart.ManyUsersAtStart;
         var fewOnly = part is RefreshPart.FewUsers or RefreshPart.FewUsersAtStart;
@@ -1251,6 +1296,11 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             if (progress is not null && (vm & (RefreshProgressStep - 1)) == 0)
             {
                 Volatile.Write(ref progress.Progress.RefreshedUpTo, vm);
+            }
+
+            if (!every && marked[vm] != evaluation)
+            {
+                continue; // its entry stands (see MarkForRefresh)
             }
 
             var cur = s.CurrentHost[vm];

@@ -70,6 +70,135 @@ public partial class LowestLatencyPolicyTests
     }
 
     [Test]
+    public void Evaluate_FewVmsChangeHostSizeOrMigrationBetweenWindows_SameDecisionsAsTheScan()
+    {
+        // 40 VMs of one user on h0 (300 ms), 4 GiB each, so h1 (10 ms, 2 GiB free) fits none: their best is h2
+        // (20 ms). No room grows and, but for window 2, no row is written: the reuse must take each VM that
+        // changed from the snapshot's list of changes. Window 2: VM 7 starts migrating (so it is passed over), and
+        // h2 drops to 15 ms for everyone. Window 3: VM 7's migration ended on h0 after all (its entry from window
+        // 1 predates the new row), VM 3 shrinks to 1 GiB (its best is now h1), and VM 5 now runs on h1.
+        FleetSnapshot Build()
+        {
+            var s = new FleetSnapshot(
+                [.. Enumerable.Range(0, ReuseHostCount).Select(h => $"h{h}")],
+                [.. Enumerable.Range(0, 40).Select(v => new VmDefinition($"vm{v}", [new VmUser("edge")]))]) { Now = Now };
+            for (var h = 0; h < ReuseHostCount; h++)
+            {
+                s.SetHost(h, HostAvailability.Available, h == 1 ? 2L << 30 : 64L << 30, 64);
+                s.SetLatency(0, h, Summary(h switch { 1 => 10, 2 => 20, 3 => 40, _ => 300 }, Now));
+            }
+
+            for (var v = 0; v < 40; v++)
+            {
+                s.SetPlacement(v, 0, 4L << 30, 1);
+            }
+
+            return s;
+        }
+
+        var reused = Build();
+        var scanned = Build();
+        var policy = Policy(windows: 3, o => o.CandidateIndexDepth = 4);
+        var scanPolicy = Policy(windows: 3, o => o.CandidateIndexDepth = 0);
+        var buffer = new DecisionBuffer(reused, recordCandidates: false);
+        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
+        var changes = new Action<FleetSnapshot>[]
+        {
+            _ => { },
+            s =>
+            {
+                s.SetMigrationHistory(7, lastMoveAt: null, inFlight: true);
+                s.SetLatency(0, 2, Summary(15, Now));
+            },
+            s =>
+            {
+                s.SetMigrationHistory(7, lastMoveAt: null, inFlight: false);
+                s.SetPlacement(3, 0, 1L << 30, 1);
+                s.SetPlacement(5, 1, 4L << 30, 1);
+            },
+        };
+        var outcomes = new List<string>();
+        foreach (var change in changes)
+        {
+            change(reused);
+            change(scanned);
+            policy.Evaluate(reused, buffer);
+            scanPolicy.Evaluate(scanned, scanBuffer);
+            for (var vm = 0; vm < 40; vm++)
+            {
+                Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"evaluation {outcomes.Count / 3 + 1}, vm{vm}");
+            }
+
+            outcomes.AddRange([$"{buffer.TargetOf(3)} {buffer.TargetScoreOf(3)}", $"{buffer.ReasonOf(5)}", $"{buffer.ReasonOf(7)} {buffer.TargetScoreOf(7)}"]);
+            reused.AdvanceConfirmations(buffer);
+            scanned.AdvanceConfirmations(scanBuffer);
+        }
+
+        Assert.That(outcomes, Is.EqualTo(new[]
+        {
+            "2 20", "AwaitingConfirmation", "AwaitingConfirmation 20",
+            "2 15", "AwaitingConfirmation", "MigrationInProgress NaN",
+            "1 10", "AlreadyBest", "AwaitingConfirmation 15",
+        }));
+    }
+
+    [Test]
+    public void Evaluate_RowWrittenWhileRulesHeldReuseOff_NextEvaluationWithoutRulesSearchesAgain()
+    {
+        // Evaluation 2 runs with a rule (a VM pinned), so it takes the checked scan and reuses nothing, and it
+        // prepares the row written before it. Evaluation 3, without rules, prepares no row: the entries from
+        // evaluation 1 predate that row, and must not stand.
+        FleetSnapshot Build()
+        {
+            var s = new FleetSnapshot(
+                [.. Enumerable.Range(0, ReuseHostCount).Select(h => $"h{h}")],
+                [.. Enumerable.Range(0, 3).Select(v => new VmDefinition($"vm{v}", [new VmUser("edge")]))]) { Now = Now };
+            for (var h = 0; h < ReuseHostCount; h++)
+            {
+                s.SetHost(h, HostAvailability.Available, 64L << 30, 64);
+                s.SetLatency(0, h, Summary(h switch { 1 => 10, 2 => 20, _ => 300 }, Now));
+            }
+
+            for (var v = 0; v < 3; v++)
+            {
+                s.SetPlacement(v, 0, 1L << 30, 1);
+            }
+
+            return s;
+        }
+
+        var reused = Build();
+        var scanned = Build();
+        var policy = Policy(windows: 3, o => o.CandidateIndexDepth = 4);
+        var scanPolicy = Policy(windows: 3, o => o.CandidateIndexDepth = 0);
+        var buffer = new DecisionBuffer(reused, recordCandidates: false);
+        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
+        policy.Evaluate(reused, buffer);
+        scanPolicy.Evaluate(scanned, scanBuffer);
+        foreach (var s in new[] { reused, scanned })
+        {
+            s.SetLatency(0, 2, Summary(5, Now));
+            s.SetRules(PlacementRules.Empty.WithPinned("vm2", pinned: true));
+        }
+
+        policy.Evaluate(reused, buffer);
+        scanPolicy.Evaluate(scanned, scanBuffer);
+        foreach (var s in new[] { reused, scanned })
+        {
+            s.SetRules(PlacementRules.Empty);
+        }
+
+        policy.Evaluate(reused, buffer);
+        scanPolicy.Evaluate(scanned, scanBuffer);
+        for (var vm = 0; vm < 3; vm++)
+        {
+            Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"vm{vm}");
+        }
+
+        Assert.That((buffer.TargetOf(0), buffer.TargetScoreOf(0)), Is.EqualTo((2, 5.0)));
+    }
+
+    [Test]
     public void Evaluate_MovesFillEveryHost_LaterVmsDecideAsTheScan()
     {
         // Every host has room for one VM, and every VM wants to move: the first moves fill every host, and
