@@ -69,6 +69,59 @@ public partial class LowestLatencyPolicyTests
         Assert.That((first, buffer.ReasonOf(0), buffer.CurrentScoreOf(0)), Is.EqualTo((1, DecisionReason.AlreadyBest, 10.0)));
     }
 
+    /// <summary>VMs of one user ("edge") on h0, of <paramref name="vmBytes"/> and 1 vCPU each, over hosts with 64 vCPUs.</summary>
+    private static FleetSnapshot EdgeUsersFleet(int vmCount, Func<int, long> freeBytes, Func<int, double> latencyMs, long vmBytes)
+    {
+        var s = new FleetSnapshot(
+            [.. Enumerable.Range(0, ReuseHostCount).Select(h => $"h{h}")],
+            [.. Enumerable.Range(0, vmCount).Select(v => new VmDefinition($"vm{v}", [new VmUser("edge")]))]) { Now = Now };
+        for (var h = 0; h < ReuseHostCount; h++)
+        {
+            s.SetHost(h, HostAvailability.Available, freeBytes(h), 64);
+            s.SetLatency(0, h, Summary(latencyMs(h), Now));
+        }
+
+        for (var v = 0; v < vmCount; v++)
+        {
+            s.SetPlacement(v, 0, vmBytes, 1);
+        }
+
+        return s;
+    }
+
+    /// <summary>
+    /// Applies each change to a fleet and to its copy (both from <paramref name="build"/>), then evaluates the
+    /// first with the index (reusing searches) and the copy with the naive scan: every VM's outcome must be the
+    /// same each time. Returns what <paramref name="readOutcomes"/> read from the reusing buffer after each evaluation.
+    /// </summary>
+    private static List<string> SameAsScanAfterEachChange(Func<FleetSnapshot> build, Func<DecisionBuffer, string[]> readOutcomes, params Action<FleetSnapshot>[] changes)
+    {
+        var reused = build();
+        var scanned = build();
+        var policy = Policy(windows: 3, o => o.CandidateIndexDepth = 4);
+        var scanPolicy = Policy(windows: 3, o => o.CandidateIndexDepth = 0);
+        var buffer = new DecisionBuffer(reused, recordCandidates: false);
+        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
+        var read = new List<string>();
+        for (var evaluation = 0; evaluation < changes.Length; evaluation++)
+        {
+            changes[evaluation](reused);
+            changes[evaluation](scanned);
+            policy.Evaluate(reused, buffer);
+            scanPolicy.Evaluate(scanned, scanBuffer);
+            for (var vm = 0; vm < reused.VmCount; vm++)
+            {
+                Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"evaluation {evaluation + 1}, vm{vm}");
+            }
+
+            read.AddRange(readOutcomes(buffer));
+            reused.AdvanceConfirmations(buffer);
+            scanned.AdvanceConfirmations(scanBuffer);
+        }
+
+        return read;
+    }
+
     [Test]
     public void Evaluate_FewVmsChangeHostSizeOrMigrationBetweenWindows_SameDecisionsAsTheScan()
     {
@@ -77,33 +130,9 @@ public partial class LowestLatencyPolicyTests
         // changed from the snapshot's list of changes. Window 2: VM 7 starts migrating (so it is passed over), and
         // h2 drops to 15 ms for everyone. Window 3: VM 7's migration ended on h0 after all (its entry from window
         // 1 predates the new row), VM 3 shrinks to 1 GiB (its best is now h1), and VM 5 now runs on h1.
-        FleetSnapshot Build()
-        {
-            var s = new FleetSnapshot(
-                [.. Enumerable.Range(0, ReuseHostCount).Select(h => $"h{h}")],
-                [.. Enumerable.Range(0, 40).Select(v => new VmDefinition($"vm{v}", [new VmUser("edge")]))]) { Now = Now };
-            for (var h = 0; h < ReuseHostCount; h++)
-            {
-                s.SetHost(h, HostAvailability.Available, h == 1 ? 2L << 30 : 64L << 30, 64);
-                s.SetLatency(0, h, Summary(h switch { 1 => 10, 2 => 20, 3 => 40, _ => 300 }, Now));
-            }
-
-            for (var v = 0; v < 40; v++)
-            {
-                s.SetPlacement(v, 0, 4L << 30, 1);
-            }
-
-            return s;
-        }
-
-        var reused = Build();
-        var scanned = Build();
-        var policy = Policy(windows: 3, o => o.CandidateIndexDepth = 4);
-        var scanPolicy = Policy(windows: 3, o => o.CandidateIndexDepth = 0);
-        var buffer = new DecisionBuffer(reused, recordCandidates: false);
-        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
-        var changes = new Action<FleetSnapshot>[]
-        {
+        var outcomes = SameAsScanAfterEachChange(
+            () => EdgeUsersFleet(40, h => h == 1 ? 2L << 30 : 64L << 30, h => h switch { 1 => 10, 2 => 20, 3 => 40, _ => 300 }, 4L << 30),
+            b => [$"{b.TargetOf(3)} {b.TargetScoreOf(3)}", $"{b.ReasonOf(5)}", $"{b.ReasonOf(7)} {b.TargetScoreOf(7)}"],
             _ => { },
             s =>
             {
@@ -115,25 +144,7 @@ public partial class LowestLatencyPolicyTests
                 s.SetMigrationHistory(7, lastMoveAt: null, inFlight: false);
                 s.SetPlacement(3, 0, 1L << 30, 1);
                 s.SetPlacement(5, 1, 4L << 30, 1);
-            },
-        };
-        var outcomes = new List<string>();
-        foreach (var change in changes)
-        {
-            change(reused);
-            change(scanned);
-            policy.Evaluate(reused, buffer);
-            scanPolicy.Evaluate(scanned, scanBuffer);
-            for (var vm = 0; vm < 40; vm++)
-            {
-                Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"evaluation {outcomes.Count / 3 + 1}, vm{vm}");
-            }
-
-            outcomes.AddRange([$"{buffer.TargetOf(3)} {buffer.TargetScoreOf(3)}", $"{buffer.ReasonOf(5)}", $"{buffer.ReasonOf(7)} {buffer.TargetScoreOf(7)}"]);
-            reused.AdvanceConfirmations(buffer);
-            scanned.AdvanceConfirmations(scanBuffer);
-        }
-
+            });
         Assert.That(outcomes, Is.EqualTo(new[]
         {
             "2 20", "AwaitingConfirmation", "AwaitingConfirmation 20",
@@ -148,54 +159,17 @@ public partial class LowestLatencyPolicyTests
         // Evaluation 2 runs with a rule (a VM pinned), so it takes the checked scan and reuses nothing, and it
         // prepares the row written before it. Evaluation 3, without rules, prepares no row: the entries from
         // evaluation 1 predate that row, and must not stand.
-        FleetSnapshot Build()
-        {
-            var s = new FleetSnapshot(
-                [.. Enumerable.Range(0, ReuseHostCount).Select(h => $"h{h}")],
-                [.. Enumerable.Range(0, 3).Select(v => new VmDefinition($"vm{v}", [new VmUser("edge")]))]) { Now = Now };
-            for (var h = 0; h < ReuseHostCount; h++)
+        var targets = SameAsScanAfterEachChange(
+            () => EdgeUsersFleet(3, _ => 64L << 30, h => h switch { 1 => 10, 2 => 20, _ => 300 }, 1L << 30),
+            b => [$"{b.TargetOf(0)} {b.TargetScoreOf(0)}"],
+            _ => { },
+            s =>
             {
-                s.SetHost(h, HostAvailability.Available, 64L << 30, 64);
-                s.SetLatency(0, h, Summary(h switch { 1 => 10, 2 => 20, _ => 300 }, Now));
-            }
-
-            for (var v = 0; v < 3; v++)
-            {
-                s.SetPlacement(v, 0, 1L << 30, 1);
-            }
-
-            return s;
-        }
-
-        var reused = Build();
-        var scanned = Build();
-        var policy = Policy(windows: 3, o => o.CandidateIndexDepth = 4);
-        var scanPolicy = Policy(windows: 3, o => o.CandidateIndexDepth = 0);
-        var buffer = new DecisionBuffer(reused, recordCandidates: false);
-        var scanBuffer = new DecisionBuffer(scanned, recordCandidates: false);
-        policy.Evaluate(reused, buffer);
-        scanPolicy.Evaluate(scanned, scanBuffer);
-        foreach (var s in new[] { reused, scanned })
-        {
-            s.SetLatency(0, 2, Summary(5, Now));
-            s.SetRules(PlacementRules.Empty.WithPinned("vm2", pinned: true));
-        }
-
-        policy.Evaluate(reused, buffer);
-        scanPolicy.Evaluate(scanned, scanBuffer);
-        foreach (var s in new[] { reused, scanned })
-        {
-            s.SetRules(PlacementRules.Empty);
-        }
-
-        policy.Evaluate(reused, buffer);
-        scanPolicy.Evaluate(scanned, scanBuffer);
-        for (var vm = 0; vm < 3; vm++)
-        {
-            Assert.That(Outcome(buffer, vm), Is.EqualTo(Outcome(scanBuffer, vm)), $"vm{vm}");
-        }
-
-        Assert.That((buffer.TargetOf(0), buffer.TargetScoreOf(0)), Is.EqualTo((2, 5.0)));
+                s.SetLatency(0, 2, Summary(5, Now));
+                s.SetRules(PlacementRules.Empty.WithPinned("vm2", pinned: true));
+            },
+            s => s.SetRules(PlacementRules.Empty));
+        Assert.That(targets, Is.EqualTo(new[] { "1 10", "2 5", "2 5" }));
     }
 
     [Test]
