@@ -111,6 +111,8 @@ public sealed class DecisionBuffer
     // The shares of an evaluation's work that other threads take (made on first use, one per extra lane),
     // and the rows an evaluation prepares again (their vantage points, the first RowsToPrepare entries).
     private EvaluationLane[] _lanes = [];
+    internal readonly int[] RowsToPrepare;
+    internal const int OpenCellsWidth = 32;
 
     /// <summary>The first VM that lanes still bring up to date while the decisions run (see LowestLatencyPolicy's AwaitRefresh), or -1 when none.</summary>
     internal int OverlapFrom = -1;
@@ -120,8 +122,6 @@ public sealed class DecisionBuffer
 
     /// <summary>How many lanes share them.</summary>
     internal int OverlapLanes;
-    internal readonly int[] RowsToPrepare;
-    internal const int OpenCellsWidth = 32;
 
     // Every vantage point's full host ordering (with the index and reuse on; allocated on first use): the
     // hosts that may receive VMs and that it reaches, by (latency, host index), rebuilt only when its row is
