@@ -69,7 +69,7 @@ public sealed class DecisionBuffer
     internal int[] StartRoomVCpus = [];
     internal long[] RefreshMarkedAt = [];   // per VM: the evaluation whose refresh looks at it (a user's row prepared again, or its inputs changed)
     internal bool RefreshEvery;             // this evaluation's refresh looks at every VM
-    internal long RefreshedEvaluation = -1; // the last evaluation that brought the reuse entries up to date
+    internal long RefreshedEvaluation = -1; // the last evaluation that marked VMs for its refresh (one that threw too: the next looks at every VM then)
     internal long SeenInputChangeRound = -1;
     internal int SeenInputChangeCount;
     internal int RowsPreparedCount;         // how many entries of RowsToPrepare this evaluation prepared

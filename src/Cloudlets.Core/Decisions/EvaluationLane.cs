@@ -74,14 +74,14 @@ internal sealed class EvaluationLane
     /// <summary>How far an overlapped refresh has got (written by whoever runs it, read by the evaluating thread).</summary>
     internal RefreshProgress Progress;
 
-    /// <summary>Hands the look-ahead of an evaluation's decisions to the lane threads (see <see cref="LowestLatencyPolicy.LookAhead"/>); end it with <see cref="StopLookAhead"/>.</summary>
+    /// <summary>Hands the look-ahead of an evaluation's decisions to the lane threads (see <see cref="LowestLatencyPolicy.LookAhead"/>); end it with <see cref="Stop(bool)"/>.</summary>
     internal void StartLookAhead(LowestLatencyPolicy policy, FleetSnapshot snapshot, DecisionBuffer buffer, long evaluation)
     {
         _share = Share.LookAhead;
         Set(policy, snapshot, buffer, indexed: true, evaluation, 0, snapshot.VmCount);
     }
 
-    /// <summary>Whether no thread runs this lane's share or will run it (for the tests).</summary>
+    /// <summary>Whether no thread runs this lane's share or will run it (once true, everything the share wrote is visible to the reader).</summary>
     internal bool IsDone => Volatile.Read(ref _state) == Done;
 
     /// <summary>Tests: waits until some thread has claimed the share (or it is done), for up to <paramref name="limit"/>.</summary>
@@ -95,11 +95,28 @@ internal sealed class EvaluationLane
     }
 
     /// <summary>
-    /// Ends a look-ahead once the evaluating thread has decided every VM (the buffer's stop flag is set
-    /// before): one that no thread has claimed yet never runs; one that runs is waited for, so that it
-    /// writes nothing after this returns. Then rethrows what it threw.
+    /// Stops the first <paramref name="count"/> lanes (see <see cref="Stop(bool)"/>), then rethrows what the first of them that
+    /// failed threw: for an evaluation that fails, whose half-done work the next one prepares again anyway.
     /// </summary>
-    internal void StopLookAhead(bool rethrow)
+    internal static void Stop(EvaluationLane[] lanes, int count, bool rethrow)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            lanes[i].Stop(rethrow: false);
+        }
+
+        for (var i = 0; i < count && rethrow; i++)
+        {
+            lanes[i]._failure?.Throw();
+        }
+    }
+
+    /// <summary>
+    /// Ends a share: a look-ahead once the evaluating thread has decided every VM (the buffer's stop flag is
+    /// set before), or any share of an evaluation that fails. One that no thread has claimed yet never runs;
+    /// one that runs is waited for, so that it writes nothing after this returns. Then rethrows what it threw.
+    /// </summary>
+    internal void Stop(bool rethrow)
     {
         if (Interlocked.CompareExchange(ref _state, Done, Idle) != Idle)
         {

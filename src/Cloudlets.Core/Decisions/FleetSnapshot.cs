@@ -79,8 +79,8 @@ public sealed class FleetSnapshot
 
     // The VMs whose host, size or migration state changed, in the order they did (InputChanged): an evaluation
     // reads those added since the one before. Bounded by twice the VM count (setting every VM's placement once
-    // leaves room for as many changes again): once full it starts a new round, and an evaluation that has not
-    // read the whole previous round looks at every VM.
+    // leaves room for as many changes again): once full it starts a new round, and an evaluation that finds a
+    // new round since it last read looks at every VM.
     internal readonly int[] InputChanges;
     internal int InputChangeCount;
     internal long InputChangeRound;
@@ -171,7 +171,7 @@ public sealed class FleetSnapshot
             }
         }
 
-        InputChanges = new int[Math.Max(1, 2 * v)];
+        InputChanges = new int[Math.Max(1, (int)Math.Min(Array.MaxLength, 2L * v))];
         Availability = new HostAvailability[h];
         FreeMemoryBytes = new long[h];
         FreeVCpus = new int[h];

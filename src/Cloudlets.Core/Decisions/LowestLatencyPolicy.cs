@@ -121,9 +121,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             results.PreparedBy = null;
             if (results.OverlapFrom >= 0)
             {
-                // Lanes that refresh while the decisions run are waited for: none writes the buffer after this returns.
+                // Lanes that refresh while the decisions run are stopped: none writes the buffer after this returns.
                 results.OverlapFrom = -1;
-                EvaluationLane.Finish(results.EnsureLanes(results.OverlapLanes), results.OverlapLanes, rethrow: false);
+                EvaluationLane.Stop(results.EnsureLanes(results.OverlapLanes), results.OverlapLanes, rethrow: false);
             }
 
             throw;
@@ -233,7 +233,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             {
                 results.AheadLane = null;
                 Volatile.Write(ref results.AheadProgress[0].Stop, 1);
-                lane.StopLookAhead(rethrow: finished);
+                lane.Stop(rethrow: finished);
             }
         }
 
@@ -292,6 +292,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// it comes to decide it, so that every room reserved before is reserved by then.
     /// </summary>
     internal bool RefreshInline { get; init; }
+
+    /// <summary>Tests: once it has handed a share of the refresh beside the decisions over, the evaluating thread waits (up to 10 s) until a lane thread has claimed it.</summary>
+    internal bool RefreshClaimed { get; init; }
 
     /// <summary>Tests: the evaluating thread throws when it comes to decide this VM.</summary>
     internal int FailDecisionAt { get; init; } = -1;
@@ -1083,7 +1086,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
     /// that the refresh looks at no other. Every VM is looked at instead when room grew (or the evaluation
     /// before was another policy's, or threw), every row was prepared again (host availability changed,
     /// another snapshot), the last evaluation into this buffer did not refresh (it used rules, say), or
-    /// the snapshot's change list started a round this buffer has not read to its end. The rest cannot
+    /// the snapshot's change list started a new round since this buffer last read it. The rest cannot
     /// have changed: an entry left alone was computed after its rows were last prepared, or its VM was
     /// passed over then (in flight, host unknown or down), and leaving that state is a change of its
     /// inputs or of availability.
@@ -1141,8 +1144,8 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
 
         // The other lanes bring the VMs after this thread's first share up to date while this thread decides
         // (see AwaitRefresh): they search under the rooms at the start, which stay as they are, and without
-        // the open-host list, which the decisions compact. Not when few hosts are open: then the scan of the
-        // open hosts is what keeps a search cheap.
+        // the open-host list, which the decisions compact. With the index on, not when few hosts are open:
+        // then the scan of the open hosts is what keeps a search cheap (without it every search scans every host).
         if (!indexed || CompactOpen(s, r) > OpenScanMaximum)
         {
             var own = OverlapStart(s.VmCount, lanes);
@@ -1155,6 +1158,10 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             {
                 var from = Math.Min(s.VmCount, own + (lane * length));
                 shares[lane].StartOverlappedRefresh(this, s, r, indexed, evaluation, from, Math.Min(s.VmCount, from + length));
+                if (RefreshClaimed)
+                {
+                    shares[lane].WaitClaimed(TimeSpan.FromSeconds(10));
+                }
             }
 
             var done = false;
@@ -1168,7 +1175,7 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
                 if (!done)
                 {
                     r.OverlapFrom = -1;
-                    EvaluationLane.Finish(shares, r.OverlapLanes, rethrow: false);
+                    EvaluationLane.Stop(shares, r.OverlapLanes, rethrow: false);
                 }
             }
 
@@ -1238,11 +1245,12 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
             var wait = default(SpinWait);
             while ((refreshedUpTo = Volatile.Read(ref lane.Progress.RefreshedUpTo)) <= vm)
             {
-                if (lane.IsDone)
+                // Done is written after the last progress: read again once done, it is the share's last.
+                if (lane.IsDone && (refreshedUpTo = Volatile.Read(ref lane.Progress.RefreshedUpTo)) <= vm)
                 {
-                    // It stopped short: it threw. Every lane is waited for before that is rethrown.
+                    // It stopped short: it threw. Every lane is stopped before that is rethrown.
                     r.OverlapFrom = -1;
-                    EvaluationLane.Finish(shares, r.OverlapLanes, rethrow: true);
+                    EvaluationLane.Stop(shares, r.OverlapLanes, rethrow: true);
                     throw new InvalidOperationException($"The refresh share from VM {lane.From} ended at VM {refreshedUpTo} without a fault.");
                 }
 
@@ -1266,8 +1274,9 @@ public sealed class LowestLatencyPolicy : IMigrationPolicy
         ManyUsers,
 
         /// <summary>
-        /// The VMs of up to three users while the evaluating thread decides (another lane): no shared scratch,
-        /// no cursors, the rooms at the start, no open-host list; how far it got is published.
+        /// The VMs of up to three users while the evaluating thread decides (a lane's share, which that thread
+        /// runs itself when no lane thread has claimed it; or, in the tests, one VM at a time): no shared
+        /// scratch, no cursors, the rooms at the start, no open-host list; how far it got is published.
         /// </summary>
         FewUsersAtStart,
 

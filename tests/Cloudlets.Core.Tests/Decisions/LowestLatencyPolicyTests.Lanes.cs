@@ -19,7 +19,9 @@ public partial class LowestLatencyPolicyTests
     [TestCase(2, 58, int.MaxValue, 0.9, true)] // the VMs after the evaluating thread's first share refreshed only as it decides each: rooms reserved before
     [TestCase(2, 59, int.MaxValue, 0.6, true)]
     [TestCase(3, 60, int.MaxValue, 0.5, true)]
-    public void Evaluate_WorkSplitAcrossLanes_SameDecisionsAsOneThread(int lanes, int seed, int openHosts, double percentile, bool refreshInline = false)
+    [TestCase(2, 70, int.MaxValue, 0.9, false, true)] // the refresh beside the decisions claimed by a lane thread each window
+    [TestCase(3, 71, int.MaxValue, 0.6, false, true)]
+    public void Evaluate_WorkSplitAcrossLanes_SameDecisionsAsOneThread(int lanes, int seed, int openHosts, double percentile, bool refreshInline = false, bool refreshClaimed = false)
     {
         // VMs of one to six users (the lanes leave the VMs of more than three to the evaluating thread;
         // below the 90th percentile some have no essential user and take the nearest lists), new samples on
@@ -27,7 +29,7 @@ public partial class LowestLatencyPolicyTests
         const int hostCount = 200, vantagePoints = 12, vmCount = 3000, windows = 5;
         var split = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
         var single = ManyUserFleet(seed, hostCount, vantagePoints, vmCount, openHosts);
-        var splitPolicy = new LowestLatencyPolicy(LaneOptions(lanes, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, RefreshInline = refreshInline };
+        var splitPolicy = new LowestLatencyPolicy(LaneOptions(lanes, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1, RefreshInline = refreshInline, RefreshClaimed = refreshClaimed };
         var singlePolicy = new LowestLatencyPolicy(LaneOptions(1, percentile)) { ParallelMinimumVms = 1, ParallelMinimumRows = 1 };
         var manyUsers = Enumerable.Range(0, vmCount).Count(vm => split.UserVantagePointsOf(vm).Length > 3);
         Assert.That(manyUsers, Is.GreaterThan(100), "VMs of more than three users, left to the evaluating thread");
@@ -141,7 +143,7 @@ public partial class LowestLatencyPolicyTests
             }
 
             var ex = Assert.Throws<InvalidOperationException>(() => policy.Evaluate(fleet, buffer));
-            Assert.That(ex!.Message, Does.Contain($"from VM {share}"));
+            Assert.That(ex!.Message, Is.EqualTo($"Injected fault in the refresh share from VM {share}."));
         }
 
         failing = -1;

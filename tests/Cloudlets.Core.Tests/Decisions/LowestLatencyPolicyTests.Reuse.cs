@@ -154,6 +154,28 @@ public partial class LowestLatencyPolicyTests
     }
 
     [Test]
+    public void Evaluate_ChangeListStartsANewRoundBetweenWindows_SameDecisionsAsTheScan()
+    {
+        // Three VMs: the snapshot lists 6 changes, then starts again, and the first window read 3 (their
+        // placements). Between windows VM 0 is placed on h1 at 1 GiB (the 4th), then VM 2 is resized 6 times
+        // and ends as it was: the list starts a new round and holds 4 again, the 4th being VM 2's. Reading
+        // from the 4th would miss VM 0; the buffer must look at every VM.
+        var outcomes = SameAsScanAfterEachChange(
+            () => EdgeUsersFleet(3, h => h == 1 ? 2L << 30 : 64L << 30, h => h switch { 1 => 10, 2 => 20, _ => 300 }, 4L << 30),
+            b => [$"{b.ReasonOf(0)} {b.CurrentScoreOf(0)}"],
+            _ => { },
+            s =>
+            {
+                s.SetPlacement(0, 1, 1L << 30, 1);
+                for (var i = 0; i < 6; i++)
+                {
+                    s.SetPlacement(2, 0, i % 2 == 0 ? 1L << 30 : 4L << 30, 1);
+                }
+            });
+        Assert.That(outcomes, Is.EqualTo(new[] { "AwaitingConfirmation 300", "AlreadyBest 10" }));
+    }
+
+    [Test]
     public void Evaluate_RowWrittenWhileRulesHeldReuseOff_NextEvaluationWithoutRulesSearchesAgain()
     {
         // Evaluation 2 runs with a rule (a VM pinned), so it takes the checked scan and reuses nothing, and it
